@@ -1,0 +1,1 @@
+"""Contracts: event models, database tables and settings. Imports no other project folder."""

@@ -1,0 +1,254 @@
+"""Versioned event contracts: the payload of every topic in ARCHITECTURE.md.
+
+Every event shares one envelope so any consumer can de-duplicate (`event_id`), route by tenant,
+order by time and join a trace without knowing the payload. Models are strict (`extra="forbid"`)
+so a producer's typo lands in the DLQ with the field named, instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NonEmpty = Annotated[str, Field(min_length=1)]
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class TraceContext(BaseModel):
+    """W3C trace context carried across hops so one request can be followed through every worker."""
+
+    model_config = ConfigDict(extra="forbid")
+    traceparent: str | None = None
+    tracestate: str | None = None
+
+
+class Event(BaseModel):
+    """The envelope. Subclasses fix `type` and `schema_version`; the key says how a topic partitions."""
+
+    model_config = ConfigDict(extra="forbid")
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    event_id: str = Field(default_factory=new_id, min_length=1, max_length=200)
+    type: str
+    schema_version: int = 1
+    tenant: Identifier = "default"
+    occurred_at: datetime = Field(default_factory=utcnow)
+    trace: TraceContext = Field(default_factory=TraceContext)
+
+    @model_validator(mode="after")
+    def _supported_version(self) -> Event:
+        if self.schema_version > self.SCHEMA_VERSION:
+            raise ValueError(f"schema_version {self.schema_version} is newer than supported ({self.SCHEMA_VERSION}) for {self.type}")
+        return self
+
+    def key(self) -> str:
+        """Partition key; overridden where ordering matters (per document, per conversation…)."""
+        return self.event_id
+
+
+# --- documents ---------------------------------------------------------------------------------
+
+class DocumentIngest(Event):
+    type: Literal["docs.ingest"] = "docs.ingest"
+    document_id: Identifier
+    title: str = ""
+    text: NonEmpty
+    source: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    access: list[str] = Field(default_factory=list, description="Principals allowed to read; empty = whole tenant.")
+
+    def key(self) -> str:
+        return self.document_id
+
+
+class DocumentDelete(Event):
+    type: Literal["docs.delete"] = "docs.delete"
+    document_id: Identifier
+
+    def key(self) -> str:
+        return self.document_id
+
+
+ProgressStage = Literal["queued", "parsed", "chunked", "embedded", "indexed", "deleted", "failed"]
+
+
+class DocumentProgress(Event):
+    type: Literal["docs.progress"] = "docs.progress"
+    document_id: Identifier
+    stage: ProgressStage
+    reason: str | None = None
+    counts: dict[str, int] = Field(default_factory=dict)
+
+    def key(self) -> str:
+        return self.document_id
+
+
+class DocumentIndexed(Event):
+    type: Literal["docs.indexed"] = "docs.indexed"
+    document_id: Identifier
+    chunk_ids: list[str]
+
+    def key(self) -> str:
+        return self.document_id
+
+
+# --- chat --------------------------------------------------------------------------------------
+
+class ChatTurn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: Literal["system", "user", "assistant"]
+    content: NonEmpty
+
+
+class ChatOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    retrieval: bool = Field(True, description="False answers from the model alone.")
+    model_version: str | None = Field(None, description="Pin a model version instead of the active one.")
+    k: int | None = Field(None, ge=1, le=50, description="Chunks to retrieve; default from settings.")
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+
+
+class ChatRequest(Event):
+    type: Literal["chat.requests"] = "chat.requests"
+    task_id: Identifier = Field(default_factory=new_id)
+    conversation_id: Identifier = Field(default_factory=new_id)
+    messages: list[ChatTurn] = Field(min_length=1)
+    options: ChatOptions = Field(default_factory=ChatOptions)
+    reference: str | None = Field(None, description="Known good answer, scored by the eval worker when present.")
+    callback_url: str | None = None
+
+    @model_validator(mode="after")
+    def _ends_with_user(self) -> ChatRequest:
+        if self.messages[-1].role != "user":
+            raise ValueError("messages: the last message must have role 'user' (the question to answer)")
+        return self
+
+    def key(self) -> str:
+        return self.conversation_id
+
+
+class ChatToken(Event):
+    type: Literal["chat.tokens"] = "chat.tokens"
+    task_id: Identifier
+    conversation_id: Identifier
+    index: int
+    delta: str
+
+    def key(self) -> str:
+        return self.conversation_id
+
+
+class Citation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    document_id: str
+    chunk_id: str
+    title: str = ""
+    score: float
+    text: str = Field(description="The cited chunk text, so a reader can check the claim without a lookup.")
+
+
+class ChatResponse(Event):
+    type: Literal["chat.responses"] = "chat.responses"
+    task_id: Identifier
+    conversation_id: Identifier
+    question: str
+    answer: str
+    citations: list[Citation] = Field(default_factory=list)
+    model_version: str
+    prompt: list[ChatTurn] = Field(default_factory=list, description="Exactly what the model saw; training reuses it.")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict)
+    reference: str | None = None
+
+    def key(self) -> str:
+        return self.conversation_id
+
+
+class ImageGenerate(Event):
+    type: Literal["images.generate"] = "images.generate"
+    task_id: Identifier
+    prompt: NonEmpty
+
+    def key(self) -> str:
+        return self.task_id
+
+
+# --- learning loop -----------------------------------------------------------------------------
+
+class EvalResult(Event):
+    type: Literal["eval.results"] = "eval.results"
+    task_id: Identifier
+    model_version: str
+    metrics: dict[str, float | None]
+
+    def key(self) -> str:
+        return self.task_id
+
+
+class FeedbackEvent(Event):
+    type: Literal["feedback.events"] = "feedback.events"
+    task_id: Identifier
+    rating: Literal["up", "down"]
+    correction: str | None = Field(None, min_length=1, max_length=4000)
+    comment: str | None = Field(None, max_length=4000)
+
+    def key(self) -> str:
+        return self.task_id
+
+
+class TrainRequest(Event):
+    type: Literal["train.requests"] = "train.requests"
+    model_family: NonEmpty
+    reason: str
+    feedback_ids: list[str] = Field(default_factory=list, description="The corrections that triggered this run.")
+
+    def key(self) -> str:
+        return self.model_family
+
+
+ModelState = Literal["candidate", "canary", "active", "retired", "rejected"]
+
+
+class ModelUpdated(Event):
+    type: Literal["model.updated"] = "model.updated"
+    model_family: NonEmpty
+    version: NonEmpty
+    adapter_path: str | None
+    state: ModelState
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+    def key(self) -> str:
+        return self.model_family
+
+
+EVENT_MODELS: dict[str, type[Event]] = {
+    model.model_fields["type"].default: model
+    for model in (DocumentIngest, DocumentDelete, DocumentProgress, DocumentIndexed, ChatRequest, ChatToken,
+                  ChatResponse, ImageGenerate, EvalResult, FeedbackEvent, TrainRequest, ModelUpdated)
+}
+
+
+class DeadLetter(BaseModel):
+    """What lands on `<topic>.dlq`: the original bytes plus why they could not be processed."""
+
+    model_config = ConfigDict(extra="forbid")
+    topic: str
+    key: str | None
+    consumer: str
+    reason: str
+    error_type: str
+    attempts: int
+    payload: str = Field(description="The original message, UTF-8 (or base64 when it was not text).")
+    payload_encoding: Literal["utf-8", "base64"] = "utf-8"
+    failed_at: datetime = Field(default_factory=utcnow)

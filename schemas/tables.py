@@ -1,0 +1,87 @@
+"""Durable state shared by workers and the gateway (SQLite embedded, PostgreSQL in cluster mode).
+
+Events say what happened; these rows say where things stand now. Every write that follows an event
+is idempotent: rows are keyed by the event's natural id and transitions are compare-and-set.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Text
+from sqlmodel import Field, SQLModel
+
+from schemas.events import utcnow
+
+TASK_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+TERMINAL_TASK_STATES = ("succeeded", "failed", "cancelled")
+DOCUMENT_STATES = ("queued", "indexing", "indexed", "failed", "deleted")
+
+
+class TaskRecord(SQLModel, table=True):
+    __tablename__ = "tasks"
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    conversation_id: str = Field(index=True)
+    status: str = Field(default="queued", index=True)
+    request: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0
+    model_version: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class DocumentRecord(SQLModel, table=True):
+    __tablename__ = "documents"
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    title: str = ""
+    status: str = Field(default="queued", index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    chunks: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class FeedbackRecord(SQLModel, table=True):
+    __tablename__ = "feedback"
+    id: str = Field(primary_key=True, description="The feedback event's event_id.")
+    task_id: str = Field(index=True)
+    tenant: str = Field(index=True)
+    rating: str
+    correction: str | None = Field(default=None, sa_column=Column(Text))
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    train_request_id: str | None = Field(default=None, index=True, description="Set once a training run has claimed it.")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class EvalRecord(SQLModel, table=True):
+    __tablename__ = "eval_results"
+    task_id: str = Field(primary_key=True)
+    model_version: str = Field(index=True)
+    metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelVersionRecord(SQLModel, table=True):
+    __tablename__ = "model_versions"
+    version: str = Field(primary_key=True)
+    family: str = Field(index=True)
+    state: str = Field(index=True, description="candidate, active, retired or rejected; one active per family.")
+    adapter_path: str | None = None
+    parent: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    """Idempotency ledger: an event id is recorded once its effect is durable, per consumer group."""
+
+    __tablename__ = "processed_events"
+    consumer: str = Field(primary_key=True)
+    event_id: str = Field(primary_key=True)
+    processed_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,15 @@
+"""Broker factory: the URL scheme picks the transport, the handlers stay the same."""
+
+from __future__ import annotations
+
+from schemas.settings import Settings
+from streams.brokers.base import Broker
+from streams.brokers.embedded import EmbeddedBroker
+
+
+def make_broker(settings: Settings) -> Broker:
+    if settings.is_embedded_broker:
+        return EmbeddedBroker(partitions=settings.kafka_partitions)
+    from streams.brokers.kafka import KafkaBroker  # imported lazily: embedded mode needs no Kafka client
+
+    return KafkaBroker(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)

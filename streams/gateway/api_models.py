@@ -1,0 +1,118 @@
+"""Request and response bodies of the HTTP API (published in the OpenAPI document)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import ChatTurn, Identifier, NonEmpty
+from schemas.tables import DocumentRecord, ModelVersionRecord, TaskRecord
+
+
+class DocumentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field("", max_length=1000)
+    text: NonEmpty
+    id: Identifier | None = Field(None, description="Stable id; re-posting the same id replaces the document.")
+    tenant: Identifier = "default"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    access: list[str] = Field(default_factory=list)
+
+
+class DocumentAccepted(BaseModel):
+    document_id: str
+    status: str
+
+
+class DocumentOut(BaseModel):
+    document_id: str
+    tenant: str
+    title: str
+    status: Literal["queued", "indexing", "indexed", "failed", "deleted"]
+    error: str | None
+    chunks: int
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, row: DocumentRecord) -> DocumentOut:
+        return cls(document_id=row.id, tenant=row.tenant, title=row.title, status=row.status, error=row.error,  # type: ignore[arg-type]
+                   chunks=row.chunks, updated_at=row.updated_at)
+
+
+class ChatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    messages: list[ChatTurn] = Field(min_length=1, description="The conversation so far; the last message is the user's question.")
+    conversation_id: Identifier | None = None
+    tenant: Identifier = "default"
+    retrieval: bool = True
+    model_version: str | None = None
+    k: int | None = Field(None, ge=1, le=50)
+    max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    reference: str | None = Field(None, description="A known good answer; the eval worker scores against it.")
+
+
+class TaskResult(BaseModel):
+    answer: str
+    citations: list[dict[str, Any]]
+    model_version: str
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    usage: dict[str, int] = Field(default_factory=dict)
+
+
+class TaskOut(BaseModel):
+    task_id: str
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    conversation_id: str
+    result: TaskResult | None
+    error: str | None
+    attempts: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: TaskRecord) -> TaskOut:
+        result = TaskResult.model_validate({k: v for k, v in row.result.items() if k != "response"}) if row.result else None
+        return cls(task_id=row.id, status=row.status, conversation_id=row.conversation_id, result=result, error=row.error,  # type: ignore[arg-type]
+                   attempts=row.attempts, created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    task_id: Identifier
+    rating: Literal["up", "down"]
+    correction: str | None = Field(None, min_length=1, max_length=4000, description="The answer the model should have given.")
+    comment: str | None = Field(None, max_length=4000)
+
+
+class FeedbackAccepted(BaseModel):
+    feedback_id: str
+    task_id: str
+
+
+class ModelOut(BaseModel):
+    version: str
+    family: str
+    state: str
+    adapter_path: str | None
+    parent: str | None
+    metrics: dict[str, Any]
+    created_at: datetime
+    # OpenAI-compatible fields, so `client.models.list()` works against the same endpoint.
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ragloop"
+
+    @classmethod
+    def of(cls, row: ModelVersionRecord) -> ModelOut:
+        return cls(version=row.version, family=row.family, state=row.state, adapter_path=row.adapter_path, parent=row.parent,
+                   metrics=row.metrics, created_at=row.created_at, id=row.version, created=int(row.created_at.timestamp()))
+
+
+class ModelList(BaseModel):
+    models: list[ModelOut]
+    object: Literal["list"] = "list"
+    data: list[ModelOut]

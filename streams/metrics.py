@@ -1,0 +1,17 @@
+"""Prometheus metrics exported on `GET /metrics` (one registry per process)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_CONSUMED = Counter("ragloop_events_consumed_total", "Events handled per topic, group and outcome.", ["topic", "group", "outcome"])
+EVENTS_PUBLISHED = Counter("ragloop_events_published_total", "Events published per topic.", ["topic"])
+HANDLER_SECONDS = Histogram("ragloop_handler_seconds", "Time spent in a role's handler per event.", ["topic", "group"],
+                            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+TASK_SECONDS = Histogram("ragloop_task_seconds", "Chat task latency from acceptance to completion.", ["status"],
+                         buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120))
+TASKS = Counter("ragloop_tasks_total", "Chat tasks by final status.", ["status"])
+DOCUMENTS_INDEXED = Counter("ragloop_documents_indexed_total", "Documents indexed.")
+CHUNKS_INDEXED = Counter("ragloop_chunks_indexed_total", "Chunks indexed.")
+TRAINING_RUNS = Counter("ragloop_training_runs_total", "LoRA training runs by outcome.", ["outcome"])
+ACTIVE_MODEL = Gauge("ragloop_active_model_info", "The model version agents answer with (value 1).", ["family", "version"])
+EVAL_METRIC = Histogram("ragloop_eval_metric", "Online evaluation metric values per answer.", ["metric"],
+                        buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))

@@ -1,0 +1,18 @@
+"""Publishes typed events to their topic, keyed for ordering, counted for metrics."""
+
+from __future__ import annotations
+
+from schemas.events import Event
+from streams.brokers.base import Broker
+from streams.metrics import EVENTS_PUBLISHED
+from streams.topics import topic_for
+
+
+class Publisher:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    async def publish(self, event: Event) -> None:
+        topic = topic_for(event).name
+        await self.broker.publish(topic, event.model_dump_json().encode(), key=event.key(), headers={"type": event.type})
+        EVENTS_PUBLISHED.labels(topic).inc()

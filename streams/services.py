@@ -1,0 +1,88 @@
+"""The heavy things a process may need (models, index, agent), built lazily and at most once.
+
+A role asks only for what it uses, so `ragloop worker eval` never loads the LLM and
+`ragloop worker agent` never loads the trainer.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from pathlib import Path
+
+import structlog
+
+from agents.graph import RagAgent
+from indexing.backends.base import SearchBackend, open_backend
+from indexing.chunking import Chunker
+from indexing.pipeline import IngestPipeline
+from indexing.retriever import HybridRetriever
+from models.embedder import TextEmbedder
+from models.fetch import default_model_cache, ensure_smollm2
+from models.llm.transformers_engine import TransformersEngine
+from schemas.settings import Settings
+from streams.store import Store
+
+log = structlog.get_logger(__name__)
+
+
+class Services:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self._lock = threading.RLock()  # cached_property is not thread-safe; roles warm up from threads
+
+    def _once(self, name: str) -> object:
+        with self._lock:
+            return getattr(self, name)
+
+    @cached_property
+    def embedder(self) -> TextEmbedder:
+        return TextEmbedder(self.settings.embedder)
+
+    @cached_property
+    def backend(self) -> SearchBackend:
+        return open_backend(self.settings.search_url, home=self.settings.home, dimension=self.embedder.dimension)
+
+    @cached_property
+    def pipeline(self) -> IngestPipeline:
+        return IngestPipeline(Chunker(), self.embedder, self.backend)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(self.embedder, self.backend)
+
+    @cached_property
+    def base_model_path(self) -> Path:
+        if self.settings.llm == "smollm2":
+            return ensure_smollm2(self.settings.model_cache or default_model_cache())
+        return Path(self.settings.llm).expanduser()
+
+    @cached_property
+    def engine(self) -> TransformersEngine:
+        return TransformersEngine(self.base_model_path)
+
+    @cached_property
+    def agent(self) -> RagAgent:
+        return RagAgent(self._once("retriever"), self._once("engine"))  # type: ignore[arg-type]
+
+    def adapter_for(self, version: str) -> str | None:
+        """Load (once) the adapter of a model version into the engine; None means base weights."""
+        record = self.store.get_version(version)
+        if record is None:
+            raise LookupError(f"unknown model version {version!r}")
+        if record.adapter_path is None:
+            return None
+        engine = self._once("engine")
+        if version not in engine.adapters():  # type: ignore[attr-defined]
+            log.info("loading adapter", version=version, path=record.adapter_path)
+            engine.load_adapter(version, Path(record.adapter_path))  # type: ignore[attr-defined]
+        return version
+
+    def warm(self, *names: str) -> None:
+        for name in names:
+            self._once(name)
+
+    def close(self) -> None:
+        if "backend" in self.__dict__:
+            self.backend.close()

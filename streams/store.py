@@ -1,0 +1,216 @@
+"""Durable state behind the gateway and the workers: tasks, documents, feedback, evals, versions.
+
+Every method is one short transaction and safe to repeat: inserts are keyed by natural ids and
+state changes are compare-and-set, so a redelivered event never applies its effect twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event as sa_event
+from sqlalchemy import func, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from schemas.events import utcnow
+from schemas.settings import Settings
+from schemas.tables import (
+    TERMINAL_TASK_STATES,
+    DocumentRecord,
+    EvalRecord,
+    FeedbackRecord,
+    ModelVersionRecord,
+    ProcessedEvent,
+    TaskRecord,
+)
+
+
+def make_engine(settings: Settings) -> Engine:
+    url = settings.sqlalchemy_url
+    if url.startswith("sqlite"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa_event.listens_for(engine, "connect")
+        def _wal(dbapi_connection: Any, _: Any) -> None:  # readers never block the writer
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        SQLModel.metadata.create_all(engine)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(make_engine(settings))
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def _insert_once(self, row: SQLModel) -> bool:
+        """Insert a row keyed by a natural id; False when it was already there."""
+        with self.session() as s:
+            s.add(row)
+            try:
+                s.commit()
+                return True
+            except IntegrityError:
+                s.rollback()
+                return False
+
+    # --- idempotency ledger ---------------------------------------------------------------------
+    def already_processed(self, consumer: str, event_id: str) -> bool:
+        with self.session() as s:
+            return s.get(ProcessedEvent, (consumer, event_id)) is not None
+
+    def mark_processed(self, consumer: str, event_id: str) -> None:
+        self._insert_once(ProcessedEvent(consumer=consumer, event_id=event_id))
+
+    # --- tasks ----------------------------------------------------------------------------------
+    def create_task(self, task: TaskRecord) -> bool:
+        return self._insert_once(task)
+
+    def get_task(self, task_id: str) -> TaskRecord | None:
+        with self.session() as s:
+            return s.get(TaskRecord, task_id)
+
+    def transition_task(self, task_id: str, *, from_states: Iterable[str], to: str, **values: Any) -> bool:
+        """Compare-and-set: move a task only if it is in one of `from_states`."""
+        now = utcnow()
+        stamps: dict[str, datetime] = {"started_at": now} if to == "running" else {}
+        if to in TERMINAL_TASK_STATES:
+            stamps["finished_at"] = now
+        statement = (
+            update(TaskRecord)
+            .where(col(TaskRecord.id) == task_id, col(TaskRecord.status).in_(list(from_states)))
+            .values(status=to, **stamps, **values)
+        )
+        if to == "running":
+            statement = statement.values(attempts=TaskRecord.attempts + 1)
+        with self.session() as s:
+            changed = s.exec(statement).rowcount  # type: ignore[call-overload]
+            s.commit()
+            return bool(changed)
+
+    # --- documents ------------------------------------------------------------------------------
+    def upsert_document(self, document_id: str, tenant: str, **values: Any) -> None:
+        with self.session() as s:
+            row = s.get(DocumentRecord, document_id) or DocumentRecord(id=document_id, tenant=tenant)
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = utcnow()
+            s.add(row)
+            s.commit()
+
+    def get_document(self, document_id: str) -> DocumentRecord | None:
+        with self.session() as s:
+            return s.get(DocumentRecord, document_id)
+
+    # --- feedback -------------------------------------------------------------------------------
+    def add_feedback(self, row: FeedbackRecord) -> bool:
+        return self._insert_once(row)
+
+    def unclaimed_corrections(self) -> int:
+        with self.session() as s:
+            statement = select(func.count()).select_from(FeedbackRecord).where(
+                col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None)
+            )
+            return int(s.exec(statement).one())
+
+    def claim_corrections(self, train_request_id: str) -> list[str]:
+        """Atomically hand every unclaimed correction to one training run; returns their ids."""
+        with self.session() as s:
+            s.exec(  # type: ignore[call-overload]
+                update(FeedbackRecord)
+                .where(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None))
+                .values(train_request_id=train_request_id)
+            )
+            s.commit()
+        return self.claimed_by(train_request_id)
+
+    def claimed_by(self, train_request_id: str) -> list[str]:
+        with self.session() as s:
+            rows = s.exec(select(FeedbackRecord.id).where(FeedbackRecord.train_request_id == train_request_id))
+            return sorted(rows.all())
+
+    def corrections_with_tasks(self) -> list[tuple[FeedbackRecord, TaskRecord]]:
+        """Every correction ever given, with the task it corrects (training data for the next adapter)."""
+        with self.session() as s:
+            statement = (
+                select(FeedbackRecord, TaskRecord)
+                .join(TaskRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
+                .where(col(FeedbackRecord.correction).is_not(None))
+                .order_by(col(FeedbackRecord.created_at))
+            )
+            return [(f, t) for f, t in s.exec(statement).all()]
+
+    # --- evaluation -----------------------------------------------------------------------------
+    def save_eval(self, row: EvalRecord) -> None:
+        with self.session() as s:
+            s.merge(row)
+            s.commit()
+
+    def get_eval(self, task_id: str) -> EvalRecord | None:
+        with self.session() as s:
+            return s.get(EvalRecord, task_id)
+
+    # --- model versions -------------------------------------------------------------------------
+    def ensure_base_version(self, family: str) -> ModelVersionRecord:
+        """The base model is version `<family>@base`, active until an adapter beats it."""
+        version = f"{family}@base"
+        self._insert_once(ModelVersionRecord(version=version, family=family, state="active"))
+        with self.session() as s:
+            if s.exec(select(ModelVersionRecord).where(ModelVersionRecord.family == family, ModelVersionRecord.state == "active")).first() is None:
+                s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))  # type: ignore[call-overload]
+                s.commit()
+        return self.active_version(family)
+
+    def active_version(self, family: str) -> ModelVersionRecord:
+        with self.session() as s:
+            row = s.exec(select(ModelVersionRecord).where(ModelVersionRecord.family == family, ModelVersionRecord.state == "active")).first()
+            if row is None:
+                raise LookupError(f"no active model version for {family!r}")
+            return row
+
+    def get_version(self, version: str) -> ModelVersionRecord | None:
+        with self.session() as s:
+            return s.get(ModelVersionRecord, version)
+
+    def list_versions(self, family: str | None = None) -> list[ModelVersionRecord]:
+        with self.session() as s:
+            statement = select(ModelVersionRecord).order_by(col(ModelVersionRecord.created_at))
+            if family:
+                statement = statement.where(ModelVersionRecord.family == family)
+            return list(s.exec(statement).all())
+
+    def register_version(self, row: ModelVersionRecord) -> None:
+        with self.session() as s:
+            s.merge(row)
+            s.commit()
+
+    def count_versions(self, family: str) -> int:
+        with self.session() as s:
+            return int(s.exec(select(func.count()).select_from(ModelVersionRecord).where(ModelVersionRecord.family == family)).one())
+
+    def activate_version(self, family: str, version: str) -> None:
+        """Make `version` the one active version of its family, retiring the previous one, atomically."""
+        with self.session() as s:
+            s.exec(  # type: ignore[call-overload]
+                update(ModelVersionRecord)
+                .where(col(ModelVersionRecord.family) == family, col(ModelVersionRecord.state) == "active", col(ModelVersionRecord.version) != version)
+                .values(state="retired")
+            )
+            s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))  # type: ignore[call-overload]
+            s.commit()

@@ -1,0 +1,1 @@
+"""One module per role; each turns events into plain calls on the domain folders."""

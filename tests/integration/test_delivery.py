@@ -1,0 +1,131 @@
+"""The delivery contract, identical on the embedded broker and on real Kafka:
+effects happen, poison goes to the DLQ without stopping the worker, failures retry then
+dead-letter, and duplicates of an event have no second effect."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter, defaultdict
+
+import pytest
+
+from schemas.events import DocumentIngest
+from schemas.settings import Settings
+from streams.brokers import make_broker
+from streams.consumer import EventConsumer, PermanentError, RetryPolicy
+from streams.publisher import Publisher
+from streams.store import Store
+from streams.topics import TOPICS, all_topic_names
+from tests.support import eventually, read_topic
+
+
+@pytest.fixture(params=["embedded", "kafka"])
+def broker_settings(request: pytest.FixtureRequest, settings: Settings, unique: str) -> Settings:
+    if request.param == "kafka":
+        return settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"t{unique}."})
+    return settings
+
+
+class Harness:
+    """One consumer group on `docs.ingest` whose handler records effects and fails on demand."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = Store.from_settings(settings)
+        self.broker = make_broker(settings)
+        self.publisher = Publisher(self.broker)
+        self.effects: Counter[str] = Counter()
+        self.failures_left: dict[str, int] = {}
+        self.dead: list[tuple[str, str]] = []
+        self.texts: defaultdict[str, list[str]] = defaultdict(list)
+
+    async def handle(self, event: DocumentIngest) -> None:
+        if event.text == "permanent":
+            raise PermanentError("this document can never be indexed")
+        if self.failures_left.get(event.document_id, 0) > 0:
+            self.failures_left[event.document_id] -= 1
+            raise RuntimeError(f"transient failure for {event.document_id}")
+        self.effects[event.document_id] += 1
+        self.texts[event.document_id].append(event.text)
+
+    async def on_dead_letter(self, event: DocumentIngest, reason: str) -> None:
+        self.dead.append((event.document_id, reason))
+
+    async def __aenter__(self) -> Harness:
+        if not self.settings.is_embedded_broker:
+            from streams.brokers.kafka import create_topics
+
+            names = [self.settings.topic_prefix + n for n in all_topic_names()]
+            await asyncio.to_thread(create_topics, self.settings.kafka_bootstrap, names, partitions=3)
+        EventConsumer(TOPICS["docs.ingest"], "test.delivery", self.handle, on_dead_letter=self.on_dead_letter).bind(
+            self.broker, self.store, RetryPolicy(max_retries=2, backoff_s=0.01))
+        await self.broker.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.broker.stop()
+
+    def dlq(self) -> list[dict]:
+        return read_topic(self.settings, self.broker, "docs.ingest.dlq")
+
+
+async def test_published_event_is_consumed_and_its_effect_happens(broker_settings: Settings) -> None:
+    async with Harness(broker_settings) as h:
+        await h.publisher.publish(DocumentIngest(document_id="doc-1", text="hello"))
+        await eventually(lambda: h.effects["doc-1"] == 1, what="the effect")
+
+
+async def test_poison_message_goes_to_dlq_and_the_worker_keeps_going(broker_settings: Settings) -> None:
+    async with Harness(broker_settings) as h:
+        await h.broker.publish("docs.ingest", b"{not json", key="bad")
+        await h.broker.publish("docs.ingest", b'{"document_id": "d", "txt": "typo"}', key="bad")
+        await h.publisher.publish(DocumentIngest(document_id="after-poison", text="fine"))
+        await eventually(lambda: h.effects["after-poison"] == 1, what="the good event after the poison")
+        await eventually(lambda: len(h.dlq()) == 2, timeout=30, what="two dead letters")
+        letters = h.dlq()
+        assert all(letter["reason"].startswith("schema validation failed") for letter in letters)
+        assert any("text: Field required" in letter["reason"] and "txt" in letter["reason"] for letter in letters)
+        assert {letter["payload"] for letter in letters} == {"{not json", '{"document_id": "d", "txt": "typo"}'}
+
+
+async def test_transient_failure_is_retried_then_succeeds(broker_settings: Settings) -> None:
+    async with Harness(broker_settings) as h:
+        h.failures_left["flaky"] = 2
+        await h.publisher.publish(DocumentIngest(document_id="flaky", text="x"))
+        await eventually(lambda: h.effects["flaky"] == 1, what="success after two retries")
+        assert h.failures_left["flaky"] == 0 and not h.dead
+
+
+async def test_exhausted_retries_dead_letter_with_the_reason(broker_settings: Settings) -> None:
+    async with Harness(broker_settings) as h:
+        h.failures_left["broken"] = 99
+        await h.publisher.publish(DocumentIngest(document_id="broken", text="x"))
+        await h.publisher.publish(DocumentIngest(document_id="never", text="permanent"))
+        await eventually(lambda: len(h.dead) == 2, what="both events dead-lettered")
+        reasons = dict(h.dead)
+        assert "RuntimeError: transient failure for broken" in reasons["broken"]
+        assert "PermanentError" in reasons["never"]
+        await eventually(lambda: len(h.dlq()) == 2, timeout=30, what="two DLQ messages")
+        attempts = {letter["key"]: letter["attempts"] for letter in h.dlq()}
+        assert attempts == {"broken": 3, "never": 1}  # 1 try + 2 retries; permanent errors are not retried
+
+
+async def test_duplicate_event_ids_have_one_effect(broker_settings: Settings) -> None:
+    async with Harness(broker_settings) as h:
+        event = DocumentIngest(document_id="dup", text="x")
+        for _ in range(3):
+            await h.publisher.publish(event)
+        await h.publisher.publish(DocumentIngest(document_id="marker", text="x", event_id="marker-1"))
+        await eventually(lambda: h.effects["marker"] == 1, what="the marker after the duplicates")
+        await eventually(lambda: h.effects["dup"] == 1)
+        await asyncio.sleep(0.5)
+        assert h.effects["dup"] == 1
+
+
+async def test_events_with_one_key_are_handled_in_publish_order(broker_settings: Settings) -> None:
+    async with Harness(broker_settings) as h:
+        for n in range(20):
+            await h.publisher.publish(DocumentIngest(document_id="ordered", text=f"v{n}", event_id=f"ord-{n}"))
+            await h.publisher.publish(DocumentIngest(document_id=f"other-{n}", text="x"))
+        await eventually(lambda: h.effects["ordered"] == 20, what="all 20 versions")
+        assert h.texts["ordered"] == [f"v{n}" for n in range(20)]
