@@ -7,8 +7,10 @@ step tested alone. The agent never touches a broker: workers call `RagAgent.answ
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, Literal, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from pydantic import BaseModel, Field
 
@@ -65,14 +67,31 @@ class RagAgent:
         hits = self.retriever.retrieve(query.question, tenant=query.tenant, k=query.k)
         return {"hits": hits, "timings_ms": {**state.get("timings_ms", {}), "retrieval": _elapsed_ms(start)}}
 
-    def _generate(self, state: AgentState) -> dict[str, Any]:
+    def _generate(self, state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         query, start = state["query"], time.perf_counter()
         prompt = build_prompt(query.question, state.get("hits", []), query.history)
-        generation = self.engine.generate(prompt, GenerationParams(max_new_tokens=query.max_new_tokens), adapter=query.adapter)
+        params = GenerationParams(max_new_tokens=query.max_new_tokens)
+        on_delta: Callable[[str], None] | None = config.get("configurable", {}).get("on_delta")
+        should_stop: Callable[[], bool] = config.get("configurable", {}).get("should_stop") or (lambda: False)
+        if on_delta is None:
+            generation = self.engine.generate(prompt, params, adapter=query.adapter)
+            text, usage = generation.text, {"prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens}
+        else:
+            pieces: list[str] = []
+            deltas = self.engine.stream(prompt, params, adapter=query.adapter)
+            try:
+                for delta in deltas:
+                    pieces.append(delta)
+                    on_delta(delta)
+                    if should_stop():  # cancelled: stop decoding now rather than finishing the answer
+                        break
+            finally:
+                deltas.close()  # type: ignore[attr-defined]
+            text, usage = "".join(pieces), {"stream_deltas": len(pieces)}
         return {
             "prompt": prompt,
-            "answer": generation.text.strip(),
-            "usage": {"prompt_tokens": generation.prompt_tokens, "completion_tokens": generation.completion_tokens},
+            "answer": text.strip(),
+            "usage": usage,
             "timings_ms": {**state.get("timings_ms", {}), "generation": _elapsed_ms(start)},
         }
 
@@ -85,8 +104,11 @@ class RagAgent:
         graph.add_edge("generate", END)
         return graph.compile()
 
-    def answer(self, query: AgentQuery) -> AgentAnswer:
-        state: AgentState = self.graph.invoke({"query": query, "hits": [], "timings_ms": {}})
+    def answer(self, query: AgentQuery, *, on_delta: Callable[[str], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> AgentAnswer:
+        """Run the graph; with `on_delta` the answer is streamed piece by piece as it is generated."""
+        config: RunnableConfig = {"configurable": {"on_delta": on_delta, "should_stop": should_stop}}
+        state: AgentState = self.graph.invoke({"query": query, "hits": [], "timings_ms": {}}, config)
         return AgentAnswer(answer=state["answer"], hits=state.get("hits", []), prompt=state["prompt"],
                            usage=state["usage"], timings_ms=state["timings_ms"])
 

@@ -56,6 +56,10 @@ class Event(BaseModel):
         """Partition key; overridden where ordering matters (per document, per conversation…)."""
         return self.event_id
 
+    def topic(self) -> str:
+        """The topic this event is published to; its `type` unless a variant has its own topic."""
+        return self.type
+
 
 # --- documents ---------------------------------------------------------------------------------
 
@@ -117,6 +121,8 @@ class ChatOptions(BaseModel):
     model_version: str | None = Field(None, description="Pin a model version instead of the active one.")
     k: int | None = Field(None, ge=1, le=50, description="Chunks to retrieve; default from settings.")
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
+    priority: Literal["normal", "high"] = Field("normal", description="High-priority tasks are answered first.")
+    stream: bool = Field(True, description="Publish token deltas on chat.tokens while generating.")
 
 
 class ChatRequest(Event):
@@ -136,6 +142,9 @@ class ChatRequest(Event):
 
     def key(self) -> str:
         return self.conversation_id
+
+    def topic(self) -> str:
+        return "chat.requests.high" if self.options.priority == "high" else "chat.requests"
 
 
 class ChatToken(Event):

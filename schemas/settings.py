@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 BROKER_SCHEMES = ("memory://", "kafka://")
@@ -43,8 +44,26 @@ class Settings(BaseSettings):
     worker_max_retries: int = Field(3, ge=0, description="Attempts after the first before a message goes to the DLQ.")
     worker_retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
     kafka_partitions: int = Field(3, ge=1)
+    max_queued_tasks: int = Field(1000, ge=1, description="Above this many waiting chat tasks the API answers 503.")
+    max_queued_per_tenant: int = Field(200, ge=1, description="Per-tenant share of the queue before 503.")
+    queue_full_retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
+    max_prompt_chars: int = Field(32_000, ge=1, description="Larger chat requests are refused with 413.")
+    task_lease_s: float = Field(60.0, gt=0, description="Visibility timeout: a running task whose agent stops renewing is retried.")
     topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
     opensearch_index: str = "ragloop-chunks"
+    # Webhooks, callbacks and API keys (streams/signing.py, streams/gateway/auth.py, streams/workers/callbacks.py).
+    webhook_secret: SecretStr | None = Field(None, description="HMAC secret of inbound webhooks and outbound callbacks (X-Ragloop-Signature).")
+    webhook_tolerance_s: int = Field(300, ge=1, description="Replay window: signed requests older or newer than this are refused.")
+    slack_signing_secret: SecretStr | None = Field(None, description="Your Slack app's signing secret (Basic Information page).")
+    slack_bot_token: SecretStr | None = Field(None, description="`xoxb-…` token used to post answers with chat.postMessage.")
+    slack_api_url: str = Field("https://slack.com/api", description="Slack Web API base URL.")
+    slack_tenant: str = Field("default", description="Tenant whose documents answer Slack questions.")
+    callback_max_attempts: int = Field(5, ge=1, description="Delivery attempts of one callback before it is recorded as failed.")
+    callback_backoff_s: float = Field(1.0, ge=0, description="Delay after the first failed callback attempt; doubles per attempt.")
+    callback_timeout_s: float = Field(10.0, gt=0, description="Per-attempt time limit of a callback POST.")
+    allow_private_callbacks: bool = Field(False, description="Allow callback URLs on loopback/private networks (SSRF guard off).")
+    api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB`: API keys and the tenant each acts for.")
+    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
 
     @field_validator("broker_url")
     @classmethod
@@ -81,6 +100,10 @@ class Settings(BaseSettings):
     @property
     def is_embedded_broker(self) -> bool:
         return self.broker_url.startswith("memory://")
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.auth == "on" or (self.auth == "auto" and not self.is_embedded_broker)
 
     @property
     def adapters_dir(self) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Text
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from schemas.events import utcnow
@@ -21,15 +21,23 @@ DOCUMENT_STATES = ("queued", "indexing", "indexed", "failed", "deleted")
 
 class TaskRecord(SQLModel, table=True):
     __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("tenant", "idempotency_key", name="uq_tasks_tenant_idempotency_key"),)
     id: str = Field(primary_key=True)
     tenant: str = Field(index=True)
     conversation_id: str = Field(index=True)
     status: str = Field(default="queued", index=True)
+    priority: str = Field(default="normal", description="normal or high; high is served first by agents.")
+    idempotency_key: str | None = Field(default=None, description="A repeat with the same key returns this task.")
     request: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
     error: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0
     model_version: str | None = None
+    lease_owner: str | None = Field(default=None, description="The agent process working on it.")
+    lease_expires_at: datetime | None = Field(default=None, index=True, description="Visibility timeout: past it, another worker may take over.")
+    callback_url: str | None = None
+    callback_status: str | None = Field(default=None, description="pending, delivered or failed.")
+    callback_attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None

@@ -24,7 +24,7 @@ from schemas.tables import TERMINAL_TASK_STATES
 from streams.logging import configure_logging
 from streams.runtime import ROLES, Runtime
 from streams.topics import TOPICS, all_topic_names, resolve
-from streams.workers.agent import task_from_request
+from streams.store import task_from_request
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
 topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).", no_args_is_help=True)
@@ -41,10 +41,10 @@ def main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…", 
 
 
 def _run_with(settings: Settings, roles: list[str], work: Callable[[Runtime], Awaitable[T]], *, warm: bool = True) -> T:
-    """Run `work` with a runtime: in-process roles when embedded, publish-only against Kafka."""
+    """Run `work` inside a runtime hosting `roles`."""
 
     async def go() -> T:
-        runtime = Runtime(settings, roles if settings.is_embedded_broker else [])
+        runtime = Runtime(settings, roles)
         await runtime.start(warm=warm)
         try:
             return await work(runtime)
@@ -52,6 +52,11 @@ def _run_with(settings: Settings, roles: list[str], work: Callable[[Runtime], Aw
             await runtime.stop()
 
     return asyncio.run(go())
+
+
+def _in_process(settings: Settings, roles: list[str]) -> list[str]:
+    """Embedded: nobody else will consume, so this process runs the roles; Kafka: workers elsewhere do."""
+    return roles if settings.is_embedded_broker else []
 
 
 @app.command()
@@ -132,7 +137,7 @@ def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ing
             except Exception as error:
                 raise typer.BadParameter(f"event {n} does not match {target.event.__name__}: {error}") from None
     settings = get_settings()
-    roles = [name for name in ROLES] if settings.is_embedded_broker else []
+    roles = _in_process(settings, list(ROLES))
 
     async def send(runtime: Runtime) -> int:
         for payload in payloads:
@@ -174,7 +179,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (.
                                                            source=doc.source, metadata=doc.metadata, access=doc.access))
         return await _follow_documents(runtime, [d.id for d in documents], timeout)
 
-    summary = _run_with(settings, ["ingest"], send)
+    summary = _run_with(settings, _in_process(settings, ["ingest"]), send)
     console.print(f"indexed {summary.get('indexed', 0)} of {len(documents)} document(s), {summary.get('chunks', 0)} chunks; failed {summary.get('failed', 0)}")
     if summary.get("failed"):
         raise typer.Exit(1)
@@ -223,7 +228,8 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
             await asyncio.sleep(0.1)
         raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
 
-    task = _run_with(get_settings(), ["agent"], send)
+    settings = get_settings()
+    task = _run_with(settings, _in_process(settings, ["agent"]), send)
     if json_output:
         print(task.model_dump_json(indent=2))
         return

@@ -15,3 +15,5 @@ TRAINING_RUNS = Counter("ragloop_training_runs_total", "LoRA training runs by ou
 ACTIVE_MODEL = Gauge("ragloop_active_model_info", "The model version agents answer with (value 1).", ["family", "version"])
 EVAL_METRIC = Histogram("ragloop_eval_metric", "Online evaluation metric values per answer.", ["metric"],
                         buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+QUEUE_DEPTH = Gauge("ragloop_queue_depth", "Chat tasks accepted and waiting for an agent.")
+CONSUMER_LAG = Gauge("ragloop_consumer_lag", "Messages not yet consumed per consumer group and topic (Kafka).", ["group", "topic"])

@@ -7,28 +7,34 @@ one role against the configured broker. Either way the handlers are the same fun
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+import importlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
 from schemas.settings import Settings
 from streams.brokers import make_broker
 from streams.consumer import EventConsumer, RetryPolicy
+from streams.metrics import CONSUMER_LAG
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.store import Store
 from streams.topics import all_topic_names
-from streams.workers import agent, evaluation, feedback, ingest, trainer
 
 log = structlog.get_logger(__name__)
 
 ConsumerFactory = Callable[[Services, Publisher], list[EventConsumer]]
-ROLES: dict[str, ConsumerFactory] = {
-    "ingest": ingest.consumers,
-    "agent": agent.consumers,
-    "eval": evaluation.consumers,
-    "feedback": feedback.consumers,
-    "trainer": trainer.consumers,
+BackgroundFactory = Callable[[Services, Publisher], list[Callable[[], Awaitable[None]]]]
+# Role → module with `consumers(services, publisher)` (and optionally `background(...)`, loops that
+# run beside the consumers); imported only when the role runs, so a process pays for (and needs)
+# only its own role's dependencies.
+ROLES: dict[str, str] = {
+    "ingest": "streams.workers.ingest",
+    "agent": "streams.workers.agent",
+    "eval": "streams.workers.evaluation",
+    "feedback": "streams.workers.feedback",
+    "trainer": "streams.workers.trainer",
 }
 # What each role loads before taking traffic, so the first request is not the slow one.
 WARM_UP: dict[str, tuple[str, ...]] = {"ingest": ("pipeline",), "agent": ("agent",), "trainer": ("engine",)}
@@ -46,10 +52,20 @@ class Runtime:
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
         self.services = Services(settings, self.store)
-        retry = RetryPolicy(settings.worker_max_retries, settings.worker_retry_backoff_s)
+        self.retry = RetryPolicy(settings.worker_max_retries, settings.worker_retry_backoff_s)
+        self._background: list[Callable[[], Awaitable[None]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lag_checked = 0.0
         for role in self.roles:
-            for consumer in ROLES[role](self.services, self.publisher):
-                consumer.bind(self.broker, self.store, retry)
+            module = importlib.import_module(ROLES[role])
+            for consumer in module.consumers(self.services, self.publisher):
+                self.bind(consumer)
+            if hasattr(module, "background"):
+                self._background.extend(module.background(self.services, self.publisher))
+
+    def bind(self, consumer: EventConsumer) -> None:
+        """Add a consumer (before `start`): roles bind theirs, the gateway binds its token listener."""
+        consumer.bind(self.broker, self.store, self.retry)
 
     async def start(self, *, warm: bool = True) -> None:
         if not self.settings.is_embedded_broker:
@@ -61,8 +77,31 @@ class Runtime:
             names = [name for role in self.roles for name in WARM_UP.get(role, ())]
             await asyncio.to_thread(self.services.warm, *names)
         await self.broker.start()
+        self._tasks = [asyncio.create_task(loop(), name=getattr(loop, "__name__", "background")) for loop in self._background]
         log.info("runtime started", roles=self.roles, broker=self.settings.broker_url, search=self.settings.search_url)
 
+    async def refresh_lag_metrics(self, *, min_interval_s: float = 10.0) -> None:
+        """Consumer lag for `/metrics`: Kafka group offsets (throttled), or the embedded broker's backlog."""
+        if self.settings.is_embedded_broker:
+            CONSUMER_LAG.labels("embedded", "all").set(self.broker.pending())  # type: ignore[attr-defined]
+            return
+        now = time.monotonic()
+        if now - self._lag_checked < min_interval_s:
+            return
+        self._lag_checked = now
+        from streams.brokers.kafka import consumer_lag
+
+        try:
+            lags = await asyncio.to_thread(consumer_lag, self.settings.kafka_bootstrap, topic_prefix=self.settings.topic_prefix)
+        except Exception as error:  # noqa: BLE001 — metrics must never take the API down
+            log.warning("consumer lag unavailable", error=repr(error))
+            return
+        for (group, topic), lag in lags.items():
+            CONSUMER_LAG.labels(group, topic).set(lag)
+
     async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.broker.stop()
         self.services.close()

@@ -9,19 +9,22 @@ from __future__ import annotations
 import threading
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
-from agents.graph import RagAgent
-from indexing.backends.base import SearchBackend, open_backend
-from indexing.chunking import Chunker
-from indexing.pipeline import IngestPipeline
-from indexing.retriever import HybridRetriever
-from models.embedder import TextEmbedder
-from models.fetch import default_model_cache, ensure_smollm2
-from models.llm.transformers_engine import TransformersEngine
 from schemas.settings import Settings
 from streams.store import Store
+
+# Heavy modules (torch, transformers, search clients) are imported inside the properties that need
+# them: a gateway or eval process starts in a second instead of importing a deep-learning stack.
+if TYPE_CHECKING:
+    from agents.graph import RagAgent
+    from indexing.backends.base import SearchBackend
+    from indexing.pipeline import IngestPipeline
+    from indexing.retriever import HybridRetriever
+    from models.embedder import TextEmbedder
+    from models.llm.transformers_engine import TransformersEngine
 
 log = structlog.get_logger(__name__)
 
@@ -38,32 +41,48 @@ class Services:
 
     @cached_property
     def embedder(self) -> TextEmbedder:
+        from models.embedder import TextEmbedder
+
         return TextEmbedder(self.settings.embedder)
 
     @cached_property
     def backend(self) -> SearchBackend:
-        return open_backend(self.settings.search_url, home=self.settings.home, dimension=self.embedder.dimension)
+        from indexing.backends.base import open_backend
+
+        return open_backend(self.settings.search_url, home=self.settings.home, dimension=self.embedder.dimension,
+                            index_prefix=self.settings.opensearch_index)
 
     @cached_property
     def pipeline(self) -> IngestPipeline:
+        from indexing.chunking import Chunker
+        from indexing.pipeline import IngestPipeline
+
         return IngestPipeline(Chunker(), self.embedder, self.backend)
 
     @cached_property
     def retriever(self) -> HybridRetriever:
+        from indexing.retriever import HybridRetriever
+
         return HybridRetriever(self.embedder, self.backend)
 
     @cached_property
     def base_model_path(self) -> Path:
+        from models.fetch import default_model_cache, ensure_smollm2
+
         if self.settings.llm == "smollm2":
             return ensure_smollm2(self.settings.model_cache or default_model_cache())
         return Path(self.settings.llm).expanduser()
 
     @cached_property
     def engine(self) -> TransformersEngine:
+        from models.llm.transformers_engine import TransformersEngine
+
         return TransformersEngine(self.base_model_path)
 
     @cached_property
     def agent(self) -> RagAgent:
+        from agents.graph import RagAgent
+
         return RagAgent(self._once("retriever"), self._once("engine"))  # type: ignore[arg-type]
 
     def adapter_for(self, version: str) -> str | None:

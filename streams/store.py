@@ -6,18 +6,19 @@ state changes are compare-and-set, so a redelivered event never applies its effe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import func, update
+from sqlalchemy import and_, func, or_, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
-from schemas.events import utcnow
+from schemas.events import ChatRequest, utcnow
 from schemas.settings import Settings
 from schemas.tables import (
     TERMINAL_TASK_STATES,
@@ -48,7 +49,19 @@ def make_engine(settings: Settings) -> Engine:
 class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        SQLModel.metadata.create_all(engine)
+        self._create_tables()
+
+    def _create_tables(self, attempts: int = 5) -> None:
+        # Workers start together; on PostgreSQL two concurrent CREATE TABLEs race on the catalog.
+        # The loser's retry finds the tables (create_all checks first), so retrying is enough.
+        for attempt in range(attempts):
+            try:
+                SQLModel.metadata.create_all(self.engine)
+                return
+            except (IntegrityError, ProgrammingError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Store:
@@ -86,19 +99,61 @@ class Store:
         with self.session() as s:
             return s.get(TaskRecord, task_id)
 
+    def find_task_by_idempotency_key(self, tenant: str, key: str) -> TaskRecord | None:
+        with self.session() as s:
+            return s.exec(select(TaskRecord).where(TaskRecord.tenant == tenant, TaskRecord.idempotency_key == key)).first()
+
+    def count_queued(self, tenant: str | None = None) -> int:
+        with self.session() as s:
+            statement = select(func.count()).select_from(TaskRecord).where(TaskRecord.status == "queued")
+            if tenant is not None:
+                statement = statement.where(TaskRecord.tenant == tenant)
+            return int(s.exec(statement).one())
+
     def transition_task(self, task_id: str, *, from_states: Iterable[str], to: str, **values: Any) -> bool:
         """Compare-and-set: move a task only if it is in one of `from_states`."""
-        now = utcnow()
-        stamps: dict[str, datetime] = {"started_at": now} if to == "running" else {}
-        if to in TERMINAL_TASK_STATES:
-            stamps["finished_at"] = now
+        stamps = {"finished_at": utcnow(), "lease_owner": None, "lease_expires_at": None} if to in TERMINAL_TASK_STATES else {}
         statement = (
             update(TaskRecord)
             .where(col(TaskRecord.id) == task_id, col(TaskRecord.status).in_(list(from_states)))
             .values(status=to, **stamps, **values)
         )
-        if to == "running":
-            statement = statement.values(attempts=TaskRecord.attempts + 1)
+        return self._changed(statement)
+
+    def claim_task(self, task_id: str, owner: str, lease_s: float) -> bool:
+        """Take a queued task, a running one whose holder stopped renewing its lease (a dead worker),
+        or one this owner already holds (its own retry after a failed attempt)."""
+        now = utcnow()
+        claimable = or_(col(TaskRecord.status) == "queued",
+                        and_(col(TaskRecord.status) == "running",
+                             or_(col(TaskRecord.lease_expires_at) < now, col(TaskRecord.lease_owner) == owner)))
+        statement = (
+            update(TaskRecord)
+            .where(col(TaskRecord.id) == task_id, claimable)
+            .values(status="running", lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s),
+                    started_at=now, attempts=TaskRecord.attempts + 1)
+        )
+        return self._changed(statement)
+
+    def renew_lease(self, task_id: str, owner: str, lease_s: float) -> bool:
+        """Extend the visibility timeout; False when the task was cancelled or taken over meanwhile."""
+        statement = (
+            update(TaskRecord)
+            .where(col(TaskRecord.id) == task_id, col(TaskRecord.status) == "running", col(TaskRecord.lease_owner) == owner)
+            .values(lease_expires_at=utcnow() + timedelta(seconds=lease_s))
+        )
+        return self._changed(statement)
+
+    def expired_leases(self) -> list[TaskRecord]:
+        with self.session() as s:
+            statement = select(TaskRecord).where(TaskRecord.status == "running", col(TaskRecord.lease_expires_at) < utcnow())
+            return list(s.exec(statement).all())
+
+    def record_callback(self, task_id: str, *, status: str) -> None:
+        self._changed(update(TaskRecord).where(col(TaskRecord.id) == task_id)
+                      .values(callback_status=status, callback_attempts=TaskRecord.callback_attempts + 1))
+
+    def _changed(self, statement: Any) -> bool:
         with self.session() as s:
             changed = s.exec(statement).rowcount  # type: ignore[call-overload]
             s.commit()
@@ -214,3 +269,10 @@ class Store:
             )
             s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))  # type: ignore[call-overload]
             s.commit()
+
+
+def task_from_request(request: ChatRequest, *, idempotency_key: str | None = None) -> TaskRecord:
+    """The row a chat request becomes, whoever accepted it (gateway, CLI, or the agent for raw producers)."""
+    return TaskRecord(id=request.task_id, tenant=request.tenant, conversation_id=request.conversation_id,
+                      priority=request.options.priority, idempotency_key=idempotency_key, callback_url=request.callback_url,
+                      callback_status="pending" if request.callback_url else None, request=request.model_dump(mode="json"))

@@ -36,10 +36,12 @@ _DESCRIPTIONS = {
 }
 
 TOPICS: dict[str, Topic] = {name: Topic(name, EVENT_MODELS[name], _DESCRIPTIONS[name]) for name in EVENT_MODELS}
+# High-priority chat tasks get their own topic so they never wait behind a backlog of normal ones.
+TOPICS["chat.requests.high"] = Topic("chat.requests.high", EVENT_MODELS["chat.requests"], "High-priority chat tasks, served first.")
 
 
 def topic_for(event: Event) -> Topic:
-    return TOPICS[event.type]
+    return TOPICS[event.topic()]
 
 
 def all_topic_names(include_dlq: bool = True) -> list[str]:

@@ -90,3 +90,29 @@ def create_topics(bootstrap: list[str], names: Iterable[str], *, partitions: int
         return created
     finally:
         admin.close()
+
+
+def consumer_lag(bootstrap: list[str], *, group_prefix: str = "ragloop.", topic_prefix: str = "") -> dict[tuple[str, str], int]:
+    """Messages not yet committed per (consumer group, topic): end offset minus committed offset."""
+    from kafka import KafkaConsumer
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ragloop-lag")
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        lag: dict[tuple[str, str], int] = {}
+        groups = [g[0] if isinstance(g, tuple) else g.group for g in admin.list_consumer_groups()]
+        for group in groups:
+            if not group.startswith(group_prefix):
+                continue
+            committed = {tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()
+                         if tp.topic.startswith(topic_prefix)}
+            if not committed:
+                continue
+            ends = consumer.end_offsets(list(committed))
+            for tp, offset in committed.items():
+                key = (group, tp.topic.removeprefix(topic_prefix))
+                lag[key] = lag.get(key, 0) + max(ends.get(tp, offset) - max(offset, 0), 0)
+        return lag
+    finally:
+        consumer.close()
+        admin.close()

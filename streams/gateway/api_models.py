@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import ChatTurn, Identifier, NonEmpty
 from schemas.tables import DocumentRecord, ModelVersionRecord, TaskRecord
@@ -51,6 +51,14 @@ class ChatIn(BaseModel):
     k: int | None = Field(None, ge=1, le=50)
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     reference: str | None = Field(None, description="A known good answer; the eval worker scores against it.")
+    priority: Literal["normal", "high"] = "normal"
+    callback_url: str | None = Field(None, max_length=2000, description="Receives the finished task as a signed POST.")
+
+    @model_validator(mode="after")
+    def _ends_with_user(self) -> ChatIn:
+        if self.messages[-1].role != "user":
+            raise ValueError("the last message must have role 'user' (the question to answer)")
+        return self
 
 
 class TaskResult(BaseModel):

@@ -1,32 +1,73 @@
-"""Agent role: `chat.requests` → LangGraph agent → `chat.responses`; hot-swaps adapters on `model.updated`."""
+"""Agent role: `chat.requests` (+ `.high`) → LangGraph agent → `chat.tokens` + `chat.responses`.
+
+Task-queue duties live here: a task is claimed with a lease (visibility timeout) that is renewed
+while the answer is generated; a task whose agent died is re-published once its lease expires;
+a cancelled task stops at its next token; high-priority tasks take the engine first. Adapters
+are hot-swapped on `model.updated`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
 
 import structlog
 
 from agents.graph import AgentQuery
 from models.llm.base import ChatMessage
-from schemas.events import ChatRequest, ChatResponse, ChatTurn, Citation, ModelUpdated
+from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citation, ModelUpdated, new_id, utcnow
 from schemas.tables import TaskRecord
 from streams.consumer import EventConsumer, PermanentError
 from streams.metrics import ACTIVE_MODEL, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
 from streams.services import Services
+from streams.store import task_from_request
 from streams.topics import TOPICS
 
 GROUP = "ragloop.agent"
 log = structlog.get_logger(__name__)
 
 
-def task_from_request(request: ChatRequest) -> TaskRecord:
-    return TaskRecord(id=request.task_id, tenant=request.tenant, conversation_id=request.conversation_id,
-                      request=request.model_dump(mode="json"))
+class PriorityGate:
+    """One answer at a time per process (the engine decodes serially anyway); high priority first."""
+
+    def __init__(self) -> None:
+        self._busy = False
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, high: bool) -> None:
+        if not self._busy and not self._waiters:
+            self._busy = True
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (0 if high else 1, next(self._order), future))
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():  # we were handed the gate as we were cancelled
+                self.release()
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, future = heapq.heappop(self._waiters)
+            if not future.done():
+                future.set_result(None)  # ownership passes straight to the next waiter
+                return
+        self._busy = False
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     store, settings = services.store, services.settings
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    gate = PriorityGate()
 
     async def answer(request: ChatRequest) -> None:
         task = await asyncio.to_thread(store.get_task, request.task_id)
@@ -37,8 +78,15 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             return
         elif task.status in ("failed", "cancelled"):
             return
-        if not await asyncio.to_thread(store.transition_task, request.task_id, from_states=("queued", "running"), to="running"):
-            return  # cancelled meanwhile
+        await gate.acquire(high=request.options.priority == "high")
+        try:
+            if not await asyncio.to_thread(store.claim_task, request.task_id, owner, settings.task_lease_s):
+                return  # cancelled meanwhile, or another live agent holds the lease
+            await _run(request)
+        finally:
+            gate.release()
+
+    async def _run(request: ChatRequest) -> None:
         version = request.options.model_version or (await asyncio.to_thread(store.active_version, settings.model_family)).version
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
@@ -48,7 +96,18 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         query = AgentQuery(question=turns[-1].content, history=[ChatMessage(role=t.role, content=t.content) for t in turns[:-1]],
                            tenant=request.tenant, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval_k,
                            adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.max_new_tokens)
-        result = await asyncio.to_thread(services.agent.answer, query)
+        stopped = threading.Event()
+        tokens = TokenPump(publisher, request) if request.options.stream else None
+        lease = asyncio.create_task(_keep_lease(request.task_id, stopped))
+        try:
+            result = await asyncio.to_thread(services.agent.answer, query, on_delta=tokens.feed if tokens else None,
+                                             should_stop=stopped.is_set)
+        finally:
+            lease.cancel()
+            published = await tokens.close() if tokens else 0
+        if stopped.is_set():
+            log.info("task stopped while generating", task_id=request.task_id)
+            return
         response = ChatResponse(
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
@@ -56,12 +115,20 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
         )
-        stored = {"answer": response.answer, "citations": [c.model_dump() for c in response.citations],
-                  "model_version": version, "timings_ms": response.timings_ms, "usage": response.usage,
+        stored = {"answer": response.answer, "citations": [c.model_dump() for c in response.citations], "model_version": version,
+                  "timings_ms": response.timings_ms, "usage": response.usage, "token_events": published,
                   "response": response.model_dump(mode="json")}
         if await asyncio.to_thread(store.transition_task, request.task_id, from_states=("running",), to="succeeded", result=stored, model_version=version, error=None):
             TASKS.labels("succeeded").inc()
+            TASK_SECONDS.labels("succeeded").observe((utcnow() - request.occurred_at).total_seconds())
             await publisher.publish(response)
+
+    async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
+        while True:
+            await asyncio.sleep(settings.task_lease_s / 3)
+            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.task_lease_s):
+                stopped.set()  # cancelled (or taken over): the generating thread stops at its next token
+                return
 
     async def failed(request: ChatRequest, reason: str) -> None:
         if await asyncio.to_thread(store.transition_task, request.task_id, from_states=("queued", "running"), to="failed", error=reason):
@@ -75,5 +142,52 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     return [
         EventConsumer(TOPICS["chat.requests"], GROUP, answer, on_dead_letter=failed),
+        EventConsumer(TOPICS["chat.requests.high"], GROUP, answer, on_dead_letter=failed),
         EventConsumer(TOPICS["model.updated"], GROUP + ".swap", swap, broadcast=True),
     ]
+
+
+def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
+    """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
+    store, lease_s = services.store, services.settings.task_lease_s
+
+    async def requeue_expired() -> None:
+        while True:
+            await asyncio.sleep(max(lease_s / 3, 0.5))
+            for task in await asyncio.to_thread(store.expired_leases):
+                await publisher.publish(_retry_of(task))
+                log.warning("task lease expired; re-queued", task_id=task.id, attempts=task.attempts)
+
+    return [requeue_expired]
+
+
+def _retry_of(task: TaskRecord) -> ChatRequest:
+    request = ChatRequest.model_validate(task.request)
+    return request.model_copy(update={"event_id": f"{task.id}.retry.{task.attempts}.{new_id()[:6]}"})
+
+
+class TokenPump:
+    """Carries deltas from the generating thread onto `chat.tokens`, in order, without blocking it."""
+
+    def __init__(self, publisher: Publisher, request: ChatRequest) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._request = request
+        self._publisher = publisher
+        self._sent = 0
+        self._task = asyncio.create_task(self._drain())
+
+    def feed(self, delta: str) -> None:  # called from the generating thread
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, delta)
+
+    async def _drain(self) -> None:
+        while (delta := await self._queue.get()) is not None:
+            await self._publisher.publish(ChatToken(event_id=f"{self._request.task_id}.token.{self._sent}", tenant=self._request.tenant,
+                                                    task_id=self._request.task_id, conversation_id=self._request.conversation_id,
+                                                    index=self._sent, delta=delta, trace=self._request.trace))
+            self._sent += 1
+
+    async def close(self) -> int:
+        self._queue.put_nowait(None)
+        await self._task
+        return self._sent

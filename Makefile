@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:
+#   make run   — create the environment, fetch the models, run the whole loop embedded (no servers)
+#   make test  — create the environment, fetch the models, start Kafka/OpenSearch/PostgreSQL, run the tests
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_EVALUATE_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup models run demo services services-stop test test-unit lint
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+setup: $(BIN)/.installed
+
+models: setup
+	$(BIN)/ragloop models fetch
+
+run: models
+	$(BIN)/ragloop up
+
+services:
+	deploy/local/services.sh start
+
+services-stop:
+	deploy/local/services.sh stop
+
+test: models services
+	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+test-unit: setup
+	$(BIN)/pytest -p no:cacheprovider -ra tests/unit

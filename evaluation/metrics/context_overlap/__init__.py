@@ -1,0 +1,1 @@
+"""HF evaluate metric folder; `evaluate.load` copies context_overlap.py, so that script stays self-contained."""

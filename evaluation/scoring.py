@@ -1,0 +1,50 @@
+"""Scores one generated answer: quality against a reference, groundedness, cost.
+
+Why one function: the eval worker sees one `chat.responses` event at a time, and the same
+scores feed windows and regression checks, so the per-answer record is the unit of evaluation.
+Reference-based metrics exist only when a reference or user correction does; the context metric
+only when retrieval returned something. None means "not measurable", never "scored zero".
+
+    >>> s = score_answer(answer="Paris", contexts=["Paris is in France"], reference="Paris",
+    ...                  latency_ms=120.0)
+    >>> (s.token_f1, s.context_overlap)
+    (1.0, 1.0)
+"""
+
+from pydantic import BaseModel, Field
+
+from evaluation.metric_loader import compute
+
+
+class AnswerScores(BaseModel):
+    """Metrics for one answer; all quality scores are in [0, 1]."""
+
+    rouge_l: float | None = Field(description="stemmed ROUGE-L F vs the reference; None without one")
+    token_f1: float | None = Field(description="SQuAD token F1 vs the reference; None without one")
+    exact_match: float | None = Field(description="SQuAD exact match vs the reference; None without one")
+    context_overlap: float | None = Field(description="answer content tokens found in contexts; None without contexts")
+    latency_ms: float = Field(ge=0)
+    answer_tokens: int = Field(ge=0, description="whitespace-delimited words: a tokenizer-free length proxy")
+
+
+def score_answer(*, answer: str, contexts: list[str], reference: str | None, latency_ms: float) -> AnswerScores:
+    """Score `answer`; a blank reference or a list of blank contexts counts as absent."""
+    rouge_l = token_f1 = exact_match = None
+    if reference is not None and reference.strip():
+        rouge_l = compute("rouge_l", predictions=[answer], references=[reference])["rouge_l"]
+        squad = compute("token_f1", predictions=[answer], references=[reference])
+        token_f1, exact_match = squad["token_f1"], squad["exact_match"]
+
+    retrieved = [c for c in contexts if c.strip()]
+    context_overlap = None
+    if retrieved:
+        context_overlap = compute("context_overlap", predictions=[answer], references=[retrieved])["context_overlap"]
+
+    return AnswerScores(
+        rouge_l=rouge_l,
+        token_f1=token_f1,
+        exact_match=exact_match,
+        context_overlap=context_overlap,
+        latency_ms=latency_ms,
+        answer_tokens=len(answer.split()),
+    )

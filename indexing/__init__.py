@@ -1,0 +1,1 @@
+"""ragloop indexing."""

@@ -1,0 +1,5 @@
+"""Search backends: embedded (default, on local disk) and OpenSearch, behind one protocol."""
+
+from indexing.backends.base import SearchBackend, open_backend
+
+__all__ = ["SearchBackend", "open_backend"]

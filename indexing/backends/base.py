@@ -1,0 +1,66 @@
+"""The search backend contract, and the URL that chooses an implementation.
+
+A backend stores chunks with their vectors and answers BM25 and dense queries, always
+filtered to one tenant *inside* the query (so a busy tenant can never starve another out of
+a global top-k). Writes are per document and idempotent: ``replace_document`` makes the
+index hold exactly the given chunks for that document, which is what at-least-once event
+delivery needs.
+
+    >>> backend = open_backend("embedded://", home=Path("~/.ragloop"), dimension=384)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, Sequence, runtime_checkable
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from indexing.types import Chunk, SearchHit
+
+ACCEPTED_URLS = "'embedded://', 'http://host:port', 'https://host:port' or 'opensearch://host:port'"
+
+
+@runtime_checkable
+class SearchBackend(Protocol):
+    def replace_document(self, document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
+        """Upsert ``chunks`` (row i of ``vectors`` belongs to chunk i) and remove this document's
+        other chunks; visible to searches when it returns; idempotent."""
+
+    def delete_document(self, tenant: str, document_id: str) -> int:
+        """Remove a document's chunks; returns how many were removed (0 if none)."""
+
+    def search_bm25(self, *, tenant: str, text: str, k: int) -> list[SearchHit]:
+        """Top-``k`` chunks of ``tenant`` by BM25 over title and text, best first."""
+
+    def search_dense(self, *, tenant: str, vector: np.ndarray, k: int) -> list[SearchHit]:
+        """Top-``k`` chunks of ``tenant`` by cosine similarity to ``vector``, best first."""
+
+    def count(self, tenant: str | None = None) -> int:
+        """Number of chunks, in one tenant or in all."""
+
+    def get_chunk(self, chunk_id: str) -> Chunk | None:
+        """The stored chunk, or None."""
+
+    def close(self) -> None:
+        """Release files, connections and threads."""
+
+
+def open_backend(search_url: str, *, home: Path, dimension: int, index_prefix: str = "ragloop-chunks") -> SearchBackend:
+    """Open the backend a URL names: ``embedded://`` stores the index under ``home/"index"``;
+    ``http(s)://`` and ``opensearch://`` (plain HTTP) connect to an OpenSearch node."""
+    parts = urlsplit(search_url)
+    scheme = parts.scheme.lower()
+    if scheme == "embedded":
+        from indexing.backends.embedded import EmbeddedBackend
+
+        return EmbeddedBackend(Path(home).expanduser() / "index", dimension=dimension)
+    if scheme in ("http", "https", "opensearch"):
+        if not parts.hostname:
+            raise ValueError(f"search URL {search_url!r} names no host; expected one of {ACCEPTED_URLS}")
+        from indexing.backends.opensearch import OpenSearchBackend
+
+        url = search_url if scheme != "opensearch" else "http://" + search_url.split("://", 1)[1]
+        return OpenSearchBackend(url, dimension=dimension, index_prefix=index_prefix)
+    raise ValueError(f"unsupported search URL {search_url!r}; expected one of {ACCEPTED_URLS}")

@@ -1,0 +1,1 @@
+"""HTTP routes grouped by resource; each module exposes `router(ctx) -> APIRouter`."""

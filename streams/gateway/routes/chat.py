@@ -1,0 +1,90 @@
+"""Chat tasks: submit (202, or `?wait=true`), read, follow as Server-Sent Events, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from schemas.events import ChatOptions, ChatRequest, new_id
+from schemas.tables import TERMINAL_TASK_STATES
+from streams.gateway.api_models import ChatIn, TaskOut
+from streams.gateway.context import GatewayContext
+from streams.tasks import QueueFull
+
+
+def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
+    """Validate what the queue cannot: prompt size and model version. Raises HTTPException."""
+    size = sum(len(m.content) for m in body.messages)
+    if size > ctx.settings.max_prompt_chars:
+        raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
+    return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=body.messages,
+                       options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
+                                           max_new_tokens=body.max_new_tokens, priority=body.priority),
+                       reference=body.reference, callback_url=body.callback_url)
+
+
+async def ensure_model_version(ctx: GatewayContext, version: str | None) -> None:
+    if version and await asyncio.to_thread(ctx.store.get_version, version) is None:
+        versions = [v.version for v in await asyncio.to_thread(ctx.store.list_versions, ctx.settings.model_family)]
+        raise HTTPException(404, f"unknown model_version {version!r}; available: {versions}")
+
+
+async def submit(ctx: GatewayContext, request: ChatRequest, idempotency_key: str | None):  # noqa: ANN201 — (TaskRecord, bool)
+    try:
+        return await ctx.tasks.submit(request, idempotency_key=idempotency_key)
+    except QueueFull as full:
+        raise HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)}) from None
+
+
+def router(ctx: GatewayContext) -> APIRouter:
+    api = APIRouter(tags=["chat"])
+
+    @api.post("/v1/chat", status_code=202, response_model=TaskOut,
+              responses={200: {"model": TaskOut, "description": "With ?wait=true: the finished task."},
+                         413: {"description": "Prompt too large."}, 503: {"description": "Queue full; see Retry-After."}})
+    async def post_chat(body: ChatIn, response: Response,
+                        wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
+                        timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
+                        idempotency_key: Annotated[str | None, Header(max_length=200, description="Repeat-safe submission.")] = None) -> TaskOut:
+        await ensure_model_version(ctx, body.model_version)
+        task, created = await submit(ctx, chat_request(ctx, body), idempotency_key)
+        if not created:
+            response.status_code = 200
+        if wait:
+            task = await ctx.tasks.wait(task.id, timeout) or task
+        if task.status in TERMINAL_TASK_STATES:
+            response.status_code = 200
+        return TaskOut.of(task)
+
+    @api.get("/v1/tasks/{task_id}", response_model=TaskOut)
+    async def get_task(task_id: str) -> TaskOut:
+        return TaskOut.of(await _task_or_404(task_id))
+
+    @api.delete("/v1/tasks/{task_id}", response_model=TaskOut)
+    async def cancel_task(task_id: str) -> TaskOut:
+        """Cancel: a queued task never runs; a running one stops generating. Finished tasks are unchanged."""
+        await _task_or_404(task_id)
+        task = await ctx.tasks.cancel(task_id)
+        assert task is not None
+        return TaskOut.of(task)
+
+    @api.get("/v1/tasks/{task_id}/events", response_class=EventSourceResponse)
+    async def task_events(task_id: str) -> AsyncIterator[ServerSentEvent]:
+        """`status` events as the task moves, `token` events as the answer is generated, then `result`."""
+        await _task_or_404(task_id)
+        n = 0
+        async for item in ctx.tasks.events(task_id):
+            yield ServerSentEvent(event=item.kind, data=item.data, id=str(n))
+            n += 1
+
+    async def _task_or_404(task_id: str):  # noqa: ANN202
+        task = await ctx.tasks.get(task_id)
+        if task is None:
+            raise HTTPException(404, f"unknown task_id {task_id!r}")
+        return task
+
+    return api

@@ -1,0 +1,32 @@
+"""Feedback on answers, and the model versions it trains."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, HTTPException
+
+from schemas.events import FeedbackEvent
+from streams.gateway.api_models import FeedbackAccepted, FeedbackIn, ModelList, ModelOut
+from streams.gateway.context import GatewayContext
+
+
+def router(ctx: GatewayContext) -> APIRouter:
+    api = APIRouter()
+
+    @api.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted, tags=["feedback"])
+    async def post_feedback(body: FeedbackIn) -> FeedbackAccepted:
+        task = await asyncio.to_thread(ctx.store.get_task, body.task_id)
+        if task is None:
+            raise HTTPException(404, f"unknown task_id {body.task_id!r}")
+        event = FeedbackEvent(tenant=task.tenant, task_id=body.task_id, rating=body.rating, correction=body.correction, comment=body.comment)
+        await ctx.publisher.publish(event)
+        return FeedbackAccepted(feedback_id=event.event_id, task_id=body.task_id)
+
+    @api.get("/v1/models", response_model=ModelList, tags=["models"])
+    async def list_models() -> ModelList:
+        """Model versions, exactly one `active`; also the OpenAI list shape (`object`, `data`)."""
+        rows = [ModelOut.of(r) for r in await asyncio.to_thread(ctx.store.list_versions, ctx.settings.model_family)]
+        return ModelList(models=rows, data=rows)
+
+    return api

@@ -1,0 +1,85 @@
+"""OpenAI-compatible chat completions, so existing OpenAI clients talk to ragloop unchanged.
+
+Each completion is an ordinary chat task (same queue, retries, metrics); `model` picks a model
+version (the family name or `ragloop` means the active one). Streaming relays the task's token
+deltas as `chat.completion.chunk` events and ends with `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Header, HTTPException
+from fastapi.responses import StreamingResponse
+from fastapi.sse import format_sse_event
+from pydantic import BaseModel, ConfigDict, Field
+
+from schemas.events import ChatTurn
+from streams.gateway.api_models import ChatIn
+from streams.gateway.context import GatewayContext
+from streams.gateway.routes.chat import chat_request, ensure_model_version, submit
+
+
+class CompletionIn(BaseModel):
+    model_config = ConfigDict(extra="allow")  # OpenAI clients send fields ragloop does not use (n, seed, …)
+    model: str = "ragloop"
+    messages: list[ChatTurn] = Field(min_length=1)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    user: str | None = None
+    retrieval: bool = Field(True, description="ragloop extension (pass with extra_body): False answers without retrieval.")
+
+
+def router(ctx: GatewayContext) -> APIRouter:
+    api = APIRouter(tags=["openai"])
+
+    def version_of(model: str) -> str | None:
+        return None if model in ("ragloop", ctx.settings.model_family, "") else model
+
+    @api.post("/v1/chat/completions", response_model=None)
+    async def completions(body: CompletionIn, idempotency_key: str | None = Header(None, max_length=200)) -> Any:
+        version = version_of(body.model)
+        await ensure_model_version(ctx, version)
+        chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval,
+                      max_new_tokens=body.max_completion_tokens or body.max_tokens)
+        task, _ = await submit(ctx, chat_request(ctx, chat), idempotency_key)
+        completion_id, created = f"chatcmpl-{task.id}", int(time.time())
+        if body.stream:
+            return StreamingResponse(_chunks(task.id, completion_id, created, body.model), media_type="text/event-stream")
+        done = await ctx.tasks.wait(task.id, timeout_s=3600)
+        if done is None or done.status != "succeeded" or not done.result:
+            raise HTTPException(502 if done and done.status == "failed" else 504, f"task {task.id} ended {done.status if done else 'missing'}: {done.error if done else ''}")
+        result = done.result
+        usage = result.get("usage", {})
+        prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", usage.get("stream_deltas", 0))
+        return {
+            "id": completion_id, "object": "chat.completion", "created": created, "model": result["model_version"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result["answer"]}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
+            "citations": result.get("citations", []),
+        }
+
+    async def _chunks(task_id: str, completion_id: str, created: int, model: str) -> AsyncIterator[bytes]:
+        def data(payload: dict[str, Any]) -> bytes:
+            return format_sse_event(data_str=json.dumps(payload))
+
+        def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+            return data({"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
+                         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+
+        yield chunk({"role": "assistant"})
+        async for item in ctx.tasks.events(task_id):
+            if item.kind == "token":
+                yield chunk({"content": item.data["delta"]})
+            elif item.kind == "result":
+                if item.data["status"] != "succeeded":
+                    yield data({"error": {"message": f"task {task_id} {item.data['status']}: {item.data['error']}", "type": "task_failed"}})
+                else:
+                    yield chunk({}, "stop")
+        yield format_sse_event(data_str="[DONE]")
+
+    return api

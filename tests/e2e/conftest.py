@@ -1,0 +1,83 @@
+"""Run ragloop as users do: `ragloop up` (embedded) or one `ragloop worker ROLE` process per role (cluster)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+RAGLOOP = str(Path(sys.executable).with_name("ragloop"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Processes:
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = {**os.environ, **env}
+        self.logs = logs
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 — closed with the process
+        process = subprocess.Popen([RAGLOOP, "--log-level", "INFO", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.running[name] = process
+        return process
+
+    def assert_alive(self) -> None:
+        for name, process in self.running.items():
+            if process.poll() is not None:
+                raise AssertionError(f"{name} exited with {process.returncode}\n{self.tails()}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        process = self.running.pop(name)
+        process.send_signal(sig)
+        process.wait(timeout=60)
+
+    def stop_all(self) -> None:
+        for name in list(self.running):
+            self.kill(name, signal.SIGTERM)
+
+    def tails(self, lines: int = 40) -> str:
+        out = []
+        for path in sorted(self.logs.glob("*.log")):
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+            out.append(f"--- {path.name} ---\n" + "\n".join(text))
+        return "\n".join(out)
+
+
+@contextmanager
+def processes(env: dict[str, str], logs: Path) -> Iterator[Processes]:
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = Processes(env, logs)
+    try:
+        yield procs
+    except BaseException:
+        print(procs.tails(), file=sys.stderr)
+        raise
+    finally:
+        procs.stop_all()
+
+
+def wait_healthy(base_url: str, procs: Processes, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        procs.assert_alive()
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"gateway not healthy after {timeout}s\n{procs.tails()}")

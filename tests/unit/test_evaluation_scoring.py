@@ -1,0 +1,48 @@
+"""score_answer: which scores exist for which inputs, and their values."""
+
+import pytest
+from pydantic import ValidationError
+
+from evaluation.scoring import AnswerScores, score_answer
+
+
+def test_answer_with_reference_and_contexts_gets_every_score():
+    scores = score_answer(answer="Paris", contexts=["Paris is in France"], reference="Paris", latency_ms=120.0)
+    assert scores == AnswerScores(
+        rouge_l=1.0, token_f1=1.0, exact_match=1.0, context_overlap=1.0, latency_ms=120.0, answer_tokens=1
+    )
+
+
+def test_answer_without_reference_has_no_reference_scores():
+    scores = score_answer(answer="Paris", contexts=["Paris is in France"], reference=None, latency_ms=5.0)
+    assert (scores.rouge_l, scores.token_f1, scores.exact_match) == (None, None, None)
+    assert scores.context_overlap == 1.0
+
+
+def test_blank_reference_counts_as_no_reference():
+    scores = score_answer(answer="Paris", contexts=[], reference="   ", latency_ms=5.0)
+    assert scores.rouge_l is None and scores.token_f1 is None
+
+
+def test_answer_without_contexts_has_no_context_overlap():
+    scores = score_answer(answer="Paris", contexts=[], reference="Paris", latency_ms=5.0)
+    assert scores.context_overlap is None
+    assert scores.token_f1 == 1.0
+
+
+def test_blank_contexts_count_as_no_contexts():
+    assert score_answer(answer="Paris", contexts=["", " "], reference=None, latency_ms=5.0).context_overlap is None
+
+
+def test_wrong_answer_scores_zero_not_none():
+    scores = score_answer(answer="Berlin", contexts=["Paris is in France"], reference="Paris", latency_ms=5.0)
+    assert (scores.rouge_l, scores.token_f1, scores.exact_match, scores.context_overlap) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_answer_tokens_counts_words():
+    assert score_answer(answer="The capital is Paris.", contexts=[], reference=None, latency_ms=1.0).answer_tokens == 4
+
+
+def test_negative_latency_is_rejected():
+    with pytest.raises(ValidationError, match="latency_ms"):
+        score_answer(answer="x", contexts=[], reference=None, latency_ms=-1.0)

@@ -1,0 +1,129 @@
+"""Publish only if it beats the current one: score a candidate adapter against the incumbent.
+
+Both are scored on the same held-out examples with greedy decoding and SQuAD-style token F1,
+so the comparison is deterministic and cheap enough to run on CPU after every training run::
+
+    report = gate_candidate(engine, held_out, candidate="facts-v2", incumbent="facts-v1")
+    if report.promoted: publish("facts-v2")
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+
+from pydantic import BaseModel
+
+from models.llm.base import GenerationParams, LLMEngine
+from trainers.dataset import TrainingExample
+
+# Answers to feedback examples are one or two sentences; longer output only lowers precision.
+GATE_PARAMS = GenerationParams(max_new_tokens=64, temperature=0.0)
+
+
+class ExampleScore(BaseModel):
+    """One held-out example: what each side answered and its F1 against the target."""
+
+    question: str
+    target: str
+    candidate_answer: str
+    candidate_f1: float
+    incumbent_answer: str
+    incumbent_f1: float
+
+
+class GateReport(BaseModel):
+    """The decision and the evidence for it."""
+
+    candidate: str
+    incumbent: str | None  # None = the base model
+    candidate_score: float
+    incumbent_score: float
+    min_gain: float
+    promoted: bool
+    per_example: list[ExampleScore]
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, drop punctuation and articles, squash whitespace."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    """SQuAD token-overlap F1 between two answers after :func:`normalize_answer`."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+def answer_all(
+    engine: LLMEngine,
+    examples: list[TrainingExample],
+    adapter: str | None,
+    params: GenerationParams = GATE_PARAMS,
+) -> list[str]:
+    """Greedy answers of ``adapter`` (None = base weights) to each example's prompt."""
+    return [engine.generate(ex.messages, params, adapter=adapter).text for ex in examples]
+
+
+def score_engine(
+    engine: LLMEngine,
+    examples: list[TrainingExample],
+    adapter: str | None,
+    params: GenerationParams = GATE_PARAMS,
+) -> float:
+    """Mean token F1 of greedy answers against the targets (0.0 for no examples)."""
+    if not examples:
+        return 0.0
+    answers = answer_all(engine, examples, adapter, params)
+    return sum(token_f1(a, ex.target) for a, ex in zip(answers, examples)) / len(examples)
+
+
+def gate_candidate(
+    engine: LLMEngine,
+    examples: list[TrainingExample],
+    candidate: str,
+    incumbent: str | None,
+    min_gain: float = 0.0,
+    params: GenerationParams = GATE_PARAMS,
+) -> GateReport:
+    """Promote ``candidate`` only if its score exceeds the incumbent's by more than ``min_gain``.
+
+    A tie is not promoted: swapping adapters has a cost (cache churn, a new version to watch)
+    and no measured benefit.
+    """
+    if not examples:
+        raise ValueError("gate_candidate needs held-out examples; an empty set cannot show a gain")
+    cand = answer_all(engine, examples, candidate, params)
+    inc = answer_all(engine, examples, incumbent, params)
+    rows = [
+        ExampleScore(
+            question=ex.messages[-1].content,
+            target=ex.target,
+            candidate_answer=c,
+            candidate_f1=token_f1(c, ex.target),
+            incumbent_answer=i,
+            incumbent_f1=token_f1(i, ex.target),
+        )
+        for ex, c, i in zip(examples, cand, inc)
+    ]
+    cand_score = sum(r.candidate_f1 for r in rows) / len(rows)
+    inc_score = sum(r.incumbent_f1 for r in rows) / len(rows)
+    return GateReport(
+        candidate=candidate,
+        incumbent=incumbent,
+        candidate_score=cand_score,
+        incumbent_score=inc_score,
+        min_gain=min_gain,
+        promoted=cand_score - inc_score > min_gain,
+        per_example=rows,
+    )
