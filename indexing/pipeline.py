@@ -11,7 +11,7 @@ content-hash ids, and a replayed event changes nothing.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 from pydantic import BaseModel
@@ -19,6 +19,9 @@ from pydantic import BaseModel
 from indexing.backends.base import SearchBackend
 from indexing.chunking import Chunker
 from indexing.types import Chunk, Embedder, SourceDocument
+
+
+StageCallback = Callable[[str, dict[str, int]], None]
 
 
 class IngestReport(BaseModel):
@@ -38,8 +41,17 @@ class IngestPipeline:
         self.backend = backend
         self.batch_size = batch_size
 
-    def ingest(self, doc: SourceDocument) -> IngestReport:
-        return self.ingest_many([doc])[0]
+    def ingest(self, doc: SourceDocument, *, on_stage: StageCallback | None = None) -> IngestReport:
+        """Ingest one document; `on_stage(stage, counts)` hears `chunked` and `embedded` as they finish,
+        so a long document reports progress before it is searchable."""
+        chunks = self.chunker.split(doc)
+        if on_stage:
+            on_stage("chunked", {"chunks": len(chunks)})
+        vectors = self._embed([c.embedding_text() for c in chunks])
+        if on_stage:
+            on_stage("embedded", {"chunks": len(chunks)})
+        self.backend.replace_document(doc.id, doc.tenant, chunks, vectors)
+        return IngestReport(document_id=doc.id, tenant=doc.tenant, chunks=len(chunks), chunk_ids=[c.id for c in chunks])
 
     def ingest_many(self, docs: Iterable[SourceDocument]) -> list[IngestReport]:
         """Ingest several documents, embedding their chunks together in full batches (much

@@ -64,13 +64,26 @@ class Event(BaseModel):
 # --- documents ---------------------------------------------------------------------------------
 
 class DocumentIngest(Event):
+    """A document to (re)index, given as exactly one of: `text`, a `url` to fetch, or `content_b64` bytes."""
+
     type: Literal["docs.ingest"] = "docs.ingest"
     document_id: Identifier
     title: str = ""
-    text: NonEmpty
+    text: NonEmpty | None = None
+    url: Annotated[str, Field(pattern=r"^https?://", max_length=4000)] | None = None
+    content_b64: NonEmpty | None = Field(None, description="File bytes, base64; `media_type` or `filename` names the format.")
+    media_type: str | None = None
+    filename: str | None = None
     source: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     access: list[str] = Field(default_factory=list, description="Principals allowed to read; empty = whole tenant.")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> DocumentIngest:
+        given = [name for name in ("text", "url", "content_b64") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of text, url or content_b64 (got {given or 'none'})")
+        return self
 
     def key(self) -> str:
         return self.document_id

@@ -18,7 +18,9 @@ import typer
 from rich.console import Console
 from tqdm import tqdm
 
-from schemas.events import ChatOptions, ChatRequest, ChatTurn, DocumentIngest
+from pydantic import ValidationError
+
+from schemas.events import ChatOptions, ChatRequest, ChatTurn, DocumentIngest, Event
 from schemas.settings import Settings, get_settings
 from schemas.tables import TERMINAL_TASK_STATES
 from streams.logging import configure_logging
@@ -31,7 +33,7 @@ topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).",
 models_app = typer.Typer(help="Fetch and inspect models.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(models_app, name="models")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
 
@@ -123,65 +125,100 @@ def topics_list() -> None:
 
 
 @app.command()
-def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ingest.")],
-            source: Annotated[str, typer.Argument(help="JSON or JSON-lines file, or - for stdin.")],
-            validate: Annotated[bool, typer.Option(help="Refuse events that do not match the topic's schema.")] = True) -> None:
-    """Publish events from a file (one JSON object, a JSON array, or JSON lines) to a topic."""
+def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ingest (see `ragloop topics list`).")],
+            source: Annotated[str, typer.Argument(help="JSON object, JSON array or JSON-lines file; - reads stdin.")],
+            validate: Annotated[bool, typer.Option(help="Check events against the topic's schema first; --no-validate sends "
+                                                         "each line as-is (handy to see the DLQ at work).")] = True) -> None:
+    """Publish events to a topic, as any producer would.
+
+    Example: `echo '{"document_id": "d1", "title": "T", "text": "Hello"}' | ragloop publish docs.ingest -`
+    """
     target = resolve(topic)
     text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    payloads = _parse_events(text)
-    if validate:
-        for n, payload in enumerate(payloads, 1):
-            try:
-                target.event.model_validate(payload)
-            except Exception as error:
-                raise typer.BadParameter(f"event {n} does not match {target.event.__name__}: {error}") from None
+    messages = _validated(target.event, text) if validate else [(None, line.encode()) for line in text.splitlines() if line.strip()]
     settings = get_settings()
-    roles = _in_process(settings, list(ROLES))
 
-    async def send(runtime: Runtime) -> int:
-        for payload in payloads:
-            key = target.event.model_validate(payload).key() if validate else None
-            await runtime.broker.publish(target.name, json.dumps(payload).encode(), key=key)
-        if settings.is_embedded_broker:
-            await runtime.broker.join()  # type: ignore[attr-defined]
-        return len(payloads)
+    async def send(runtime: Runtime) -> list[str]:
+        for key, value in messages:
+            await runtime.broker.publish(target.name, value, key=key)
+        if not settings.is_embedded_broker:
+            return []
+        await runtime.broker.join()  # type: ignore[attr-defined]
+        return [json.loads(m.value)["reason"] for m in runtime.broker.retained[target.dlq]]  # type: ignore[attr-defined]
 
-    count = _run_with(settings, roles, send)
-    console.print(f"published {count} event(s) to {target.name}")
+    dead = _run_with(settings, _in_process(settings, list(ROLES)), send)
+    console.print(f"published {len(messages)} event(s) to {target.name}")
+    for reason in dead:
+        console.print(f"[red]dead-lettered to {target.dlq}[/]: {reason}")
 
 
-def _parse_events(text: str) -> list[dict[str, Any]]:
+def _validated(model: type[Event], text: str) -> list[tuple[str, bytes]]:
+    """Parse one JSON object, a JSON array or JSON lines, and check each against the topic's schema."""
     stripped = text.strip()
-    if stripped.startswith("["):
-        return list(json.loads(stripped))
     try:
-        return [json.loads(stripped)]
-    except json.JSONDecodeError:
-        return [json.loads(line) for line in stripped.splitlines() if line.strip()]
+        if stripped.startswith("["):
+            payloads = list(json.loads(stripped))
+        else:
+            try:
+                payloads = [json.loads(stripped)]
+            except json.JSONDecodeError:
+                payloads = [json.loads(line) for line in stripped.splitlines() if line.strip()]
+    except json.JSONDecodeError as error:
+        raise typer.BadParameter(f"not JSON: {error}; give one object, an array, or one object per line") from None
+    events = []
+    for n, payload in enumerate(payloads, 1):
+        try:
+            event = model.model_validate(payload)
+        except ValidationError as error:
+            raise typer.BadParameter(f"event {n} does not match {model.__name__}: {_problems(error)}") from None
+        events.append((event.key(), event.model_dump_json().encode()))
+    return events
+
+
+def _problems(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg']}" for e in error.errors())
 
 
 @app.command()
-def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or folders (.txt, .md).", exists=True)],
+def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs: text, Markdown, HTML, PDF, JSON/JSONL records.")],
            tenant: Annotated[str, typer.Option(help="Tenant the documents belong to.")] = "default",
            timeout: Annotated[float, typer.Option(help="Seconds to wait for indexing.")] = 3600) -> None:
-    """Index files: chunk, embed and index them, with a progress bar and a summary."""
-    from indexing.loaders import load_path
+    """Index documents (chunk, embed, index) with a progress bar and a summary.
 
-    files = [p for path in paths for p in (sorted(x for x in path.rglob("*") if x.is_file()) if path.is_dir() else [path])]
-    documents = [load_path(f, tenant=tenant) for f in files]
+    A JSON-lines file (e.g. a BEIR corpus.jsonl) yields one document per record. Files that cannot
+    be loaded are reported and counted as failed; the others are still indexed.
+    """
+    from indexing.loaders import LoadError, iter_documents
+
     settings = get_settings()
+    documents: list[DocumentIngest] = []
+    unreadable = 0
+    for item in paths:
+        if item.startswith(("http://", "https://")):
+            documents.append(DocumentIngest(tenant=tenant, document_id=item, url=item, source=item))
+            continue
+        path = Path(item)
+        if not path.exists():
+            raise typer.BadParameter(f"{item}: no such file or folder")
+        for file in sorted(x for x in path.rglob("*") if x.is_file()) if path.is_dir() else [path]:
+            try:
+                documents += [DocumentIngest(tenant=doc.tenant, document_id=doc.id, title=doc.title, text=doc.text, source=doc.source,
+                                             metadata=doc.metadata, access=doc.access)
+                              for doc in iter_documents(file, tenant=tenant, max_bytes=settings.fetch_max_bytes)]
+            except LoadError as error:
+                unreadable += 1
+                console.print(f"[red]skipped[/] {file}: {error}")
 
     async def send(runtime: Runtime) -> dict[str, int]:
-        for doc in documents:
-            await asyncio.to_thread(runtime.store.upsert_document, doc.id, doc.tenant, title=doc.title, status="queued", error=None)
-            await runtime.publisher.publish(DocumentIngest(tenant=doc.tenant, document_id=doc.id, title=doc.title, text=doc.text,
-                                                           source=doc.source, metadata=doc.metadata, access=doc.access))
-        return await _follow_documents(runtime, [d.id for d in documents], timeout)
+        for event in documents:
+            await asyncio.to_thread(runtime.store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
+            await runtime.publisher.publish(event)
+        return await _follow_documents(runtime, [d.document_id for d in documents], timeout)
 
     summary = _run_with(settings, _in_process(settings, ["ingest"]), send)
-    console.print(f"indexed {summary.get('indexed', 0)} of {len(documents)} document(s), {summary.get('chunks', 0)} chunks; failed {summary.get('failed', 0)}")
-    if summary.get("failed"):
+    failed = summary.get("failed", 0) + unreadable
+    console.print(f"indexed {summary.get('indexed', 0)} of {len(documents) + unreadable} document(s), {summary.get('chunks', 0)} chunks; failed {failed}")
+    if failed:
         raise typer.Exit(1)
 
 

@@ -8,6 +8,12 @@ Snowball vs Porter, stopwords on/off and dropping one-character tokens all move 
 <= 0.002, so the settings follow OpenSearch (keep one-character tokens and numbers such as
 "p53", "IL-6", "type 2").
 
+Chinese, Japanese and Korean are written without spaces, so ``\\w+`` would make a whole
+sentence one term. Runs of CJK characters are instead indexed as overlapping bigrams plus
+unigrams (what OpenSearch's ``cjk_bigram`` filter with ``output_unigrams`` emits, used by the
+OpenSearch backend's ``content.cjk`` field): bigrams match words, unigrams keep one-character
+queries working. Text without CJK characters takes the original path unchanged.
+
     >>> EnglishAnalyzer()("The mice's tumours are growing")
     ['mice', 'tumour', 'grow']
 """
@@ -15,6 +21,7 @@ Snowball vs Porter, stopwords on/off and dropping one-character tokens all move 
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +35,11 @@ LUCENE_ENGLISH_STOPWORDS = frozenset(
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 _POSSESSIVE = re.compile(r"['\u2019][sS]\b")
+# Han (with extensions and compatibility ideographs), Hiragana, Katakana (+ half-width), Hangul.
+_CJK_CHARS = ("\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff"
+              "\uac00-\ud7af\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f")
+_CJK = re.compile(f"[{_CJK_CHARS}]")
+_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
 
 
 class EnglishAnalyzer:
@@ -42,6 +54,27 @@ class EnglishAnalyzer:
         self._stem = lru_cache(maxsize=200_000)(self._stemmer.stemWord) if self._stemmer else None
 
     def __call__(self, text: str) -> list[str]:
+        if _CJK.search(text):
+            return self._mixed(text)
+        return self._words(text)
+
+    def _mixed(self, text: str) -> list[str]:
+        """Text with CJK runs: the runs become bigrams and unigrams, the rest is analysed as English."""
+        text = unicodedata.normalize("NFKC", text)  # full-width Latin -> ASCII, half-width kana -> full
+        terms: list[str] = []
+        position = 0
+        for run in _CJK_RUN.finditer(text):
+            terms += self._words(text[position:run.start()])
+            chars = run.group()
+            for i, char in enumerate(chars):
+                terms.append(char)
+                if i + 1 < len(chars):
+                    terms.append(chars[i:i + 2])
+            position = run.end()
+        terms += self._words(text[position:])
+        return terms
+
+    def _words(self, text: str) -> list[str]:
         words = _TOKEN.findall(_POSSESSIVE.sub("", text).lower())
         words = [w.replace("_", "") for w in words]
         if self.use_stopwords:

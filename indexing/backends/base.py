@@ -6,6 +6,12 @@ a global top-k). Writes are per document and idempotent: ``replace_document`` ma
 index hold exactly the given chunks for that document, which is what at-least-once event
 delivery needs.
 
+Access lists: a chunk whose ``access`` list is empty is visible to the whole tenant; a chunk
+with a non-empty list is visible only to a query whose ``principals`` share at least one entry
+with it. ``principals=None`` (or empty) therefore sees only the tenant's unrestricted chunks —
+the safe default for callers that do not know who is asking. Both filters sit inside the query,
+before the top-k cut.
+
     >>> backend = open_backend("embedded://", home=Path("~/.ragloop"), dimension=384)  # doctest: +SKIP
 """
 
@@ -31,11 +37,13 @@ class SearchBackend(Protocol):
     def delete_document(self, tenant: str, document_id: str) -> int:
         """Remove a document's chunks; returns how many were removed (0 if none)."""
 
-    def search_bm25(self, *, tenant: str, text: str, k: int) -> list[SearchHit]:
-        """Top-``k`` chunks of ``tenant`` by BM25 over title and text, best first."""
+    def search_bm25(self, *, tenant: str, text: str, k: int,
+                    principals: Sequence[str] | None = None) -> list[SearchHit]:
+        """Top-``k`` chunks of ``tenant`` visible to ``principals``, by BM25 over title and text, best first."""
 
-    def search_dense(self, *, tenant: str, vector: np.ndarray, k: int) -> list[SearchHit]:
-        """Top-``k`` chunks of ``tenant`` by cosine similarity to ``vector``, best first."""
+    def search_dense(self, *, tenant: str, vector: np.ndarray, k: int,
+                     principals: Sequence[str] | None = None) -> list[SearchHit]:
+        """Top-``k`` chunks of ``tenant`` visible to ``principals``, by cosine similarity to ``vector``, best first."""
 
     def count(self, tenant: str | None = None) -> int:
         """Number of chunks, in one tenant or in all."""

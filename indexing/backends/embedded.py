@@ -8,6 +8,9 @@ Why this design:
   bm25s index), rebuilt lazily on the first query after that tenant changed. Each tenant has
   its own view, so the tenant filter is inside every query by construction; BM25 statistics
   are per tenant too, as they would be for separate indices.
+- Access lists are applied inside the same view: it keeps a mask of public chunks (empty
+  access list) and, per principal, the rows it may read; a query's visible rows are computed
+  before the top-k cut, so restricted chunks never take a place in the results or leak.
 - Exact cosine (one matrix-vector product) is exact and fast enough at this scale (10^5
   chunks x 384 dims is ~20 ms); an ANN index would add approximation and a dependency.
 - One lock serialises writes and view rebuilds; queries run on an immutable view outside it.
@@ -62,6 +65,19 @@ class _TenantView:
     chunks: list[Chunk]
     matrix: np.ndarray  # (n, d) float32, rows L2-normalised
     bm25: bm25s.BM25 | None  # None when no chunk has any index term
+    public: np.ndarray  # (n,) bool: chunks with an empty access list
+    readers: dict[str, np.ndarray]  # principal -> row indices of the restricted chunks it may read
+
+    def visible(self, principals: Sequence[str] | None) -> np.ndarray | None:
+        """Rows the principals may read, as a bool mask; None when every row is visible."""
+        if bool(self.public.all()):
+            return None
+        mask = self.public.copy()
+        for principal in principals or ():
+            rows = self.readers.get(principal)
+            if rows is not None:
+                mask[rows] = True
+        return mask
 
 
 class EmbeddedBackend:
@@ -123,7 +139,8 @@ class EmbeddedBackend:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def search_bm25(self, *, tenant: str, text: str, k: int) -> list[SearchHit]:
+    def search_bm25(self, *, tenant: str, text: str, k: int,
+                    principals: Sequence[str] | None = None) -> list[SearchHit]:
         view = self._view(tenant)
         terms = self.analyzer(text)
         if view is None or view.bm25 is None or not terms or k <= 0:
@@ -134,9 +151,10 @@ class EmbeddedBackend:
         # bm25s' Lucene variant drops the constant (k1 + 1) numerator that OpenSearch's BM25 keeps;
         # restoring it puts both backends' scores on the same scale (ranking is unaffected).
         scores = view.bm25.get_scores(known) * (1.0 + self.k1)
-        return _top_k(view.chunks, scores, k, positive_only=True)
+        return _top_k(view.chunks, scores, k, positive_only=True, mask=view.visible(principals))
 
-    def search_dense(self, *, tenant: str, vector: np.ndarray, k: int) -> list[SearchHit]:
+    def search_dense(self, *, tenant: str, vector: np.ndarray, k: int,
+                     principals: Sequence[str] | None = None) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dimension:
             raise ValueError(f"query vector has {query.shape[0]} dimensions; this index holds {self.dimension}")
@@ -144,7 +162,7 @@ class EmbeddedBackend:
         if view is None or k <= 0:
             return []
         scores = view.matrix @ _normalise(query[None, :])[0]
-        return _top_k(view.chunks, scores, k, positive_only=False)
+        return _top_k(view.chunks, scores, k, positive_only=False, mask=view.visible(principals))
 
     def count(self, tenant: str | None = None) -> int:
         with self._lock:
@@ -182,7 +200,13 @@ class EmbeddedBackend:
         if any(e.terms for e in entries):
             bm25 = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
             bm25.index([e.terms for e in entries], show_progress=False)
-        return _TenantView(chunks=[e.chunk for e in entries], matrix=matrix, bm25=bm25)
+        public = np.array([not e.chunk.access for e in entries], dtype=bool)
+        rows: dict[str, list[int]] = {}
+        for row, entry in enumerate(entries):
+            for principal in set(entry.chunk.access):
+                rows.setdefault(principal, []).append(row)
+        readers = {p: np.asarray(r, dtype=np.int64) for p, r in rows.items()}
+        return _TenantView(chunks=[e.chunk for e in entries], matrix=matrix, bm25=bm25, public=public, readers=readers)
 
     def _terms(self, chunk: Chunk) -> list[str]:
         return self.analyzer(f"{chunk.title}\n{chunk.text}")
@@ -251,11 +275,12 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
     return (matrix / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
-def _top_k(chunks: list[Chunk], scores: np.ndarray, k: int, *, positive_only: bool) -> list[SearchHit]:
-    if positive_only:
-        candidates = np.flatnonzero(scores > 0)
-    else:
-        candidates = np.arange(len(scores))
+def _top_k(chunks: list[Chunk], scores: np.ndarray, k: int, *, positive_only: bool,
+           mask: np.ndarray | None = None) -> list[SearchHit]:
+    keep = scores > 0 if positive_only else np.ones(len(scores), dtype=bool)
+    if mask is not None:
+        keep &= mask
+    candidates = np.flatnonzero(keep)
     if len(candidates) > k:
         part = np.argpartition(-scores[candidates], k - 1)[:k]
         candidates = candidates[part]

@@ -1,13 +1,21 @@
 """Search backend on an OpenSearch cluster: BM25 and Lucene HNSW k-NN in one index.
 
 Why this shape:
-- One index per embedding dimension (``<prefix>-d<dim>``) holds every tenant; ``tenant``,
-  ``document_id`` and ``access`` are keyword fields and the tenant filter sits inside every
-  query (a ``bool`` filter for BM25, the k-NN ``filter`` for dense, which OpenSearch applies
-  during the graph search), so a big tenant never crowds a small one out of the top k.
+- One alias per embedding dimension (``<prefix>-d<dim>``) holds every tenant; it points at a
+  versioned index (``<prefix>-d<dim>-v<N>``), so ``reindex_to_new_version`` can build an index
+  with new settings and swap the alias in one atomic step while queries keep working. An index
+  created before versioning (a plain ``<prefix>-d<dim>`` index) is used as is and replaced by
+  the first reindex.
+- ``tenant``, ``document_id`` and ``access`` are keyword fields; the tenant and access filters
+  sit inside every query (a ``bool`` filter for BM25, the k-NN ``filter`` for dense, which
+  OpenSearch applies during the graph search), so a big tenant never crowds a small one out of
+  the top k and a restricted chunk never takes a place in another reader's results.
 - Title and text are analysed like the embedded backend's BM25 (standard tokenizer,
   possessive, lowercase, Lucene English stopwords, Snowball English stemmer) and copied into
-  one ``content`` field, with the same BM25 k1/b, so both backends rank alike.
+  one ``content`` field, with the same BM25 k1/b, so both backends rank alike. ``content`` has
+  a ``cjk`` sub-field (CJK width folding, overlapping bigrams plus unigrams) that is queried
+  too when the query contains Chinese, Japanese or Korean characters; English queries use the
+  English field alone, so their scores stay identical to the embedded backend's.
 - ``replace_document`` sends the new chunks and the deletions of the document's stale chunks
   in one bulk request with ``refresh="wait_for"``: when it returns, searches see the new
   version. Chunk ids are the OpenSearch ``_id``s, so replaying an ingest is idempotent.
@@ -19,28 +27,38 @@ Why this shape:
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 import numpy as np
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import NotFoundError, RequestError
 
+from indexing.backends.analyzer import _CJK
 from indexing.types import Chunk, SearchHit
 
+SCHEMA_VERSION = 2  # bump when the template below changes; reindex_to_new_version applies it
 _ANALYSIS = {
     "filter": {
         "ragloop_english_stop": {"type": "stop", "stopwords": "_english_"},
         "ragloop_english_possessive": {"type": "stemmer", "language": "possessive_english"},
         "ragloop_english_stemmer": {"type": "snowball", "language": "English"},
+        "ragloop_cjk_bigram": {"type": "cjk_bigram", "output_unigrams": True},
     },
     "analyzer": {
         "ragloop_english": {
             "type": "custom",
             "tokenizer": "standard",
             "filter": ["ragloop_english_possessive", "lowercase", "ragloop_english_stop", "ragloop_english_stemmer"],
-        }
+        },
+        "ragloop_cjk": {
+            "type": "custom",
+            "tokenizer": "standard",
+            "filter": ["cjk_width", "lowercase", "ragloop_cjk_bigram"],
+        },
     },
 }
+_VERSION = re.compile(r"-v(\d+)$")
 
 
 class OpenSearchBackend:
@@ -51,7 +69,7 @@ class OpenSearchBackend:
                  client: OpenSearch | None = None) -> None:
         self.url = url
         self.dimension = dimension
-        self.index_name = f"{index_prefix}-d{dimension}"
+        self.index_name = f"{index_prefix}-d{dimension}"  # the alias every read and write goes through
         self.k1, self.b = k1, b
         self.ef_search = ef_search
         self.client = client or OpenSearch(hosts=[url], timeout=timeout)
@@ -81,18 +99,25 @@ class OpenSearchBackend:
 
     # -- reads -------------------------------------------------------------------------------
 
-    def search_bm25(self, *, tenant: str, text: str, k: int) -> list[SearchHit]:
+    def search_bm25(self, *, tenant: str, text: str, k: int,
+                    principals: Sequence[str] | None = None) -> list[SearchHit]:
         if k <= 0 or not text.strip():
             return []
+        english = {"match": {"content": {"query": text}}}
+        if _CJK.search(text):
+            match: dict[str, Any] = {"bool": {"should": [english, {"match": {"content.cjk": {"query": text}}}],
+                                              "minimum_should_match": 1}}
+        else:
+            match = english
         body = {
             "size": k,
             "_source": {"excludes": ["vector"]},
-            "query": {"bool": {"must": [{"match": {"content": {"query": text}}}],
-                               "filter": [{"term": {"tenant": tenant}}]}},
+            "query": {"bool": {"must": [match], "filter": _visibility_filter(tenant, principals)}},
         }
         return [self._hit(h, float(h["_score"])) for h in self._search(body)]
 
-    def search_dense(self, *, tenant: str, vector: np.ndarray, k: int) -> list[SearchHit]:
+    def search_dense(self, *, tenant: str, vector: np.ndarray, k: int,
+                     principals: Sequence[str] | None = None) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)
         if query.shape[0] != self.dimension:
             raise ValueError(f"query vector has {query.shape[0]} dimensions; this index holds {self.dimension}")
@@ -102,7 +127,7 @@ class OpenSearchBackend:
             "size": k,
             "_source": {"excludes": ["vector"]},
             "query": {"knn": {"vector": {"vector": _normalise(query).tolist(), "k": max(k, self.ef_search),
-                                         "filter": {"term": {"tenant": tenant}}}}},
+                                         "filter": {"bool": {"filter": _visibility_filter(tenant, principals)}}}}},
         }
         # Lucene cosinesimil scores are (1 + cos) / 2; report the cosine itself.
         return [self._hit(h, 2.0 * float(h["_score"]) - 1.0) for h in self._search(body)][:k]
@@ -118,9 +143,57 @@ class OpenSearchBackend:
             return None
         return _chunk(found["_source"]) if found.get("found") else None
 
+    def current_index(self) -> str:
+        """The concrete index the alias points at now (the alias name itself for a pre-versioning index)."""
+        try:
+            found = self.client.indices.get_alias(name=self.index_name)
+        except NotFoundError:
+            return self.index_name
+        return sorted(found, key=_version_of)[-1]
+
+    def reindex_to_new_version(self, *, delete_old: bool = True, timeout_s: float = 3600.0) -> str:
+        """Copy every chunk into a new index built from the current template (``-v<N+1>``), then
+        swap the alias to it in one atomic step; returns the new index's name.
+
+        Queries keep working throughout (they read the old index until the swap). Writes made
+        while the copy runs may not reach the new index: pause ingestion (stop the ingest
+        consumers; events wait on their topic) for the duration, or re-ingest afterwards.
+        """
+        old = self.current_index()
+        new = f"{self.index_name}-v{self._latest_version() + 1}"
+        self.client.indices.create(index=new, body=self._template())
+        try:
+            result = self.client.reindex(body={"source": {"index": old}, "dest": {"index": new}},
+                                         params={"refresh": "true", "wait_for_completion": "true",
+                                                 "timeout": f"{int(timeout_s)}s"},
+                                         request_timeout=timeout_s)
+            if result.get("failures"):
+                raise RuntimeError(f"reindexing {old!r} into {new!r} failed: {result['failures'][:3]}")
+            copied, expected = self._count(new), self._count(old)
+            if copied != expected:
+                raise RuntimeError(f"reindexing {old!r} into {new!r} copied {copied} of {expected} chunks; "
+                                   "was something writing? pause ingestion and retry")
+        except Exception:
+            self.client.indices.delete(index=new, params={"ignore_unavailable": "true"})
+            raise
+        if old == self.index_name:  # a pre-versioning index: the alias takes its name in the same step
+            actions: list[dict[str, Any]] = [{"add": {"index": new, "alias": self.index_name, "is_write_index": True}},
+                                             {"remove_index": {"index": old}}]
+        else:
+            actions = [{"remove": {"index": old, "alias": self.index_name}},
+                       {"add": {"index": new, "alias": self.index_name, "is_write_index": True}}]
+        self.client.indices.update_aliases(body={"actions": actions})
+        if delete_old and old != self.index_name:
+            self.client.indices.delete(index=old, params={"ignore_unavailable": "true"})
+        return new
+
     def drop_index(self) -> None:
-        """Delete this backend's whole index (every tenant); for tests and rebuilds."""
-        self.client.indices.delete(index=self.index_name, params={"ignore_unavailable": "true"})
+        """Delete this backend's indices, every version and every tenant; for tests and rebuilds."""
+        names = set(self.client.indices.get(index=f"{self.index_name}-v*", params={"expand_wildcards": "all"}))
+        if self.client.indices.exists(index=self.index_name):
+            names.add(self.current_index())
+        for name in sorted(names):
+            self.client.indices.delete(index=name, params={"ignore_unavailable": "true"})
 
     def close(self) -> None:
         self.client.close()
@@ -128,39 +201,26 @@ class OpenSearchBackend:
     # -- internals -----------------------------------------------------------------------------
 
     def _ensure_index(self) -> None:
-        if self.client.indices.exists(index=self.index_name):
-            self._check_dimension()
-            return
-        body = {
-            "settings": {
-                "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0,
-                          "knn.algo_param.ef_search": self.ef_search,
-                          "similarity": {"default": {"type": "BM25", "k1": self.k1, "b": self.b}}},
-                "analysis": _ANALYSIS,
-            },
-            "mappings": {
-                "dynamic": "strict",
-                "properties": {
-                    "chunk_id": {"type": "keyword"},
-                    "tenant": {"type": "keyword"},
-                    "document_id": {"type": "keyword"},
-                    "access": {"type": "keyword"},
-                    "ordinal": {"type": "integer"},
-                    "title": {"type": "text", "analyzer": "ragloop_english", "copy_to": "content"},
-                    "text": {"type": "text", "analyzer": "ragloop_english", "copy_to": "content"},
-                    "content": {"type": "text", "analyzer": "ragloop_english"},
-                    "metadata": {"type": "object", "enabled": False},
-                    "vector": {"type": "knn_vector", "dimension": self.dimension,
-                               "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil",
-                                          "parameters": {"m": 16, "ef_construction": 128}}},
-                },
-            },
-        }
-        try:
-            self.client.indices.create(index=self.index_name, body=body)
-        except RequestError as exc:  # another process created it first
-            if "resource_already_exists_exception" not in str(exc):
-                raise
+        if not self.client.indices.exists(index=self.index_name):
+            first = f"{self.index_name}-v1"
+            body = {**self._template(), "aliases": {self.index_name: {"is_write_index": True}}}
+            try:
+                self.client.indices.create(index=first, body=body)
+            except RequestError as exc:  # another process created it first
+                if "resource_already_exists_exception" not in str(exc):
+                    raise
+        self._check_dimension()
+
+    def _template(self) -> dict[str, Any]:
+        return index_template(self.dimension, ef_search=self.ef_search, k1=self.k1, b=self.b)
+
+    def _latest_version(self) -> int:
+        names = self.client.indices.get(index=f"{self.index_name}-v*", params={"expand_wildcards": "all"})
+        return max((_version_of(n) for n in names), default=0)
+
+    def _count(self, index: str) -> int:
+        self.client.indices.refresh(index=index)
+        return int(self.client.count(index=index)["count"])
 
     def _check_dimension(self) -> None:
         mapping = self.client.indices.get_mapping(index=self.index_name)
@@ -200,6 +260,51 @@ class OpenSearchBackend:
                 raise ValueError(f"chunk {c.id} belongs to ({c.tenant!r}, {c.document_id!r}), not to "
                                  f"({tenant!r}, {document_id!r})")
         return np.stack([_normalise(v) for v in vectors])
+
+
+def index_template(dimension: int, *, ef_search: int = 100, k1: float = 1.2, b: float = 0.75) -> dict[str, Any]:
+    """Settings and mappings of one index version (``SCHEMA_VERSION``)."""
+    return {
+        "settings": {
+            "index": {"knn": True, "number_of_shards": 1, "number_of_replicas": 0,
+                      "knn.algo_param.ef_search": ef_search,
+                      "similarity": {"default": {"type": "BM25", "k1": k1, "b": b}}},
+            "analysis": _ANALYSIS,
+        },
+        "mappings": {
+            "dynamic": "strict",
+            "_meta": {"ragloop_schema": SCHEMA_VERSION},
+            "properties": {
+                "chunk_id": {"type": "keyword"},
+                "tenant": {"type": "keyword"},
+                "document_id": {"type": "keyword"},
+                "access": {"type": "keyword"},
+                "ordinal": {"type": "integer"},
+                "title": {"type": "text", "analyzer": "ragloop_english", "copy_to": "content"},
+                "text": {"type": "text", "analyzer": "ragloop_english", "copy_to": "content"},
+                "content": {"type": "text", "analyzer": "ragloop_english",
+                            "fields": {"cjk": {"type": "text", "analyzer": "ragloop_cjk"}}},
+                "metadata": {"type": "object", "enabled": False},
+                "vector": {"type": "knn_vector", "dimension": dimension,
+                           "method": {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil",
+                                      "parameters": {"m": 16, "ef_construction": 128}}},
+            },
+        },
+    }
+
+
+def _visibility_filter(tenant: str, principals: Sequence[str] | None) -> list[dict[str, Any]]:
+    """The tenant's chunks that are public (no access list) or list one of ``principals``."""
+    public: dict[str, Any] = {"bool": {"must_not": [{"exists": {"field": "access"}}]}}
+    readable = [public]
+    if principals:
+        readable.append({"terms": {"access": sorted(set(principals))}})
+    return [{"term": {"tenant": tenant}}, {"bool": {"should": readable, "minimum_should_match": 1}}]
+
+
+def _version_of(index: str) -> int:
+    found = _VERSION.search(index)
+    return int(found.group(1)) if found else 0
 
 
 def _document_filter(tenant: str, document_id: str) -> dict[str, Any]:

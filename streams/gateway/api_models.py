@@ -12,13 +12,26 @@ from schemas.tables import DocumentRecord, ModelVersionRecord, TaskRecord
 
 
 class DocumentIn(BaseModel):
+    """Exactly one body: `text`, a `url` to fetch (HTML, PDF, Markdown, JSON…), or `content_b64` file bytes."""
+
     model_config = ConfigDict(extra="forbid")
     title: str = Field("", max_length=1000)
-    text: NonEmpty
+    text: NonEmpty | None = None
+    url: str | None = Field(None, pattern=r"^https?://", max_length=4000)
+    content_b64: NonEmpty | None = None
+    media_type: str | None = Field(None, description="Format of content_b64, e.g. application/pdf (else from filename).")
+    filename: str | None = None
     id: Identifier | None = Field(None, description="Stable id; re-posting the same id replaces the document.")
     tenant: Identifier = "default"
     metadata: dict[str, Any] = Field(default_factory=dict)
-    access: list[str] = Field(default_factory=list)
+    access: list[str] = Field(default_factory=list, description="Principals allowed to read it; empty = the whole tenant.")
+
+    @model_validator(mode="after")
+    def _one_body(self) -> DocumentIn:
+        given = [name for name in ("text", "url", "content_b64") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of text, url or content_b64 (got {given or 'none'})")
+        return self
 
 
 class DocumentAccepted(BaseModel):

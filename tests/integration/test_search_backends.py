@@ -191,3 +191,115 @@ def test_both_backends_agree_on_top_results(request, tmp_path, unique, embedder)
         np.testing.assert_allclose([h.score for h in dense["embedded"]], [h.score for h in dense["opensearch"]],
                                    atol=1e-3, err_msg=query)
         np.testing.assert_allclose(bm25["embedded"][0].score, bm25["opensearch"][0].score, rtol=0.05, err_msg=query)
+
+
+PRINCIPALS = ["user:alice", "user:bob", "group:eng", "group:sales"]
+
+
+def visible(chunk, principals) -> bool:
+    return not chunk.access or bool(set(chunk.access) & set(principals or ()))
+
+
+def test_access_lists_are_applied_inside_every_query(pipeline, backend, embedder):
+    seed = random.randrange(1_000_000)
+    rng = random.Random(seed)
+    docs = []
+    for tenant in ("t-1", "t-2", "t-3"):
+        for doc in documents(tenant, rng.sample(sorted(CORPUS), 5)):
+            doc.access = rng.sample(PRINCIPALS, rng.randint(0, 2))  # 0: the whole tenant may read it
+            docs.append(doc)
+    pipeline.ingest_many(docs)
+    access = {(d.tenant, d.id): d.access for d in docs}
+    asking = [None, [], ["user:alice"], ["user:bob", "group:eng"], ["user:mallory"], PRINCIPALS]
+    for tenant in ("t-1", "t-2", "t-3"):
+        for query, expected in QUERIES.items():
+            vector = embedder.embed_query(query)
+            for principals in asking:
+                for mode, hits in (("bm25", backend.search_bm25(tenant=tenant, text=query, k=10, principals=principals)),
+                                   ("dense", backend.search_dense(tenant=tenant, vector=vector, k=10,
+                                                                  principals=principals))):
+                    where = f"seed={seed} {tenant} {mode} {principals} {query!r}"
+                    assert all(h.chunk.tenant == tenant for h in hits), where
+                    assert all(visible(h.chunk, principals) for h in hits), where
+                    readable = (tenant, expected) in access and visible(
+                        SourceDocument(id="x", text="x", access=access[(tenant, expected)]), principals)
+                    if readable and mode == "dense":  # never starved by chunks the reader may not see
+                        assert top_documents(hits, 1) == [expected], where
+
+
+def test_search_without_principals_sees_only_unrestricted_chunks(pipeline, backend, embedder):
+    public, private = documents(ids=["coffee", "kafka"])
+    private.access = ["group:eng"]
+    pipeline.ingest_many([public, private])
+    vector = embedder.embed_query("Apache Kafka topics")
+    assert top_documents(backend.search_dense(tenant="default", vector=vector, k=5)) == ["coffee"]
+    assert top_documents(backend.search_bm25(tenant="default", text="kafka", k=5)) == []
+    assert top_documents(backend.search_bm25(tenant="default", text="kafka", k=5, principals=["group:eng"])) == ["kafka"]
+
+
+CJK_CORPUS = [
+    SourceDocument(id="tokyo", title="東京", text="東京都は日本の首都です。多くの人が住んでいます。"),
+    SourceDocument(id="beijing", title="北京", text="北京是中华人民共和国的首都，有很多历史名胜。"),
+    SourceDocument(id="seoul", title="서울", text="서울특별시는 대한민국의 수도이다."),
+    SourceDocument(id="kyoto", title="京都", text="京都には古いお寺がたくさんあります。"),
+]
+
+
+@pytest.mark.parametrize("query, expected", [("東京の首都", "tokyo"), ("北京 历史", "beijing"),
+                                             ("서울특별시", "seoul"), ("お寺", "kyoto")])
+def test_cjk_text_is_searchable_by_words(pipeline, backend, query, expected):
+    pipeline.ingest_many(CJK_CORPUS + documents(ids=["coffee"]))
+    assert top_documents(backend.search_bm25(tenant="default", text=query, k=5), 1) == [expected]
+
+
+@pytest.mark.opensearch
+def test_reindex_swaps_the_alias_and_queries_answer_the_same(request, tmp_path, unique, embedder):
+    backend = make_backend("opensearch", request, tmp_path, unique, embedder.dimension)
+    pipeline = IngestPipeline(Chunker(max_tokens=24, overlap_tokens=6), embedder, backend)
+    pipeline.ingest_many(documents())
+    old = backend.current_index()
+    assert old == f"{backend.index_name}-v1"
+
+    def answers():
+        out = {}
+        for query in QUERIES:
+            bm25 = backend.search_bm25(tenant="default", text=query, k=5)
+            dense = backend.search_dense(tenant="default", vector=embedder.embed_query(query), k=5)
+            out[query] = ([(h.chunk.id, round(h.score, 4)) for h in bm25], [(h.chunk.id, round(h.score, 4)) for h in dense])
+        return out
+
+    before = answers()
+    new = backend.reindex_to_new_version()
+    assert new == backend.current_index() == f"{backend.index_name}-v2"
+    assert not backend.client.indices.exists(index=old)
+    assert answers() == before
+    assert backend.count() == sum(len(pipeline.chunker.split(d)) for d in documents())
+    pipeline.ingest(SourceDocument(id="new-doc", title="Tea", text="Green tea is steamed, black tea is oxidised."))
+    assert top_documents(backend.search_bm25(tenant="default", text="oxidised tea", k=3), 1) == ["new-doc"]
+
+
+@pytest.mark.opensearch
+def test_an_index_from_before_versioning_is_used_and_then_moved_behind_the_alias(request, tmp_path, unique, embedder):
+    from opensearchpy import OpenSearch
+
+    from indexing.backends.opensearch import OpenSearchBackend, index_template
+
+    url = request.getfixturevalue("opensearch_url")
+    prefix = f"ragloop-test-{unique}"
+    legacy = f"{prefix}-d{embedder.dimension}"
+    template = index_template(embedder.dimension)
+    del template["mappings"]["properties"]["content"]["fields"]  # as the first release created it
+    template["mappings"].pop("_meta")
+    client = OpenSearch(hosts=[url])
+    client.indices.create(index=legacy, body=template)
+    backend = OpenSearchBackend(url, dimension=embedder.dimension, index_prefix=prefix)
+    request.addfinalizer(lambda: (backend.drop_index(), backend.close(), client.close()))
+    pipeline = IngestPipeline(Chunker(max_tokens=24, overlap_tokens=6), embedder, backend)
+    pipeline.ingest_many(documents())
+    assert backend.current_index() == legacy
+    before = [h.chunk.id for h in backend.search_bm25(tenant="default", text="volcano lava", k=5)]
+    assert backend.reindex_to_new_version() == f"{legacy}-v1"
+    assert backend.current_index() == f"{legacy}-v1"
+    assert list(client.indices.get_alias(name=legacy)) == [f"{legacy}-v1"]
+    assert [h.chunk.id for h in backend.search_bm25(tenant="default", text="volcano lava", k=5)] == before
+    assert top_documents(backend.search_bm25(tenant="default", text="お寺", k=5)) == []  # CJK field now exists

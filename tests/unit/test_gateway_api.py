@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 
 import pytest
@@ -25,10 +26,36 @@ def test_document_is_accepted_and_queued(client: TestClient) -> None:
     assert client.get("/v1/documents/doc-1").json()["status"] == "queued"
 
 
-def test_document_without_text_is_422_naming_the_field(client: TestClient) -> None:
+def test_document_without_a_body_is_422_saying_what_to_send(client: TestClient) -> None:
     reply = client.post("/v1/documents", json={"title": "T"})
     assert reply.status_code == 422
-    assert reply.json()["error"].startswith("text: Field required")
+    assert "give exactly one of text, url or content_b64" in reply.json()["error"]
+
+
+def test_document_field_errors_name_the_field(client: TestClient) -> None:
+    reply = client.post("/v1/documents", json={"text": "x", "tenant": "bad tenant!"})
+    assert reply.status_code == 422 and reply.json()["error"].startswith("tenant:")
+
+
+def test_url_to_a_private_address_is_refused_up_front(client: TestClient) -> None:
+    reply = client.post("/v1/documents", json={"url": "http://127.0.0.1:9/secret"})
+    assert reply.status_code == 422 and reply.json()["detail"].startswith("url:")
+
+
+def test_unsupported_upload_is_415(client: TestClient) -> None:
+    blob = base64.b64encode(b"\x00\x01binary").decode()
+    reply = client.post("/v1/documents", json={"content_b64": blob, "filename": "tool.exe"})
+    assert reply.status_code == 415 and "not supported" in reply.json()["detail"]
+
+
+def test_oversized_upload_is_413(settings: Settings) -> None:
+    with TestClient(create_app(Runtime(settings.model_copy(update={"fetch_max_bytes": 10}), roles=[]))) as small:
+        reply = small.post("/v1/documents", json={"content_b64": base64.b64encode(b"x" * 11).decode(), "filename": "a.txt"})
+    assert reply.status_code == 413 and "limit is 10" in reply.json()["detail"]
+
+
+def test_delete_unknown_document_is_404(client: TestClient) -> None:
+    assert client.delete("/v1/documents/nope").status_code == 404
 
 
 def test_unknown_document_is_404(client: TestClient) -> None:

@@ -49,8 +49,15 @@ def test_unknown_fields_are_rejected_so_typos_reach_the_dlq() -> None:
 
 def test_missing_required_field_is_named() -> None:
     with pytest.raises(ValidationError) as error:
+        DocumentIngest.model_validate({"text": "body"})
+    assert error.value.errors()[0]["loc"] == ("document_id",)
+
+
+def test_document_needs_exactly_one_body() -> None:
+    with pytest.raises(ValidationError, match="exactly one of text, url or content_b64"):
         DocumentIngest.model_validate({"document_id": "d"})
-    assert error.value.errors()[0]["loc"] == ("text",)
+    with pytest.raises(ValidationError, match=r"got \['text', 'url'\]"):
+        DocumentIngest.model_validate({"document_id": "d", "text": "x", "url": "https://example.org/a"})
 
 
 def test_chat_request_must_end_with_a_user_question() -> None:

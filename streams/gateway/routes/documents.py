@@ -1,25 +1,61 @@
-"""Documents: accept for indexing, read their status back."""
+"""Documents: accept for indexing (text, URL or file bytes), read their status back, delete them.
+
+What can be checked without doing the work is checked here, so the caller gets a 4xx at once: a
+forbidden or unresolvable URL (422), an unsupported format (415) or an oversized body (413).
+Everything else is reported through the document's status and `docs.progress`.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException
 
-from schemas.events import DocumentIngest, new_id
+from indexing.loaders import LoadError
+from indexing.loaders.formats import detect_format
+from indexing.url_guard import resolve_allowed
+from schemas.events import DocumentDelete, DocumentIngest, new_id
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
 from streams.gateway.context import GatewayContext
 
 
 def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(prefix="/v1/documents", tags=["documents"])
+    settings = ctx.settings
 
-    @api.post("", status_code=202, response_model=DocumentAccepted)
+    async def check(body: DocumentIn) -> None:
+        if body.url is not None:
+            parts = urlsplit(body.url)
+            try:
+                await asyncio.to_thread(resolve_allowed, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
+                                        allow_private=settings.fetch_allow_private)
+            except LoadError as error:
+                raise HTTPException(422, f"url: {error}") from None
+        if body.content_b64 is not None:
+            try:
+                data = base64.b64decode(body.content_b64, validate=True)
+            except binascii.Error:
+                raise HTTPException(422, "content_b64: not valid base64") from None
+            if len(data) > settings.fetch_max_bytes:
+                raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
+            try:
+                detect_format(media_type=body.media_type, name=body.filename or "", head=data[:512])
+            except LoadError as error:
+                raise HTTPException(415, str(error)) from None
+
+    @api.post("", status_code=202, response_model=DocumentAccepted,
+              responses={413: {"description": "Content too large."}, 415: {"description": "Unsupported format."}})
     async def post_document(body: DocumentIn) -> DocumentAccepted:
+        await check(body)
         document_id = body.id or new_id()
         await asyncio.to_thread(ctx.store.upsert_document, document_id, body.tenant, title=body.title, status="queued", error=None)
         await ctx.publisher.publish(DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text,
-                                                   metadata=body.metadata, access=body.access, source="api"))
+                                                   url=body.url, content_b64=body.content_b64, media_type=body.media_type,
+                                                   filename=body.filename, metadata=body.metadata, access=body.access,
+                                                   source=body.url or body.filename or "api"))
         return DocumentAccepted(document_id=document_id, status="queued")
 
     @api.get("/{document_id}", response_model=DocumentOut)
@@ -28,5 +64,14 @@ def router(ctx: GatewayContext) -> APIRouter:
         if row is None:
             raise HTTPException(404, f"unknown document_id {document_id!r}")
         return DocumentOut.of(row)
+
+    @api.delete("/{document_id}", status_code=202, response_model=DocumentAccepted)
+    async def delete_document(document_id: str) -> DocumentAccepted:
+        """Remove the document's chunks from the index (asynchronously: its status becomes `deleted`)."""
+        row = await asyncio.to_thread(ctx.store.get_document, document_id)
+        if row is None:
+            raise HTTPException(404, f"unknown document_id {document_id!r}")
+        await ctx.publisher.publish(DocumentDelete(tenant=row.tenant, document_id=document_id))
+        return DocumentAccepted(document_id=document_id, status=row.status)
 
     return api

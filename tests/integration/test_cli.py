@@ -1,0 +1,63 @@
+"""The CLI as a user runs it, embedded: ingest files, ask with citations, publish events (DLQ included)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RAGLOOP = str(Path(sys.executable).with_name("ragloop"))
+
+
+@pytest.fixture
+def run(tmp_path: Path):
+    env = {**os.environ, "RAGLOOP_HOME": str(tmp_path / "home"), "RAGLOOP_BROKER_URL": "memory://", "RAGLOOP_SEARCH_URL": "embedded://",
+           "RAGLOOP_MAX_NEW_TOKENS": "24"}
+
+    def ragloop(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([RAGLOOP, *args], env=env, input=stdin, capture_output=True, text=True, timeout=600)
+
+    return ragloop
+
+
+def test_help_teaches_every_command(run) -> None:
+    out = run("--help").stdout
+    for command in ("up", "worker", "topics", "publish", "ingest", "ask", "models"):
+        assert command in out
+
+
+def test_ingest_then_ask_cites_the_right_file(run, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "ostra.md").write_text("# The Ostra river\n\nThe Ostra river flows 612 kilometres from the Kessel glacier to the sea.\n")
+    (docs / "bakery.txt").write_text("Harbor Street Bakery bakes rye sourdough in a wood-fired oven built in 1952.\n")
+    ingested = run("ingest", str(docs))
+    assert ingested.returncode == 0, ingested.stderr
+    assert "indexed 2 of 2 document(s)" in ingested.stderr
+    asked = run("ask", "How long is the Ostra river?", "--json")
+    assert asked.returncode == 0, asked.stderr
+    task = json.loads(asked.stdout)
+    assert task["status"] == "succeeded"
+    assert task["result"]["citations"][0]["document_id"].endswith("ostra.md")
+
+
+def test_publish_refuses_schema_invalid_events_naming_the_field(run) -> None:
+    result = run("publish", "docs.ingest", "-", stdin='{"document_id": "d1"}')
+    assert result.returncode == 2
+    assert "text: Field required" in result.stderr
+
+
+def test_publish_without_validation_shows_the_dead_letter(run) -> None:
+    result = run("publish", "docs.ingest", "-", "--no-validate", stdin='{"document_id": "d1", "txt": "typo"}\n')
+    assert result.returncode == 0, result.stderr
+    assert "dead-lettered to docs.ingest.dlq" in result.stderr and "text: Field required" in result.stderr
+
+
+def test_publish_valid_event_is_processed(run) -> None:
+    result = run("publish", "docs.ingest", "-", stdin='{"document_id": "d1", "title": "T", "text": "Hello there."}')
+    assert result.returncode == 0, result.stderr
+    assert "published 1 event(s) to docs.ingest" in result.stderr and "dead-lettered" not in result.stderr
