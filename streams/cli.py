@@ -117,6 +117,19 @@ def topics_create(partitions: Annotated[int | None, typer.Option(help="Partition
     console.print(f"created {len(created)} topic(s); {len(all_topic_names()) - len(created)} already existed")
 
 
+@topics_app.command("asyncapi")
+def topics_asyncapi(out: Annotated[Path | None, typer.Option(help="Write to this file instead of stdout.")] = None) -> None:
+    """Print the AsyncAPI 3.0 document of every topic and event (also served at /asyncapi.json)."""
+    from streams.asyncapi import asyncapi_document
+
+    text = json.dumps(asyncapi_document(), indent=2)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n")
+        console.print(f"wrote {out}")
+
+
 @topics_app.command("list")
 def topics_list() -> None:
     """Show every topic, the event it carries and what it is for."""

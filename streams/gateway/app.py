@@ -10,15 +10,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.events import ChatToken
+from streams.asyncapi import asyncapi_document
 from streams.consumer import EventConsumer
+from streams.gateway.auth import api_key_auth
 from streams.gateway.context import GatewayContext
-from streams.gateway.routes import chat, documents, learning, openai
+from streams.gateway.routes import chat, documents, learning, openai, webhooks
 from streams.metrics import QUEUE_DEPTH
 from streams.runtime import Runtime
 from streams.topics import TOPICS
@@ -46,8 +48,10 @@ def create_app(runtime: Runtime) -> FastAPI:
             await runtime.stop()
 
     app = FastAPI(title="ragloop", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    authenticated = [Depends(api_key_auth(ctx))]
     for module in (documents, chat, learning, openai):
-        app.include_router(module.router(ctx))
+        app.include_router(module.router(ctx), dependencies=authenticated)
+    app.include_router(webhooks.router(ctx))  # signed requests instead of API keys
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -67,6 +71,11 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def healthz() -> dict[str, object]:
         settings = runtime.settings
         return {"status": "ok", "roles": runtime.roles, "broker": settings.broker_url.split("://")[0], "search": settings.search_url.split("://")[0]}
+
+    @app.get("/asyncapi.json", tags=["ops"])
+    async def asyncapi() -> dict[str, object]:
+        """AsyncAPI 3.0 description of every topic and event (the other half of the API)."""
+        return asyncapi_document()
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:
