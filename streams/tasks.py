@@ -69,6 +69,7 @@ class TokenHub:
 class TaskService:
     def __init__(self, store: Store, publisher: Publisher, settings: Settings, tokens: TokenHub) -> None:
         self.store, self.publisher, self.settings, self.tokens = store, publisher, settings, tokens
+        self._waiters: dict[str, asyncio.Event] = {}
 
     async def submit(self, request: ChatRequest, *, idempotency_key: str | None = None) -> tuple[TaskRecord, bool]:
         """Accept a task; returns (task, created). A repeated idempotency key returns the first task."""
@@ -102,13 +103,28 @@ class TaskService:
     async def get(self, task_id: str) -> TaskRecord | None:
         return await asyncio.to_thread(self.store.get_task, task_id)
 
-    async def wait(self, task_id: str, timeout_s: float) -> TaskRecord | None:
+    def finished(self, task_id: str) -> None:
+        """Wake whoever waits on this task (called when its `chat.responses` event arrives)."""
+        waiter = self._waiters.get(task_id)
+        if waiter is not None:
+            waiter.set()
+
+    async def wait(self, task_id: str, timeout_s: float, *, poll_s: float = 1.0) -> TaskRecord | None:
+        """Until the task is terminal or the timeout passes. A response event wakes the waiter at
+        once; the slow poll covers outcomes that publish no response (failed, cancelled)."""
         deadline = time.monotonic() + timeout_s
-        task = await self.get(task_id)
-        while task is not None and task.status not in TERMINAL_TASK_STATES and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        waiter = self._waiters.setdefault(task_id, asyncio.Event())
+        try:
             task = await self.get(task_id)
-        return task
+            while task is not None and task.status not in TERMINAL_TASK_STATES and (left := deadline - time.monotonic()) > 0:
+                try:
+                    await asyncio.wait_for(waiter.wait(), min(poll_s, left))
+                except TimeoutError:
+                    pass
+                task = await self.get(task_id)
+            return task
+        finally:
+            self._waiters.pop(task_id, None)
 
     async def cancel(self, task_id: str) -> TaskRecord | None:
         """A queued task will never run; a running one stops generating at its next token."""

@@ -65,7 +65,8 @@ class ChatIn(BaseModel):
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     reference: str | None = Field(None, description="A known good answer; the eval worker scores against it.")
     priority: Literal["normal", "high"] = "normal"
-    callback_url: str | None = Field(None, max_length=2000, description="Receives the finished task as a signed POST.")
+    callback_url: str | None = Field(None, max_length=2000, pattern=r"^(https?|slack)://",
+                                      description="Receives the finished task as a signed POST (slack:// addresses are made by the Slack adapter).")
 
     @model_validator(mode="after")
     def _ends_with_user(self) -> ChatIn:

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.events import ChatToken
+from schemas.events import ChatResponse, ChatToken
 from streams.asyncapi import asyncapi_document
 from streams.consumer import EventConsumer
 from streams.gateway.auth import api_key_auth
@@ -36,8 +36,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def relay_token(token: ChatToken) -> None:
         ctx.tasks.tokens.publish(token)
 
-    # Every gateway replica needs every token of the tasks its clients follow: a broadcast group.
+    async def wake_waiters(response: ChatResponse) -> None:
+        ctx.tasks.finished(response.task_id)
+
+    # Every gateway replica needs every token and completion of the tasks its clients follow: broadcast groups.
     runtime.bind(EventConsumer(TOPICS["chat.tokens"], "ragloop.gateway.tokens", relay_token, broadcast=True))
+    runtime.bind(EventConsumer(TOPICS["chat.responses"], "ragloop.gateway.responses", wake_waiters, broadcast=True))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -26,8 +26,9 @@ FACTS = [
 
 
 class LoopClient:
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.Client(base_url=base_url, timeout=900)
+    def __init__(self, base_url: str, api_key: str | None = None) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=base_url, timeout=900, headers=headers)
 
     def ingest(self, doc_id: str, title: str, text: str) -> None:
         reply = self.http.post("/v1/documents", json={"id": doc_id, "title": title, "text": text})

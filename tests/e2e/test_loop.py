@@ -36,10 +36,10 @@ def test_whole_loop_on_kafka_opensearch_postgres(tmp_path: Path, unique: str, ka
     port = free_port()
     env = {**COMMON, "RAGLOOP_HOME": str(tmp_path / "home"), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_SEARCH_URL": opensearch_url,
            "RAGLOOP_DATABASE_URL": postgres_url, "RAGLOOP_TOPIC_PREFIX": f"e2e{unique}.", "RAGLOOP_OPENSEARCH_INDEX": f"ragloop-e2e-{unique}",
-           "RAGLOOP_API_PORT": str(port)}
+           "RAGLOOP_API_PORT": str(port), "RAGLOOP_API_KEYS": "e2e-key=default"}  # cluster mode: API keys are on
     with processes(env, tmp_path / "logs") as procs:
         for role in ("ingest", "agent", "eval", "feedback", "trainer"):
             procs.start(role, "worker", role)
         procs.start("gateway", "worker", "gateway")
         wait_healthy(f"http://127.0.0.1:{port}", procs)
-        run_the_loop(LoopClient(f"http://127.0.0.1:{port}"))
+        run_the_loop(LoopClient(f"http://127.0.0.1:{port}", api_key="e2e-key"))

@@ -38,6 +38,9 @@ def test_ingest_then_ask_cites_the_right_file(run, tmp_path: Path) -> None:
     ingested = run("ingest", str(docs))
     assert ingested.returncode == 0, ingested.stderr
     assert "indexed 2 of 2 document(s)" in ingested.stderr
+    found = run("search", "Ostra river length", "--mode", "bm25", "--json")
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["document_id"].endswith("ostra.md")
     asked = run("ask", "How long is the Ostra river?", "--json")
     assert asked.returncode == 0, asked.stderr
     task = json.loads(asked.stdout)

@@ -10,13 +10,13 @@ import pytest
 from schemas.settings import Settings
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
-from tests.support import serving
+from streams.gateway.server import serve_in_thread
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[openai.OpenAI]:
     runtime = Runtime(settings.model_copy(update={"max_new_tokens": 16}), ["agent"])
-    with serving(create_app(runtime)) as url:
+    with serve_in_thread(create_app(runtime)) as url:
         yield openai.OpenAI(base_url=f"{url}/v1", api_key="not-needed-in-embedded-mode", max_retries=0)
 
 

@@ -17,7 +17,8 @@ from schemas.tables import ModelVersionRecord
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
 from tests.e2e.conftest import processes
-from tests.support import read_topic, serving
+from streams.gateway.server import serve_in_thread
+from tests.support import read_topic
 
 LONG = "Write a long, detailed story about a lighthouse keeper and the sea, with many characters."
 
@@ -26,20 +27,20 @@ LONG = "Write a long, detailed story about a lighthouse keeper and the sea, with
 def queue_settings(request: pytest.FixtureRequest, settings: Settings, unique: str) -> Settings:
     update = {"max_new_tokens": 16, "task_lease_s": 3.0, "worker_retry_backoff_s": 1.0}
     if request.param == "kafka":
-        update |= {"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"q{unique}."}
+        update |= {"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"q{unique}.", "auth": "off"}
     return settings.model_copy(update=update)
 
 
 @pytest.fixture
 def kafka_settings(settings: Settings, unique: str, kafka_url: str) -> Settings:
     return settings.model_copy(update={"max_new_tokens": 16, "task_lease_s": 3.0, "worker_retry_backoff_s": 1.0,
-                                       "broker_url": kafka_url, "topic_prefix": f"q{unique}."})
+                                       "broker_url": kafka_url, "topic_prefix": f"q{unique}.", "auth": "off"})
 
 
 @contextmanager
 def gateway(settings: Settings, roles: tuple[str, ...] = ("agent",)) -> Iterator[tuple[httpx.Client, Runtime]]:
     runtime = Runtime(settings, list(roles))
-    with serving(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=300) as client:
+    with serve_in_thread(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=300) as client:
         yield client, runtime
 
 

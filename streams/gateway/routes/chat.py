@@ -6,12 +6,13 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Response
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from schemas.events import ChatOptions, ChatRequest, new_id
 from schemas.tables import TERMINAL_TASK_STATES
 from streams.gateway.api_models import ChatIn, TaskOut
+from streams.gateway.auth import tenant_of
 from streams.gateway.context import GatewayContext
 from streams.tasks import QueueFull
 
@@ -46,11 +47,12 @@ def router(ctx: GatewayContext) -> APIRouter:
     @api.post("/v1/chat", status_code=202, response_model=TaskOut,
               responses={200: {"model": TaskOut, "description": "With ?wait=true: the finished task."},
                          413: {"description": "Prompt too large."}, 503: {"description": "Queue full; see Retry-After."}})
-    async def post_chat(body: ChatIn, response: Response,
+    async def post_chat(body: ChatIn, request: Request, response: Response,
                         wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
                         timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
                         idempotency_key: Annotated[str | None, Header(max_length=200, description="Repeat-safe submission.")] = None) -> TaskOut:
         await ensure_model_version(ctx, body.model_version)
+        body.tenant = tenant_of(request, body.tenant)
         task, created = await submit(ctx, chat_request(ctx, body), idempotency_key)
         if not created:
             response.status_code = 200

@@ -12,13 +12,14 @@ import base64
 import binascii
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
 from indexing.loaders import LoadError
 from indexing.loaders.formats import detect_format
 from indexing.url_guard import resolve_allowed
 from schemas.events import DocumentDelete, DocumentIngest, new_id
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
+from streams.gateway.auth import tenant_of
 from streams.gateway.context import GatewayContext
 
 
@@ -48,9 +49,13 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     @api.post("", status_code=202, response_model=DocumentAccepted,
               responses={413: {"description": "Content too large."}, 415: {"description": "Unsupported format."}})
-    async def post_document(body: DocumentIn) -> DocumentAccepted:
+    async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
+        body.tenant = tenant_of(request, body.tenant)
         document_id = body.id or new_id()
+        existing = await asyncio.to_thread(ctx.store.get_document, document_id)
+        if existing is not None and existing.tenant != body.tenant:
+            raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
         await asyncio.to_thread(ctx.store.upsert_document, document_id, body.tenant, title=body.title, status="queued", error=None)
         await ctx.publisher.publish(DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text,
                                                    url=body.url, content_b64=body.content_b64, media_type=body.media_type,

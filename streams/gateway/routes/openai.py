@@ -12,13 +12,14 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Header, HTTPException
+from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import ChatTurn
 from streams.gateway.api_models import ChatIn
+from streams.gateway.auth import tenant_of
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, ensure_model_version, submit
 
@@ -41,10 +42,10 @@ def router(ctx: GatewayContext) -> APIRouter:
         return None if model in ("ragloop", ctx.settings.model_family, "") else model
 
     @api.post("/v1/chat/completions", response_model=None)
-    async def completions(body: CompletionIn, idempotency_key: str | None = Header(None, max_length=200)) -> Any:
+    async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200)) -> Any:
         version = version_of(body.model)
         await ensure_model_version(ctx, version)
-        chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval,
+        chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
                       max_new_tokens=body.max_completion_tokens or body.max_tokens)
         task, _ = await submit(ctx, chat_request(ctx, chat), idempotency_key)
         completion_id, created = f"chatcmpl-{task.id}", int(time.time())

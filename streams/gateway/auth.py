@@ -1,0 +1,96 @@
+"""API keys mapped to tenants: who is calling `/v1/*`, and which tenant's data they may touch.
+
+With auth on (`RAGLOOP_AUTH=on`, or `auto` on a `kafka://` broker) every `/v1/*` route except the
+webhooks (which carry signatures instead) needs `Authorization: Bearer <key>` (what OpenAI clients
+send) or `X-API-Key: <key>`; `RAGLOOP_API_KEYS=key1=tenantA,key2=tenantB` says which tenant each
+key acts for. The dependency records that tenant on `request.state.tenant`; routes call
+`tenant_of(request, body.tenant)` so the key's tenant wins over whatever the body names. A task or
+document addressed by path (`/v1/tasks/{task_id}`, `/v1/documents/{document_id}`) that belongs to
+another tenant answers 404, exactly as if it did not exist, so ids cannot be probed across tenants.
+
+    app.include_router(router, dependencies=[Depends(api_key_auth(ctx))])
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from collections.abc import Awaitable, Callable
+
+import structlog
+from fastapi import Depends, HTTPException, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from schemas.settings import Settings
+from streams.gateway.context import GatewayContext
+
+log = structlog.get_logger(__name__)
+_bearer = HTTPBearer(auto_error=False, description="An API key from RAGLOOP_API_KEYS (what OpenAI clients send).")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from RAGLOOP_API_KEYS.")
+
+
+def parse_api_keys(settings: Settings) -> dict[str, str]:
+    """`key1=tenantA,key2=tenantB` → {key: tenant}. Raises ValueError naming the bad entry."""
+    raw = settings.api_keys.get_secret_value() if settings.api_keys else ""
+    keys: dict[str, str] = {}
+    for number, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
+        if not entry:
+            continue
+        key, sep, tenant = (part.strip() for part in entry.partition("="))
+        if not sep or not key or not tenant:
+            raise ValueError(f"RAGLOOP_API_KEYS entry {number} is not `key=tenant` (expected e.g. `key1=tenantA,key2=tenantB`)")
+        keys[key] = tenant
+    return keys
+
+
+def tenant_of(request: Request, requested: str) -> str:
+    """The tenant a request acts for: its API key's tenant when auth is on, else the one it asked for."""
+    return getattr(request.state, "tenant", None) or requested
+
+
+def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
+    """The router dependency: 401 without a known key (auth on); sets `request.state.tenant`."""
+    enabled = ctx.settings.auth_enabled
+    keys = parse_api_keys(ctx.settings)
+    if enabled and not keys:
+        log.warning("API-key auth is on but RAGLOOP_API_KEYS is empty: every /v1 request will be refused",
+                    auth=ctx.settings.auth, broker=ctx.settings.broker_url.split("://")[0])
+
+    async def authenticate(request: Request,
+                           bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008 — FastAPI's idiom
+                           header_key: str | None = Security(_api_key_header)) -> None:
+        request.state.tenant = None
+        if not enabled:
+            return
+        presented = bearer.credentials if bearer else header_key
+        tenant = _lookup(keys, presented) if presented else None
+        if tenant is None:
+            reason = "missing API key" if not presented else "unknown API key"
+            raise HTTPException(401, f"{reason}: send `Authorization: Bearer <key>` or `X-API-Key: <key>` (keys are set in RAGLOOP_API_KEYS)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        request.state.tenant = tenant
+        await _scope_path_resources(ctx, request, tenant)
+
+    return authenticate
+
+
+def _lookup(keys: dict[str, str], presented: str) -> str | None:
+    # Compare against every key in constant time, so response timing does not leak key prefixes.
+    found = None
+    for key, tenant in keys.items():
+        if hmac.compare_digest(key.encode(), presented.encode()):
+            found = tenant
+    return found
+
+
+async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: str) -> None:
+    """Another tenant's task or document is indistinguishable from a missing one: 404 before the route runs."""
+    params = request.path_params
+    if "task_id" in params:
+        task = await asyncio.to_thread(ctx.store.get_task, params["task_id"])
+        if task is not None and task.tenant != tenant:
+            raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
+    if "document_id" in params:
+        document = await asyncio.to_thread(ctx.store.get_document, params["document_id"])
+        if document is not None and document.tenant != tenant:
+            raise HTTPException(404, f"unknown document_id {params['document_id']!r}")

@@ -1,0 +1,138 @@
+"""API keys mapped to tenants, over real HTTP: off in embedded mode, on in cluster mode (or when asked),
+`Authorization: Bearer` or `X-API-Key`, and a key never sees another tenant's tasks or documents."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import openai
+import pytest
+from pydantic import SecretStr
+
+from schemas.events import ChatRequest, ChatTurn
+from schemas.settings import Settings
+from streams.gateway.app import create_app
+from streams.gateway.auth import parse_api_keys
+from streams.gateway.server import serve_in_thread
+from streams.runtime import Runtime
+from streams.signing import RAGLOOP
+from streams.store import task_from_request
+
+KEYS = {"key-a": "tenantA", "key-b": "tenantB"}
+A = {"Authorization": "Bearer key-a"}
+CHAT = {"messages": [{"role": "user", "content": "hello"}]}
+
+
+@pytest.fixture
+def keyed(settings: Settings) -> Settings:
+    return settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA, key-b=tenantB"), "webhook_secret": SecretStr("whsec")})
+
+
+@contextmanager
+def gateway(settings: Settings) -> Iterator[tuple[httpx.Client, Runtime, str]]:
+    runtime = Runtime(settings, [])  # accept only: nothing consumes, so tasks stay queued
+    with serve_in_thread(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=60) as client:
+        yield client, runtime, url
+
+
+def stored_task(runtime: Runtime, tenant: str) -> str:
+    request = ChatRequest(tenant=tenant, messages=[ChatTurn(role="user", content="q")])
+    runtime.store.create_task(task_from_request(request))
+    return request.task_id
+
+
+def test_auth_is_off_by_default_in_embedded_mode(settings: Settings) -> None:
+    embedded = settings.model_copy(update={"auth": Settings.model_fields["auth"].default})
+    assert embedded.auth == "auto" and not embedded.auth_enabled
+    with gateway(embedded) as (client, _, _):
+        assert client.post("/v1/chat", json=CHAT).status_code == 202
+
+
+def test_auth_is_on_by_default_with_a_kafka_broker_unless_turned_off(settings: Settings) -> None:
+    cluster = settings.model_copy(update={"broker_url": "kafka://127.0.0.1:9092", "auth": Settings.model_fields["auth"].default})
+    assert cluster.auth_enabled and not cluster.model_copy(update={"auth": "off"}).auth_enabled
+    assert settings.model_copy(update={"auth": "on"}).auth_enabled
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/v1/models"), ("POST", "/v1/chat"), ("GET", "/v1/tasks/t1"), ("DELETE", "/v1/tasks/t1"),
+                                          ("POST", "/v1/documents"), ("POST", "/v1/feedback"), ("POST", "/v1/chat/completions")])
+def test_every_v1_route_needs_a_key(keyed: Settings, method: str, path: str) -> None:
+    with gateway(keyed) as (client, runtime, _):
+        reply = client.request(method, path, json=CHAT)
+        assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer", reply.text
+        assert runtime.store.count_queued() == 0
+
+
+def test_unknown_key_is_401(keyed: Settings) -> None:
+    with gateway(keyed) as (client, _, _):
+        reply = client.post("/v1/chat", json=CHAT, headers={"Authorization": "Bearer key-c"})
+    assert reply.status_code == 401 and "unknown API key" in reply.json()["detail"]
+
+
+@pytest.mark.parametrize("headers", [{"Authorization": "Bearer key-a"}, {"X-API-Key": "key-a"}])
+def test_a_key_is_accepted_as_bearer_token_or_x_api_key(keyed: Settings, headers: dict[str, str]) -> None:
+    with gateway(keyed) as (client, _, _):
+        assert client.post("/v1/chat", json=CHAT, headers=headers).status_code == 202
+
+
+def test_openai_client_authenticates_with_its_api_key(keyed: Settings) -> None:
+    with gateway(keyed) as (_, _, url):
+        models = openai.OpenAI(base_url=f"{url}/v1", api_key="key-a").models.list()
+        assert [m.id for m in models.data]
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{url}/v1", api_key="wrong").models.list()
+
+
+def test_health_and_metrics_stay_open(keyed: Settings) -> None:
+    with gateway(keyed) as (client, _, _):
+        assert client.get("/healthz").status_code == 200 and client.get("/metrics").status_code == 200
+
+
+def test_webhooks_are_authenticated_by_signature_not_by_key(keyed: Settings) -> None:
+    body = json.dumps({"text": "hello"}).encode()
+    with gateway(keyed) as (client, _, _):
+        reply = client.post("/v1/webhooks/generic", content=body, headers={"Content-Type": "application/json", **RAGLOOP.sign("whsec", body)})
+    assert reply.status_code == 202, reply.text
+
+
+def test_a_key_reads_its_own_tenants_task(keyed: Settings) -> None:
+    with gateway(keyed) as (client, runtime, _):
+        mine = stored_task(runtime, "tenantA")
+        assert client.get(f"/v1/tasks/{mine}", headers=A).json()["task_id"] == mine
+
+
+def test_another_tenants_task_is_404_to_read_cancel_or_follow(keyed: Settings) -> None:
+    with gateway(keyed) as (client, runtime, _):
+        theirs = stored_task(runtime, "tenantB")
+        replies = [client.get(f"/v1/tasks/{theirs}", headers=A), client.delete(f"/v1/tasks/{theirs}", headers=A),
+                   client.get(f"/v1/tasks/{theirs}/events", headers=A)]
+        assert [r.status_code for r in replies] == [404, 404, 404]
+        assert replies[0].json()["detail"] == f"unknown task_id {theirs!r}"  # the same words as a task that does not exist
+        assert runtime.store.get_task(theirs).status == "queued"  # type: ignore[union-attr]  — not cancelled
+
+
+def test_another_tenants_document_is_404(keyed: Settings) -> None:
+    with gateway(keyed) as (client, runtime, _):
+        runtime.store.upsert_document("doc-b", "tenantB", title="B", status="indexed")
+        assert client.get("/v1/documents/doc-b", headers=A).status_code == 404
+        assert client.get("/v1/documents/doc-b", headers={"X-API-Key": "key-b"}).status_code == 200
+
+
+def test_with_auth_on_and_no_keys_configured_everything_is_refused(settings: Settings) -> None:
+    with gateway(settings.model_copy(update={"auth": "on"})) as (client, _, _):
+        assert client.post("/v1/chat", json=CHAT, headers=A).status_code == 401
+
+
+def test_the_keys_tenant_overrides_the_tenant_named_in_the_body(keyed: Settings) -> None:
+    with gateway(keyed) as (client, runtime, _):
+        reply = client.post("/v1/chat", json={**CHAT, "tenant": "tenantB"}, headers=A)
+        assert runtime.store.get_task(reply.json()["task_id"]).tenant == "tenantA"  # type: ignore[union-attr]
+
+
+def test_api_keys_setting_is_key_equals_tenant_pairs(settings: Settings) -> None:
+    assert parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(" key-a=tenantA,key-b=tenantB, ")})) == KEYS
+    with pytest.raises(ValueError, match="entry 2 is not `key=tenant`"):
+        parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA,key-b")}))

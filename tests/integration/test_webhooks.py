@@ -1,0 +1,336 @@
+"""Webhooks both ways, over real HTTP: signed inbound webhooks and Slack events become chat tasks;
+finished tasks are posted back signed, retried with backoff, and recorded on the task."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from sqlmodel import select
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from schemas.events import ChatRequest, ChatTurn, utcnow
+from schemas.settings import Settings
+from schemas.tables import TaskRecord
+from streams.gateway.app import create_app
+from streams.gateway.server import serve_in_thread
+from streams.runtime import Runtime
+from streams.signing import RAGLOOP, SLACK, SignatureError
+from streams.store import task_from_request
+from streams.workers.callbacks import slack_text
+
+SECRET = "whsec-test"
+SLACK_SECRET = "slack-signing-test"
+BOT_TOKEN = "xoxb-test-token"
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float = field(default_factory=time.monotonic)
+
+
+class Receiver:
+    """A local stand-in for the outside world: a callback receiver (whose first `fail_first` requests
+    fail with 500), a slow receiver, and Slack's `chat.postMessage`."""
+
+    def __init__(self, fail_first: int = 0, slow_s: float = 3.0) -> None:
+        self.fail_first, self.slow_s = fail_first, slow_s
+        self.received: list[Received] = []
+
+    def at(self, path: str) -> list[Received]:
+        return [r for r in self.received if r.path == path]
+
+    def app(self) -> Starlette:
+        async def hook(request: Request) -> Response:
+            self.received.append(Received("/hook", dict(request.headers), await request.body()))
+            return Response(status_code=500 if len(self.at("/hook")) <= self.fail_first else 204)
+
+        async def slow(request: Request) -> Response:
+            body = await request.body()
+            await asyncio.sleep(self.slow_s)
+            self.received.append(Received("/slow", dict(request.headers), body))
+            return Response(status_code=204)
+
+        async def post_message(request: Request) -> Response:
+            self.received.append(Received("/api/chat.postMessage", dict(request.headers), await request.body()))
+            return JSONResponse({"ok": True, "channel": "C1", "ts": "1718000000.000200"})
+
+        return Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/slow", slow, methods=["POST"]),
+                                 Route("/api/chat.postMessage", post_message, methods=["POST"])])
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[Receiver, str]]:
+    fake = Receiver()
+    with serve_in_thread(fake.app()) as url:
+        yield fake, url
+
+
+@pytest.fixture
+def hook_settings(settings: Settings, receiver: tuple[Receiver, str]) -> Settings:
+    return settings.model_copy(update={
+        "max_new_tokens": 8, "webhook_secret": SecretStr(SECRET), "allow_private_callbacks": True, "callback_backoff_s": 0.2,
+        "slack_signing_secret": SecretStr(SLACK_SECRET), "slack_bot_token": SecretStr(BOT_TOKEN), "slack_api_url": f"{receiver[1]}/api",
+    })
+
+
+@contextmanager
+def gateway(settings: Settings, roles: tuple[str, ...] = ()) -> Iterator[tuple[httpx.Client, Runtime]]:
+    runtime = Runtime(settings, list(roles))
+    with serve_in_thread(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=120) as client:
+        yield client, runtime
+
+
+def signed_post(client: httpx.Client, path: str, payload: dict[str, Any], *, scheme: Any = RAGLOOP, secret: str = SECRET,
+                now: float | None = None, headers: dict[str, str] | None = None, tamper: Callable[[bytes], bytes] | None = None) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    signed = scheme.sign(secret, body, now=now)
+    return client.post(path, content=tamper(body) if tamper else body, headers={"Content-Type": "application/json", **signed, **(headers or {})})
+
+
+def until(check: Callable[[], Any], *, timeout: float = 120, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def all_tasks(runtime: Runtime) -> list[TaskRecord]:
+    with runtime.store.session() as s:
+        return list(s.exec(select(TaskRecord)).all())
+
+
+def finished_task(runtime: Runtime, callback_url: str, *, status: str = "failed", error: str | None = "the agent gave up") -> str:
+    """A task as the agent leaves it, straight in the store: what the callbacks role is asked to report."""
+    row = task_from_request(ChatRequest(messages=[ChatTurn(role="user", content="Why is the sky blue?")], callback_url=callback_url))
+    row.status, row.error, row.attempts, row.finished_at = status, error, 4, utcnow()
+    runtime.store.create_task(row)
+    return row.id
+
+
+# --- inbound: the generic signed webhook -----------------------------------------------------------
+
+@pytest.mark.parametrize("broker", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_settings: Settings, receiver: tuple[Receiver, str],
+                                                                         broker: str, request: pytest.FixtureRequest, unique: str) -> None:
+    fake, url = receiver
+    if broker == "kafka":
+        # Cluster mode turns API keys on: the webhook needs none (it is signed), reading the task does.
+        hook_settings = hook_settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"wh{unique}.",
+                                                         "api_keys": SecretStr("key-1=default")})
+    with gateway(hook_settings, ("agent", "callbacks")) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"text": "What is the capital of France?", "callback_url": f"{url}/hook"},
+                            headers={"X-Ragloop-Delivery": "delivery-1"})
+        assert reply.status_code == 202, reply.text
+        task_id = reply.json()["task_id"]
+        delivery = until(lambda: fake.at("/hook"), what="the callback")[0]
+        task = client.get(f"/v1/tasks/{task_id}", headers={"X-API-Key": "key-1"}).json()
+        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "delivered" and r)
+    RAGLOOP.verify(SECRET, delivery.body, delivery.headers)  # the receiver can check it came from us
+    assert json.loads(delivery.body) == task and task["status"] == "succeeded" and task["result"]["answer"]
+    assert delivery.headers["x-ragloop-delivery"] == task_id and delivery.headers["content-type"] == "application/json"
+    assert row.callback_attempts == 1
+
+
+def test_repeated_webhook_delivery_returns_the_same_task(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        first = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, headers={"X-Ragloop-Delivery": "d-42"})
+        again = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, headers={"X-Ragloop-Delivery": "d-42"})
+        tasks = all_tasks(runtime)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert first.json()["task_id"] == again.json()["task_id"] and len(tasks) == 1
+
+
+def test_webhook_accepts_a_whole_conversation_and_a_tenant(hook_settings: Settings) -> None:
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "And Paris?"}]
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"messages": messages, "tenant": "acme", "conversation_id": "conv-7"})
+        task = runtime.store.get_task(reply.json()["task_id"])
+    assert reply.status_code == 202 and task is not None
+    assert (task.tenant, task.conversation_id, task.request["messages"]) == ("acme", "conv-7", messages)
+
+
+def test_tampered_body_is_401_and_nothing_is_enqueued(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, tamper=lambda b: b.replace(b"hello", b"HELLO"))
+        assert reply.status_code == 401 and "does not match" in reply.json()["detail"]
+        assert all_tasks(runtime) == [] and not runtime.broker.retained["chat.requests"]  # type: ignore[attr-defined]
+
+
+def test_stale_timestamp_is_401_and_nothing_is_enqueued(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, now=time.time() - 301)
+        assert reply.status_code == 401 and "replay window" in reply.json()["detail"]
+        assert all_tasks(runtime) == [] and not runtime.broker.retained["chat.requests"]  # type: ignore[attr-defined]
+
+
+def test_unsigned_webhook_is_401(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = client.post("/v1/webhooks/generic", json={"text": "hello"})
+        assert reply.status_code == 401 and "missing" in reply.json()["detail"]
+        assert all_tasks(runtime) == []
+
+
+def test_webhook_is_refused_when_the_server_has_no_secret(settings: Settings) -> None:
+    with gateway(settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"})
+        assert reply.status_code == 401 and "RAGLOOP_WEBHOOK_SECRET" in reply.json()["detail"]
+        assert all_tasks(runtime) == []
+
+
+@pytest.mark.parametrize("payload, field", [({}, "exactly one"), ({"text": "a", "messages": [{"role": "user", "content": "b"}]}, "exactly one"),
+                                            ({"text": "hi", "callback_url": "file:///etc/passwd"}, "callback_url")])
+def test_signed_but_malformed_webhook_is_422_naming_the_problem(hook_settings: Settings, payload: dict[str, Any], field: str) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", payload)
+        assert reply.status_code == 422 and field in reply.json()["error"], reply.text
+        assert all_tasks(runtime) == []
+
+
+# --- inbound: Slack Events API -----------------------------------------------------------------------
+
+def slack_event(text: str, *, ts: str = "1718000000.000100", kind: str = "message", **extra: Any) -> dict[str, Any]:
+    return {"type": "event_callback", "team_id": "T1", "event_id": f"Ev{ts}{kind}", "event_time": 1718000000,
+            "event": {"type": kind, "channel": "C1", "user": "U1", "text": text, "ts": ts, **extra}}
+
+
+def test_slack_url_verification_echoes_the_challenge(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, _):
+        reply = signed_post(client, "/v1/webhooks/slack", {"type": "url_verification", "token": "t", "challenge": "3eZbrw1aBm2r"},
+                            scheme=SLACK, secret=SLACK_SECRET)
+    assert reply.status_code == 200 and reply.json() == {"challenge": "3eZbrw1aBm2r"}
+
+
+def test_slack_request_with_a_bad_signature_is_401(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/slack", slack_event("hi"), scheme=SLACK, secret="not-the-secret")
+        stale = signed_post(client, "/v1/webhooks/slack", slack_event("hi"), scheme=SLACK, secret=SLACK_SECRET, now=time.time() - 400)
+        assert (reply.status_code, stale.status_code) == (401, 401) and all_tasks(runtime) == []
+
+
+def test_slack_message_is_answered_in_its_thread_through_chat_post_message(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+    fake, _ = receiver
+    with gateway(hook_settings, ("agent", "callbacks")) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/slack", slack_event("<@UBOT> What is the capital of France?", kind="app_mention"),
+                            scheme=SLACK, secret=SLACK_SECRET)
+        assert reply.status_code == 200 and reply.json()["ok"], reply.text
+        posted = until(lambda: fake.at("/api/chat.postMessage"), what="the Slack reply")[0]
+        task = until(lambda: (t := runtime.store.get_task(reply.json()["task_id"])) and t.callback_status == "delivered" and t)
+    message = json.loads(posted.body)
+    assert posted.headers["authorization"] == f"Bearer {BOT_TOKEN}"
+    assert message == {"channel": "C1", "thread_ts": "1718000000.000100", "text": slack_text(task)}
+    assert task.status == "succeeded" and task.request["messages"] == [{"role": "user", "content": "What is the capital of France?"}]
+    assert task.tenant == "default" and task.conversation_id == "slack:C1:1718000000.000100"
+
+
+def test_slack_retries_and_the_mention_twin_of_a_message_make_one_task(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        first = signed_post(client, "/v1/webhooks/slack", slack_event("<@UBOT> hi"), scheme=SLACK, secret=SLACK_SECRET)
+        retry = signed_post(client, "/v1/webhooks/slack", slack_event("<@UBOT> hi"), scheme=SLACK, secret=SLACK_SECRET,
+                            headers={"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+        twin = signed_post(client, "/v1/webhooks/slack", slack_event("<@UBOT> hi", kind="app_mention"), scheme=SLACK, secret=SLACK_SECRET)
+        tasks = all_tasks(runtime)
+    assert {first.json()["task_id"], retry.json()["task_id"], twin.json()["task_id"]} == {tasks[0].id} and len(tasks) == 1
+
+
+def test_slack_reply_in_a_thread_stays_in_that_thread(hook_settings: Settings) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/slack", slack_event("and then?", ts="1718000099.000300", thread_ts="1718000000.000100"),
+                            scheme=SLACK, secret=SLACK_SECRET)
+        task = runtime.store.get_task(reply.json()["task_id"])
+    assert task is not None and task.conversation_id == "slack:C1:1718000000.000100"
+    assert task.callback_url and task.callback_url.startswith("slack://C1/1718000000.000100?sig=")
+
+
+@pytest.mark.parametrize("event", [slack_event("I am a bot", bot_id="B1"), slack_event("edited", subtype="message_changed"),
+                                   slack_event("<@UBOT>"), {"type": "event_callback", "event": {"type": "reaction_added"}}])
+def test_slack_events_that_are_not_questions_are_acknowledged_and_ignored(hook_settings: Settings, event: dict[str, Any]) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/slack", event, scheme=SLACK, secret=SLACK_SECRET)
+        assert reply.status_code == 200 and "ignored" in reply.json() and all_tasks(runtime) == []
+
+
+# --- outbound: callbacks -------------------------------------------------------------------------------
+
+def test_callback_is_retried_with_backoff_until_the_receiver_accepts_and_recorded_delivered(
+        hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+    fake, url = receiver
+    fake.fail_first = 2
+    with gateway(hook_settings, ("callbacks",)) as (_, runtime):
+        task_id = finished_task(runtime, f"{url}/hook")
+        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "delivered" and r, what="delivery")
+    deliveries = fake.at("/hook")
+    assert (row.callback_attempts, len(deliveries)) == (3, 3)
+    assert [d.headers["x-ragloop-attempt"] for d in deliveries] == ["1", "2", "3"]
+    assert {d.headers["x-ragloop-delivery"] for d in deliveries} == {task_id}
+    gaps = [b.at - a.at for a, b in zip(deliveries, deliveries[1:])]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # exponential backoff from callback_backoff_s
+    for delivery in deliveries:
+        RAGLOOP.verify(SECRET, delivery.body, delivery.headers)
+
+
+def test_failed_task_gets_a_callback_with_its_error(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+    fake, url = receiver
+    with gateway(hook_settings, ("callbacks",)) as (_, runtime):
+        task_id = finished_task(runtime, f"{url}/hook", error="RuntimeError: the engine crashed")
+        until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "delivered", what="delivery")
+    body = json.loads(fake.at("/hook")[0].body)
+    assert (body["task_id"], body["status"], body["error"], body["result"]) == (task_id, "failed", "RuntimeError: the engine crashed", None)
+
+
+def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_attempts(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+    fake, url = receiver
+    fake.fail_first = 100
+    with gateway(hook_settings.model_copy(update={"callback_max_attempts": 3, "callback_backoff_s": 0.05}), ("callbacks",)) as (_, runtime):
+        task_id = finished_task(runtime, f"{url}/hook")
+        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "failed" and r, what="giving up")
+        time.sleep(0.5)
+    assert row.callback_attempts == 3 and len(fake.at("/hook")) == 3
+
+
+def test_one_slow_receiver_does_not_delay_another(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+    fake, url = receiver
+    with gateway(hook_settings, ("callbacks",)) as (_, runtime):
+        slow = finished_task(runtime, f"{url}/slow")
+        fast = finished_task(runtime, f"{url}/hook")
+        until(lambda: (r := runtime.store.get_task(fast)) and r.callback_status == "delivered", what="the fast delivery")
+        assert runtime.store.get_task(slow).callback_status == "delivering"  # type: ignore[union-attr]
+        until(lambda: (r := runtime.store.get_task(slow)) and r.callback_status == "delivered", what="the slow delivery")
+
+
+def test_callback_to_a_private_address_is_refused_unless_allowed(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+    fake, url = receiver
+    with gateway(hook_settings.model_copy(update={"allow_private_callbacks": False}), ("callbacks",)) as (_, runtime):
+        task_id = finished_task(runtime, f"{url}/hook")
+        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "failed" and r, what="refusal")
+    assert row.callback_attempts == 1 and fake.at("/hook") == []  # refused outright: retrying cannot help
+
+
+def test_slack_reply_address_not_minted_by_the_adapter_is_refused(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+    fake, _ = receiver
+    with gateway(hook_settings, ("callbacks",)) as (_, runtime):
+        task_id = finished_task(runtime, "slack://C-GENERAL/1718000000.000100", status="succeeded", error=None)
+        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "failed" and r, what="refusal")
+    assert row.callback_attempts == 1 and fake.at("/api/chat.postMessage") == []
+
+
+def test_a_receiver_detects_a_forged_callback() -> None:
+    body = b'{"task_id": "t1", "status": "succeeded"}'
+    with pytest.raises(SignatureError):
+        RAGLOOP.verify(SECRET, body, RAGLOOP.sign("someone-else", body))
