@@ -149,10 +149,6 @@ class Store:
             statement = select(TaskRecord).where(TaskRecord.status == "running", col(TaskRecord.lease_expires_at) < utcnow())
             return list(s.exec(statement).all())
 
-    def record_callback(self, task_id: str, *, status: str) -> None:
-        self._changed(update(TaskRecord).where(col(TaskRecord.id) == task_id)
-                      .values(callback_status=status, callback_attempts=TaskRecord.callback_attempts + 1))
-
     def _changed(self, statement: Any) -> bool:
         with self.session() as s:
             changed = s.exec(statement).rowcount  # type: ignore[call-overload]
