@@ -10,6 +10,14 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_EVALUATE_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
+# Service ports (deploy/local reads RAGLOOP_*_PORT); the tests are pointed at the same ones.
+export RAGLOOP_KAFKA_PORT ?= 9092
+export RAGLOOP_OPENSEARCH_PORT ?= 9200
+export RAGLOOP_POSTGRES_PORT ?= 5432
+export RAGLOOP_TEST_KAFKA_URL ?= kafka://127.0.0.1:$(RAGLOOP_KAFKA_PORT)
+export RAGLOOP_TEST_OPENSEARCH_URL ?= http://127.0.0.1:$(RAGLOOP_OPENSEARCH_PORT)
+export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAGLOOP_POSTGRES_PORT)/ragloop_test
+
 .PHONY: setup models run demo services services-stop test test-unit lint
 
 $(BIN)/.installed: requirements.lock pyproject.toml

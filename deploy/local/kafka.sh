@@ -90,17 +90,7 @@ kafka_start() {
   say "ready on 127.0.0.1:$PORT (pid $pid, $(elapsed_since "$t0")s); log: $(log_file)"
 }
 
-kafka_stop() {
-  local pid
-  if ! pid="$(running_pid "$MAIN_CLASS")"; then
-    rm -f "$(pid_file)"
-    say "not running"
-    return 0
-  fi
-  say "stopping (pid $pid)"
-  stop_pid "$pid" 60
-  say "stopped"
-}
+kafka_stop() { stop_java_service "$MAIN_CLASS"; }
 
 kafka_status() {
   local pid

@@ -61,6 +61,19 @@ stop_pid() {
   rm -f "$(pid_file)"
 }
 
+# Stop the JVM whose main class identifies this service; a stale pid file is cleaned up.
+stop_java_service() {
+  local pid
+  if ! pid="$(running_pid "$1")"; then
+    rm -f "$(pid_file)"
+    say "not running"
+    return 0
+  fi
+  say "stopping (pid $pid)"
+  stop_pid "$pid" 60
+  say "stopped"
+}
+
 port_open() { (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") 2>/dev/null; }
 
 require_port_free() {

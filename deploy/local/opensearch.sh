@@ -70,17 +70,7 @@ opensearch_start() {
   say "ready at $URL (pid $pid, $(elapsed_since "$t0")s); log: $(log_file)"
 }
 
-opensearch_stop() {
-  local pid
-  if ! pid="$(running_pid "$MAIN_CLASS")"; then
-    rm -f "$(pid_file)"
-    say "not running"
-    return 0
-  fi
-  say "stopping (pid $pid)"
-  stop_pid "$pid" 60
-  say "stopped"
-}
+opensearch_stop() { stop_java_service "$MAIN_CLASS"; }
 
 opensearch_status() {
   local pid health
