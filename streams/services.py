@@ -19,12 +19,14 @@ from streams.store import Store
 # Heavy modules (torch, transformers, search clients) are imported inside the properties that need
 # them: a gateway or eval process starts in a second instead of importing a deep-learning stack.
 if TYPE_CHECKING:
+    from langgraph.checkpoint.base import BaseCheckpointSaver
+
     from agents.graph import RagAgent
     from indexing.backends.base import SearchBackend
     from indexing.pipeline import IngestPipeline
     from indexing.retriever import HybridRetriever
     from models.embedder import TextEmbedder
-    from models.llm.transformers_engine import TransformersEngine
+    from models.llm.base import LLMEngine
 
 log = structlog.get_logger(__name__)
 
@@ -67,23 +69,40 @@ class Services:
 
     @cached_property
     def base_model_path(self) -> Path:
+        """The checkpoint LoRA trains on: RAGLOOP_TRAIN_BASE_MODEL, else the served model when it is local."""
         from models.fetch import default_model_cache, ensure_smollm2
 
-        if self.settings.llm == "smollm2":
+        spec = str(self.settings.train_base_model or self.settings.llm)
+        if spec == "smollm2":
             return ensure_smollm2(self.settings.model_cache or default_model_cache())
-        return Path(self.settings.llm).expanduser()
+        if "://" in spec:
+            raise ValueError(f"RAGLOOP_LLM={spec!r} is a remote server; set RAGLOOP_TRAIN_BASE_MODEL to the checkpoint it serves")
+        return Path(spec).expanduser()
 
     @cached_property
-    def engine(self) -> TransformersEngine:
-        from models.llm.transformers_engine import TransformersEngine
+    def engine(self) -> LLMEngine:
+        """The serving engine RAGLOOP_LLM names: SmolLM2 or a local checkpoint on transformers, or a vLLM /
+        OpenAI-compatible server (`vllm://host:8000?model=…`), which loads adapters at runtime."""
+        from models.llm.factory import open_engine
 
-        return TransformersEngine(self.base_model_path)
+        return open_engine(self.settings.llm, model_cache=self.settings.model_cache)
+
+    @cached_property
+    def checkpointer(self) -> BaseCheckpointSaver:
+        """Conversation memory: the PostgreSQL database in cluster mode, else its own SQLite file under
+        home (a separate file, so checkpoint writes never wait on the task store's SQLite write lock)."""
+        from agents.memory import open_checkpointer
+
+        url = self.settings.database_url or ""
+        if not url.startswith(("postgresql://", "postgres://")):
+            url = f"sqlite:///{self.settings.home / 'agent-memory.db'}"
+        return open_checkpointer(url)
 
     @cached_property
     def agent(self) -> RagAgent:
         from agents.graph import RagAgent
 
-        return RagAgent(self._once("retriever"), self._once("engine"))  # type: ignore[arg-type]
+        return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"))  # type: ignore[arg-type]
 
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""
@@ -105,3 +124,7 @@ class Services:
     def close(self) -> None:
         if "backend" in self.__dict__:
             self.backend.close()
+        if "checkpointer" in self.__dict__:
+            from agents.memory import close_checkpointer
+
+            close_checkpointer(self.checkpointer)

@@ -95,7 +95,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         turns = request.messages
         query = AgentQuery(question=turns[-1].content, history=[ChatMessage(role=t.role, content=t.content) for t in turns[:-1]],
                            tenant=request.tenant, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval_k,
-                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.max_new_tokens)
+                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.max_new_tokens,
+                           conversation_id=request.conversation_id, turn_id=request.task_id)
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
         lease = asyncio.create_task(_keep_lease(request.task_id, stopped))
@@ -116,6 +117,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
         )
         stored = {"answer": response.answer, "citations": [c.model_dump() for c in response.citations], "model_version": version,
+                  "cited": result.cited, "route": result.route, "evidence": result.evidence,
                   "timings_ms": response.timings_ms, "usage": response.usage, "token_events": published,
                   "response": response.model_dump(mode="json")}
         if await asyncio.to_thread(store.transition_task, request.task_id, from_states=("running",), to="succeeded", result=stored, model_version=version, error=None):

@@ -64,3 +64,33 @@ def test_publish_valid_event_is_processed(run) -> None:
     result = run("publish", "docs.ingest", "-", stdin='{"document_id": "d1", "title": "T", "text": "Hello there."}')
     assert result.returncode == 0, result.stderr
     assert "published 1 event(s) to docs.ingest" in result.stderr and "dead-lettered" not in result.stderr
+
+
+def _tiny_beir(folder: Path) -> Path:
+    (folder / "qrels").mkdir(parents=True)
+    docs = [("d1", "Ostra river", "The Ostra river flows 612 kilometres to the Northern Sea."),
+            ("d2", "Bakery", "Harbor Street Bakery bakes rye sourdough every morning."),
+            ("d3", "Observatory", "The Veltrin Observatory sits on Mount Caldera."),
+            ("d4", "Glacier", "The Kessel glacier feeds several lakes in the north.")]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": i, "title": t, "text": x}) for i, t, x in docs))
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in [
+        {"_id": "q1", "text": "How long is the Ostra river?"}, {"_id": "q2", "text": "What bread does Harbor Street Bakery bake?"}]))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    (folder / "answers.jsonl").write_text('{"_id": "q1", "answers": ["612 kilometres"]}\n{"_id": "q2", "answers": ["rye sourdough"]}\n')
+    return folder
+
+
+def test_eval_retrieval_reports_the_contract_keys(run, tmp_path: Path) -> None:
+    result = run("eval", "retrieval", "--dataset", str(_tiny_beir(tmp_path / "tiny")), "--mode", "hybrid", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"ndcg@10", "recall@100", "mrr@10", "queries"} <= report.keys()
+    assert report["queries"] == 2 and report["ndcg@10"] == 1.0 and report["mrr@10"] == 1.0
+
+
+def test_eval_qa_asks_through_the_chat_path_and_reports_the_contract_keys(run, tmp_path: Path) -> None:
+    result = run("eval", "qa", "--dataset", str(_tiny_beir(tmp_path / "tiny")), "--limit", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert {"exact_match", "f1", "contains", "hit@5", "questions"} <= report.keys()
+    assert report["questions"] == 1 and report["hit@5"] == 1.0

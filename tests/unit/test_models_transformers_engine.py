@@ -146,3 +146,40 @@ def test_loading_a_name_from_a_new_path_replaces_that_adapter(engine, random_ada
     second = engine.generate(RAG_MESSAGES, SHORT, adapter="versioned").text
     assert second != first
     assert engine.adapters().count("versioned") == 1
+
+
+# ---- batched generation -----------------------------------------------------------------
+
+SECOND = [
+    ChatMessage(role="system", content="Answer briefly."),
+    ChatMessage(role="user", content="What is 2+2?"),
+]
+
+
+def test_batch_answers_equal_one_by_one_answers_in_order(engine):
+    batch = engine.generate_batch([RAG_MESSAGES, SECOND], SHORT)
+    assert batch == [engine.generate(RAG_MESSAGES, SHORT), engine.generate(SECOND, SHORT)]
+
+
+def test_batch_stops_each_row_at_its_own_stop_string(engine):
+    params = GenerationParams(max_new_tokens=24, stop=["Paris", "4"])
+    batch = engine.generate_batch([RAG_MESSAGES, SECOND], params)
+    assert batch == [engine.generate(RAG_MESSAGES, params), engine.generate(SECOND, params)]
+
+
+def test_batch_uses_the_named_adapter(engine, random_adapter):
+    engine.load_adapter("random", random_adapter)
+    batch = engine.generate_batch([RAG_MESSAGES], SHORT, adapter="random")
+    assert batch == [engine.generate(RAG_MESSAGES, SHORT, adapter="random")]
+
+
+def test_empty_batch_is_empty(engine):
+    assert engine.generate_batch([], SHORT) == []
+
+
+# ---- checkpoints ------------------------------------------------------------------------
+
+
+def test_folder_without_a_model_is_reported(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        TransformersEngine(tmp_path)

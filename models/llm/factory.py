@@ -1,0 +1,72 @@
+"""Turn the ``RAGLOOP_LLM`` setting into an engine, so choosing a backend is configuration.
+
+Accepted specs (see docs/engines.md)::
+
+    open_engine("smollm2")                                 # default: SmolLM2-135M-Instruct on CPU
+    open_engine("/models/Qwen2.5-0.5B-Instruct")           # any local HF causal-LM folder
+    open_engine("vllm://gpu-1:8000?model=Qwen/Qwen2.5-7B-Instruct")      # http://gpu-1:8000/v1
+    open_engine("openai://127.0.0.1:8080/v1?model=smollm2")              # any compatible server
+    open_engine("vllm+https://llm.example.com?model=m&timeout=60")       # TLS: add "+https"
+
+The model query parameter may be left out: the engine then serves the first base model the server
+lists. The API key comes from ``api_key=`` or the ``RAGLOOP_LLM_API_KEY`` environment variable,
+never the URL, so it does not end up in logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from models.llm.base import LLMEngine
+
+ACCEPTED_FORMS = (
+    "'smollm2'; a local Hugging Face causal-LM folder (config.json + tokenizer with a chat template); "
+    "'vllm://HOST:PORT[/v1]?model=NAME'; 'openai://HOST:PORT/v1?model=NAME' "
+    "(add '+https' to the scheme for TLS, e.g. 'vllm+https://…')"
+)
+_REMOTE_SCHEMES = {"vllm", "openai"}
+
+
+def open_engine(
+    spec: str,
+    *,
+    model_cache: Path | None = None,
+    api_key: str | None = None,
+) -> LLMEngine:
+    """Build the engine named by ``spec``; raises ValueError naming the accepted forms."""
+    spec = spec.strip()
+    if spec == "smollm2":
+        from models.fetch import default_model_cache, ensure_smollm2
+
+        return _transformers(ensure_smollm2(model_cache or default_model_cache()))
+    if "://" in spec:
+        return _remote(spec, api_key if api_key is not None else os.environ.get("RAGLOOP_LLM_API_KEY"))
+    path = Path(spec).expanduser()
+    if path.is_dir() and (path / "config.json").exists():
+        return _transformers(path)
+    raise ValueError(f"RAGLOOP_LLM={spec!r} is neither a known engine nor a model folder; accepted: {ACCEPTED_FORMS}")
+
+
+def _transformers(path: Path) -> LLMEngine:
+    from models.llm.transformers_engine import TransformersEngine
+
+    return TransformersEngine(path)
+
+
+def _remote(spec: str, api_key: str | None) -> LLMEngine:
+    from models.llm.openai_engine import OpenAICompatibleEngine
+
+    parts = urlsplit(spec)
+    scheme, _, transport = parts.scheme.partition("+")
+    if scheme not in _REMOTE_SCHEMES or transport not in ("", "http", "https") or not parts.hostname:
+        raise ValueError(f"RAGLOOP_LLM={spec!r} is not a supported engine URL; accepted: {ACCEPTED_FORMS}")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    unknown = set(query) - {"model", "timeout"}
+    if unknown:
+        raise ValueError(f"RAGLOOP_LLM={spec!r} has unknown parameters {sorted(unknown)}; use model= and timeout=")
+    path = parts.path.rstrip("/") or "/v1"  # vLLM and TGI serve the API under /v1
+    base_url = f"{transport or 'http'}://{parts.netloc}{path}"
+    timeout = float(query.get("timeout", 120.0))
+    return OpenAICompatibleEngine(base_url, query.get("model") or None, api_key=api_key, timeout=timeout)

@@ -1,0 +1,255 @@
+"""LLM engine that talks to any OpenAI-compatible chat server: the cluster-mode backend.
+
+vLLM (``vllm serve MODEL --enable-lora``), TGI, TensorRT-LLM and ragloop's own gateway all speak
+``POST /v1/chat/completions``. vLLM serves each LoRA adapter as a *model name*, so the
+per-request adapter is simply the ``model`` field, and new adapter versions are hot-loaded
+through vLLM's runtime endpoint (server started with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``)::
+
+    engine = OpenAICompatibleEngine("http://gpu-1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct")
+    engine.load_adapter("v7", Path("/adapters/v7"))      # a path on the *server's* disk
+    engine.generate([ChatMessage(role="user", content="Hi")], adapter="v7").text
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+
+from models.llm.base import ChatMessage, Generation, GenerationParams
+from models.llm.stop_strings import StopStringFilter, cut_at_stop
+
+# Used only when a server omits ``usage``: roughly one token per word piece or punctuation mark.
+_TOKEN_ESTIMATE = re.compile(r"\w+|[^\w\s]")
+
+
+class EngineServerError(RuntimeError):
+    """The server answered with an error status; carries the status and the server's message."""
+
+    def __init__(self, url: str, status: int, message: str) -> None:
+        super().__init__(f"{url} answered {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class OpenAICompatibleEngine:
+    """Implements :class:`models.llm.base.LLMEngine` over HTTP (chat completions + SSE).
+
+    ``model`` is the base model's served name; ``None`` asks ``GET /v1/models`` for the first
+    base model on first use. ``tokenizer`` (anything with ``encode(str) -> list``) makes token
+    counts exact when a server omits ``usage``; without one they are estimated.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str | None = None,
+        *,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        tokenizer: Any | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._model = model
+        self.tokenizer = tokenizer
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0), transport=transport
+        )
+        self._adapter_paths: dict[str, str] = {}
+
+    @property
+    def model(self) -> str:
+        if self._model is None:
+            bases = [card["id"] for card in self._models() if not card.get("parent")]
+            if not bases:
+                raise RuntimeError(f"{self.base_url}/models lists no base model; pass model= explicitly")
+            self._model = bases[0]
+        return self._model
+
+    @property
+    def name(self) -> str:  # type: ignore[override]  # the protocol's attribute, resolved lazily
+        return self.model
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> OpenAICompatibleEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---- generation -----------------------------------------------------------------------
+
+    def generate(
+        self,
+        messages: list[ChatMessage],
+        params: GenerationParams | None = None,
+        *,
+        adapter: str | None = None,
+    ) -> Generation:
+        params = params or GenerationParams()
+        response = self._http.post("/chat/completions", json=self._payload(messages, params, adapter, stream=False))
+        self._raise_for(response, adapter)
+        body = response.json()
+        choice = body["choices"][0]
+        raw = choice.get("message", {}).get("content") or ""
+        # Servers honour `stop`, but some echo the stop text; cutting again is harmless.
+        text, hit = cut_at_stop(raw, params.stop)
+        usage = body.get("usage") or {}
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or self._count_prompt(messages)),
+            completion_tokens=int(usage.get("completion_tokens") or self._count(raw)),
+            adapter=adapter,
+            finish_reason="length" if choice.get("finish_reason") == "length" and not hit else "stop",
+        )
+
+    def stream(
+        self,
+        messages: list[ChatMessage],
+        params: GenerationParams | None = None,
+        *,
+        adapter: str | None = None,
+    ) -> Iterator[str]:
+        """Yield text deltas from the server's SSE stream; closing the iterator closes the
+        connection, which vLLM and ragloop's gateway take as a cancel."""
+        params = params or GenerationParams()
+        payload = self._payload(messages, params, adapter, stream=True)
+        stops = StopStringFilter(params.stop)
+        with self._http.stream("POST", "/chat/completions", json=payload) as response:
+            if response.status_code >= 400:
+                response.read()
+                self._raise_for(response, adapter)
+            for data in _sse_data(response.iter_lines()):
+                if data == "[DONE]":
+                    break
+                event = json.loads(data)
+                if "error" in event:
+                    raise EngineServerError(self.base_url, 500, _message(event))
+                for choice in event.get("choices") or []:
+                    delta = stops.feed((choice.get("delta") or {}).get("content") or "")
+                    if delta:
+                        yield delta
+                if stops.stopped:
+                    return
+        tail = stops.flush()
+        if tail:
+            yield tail
+
+    # ---- adapters -------------------------------------------------------------------------
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Ask the server to load the LoRA adapter at ``path`` (a path on the server) as ``name``.
+
+        Same name and path again is a no-op; the same name with a new path replaces it (unload,
+        then load), matching :class:`TransformersEngine`. vLLM refuses a second load of a name
+        with "has already been loaded", which is how an adapter loaded by another ragloop
+        worker (or at server start with ``--lora-modules``) is recognised.
+        """
+        path_text = str(path)
+        if self._adapter_paths.get(name) == path_text:
+            return
+        response = self._http.post("/load_lora_adapter", json={"lora_name": name, "lora_path": path_text})
+        if response.status_code == 400 and "already" in response.text.lower():
+            served_root = next((card.get("root") for card in self._models() if card["id"] == name), None)
+            if served_root not in (None, path_text):
+                unload = self._http.post("/unload_lora_adapter", json={"lora_name": name})
+                self._raise_for(unload, None, route="/unload_lora_adapter")
+                response = self._http.post("/load_lora_adapter", json={"lora_name": name, "lora_path": path_text})
+            else:
+                self._adapter_paths[name] = path_text
+                return
+        if response.status_code == 404 and _message_of(response) in ("Not Found", ""):
+            raise RuntimeError(
+                f"{self.base_url} has no /load_lora_adapter route; start vLLM with --enable-lora and "
+                "VLLM_ALLOW_RUNTIME_LORA_UPDATING=True, or pre-load adapters with --lora-modules NAME=PATH"
+            )
+        if response.status_code == 404:
+            raise FileNotFoundError(f"server could not find adapter {name!r} at {path_text}: {_message_of(response)}")
+        self._raise_for(response, None, route="/load_lora_adapter")
+        self._adapter_paths[name] = path_text
+
+    def adapters(self) -> list[str]:
+        """Adapter names the server serves now (``/v1/models`` entries that have a parent)."""
+        return sorted(card["id"] for card in self._models() if card.get("parent") and card["id"] != self.model)
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _payload(
+        self, messages: list[ChatMessage], params: GenerationParams, adapter: str | None, *, stream: bool
+    ) -> dict[str, Any]:
+        if not messages:
+            raise ValueError("generation needs at least one message")
+        payload: dict[str, Any] = {
+            "model": adapter or self.model,
+            "messages": [m.model_dump() for m in messages],
+            "max_tokens": params.max_new_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": stream,
+        }
+        if params.stop:
+            payload["stop"] = params.stop
+        if stream:
+            payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    def _models(self) -> list[dict[str, Any]]:
+        response = self._http.get("/models")
+        self._raise_for(response, None, route="/models")
+        return list(response.json().get("data") or [])
+
+    def _raise_for(self, response: httpx.Response, adapter: str | None, *, route: str = "/chat/completions") -> None:
+        if response.status_code < 400:
+            return
+        if response.status_code == 404 and adapter is not None:
+            raise KeyError(f"adapter {adapter!r} is not served by {self.base_url}; served: {self.adapters()}")
+        raise EngineServerError(self.base_url + route, response.status_code, _message_of(response))
+
+    def _count(self, text: str) -> int:
+        if self.tokenizer is not None:
+            return len(self.tokenizer.encode(text))
+        return len(_TOKEN_ESTIMATE.findall(text))
+
+    def _count_prompt(self, messages: list[ChatMessage]) -> int:
+        return sum(self._count(m.content) for m in messages)
+
+
+def _sse_data(lines: Iterator[str]) -> Iterator[str]:
+    """The ``data`` payload of each Server-Sent Event (multi-line data joined by newlines)."""
+    buffer: list[str] = []
+    for line in lines:
+        if line.startswith("data:"):
+            buffer.append(line[5:].removeprefix(" "))
+        elif not line.strip() and buffer:
+            yield "\n".join(buffer)
+            buffer = []
+    if buffer:
+        yield "\n".join(buffer)
+
+
+def _message(body: Any) -> str:
+    """The human message of an OpenAI-style (``{"error": {"message"}}``), vLLM or FastAPI error."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, dict):
+            for key in ("message", "detail"):
+                if isinstance(error.get(key), str):
+                    return error[key]
+            return json.dumps(error)
+        if isinstance(error, str):
+            return error
+    return str(body)
+
+
+def _message_of(response: httpx.Response) -> str:
+    try:
+        return _message(response.json())
+    except ValueError:
+        return response.text.strip()

@@ -1,0 +1,200 @@
+"""A small OpenAI-compatible server over a real engine, for testing HTTP clients of that protocol.
+
+It speaks the subset vLLM speaks to ragloop: ``POST /v1/chat/completions`` (JSON and SSE),
+``GET /v1/models`` (adapters listed with a ``parent``), and vLLM's runtime LoRA routes
+``POST /v1/load_lora_adapter`` / ``/v1/unload_lora_adapter`` with vLLM's refusal of a name that is
+already loaded. It lives in tests/ on purpose: the product endpoint belongs to the gateway.
+
+    with serve(create_app(engine, "smollm2")) as base_url:   # "http://127.0.0.1:PORT/v1"
+        ...
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from pydantic import BaseModel
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+
+from models.llm.base import ChatMessage, GenerationParams, LLMEngine
+from models.llm.chat_format import encode_prompt
+
+
+class ChatCompletionRequest(BaseModel):
+    model: str
+    messages: list[ChatMessage]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+
+
+class LoadLoRARequest(BaseModel):
+    lora_name: str
+    lora_path: str
+
+
+class UnloadLoRARequest(BaseModel):
+    lora_name: str
+
+
+def _error(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+
+
+def create_app(engine: LLMEngine, model_name: str, *, runtime_lora: bool = True) -> FastAPI:
+    """``app.state.omit_usage = True`` makes replies leave out ``usage`` like some servers do;
+    ``app.state.requests`` records every chat request body as received."""
+    app = FastAPI()
+    app.state.omit_usage = False
+    app.state.requests = []
+    served: dict[str, str] = {}  # adapter name -> path, as the server knows them
+
+    def count(text: str) -> int:
+        return len(engine.tokenizer(text, add_special_tokens=False)["input_ids"])  # type: ignore[attr-defined]
+
+    @app.get("/v1/models")
+    def models() -> dict[str, Any]:
+        cards = [{"id": model_name, "object": "model", "owned_by": "ragloop", "root": model_name, "parent": None}]
+        cards += [{"id": n, "object": "model", "owned_by": "ragloop", "root": p, "parent": model_name} for n, p in served.items()]
+        return {"object": "list", "data": cards}
+
+    @app.post("/v1/chat/completions", response_model=None)
+    def chat(request: ChatCompletionRequest) -> Any:
+        app.state.requests.append(request.model_dump(exclude_unset=True))
+        if request.model != model_name and request.model not in served:
+            return _error(404, f"The model `{request.model}` does not exist.", "NotFoundError")
+        adapter = None if request.model == model_name else request.model
+        stops = [request.stop] if isinstance(request.stop, str) else (request.stop or [])
+        params = GenerationParams(
+            max_new_tokens=request.max_completion_tokens or request.max_tokens or 128,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=stops,
+        )
+        ident, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        if not request.stream:
+            generation = engine.generate(request.messages, params, adapter=adapter)
+            body: dict[str, Any] = {
+                "id": ident,
+                "object": "chat.completion",
+                "created": created,
+                "model": request.model,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": generation.text},
+                        "finish_reason": generation.finish_reason,
+                    }
+                ],
+            }
+            if not app.state.omit_usage:
+                body["usage"] = {
+                    "prompt_tokens": generation.prompt_tokens,
+                    "completion_tokens": generation.completion_tokens,
+                    "total_tokens": generation.prompt_tokens + generation.completion_tokens,
+                }
+            return body
+
+        include_usage = bool((request.stream_options or {}).get("include_usage")) and not app.state.omit_usage
+
+        def events() -> Iterator[str]:
+            def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+                choice = {"index": 0, "delta": delta, "finish_reason": finish}
+                payload = {"id": ident, "object": "chat.completion.chunk", "created": created,
+                           "model": request.model, "choices": [choice]}
+                return f"data: {json.dumps(payload)}\n\n"
+
+            yield chunk({"role": "assistant", "content": ""})
+            text = ""
+            for delta in engine.stream(request.messages, params, adapter=adapter):
+                text += delta
+                yield chunk({"content": delta})
+            completion = count(text)
+            finish = "length" if completion >= params.max_new_tokens else "stop"
+            yield chunk({}, finish)
+            if include_usage:
+                prompt = len(encode_prompt(engine.tokenizer, request.messages))  # type: ignore[attr-defined]
+                usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+                payload = {"id": ident, "object": "chat.completion.chunk", "created": created,
+                           "model": request.model, "choices": [], "usage": usage}
+                yield f"data: {json.dumps(payload)}\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(_closing(events()), media_type="text/event-stream")
+
+    if runtime_lora:
+
+        @app.post("/v1/load_lora_adapter", response_model=None)
+        def load_lora_adapter(request: LoadLoRARequest) -> Any:
+            if request.lora_name in served:
+                return _error(400, f"The lora adapter '{request.lora_name}' has already been loaded.", "InvalidUserInput")
+            if not (Path(request.lora_path) / "adapter_config.json").exists():
+                return _error(404, f"No adapter found for {request.lora_path}", "NotFoundError")
+            engine.load_adapter(request.lora_name, Path(request.lora_path))
+            served[request.lora_name] = request.lora_path
+            return PlainTextResponse(f"Success: LoRA adapter '{request.lora_name}' added successfully.")
+
+        @app.post("/v1/unload_lora_adapter", response_model=None)
+        def unload_lora_adapter(request: UnloadLoRARequest) -> Any:
+            if served.pop(request.lora_name, None) is None:
+                return _error(404, f"The lora adapter '{request.lora_name}' cannot be found.", "NotFoundError")
+            return PlainTextResponse(f"Success: LoRA adapter '{request.lora_name}' removed successfully.")
+
+    return app
+
+
+async def _closing(events: Iterator[str]) -> AsyncIterator[str]:
+    """Stream a sync generator and close it when the client goes away.
+
+    Starlette only drops its reference on disconnect; an engine stream left suspended would keep
+    holding the engine's lock until garbage collection, stalling every later request.
+    """
+    try:
+        async for item in iterate_in_threadpool(events):
+            yield item
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_close_when_idle, events)
+
+
+def _close_when_idle(events: Iterator[str]) -> None:
+    while getattr(events, "gi_running", False):  # a worker thread may still be inside next()
+        time.sleep(0.01)
+    events.close()  # type: ignore[attr-defined]
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` with uvicorn on a free loopback port in a thread; yields the ``/v1`` base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name=f"openai-test-server-{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"test server on port {port} did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

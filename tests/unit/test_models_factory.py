@@ -1,0 +1,121 @@
+"""models.llm.factory.open_engine: the RAGLOOP_LLM setting picks and configures the engine."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from models.fetch import ensure_smollm2  # noqa: E402
+from models.llm.base import LLMEngine  # noqa: E402
+from models.llm.factory import open_engine  # noqa: E402
+from models.llm.openai_engine import OpenAICompatibleEngine  # noqa: E402
+from models.llm.transformers_engine import TransformersEngine  # noqa: E402
+from tests.openai_compatible_server import create_app, serve  # noqa: E402
+from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def local() -> TransformersEngine:
+    return open_engine("smollm2")  # type: ignore[return-value]
+
+
+@pytest.fixture(scope="module")
+def base_url(local) -> Iterator[str]:
+    with serve(create_app(local, "smollm2")) as url:
+        yield url
+
+
+def test_default_spec_is_smollm2_on_transformers(local):
+    assert isinstance(local, TransformersEngine)
+    assert local.name == "SmolLM2-135M-Instruct"
+
+
+def test_model_cache_chooses_where_smollm2_lives():
+    cache = ensure_smollm2().parent
+    engine = open_engine("smollm2", model_cache=cache)
+    assert engine.model_path == cache / "SmolLM2-135M-Instruct"  # type: ignore[attr-defined]
+
+
+def test_a_local_checkpoint_folder_is_served_by_transformers():
+    engine = open_engine(str(ensure_smollm2()))
+    assert isinstance(engine, TransformersEngine) and isinstance(engine, LLMEngine)
+
+
+@pytest.mark.parametrize(
+    ("spec", "base_url", "model"),
+    [
+        ("vllm://gpu-1:8000?model=Qwen/Qwen2.5-7B-Instruct", "http://gpu-1:8000/v1", "Qwen/Qwen2.5-7B-Instruct"),
+        ("vllm://gpu-1:8000/v1/?model=m", "http://gpu-1:8000/v1", "m"),
+        ("openai://127.0.0.1:8080/v1?model=smollm2", "http://127.0.0.1:8080/v1", "smollm2"),
+        ("openai+https://llm.example.com/v1?model=m", "https://llm.example.com/v1", "m"),
+        ("vllm+https://llm.example.com?model=m&timeout=5", "https://llm.example.com/v1", "m"),
+        ("openai+http://10.0.0.2:9000/api/v1?model=m", "http://10.0.0.2:9000/api/v1", "m"),
+    ],
+)
+def test_server_urls_become_openai_compatible_engines(spec, base_url, model):
+    engine = open_engine(spec)  # no request is made until first use
+    assert isinstance(engine, OpenAICompatibleEngine)
+    assert (engine.base_url, engine.model) == (base_url, model)
+
+
+def test_api_key_comes_from_the_argument_or_environment(monkeypatch):
+    monkeypatch.setenv("RAGLOOP_LLM_API_KEY", "from-env")
+    assert open_engine("vllm://h:1?model=m")._http.headers["Authorization"] == "Bearer from-env"  # type: ignore[attr-defined]
+    assert open_engine("vllm://h:1?model=m", api_key="given")._http.headers["Authorization"] == "Bearer given"  # type: ignore[attr-defined]
+
+
+def test_a_server_url_reaches_the_server(base_url, local):
+    remote = open_engine(base_url.replace("http://", "openai://"))  # model discovered from /v1/models
+    assert remote.name == "smollm2"
+    assert remote.generate(RAG_MESSAGES, SHORT).text == local.generate(RAG_MESSAGES, SHORT).text
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["gpt-4", "/no/such/folder", "ftp://h:1?model=m", "vllm+grpc://h:1?model=m", "vllm://?model=m", "vllm://h:1?modle=m"],
+)
+def test_unusable_specs_are_refused_naming_the_accepted_forms(spec):
+    with pytest.raises(ValueError, match="accepted|unknown parameters") as caught:
+        open_engine(spec)
+    assert spec in str(caught.value)
+
+
+def _tiny_checkpoint(path, *, chat_template: bool = True, eos: list[int] | None = None):
+    """A 2-layer random Llama with SmolLM2's tokenizer: a stand-in for any local HF folder."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    config = AutoConfig.from_pretrained(ensure_smollm2())
+    config.update({"num_hidden_layers": 2, "hidden_size": 64, "intermediate_size": 128,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16})
+    model = AutoModelForCausalLM.from_config(config)
+    if eos is not None:
+        model.generation_config.eos_token_id = eos
+    model.save_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(ensure_smollm2())
+    if not chat_template:
+        tokenizer.chat_template = None
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_any_local_causal_lm_folder_serves_chat(tmp_path):
+    engine = open_engine(str(_tiny_checkpoint(tmp_path / "tiny-llama")))
+    generation = engine.generate(RAG_MESSAGES, SHORT)
+    assert generation.prompt_tokens > 0 and 1 <= generation.completion_tokens <= SHORT.max_new_tokens
+
+
+def test_every_end_token_in_the_generation_config_ends_the_answer(tmp_path):
+    """Llama 3 lists <|eot_id|> and <|end_of_text|>; either must end an answer."""
+    engine = open_engine(str(_tiny_checkpoint(tmp_path / "multi-eos", eos=[2, 1])))
+    assert engine._end_ids == [2, 1]  # type: ignore[attr-defined]
+
+
+def test_a_checkpoint_without_a_chat_template_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="chat template"):
+        open_engine(str(_tiny_checkpoint(tmp_path / "base-only", chat_template=False)))
