@@ -45,3 +45,18 @@ def test_streaming_completion_yields_deltas_that_form_the_answer(client: openai.
 def test_unknown_model_is_a_404_listing_the_available_ones(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError, match="smollm2-135m-instruct@base"):
         client.chat.completions.create(model="gpt-17", messages=[{"role": "user", "content": "hi"}])
+
+
+def test_ragloops_own_remote_engine_speaks_to_its_endpoint(settings: Settings) -> None:
+    """The engine ragloop uses for vLLM, exercised against ragloop's own OpenAI-compatible endpoint."""
+    from models.llm.base import ChatMessage, GenerationParams
+    from models.llm.openai_engine import OpenAICompatibleEngine
+
+    runtime = Runtime(settings.model_copy(update={"max_new_tokens": 16}), ["agent"])
+    with serve_in_thread(create_app(runtime)) as url:
+        engine = OpenAICompatibleEngine(f"{url}/v1", model="ragloop")
+        question = [ChatMessage(role="user", content="Say hello.")]
+        generation = engine.generate(question, GenerationParams(max_new_tokens=16))
+        streamed = "".join(engine.stream(question, GenerationParams(max_new_tokens=16)))
+    assert generation.text.strip() and generation.completion_tokens > 0
+    assert streamed.strip() == generation.text.strip()  # greedy: the same answer either way
