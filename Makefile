@@ -22,7 +22,7 @@ export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAG
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	uv venv --quiet --allow-existing --python $(PYTHON) $(VENV)
+	uv venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
 	uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
