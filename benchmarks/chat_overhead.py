@@ -55,7 +55,9 @@ def measure(settings: Settings, requests: int, max_new_tokens: int) -> tuple[lis
         for n in range(requests + 2):  # the first two of each path warm caches and are dropped
             question = QUESTIONS[n % len(QUESTIONS)]
             start = time.perf_counter()
-            answer = runtime.services.agent.answer(AgentQuery(question=question, max_new_tokens=max_new_tokens))
+            # The same graph with the same work a worker asks of it, conversation memory included.
+            answer = runtime.services.agent.answer(AgentQuery(question=question, max_new_tokens=max_new_tokens,
+                                                              conversation_id=f"bench-{n}", turn_id=f"turn-{n}"))
             wall = (time.perf_counter() - start) * 1000
             inside = answer.timings_ms.get("retrieval", 0) + answer.timings_ms["generation"]
             start = time.perf_counter()

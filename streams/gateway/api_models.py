@@ -65,6 +65,7 @@ class ChatIn(BaseModel):
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     reference: str | None = Field(None, description="A known good answer; the eval worker scores against it.")
     priority: Literal["normal", "high"] = "normal"
+    stream: bool | None = Field(None, description="Publish token deltas for GET /v1/tasks/{id}/events; default: on unless ?wait=true.")
     callback_url: str | None = Field(None, max_length=2000, pattern=r"^(https?|slack)://",
                                       description="Receives the finished task as a signed POST (slack:// addresses are made by the Slack adapter).")
 

@@ -24,7 +24,8 @@ def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
         raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
     return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=body.messages,
                        options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
-                                           max_new_tokens=body.max_new_tokens, priority=body.priority),
+                                           max_new_tokens=body.max_new_tokens, priority=body.priority,
+                                           stream=body.stream if body.stream is not None else True),
                        reference=body.reference, callback_url=body.callback_url)
 
 
@@ -53,6 +54,8 @@ def router(ctx: GatewayContext) -> APIRouter:
                         idempotency_key: Annotated[str | None, Header(max_length=200, description="Repeat-safe submission.")] = None) -> TaskOut:
         await ensure_model_version(ctx, body.model_version)
         body.tenant = tenant_of(request, body.tenant)
+        if body.stream is None:
+            body.stream = not wait  # a caller blocking for the result reads no token events: don't publish them
         task, created = await submit(ctx, chat_request(ctx, body), idempotency_key)
         if not created:
             response.status_code = 200

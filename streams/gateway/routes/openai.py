@@ -46,6 +46,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         version = version_of(body.model)
         await ensure_model_version(ctx, version)
         chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
+                      stream=body.stream,
                       max_new_tokens=body.max_completion_tokens or body.max_tokens)
         task, _ = await submit(ctx, chat_request(ctx, chat), idempotency_key)
         completion_id, created = f"chatcmpl-{task.id}", int(time.time())
