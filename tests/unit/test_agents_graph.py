@@ -120,3 +120,16 @@ def test_the_documented_graph_is_the_current_graph(agent):
     drawn = agent.mermaid()
     assert drawn == mermaid()
     assert drawn.strip() in (Path(__file__).resolve().parents[2] / "docs" / "agent-graph.md").read_text()
+
+
+def test_a_citation_marker_points_to_the_chunk_that_contains_the_cited_text(agent):
+    from agents.citations import cited_ids
+
+    result = ask(agent, "How long is the Ostra river?")
+    by_id = {hit.chunk.id: hit.chunk for hit in result.hits}
+    numbered = [line for line in result.prompt[-1].content.splitlines() if line.startswith("[")]
+    # What a correct answer would say, citing the passage the prompt numbered [1]:
+    (chunk_id,) = cited_ids("It flows 612 kilometres [1].", [hit.chunk.id for hit in result.hits])
+    assert "612 kilometres" in by_id[chunk_id].text and numbered[0].startswith("[1]") and by_id[chunk_id].text in numbered[0]
+    for chunk_id in result.cited:  # and whatever the model itself cited exists in its context
+        assert by_id[chunk_id].text in result.prompt[-1].content
