@@ -63,6 +63,17 @@ class Event(BaseModel):
 
 # --- documents ---------------------------------------------------------------------------------
 
+DOCUMENT_BODIES = ("text", "url", "content_b64")
+
+
+def require_one_body(document: Any) -> Any:
+    """A document arrives as exactly one of its possible bodies; say which were given otherwise."""
+    given = [name for name in DOCUMENT_BODIES if getattr(document, name) is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of text, url or content_b64 (got {given or 'none'})")
+    return document
+
+
 class DocumentIngest(Event):
     """A document to (re)index, given as exactly one of: `text`, a `url` to fetch, or `content_b64` bytes."""
 
@@ -80,10 +91,7 @@ class DocumentIngest(Event):
 
     @model_validator(mode="after")
     def _one_body(self) -> DocumentIngest:
-        given = [name for name in ("text", "url", "content_b64") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of text, url or content_b64 (got {given or 'none'})")
-        return self
+        return require_one_body(self)
 
     def key(self) -> str:
         return self.document_id

@@ -12,8 +12,6 @@ already loaded. It lives in tests/ on purpose: the product endpoint belongs to t
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
@@ -30,6 +27,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from models.llm.base import ChatMessage, GenerationParams, LLMEngine
 from models.llm.chat_format import encode_prompt
+from streams.gateway.server import serve_in_thread
 
 
 class ChatCompletionRequest(BaseModel):
@@ -181,20 +179,6 @@ def _close_when_idle(events: Iterator[str]) -> None:
 
 @contextmanager
 def serve(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` with uvicorn on a free loopback port in a thread; yields the ``/v1`` base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, name=f"openai-test-server-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"test server on port {port} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    """Run ``app`` on a free loopback port in a thread; yields the ``/v1`` base URL."""
+    with serve_in_thread(app) as url:
+        yield f"{url}/v1"

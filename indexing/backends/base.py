@@ -72,3 +72,17 @@ def open_backend(search_url: str, *, home: Path, dimension: int, index_prefix: s
         url = search_url if scheme != "opensearch" else "http://" + search_url.split("://", 1)[1]
         return OpenSearchBackend(url, dimension=dimension, index_prefix=index_prefix)
     raise ValueError(f"unsupported search URL {search_url!r}; expected one of {ACCEPTED_URLS}")
+
+
+def checked_vectors(document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> np.ndarray:
+    """The rows a backend may store for one document: one float32 row per chunk, every chunk of that
+    document and tenant; raises ValueError naming what does not fit."""
+    if len(chunks) == 0:
+        return np.zeros((0, dimension), dtype=np.float32)
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if vectors.shape != (len(chunks), dimension):
+        raise ValueError(f"vectors have shape {vectors.shape}; expected ({len(chunks)}, {dimension}), one row per chunk")
+    for c in chunks:
+        if c.document_id != document_id or c.tenant != tenant:
+            raise ValueError(f"chunk {c.id} belongs to ({c.tenant!r}, {c.document_id!r}), not to ({tenant!r}, {document_id!r})")
+    return vectors

@@ -35,6 +35,7 @@ import bm25s
 import numpy as np
 
 from indexing.backends.analyzer import EnglishAnalyzer
+from indexing.backends.base import checked_vectors
 from indexing.types import Chunk, SearchHit
 
 _SCHEMA = """
@@ -239,16 +240,7 @@ class EmbeddedBackend:
             )
 
     def _validate(self, document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> np.ndarray:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if len(chunks) == 0:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        if vectors.shape != (len(chunks), self.dimension):
-            raise ValueError(f"vectors have shape {vectors.shape}; expected ({len(chunks)}, {self.dimension}), "
-                             "one row per chunk")
-        for c in chunks:
-            if c.document_id != document_id or c.tenant != tenant:
-                raise ValueError(f"chunk {c.id} belongs to ({c.tenant!r}, {c.document_id!r}), not to "
-                                 f"({tenant!r}, {document_id!r})")
+        vectors = checked_vectors(document_id, tenant, chunks, vectors, self.dimension)
         return _normalise(vectors)
 
     def _open_db(self) -> None:

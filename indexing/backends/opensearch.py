@@ -35,6 +35,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import NotFoundError, RequestError
 
 from indexing.backends.analyzer import _CJK
+from indexing.backends.base import checked_vectors
 from indexing.types import Chunk, SearchHit
 
 SCHEMA_VERSION = 2  # bump when the template below changes; reindex_to_new_version applies it
@@ -249,17 +250,8 @@ class OpenSearchBackend:
         return SearchHit(chunk=_chunk(raw["_source"]), score=score)
 
     def _validate(self, document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> np.ndarray:
-        if len(chunks) == 0:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        if vectors.shape != (len(chunks), self.dimension):
-            raise ValueError(f"vectors have shape {vectors.shape}; expected ({len(chunks)}, {self.dimension}), "
-                             "one row per chunk")
-        for c in chunks:
-            if c.document_id != document_id or c.tenant != tenant:
-                raise ValueError(f"chunk {c.id} belongs to ({c.tenant!r}, {c.document_id!r}), not to "
-                                 f"({tenant!r}, {document_id!r})")
-        return np.stack([_normalise(v) for v in vectors])
+        vectors = checked_vectors(document_id, tenant, chunks, vectors, self.dimension)
+        return np.stack([_normalise(v) for v in vectors]) if len(vectors) else vectors
 
 
 def index_template(dimension: int, *, ef_search: int = 100, k1: float = 1.2, b: float = 0.75) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import ChatTurn, Identifier, NonEmpty
+from schemas.events import ChatTurn, Identifier, NonEmpty, require_one_body
 from schemas.tables import DocumentRecord, ModelVersionRecord, TaskRecord
 
 
@@ -28,10 +28,7 @@ class DocumentIn(BaseModel):
 
     @model_validator(mode="after")
     def _one_body(self) -> DocumentIn:
-        given = [name for name in ("text", "url", "content_b64") if getattr(self, name) is not None]
-        if len(given) != 1:
-            raise ValueError(f"give exactly one of text, url or content_b64 (got {given or 'none'})")
-        return self
+        return require_one_body(self)
 
 
 class DocumentAccepted(BaseModel):
