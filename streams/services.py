@@ -36,6 +36,7 @@ class Services:
         self.settings = settings
         self.store = store
         self._lock = threading.RLock()  # cached_property is not thread-safe; roles warm up from threads
+        self._adapter_paths: dict[str, str | None] = {}
 
     def _once(self, name: str) -> object:
         with self._lock:
@@ -106,15 +107,18 @@ class Services:
 
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""
-        record = self.store.get_version(version)
-        if record is None:
-            raise LookupError(f"unknown model version {version!r}")
-        if record.adapter_path is None:
+        if version not in self._adapter_paths:  # a version's adapter never changes: look it up once
+            record = self.store.get_version(version)
+            if record is None:
+                raise LookupError(f"unknown model version {version!r}")
+            self._adapter_paths[version] = record.adapter_path
+        adapter_path = self._adapter_paths[version]
+        if adapter_path is None:
             return None
         engine = self._once("engine")
         if version not in engine.adapters():  # type: ignore[attr-defined]
-            log.info("loading adapter", version=version, path=record.adapter_path)
-            engine.load_adapter(version, Path(record.adapter_path))  # type: ignore[attr-defined]
+            log.info("loading adapter", version=version, path=adapter_path)
+            engine.load_adapter(version, Path(adapter_path))  # type: ignore[attr-defined]
         return version
 
     def warm(self, *names: str) -> None:

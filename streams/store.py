@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import and_, func, or_, update
+from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -104,11 +104,15 @@ class Store:
             return s.exec(select(TaskRecord).where(TaskRecord.tenant == tenant, TaskRecord.idempotency_key == key)).first()
 
     def count_queued(self, tenant: str | None = None) -> int:
+        return self.queue_depth(tenant)[1 if tenant is not None else 0]
+
+    def queue_depth(self, tenant: str | None) -> tuple[int, int]:
+        """Waiting tasks overall and of `tenant`, in one query (checked on every submission)."""
         with self.session() as s:
-            statement = select(func.count()).select_from(TaskRecord).where(TaskRecord.status == "queued")
-            if tenant is not None:
-                statement = statement.where(TaskRecord.tenant == tenant)
-            return int(s.exec(statement).one())
+            mine = func.coalesce(func.sum(case((TaskRecord.tenant == tenant, 1), else_=0)), 0)
+            statement = select(func.count(), mine).select_from(TaskRecord).where(TaskRecord.status == "queued")
+            total, of_tenant = s.exec(statement).one()
+            return int(total), int(of_tenant)
 
     def transition_task(self, task_id: str, *, from_states: Iterable[str], to: str, **values: Any) -> bool:
         """Compare-and-set: move a task only if it is in one of `from_states`."""

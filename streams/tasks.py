@@ -78,27 +78,25 @@ class TaskService:
             if existing is not None:
                 return existing, False
         await self._check_capacity(request.tenant)
-        created = await asyncio.to_thread(self.store.create_task, task_from_request(request, idempotency_key=idempotency_key))
+        record = task_from_request(request, idempotency_key=idempotency_key)
+        created = await asyncio.to_thread(self.store.create_task, record)
         if not created:  # a concurrent repeat of the same key won the insert
             existing = await asyncio.to_thread(self.store.find_task_by_idempotency_key, request.tenant, idempotency_key or "")
             if existing is None:
                 raise ValueError(f"task_id {request.task_id!r} already exists")
             return existing, False
         await self.publisher.publish(request)
-        task = await asyncio.to_thread(self.store.get_task, request.task_id)
-        assert task is not None
-        return task, True
+        return record, True
 
     async def _check_capacity(self, tenant: str) -> None:
-        total = await asyncio.to_thread(self.store.count_queued)
+        total, mine = await asyncio.to_thread(self.store.queue_depth, tenant)
         QUEUE_DEPTH.set(total)
-        if total >= self.settings.max_queued_tasks:
-            raise QueueFull(f"the queue holds {total} waiting tasks (limit {self.settings.max_queued_tasks}); retry later",
-                            self.settings.queue_full_retry_after_s)
-        mine = await asyncio.to_thread(self.store.count_queued, tenant)
-        if mine >= self.settings.max_queued_per_tenant:
-            raise QueueFull(f"tenant {tenant!r} has {mine} waiting tasks (limit {self.settings.max_queued_per_tenant}); retry later",
-                            self.settings.queue_full_retry_after_s)
+        limits = self.settings
+        if total >= limits.max_queued_tasks:
+            raise QueueFull(f"the queue holds {total} waiting tasks (limit {limits.max_queued_tasks}); retry later", limits.queue_full_retry_after_s)
+        if mine >= limits.max_queued_per_tenant:
+            raise QueueFull(f"tenant {tenant!r} has {mine} waiting tasks (limit {limits.max_queued_per_tenant}); retry later",
+                            limits.queue_full_retry_after_s)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return await asyncio.to_thread(self.store.get_task, task_id)

@@ -70,19 +70,19 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     gate = PriorityGate()
 
     async def answer(request: ChatRequest) -> None:
-        task = await asyncio.to_thread(store.get_task, request.task_id)
-        if task is None:  # published straight to the topic by some producer, not through the gateway
-            await asyncio.to_thread(store.create_task, task_from_request(request))
-        elif task.status == "succeeded":  # redelivered after the effect: make sure the response went out
-            await publisher.publish(ChatResponse.model_validate(task.result["response"]))
-            return
-        elif task.status in ("failed", "cancelled"):
-            return
         await gate.acquire(high=request.options.priority == "high")
         try:
-            if not await asyncio.to_thread(store.claim_task, request.task_id, owner, settings.task_lease_s):
-                return  # cancelled meanwhile, or another live agent holds the lease
-            await _run(request)
+            if await asyncio.to_thread(store.claim_task, request.task_id, owner, settings.task_lease_s):
+                await _run(request)
+                return
+            task = await asyncio.to_thread(store.get_task, request.task_id)
+            if task is None:  # published straight to the topic by some producer, not through the gateway
+                await asyncio.to_thread(store.create_task, task_from_request(request))
+                if await asyncio.to_thread(store.claim_task, request.task_id, owner, settings.task_lease_s):
+                    await _run(request)
+            elif task.status == "succeeded":  # redelivered after the effect: make sure the response went out
+                await publisher.publish(ChatResponse.model_validate(task.result["response"]))
+            # otherwise: cancelled, failed, or another live agent holds the lease
         finally:
             gate.release()
 
