@@ -7,7 +7,7 @@ across a cut inside a paragraph (so a sentence split from its predecessor still 
 Every chunk's text is an exact slice of the document text, which makes "no text lost"
 checkable and keeps citations pointing at real character offsets.
 
-    >>> chunker = Chunker(max_tokens=200, overlap_tokens=32)
+    >>> chunker = Chunker(max_tokens=128, overlap_tokens=32)
     >>> chunks = chunker.split(SourceDocument(id="d1", text="A first sentence. A second one."))
     >>> [c.text for c in chunks]
     ['A first sentence. A second one.']
@@ -74,9 +74,14 @@ class Chunker:
     with the last sentences (or, for a long sentence, words) of the previous one, at most
     ``overlap_tokens`` of them, when the cut falls inside a paragraph. Sentences longer than
     ``max_tokens`` are cut into word windows.
+
+    Defaults measured on SciFact train (benchmarks/retrieval_scifact.py, hybrid nDCG@10 with
+    the retriever's defaults): 128/32 gives 0.743 vs 0.740 at 200/32; smaller passages sharpen
+    MiniLM (dense 0.695 vs 0.690) while BM25 loses a little (0.679 vs 0.690), and they stay
+    well inside MiniLM's 256-token window with the title prepended.
     """
 
-    def __init__(self, max_tokens: int = 200, overlap_tokens: int = 32,
+    def __init__(self, max_tokens: int = 128, overlap_tokens: int = 32,
                  token_counter: TokenCounter | None = None) -> None:
         if max_tokens < 8:
             raise ValueError(f"max_tokens={max_tokens} is too small; use at least 8")

@@ -6,14 +6,25 @@ than the next, which usually wins when both retrievers are decent (Bruch et al.,
 Analysis of Fusion Functions for Hybrid Retrieval", 2023). Both identify a hit by its chunk
 id and break score ties by first appearance, so results are deterministic.
 
+Convex fusion needs each list's scores on a common scale. ``minmax`` maps a list to [0, 1]
+(its spread then depends on how deep the list is); ``max`` divides by the list's best score
+(BM25 and cosine both have a natural zero, so this keeps "how good in absolute terms");
+``zscore`` centres and scales by the list's spread. A chunk missing from one list gets that
+list's lowest normalised score, it ranked below everything the list holds (0 for ``minmax``).
+
     >>> fused = convex_fusion(bm25_hits, dense_hits, alpha=0.5, limit=10)   # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
+
+import numpy as np
 
 from indexing.types import Chunk, SearchHit
+
+Normalisation = Literal["minmax", "max", "zscore"]
+NORMALISATIONS: tuple[str, ...] = ("minmax", "max", "zscore")
 
 
 def reciprocal_rank_fusion(rankings: Sequence[list[SearchHit]], *, k: int = 60, limit: int) -> list[SearchHit]:
@@ -29,18 +40,26 @@ def reciprocal_rank_fusion(rankings: Sequence[list[SearchHit]], *, k: int = 60, 
     return _top(scores, chunks, limit)
 
 
-def convex_fusion(bm25: list[SearchHit], dense: list[SearchHit], *, alpha: float, limit: int) -> list[SearchHit]:
-    """Score each chunk by ``alpha * dense + (1 - alpha) * bm25`` after min-max normalising
-    each list to [0, 1]; a chunk missing from a list gets 0 from it. ``alpha=1`` is dense
-    only, ``alpha=0`` BM25 only."""
+def convex_fusion(bm25: list[SearchHit], dense: list[SearchHit], *, alpha: float, limit: int,
+                  normalisation: Normalisation = "minmax") -> list[SearchHit]:
+    """Score each chunk by ``alpha * dense + (1 - alpha) * bm25`` after normalising each list
+    (see the module docstring); a chunk missing from a list gets that list's lowest normalised
+    score (0 with ``minmax``). ``alpha=1`` is dense only, ``alpha=0`` BM25 only."""
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha={alpha} must be within [0, 1] (weight of the dense scores)")
-    scores: dict[str, float] = {}
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(f"normalisation={normalisation!r}; expected one of {NORMALISATIONS}")
+    weighted = [(1.0 - alpha, _normalise(_dedupe(bm25), normalisation)),
+                (alpha, _normalise(_dedupe(dense), normalisation))]
     chunks: dict[str, Chunk] = {}
-    for weight, ranking in ((1.0 - alpha, bm25), (alpha, dense)):
-        for chunk_id, (chunk, normalised) in _min_max(_dedupe(ranking)).items():
+    for _, normalised in weighted:
+        for chunk_id, (chunk, _) in normalised.items():
             chunks.setdefault(chunk_id, chunk)
-            scores[chunk_id] = scores.get(chunk_id, 0.0) + weight * normalised
+    scores = dict.fromkeys(chunks, 0.0)
+    for weight, normalised in weighted:
+        floor = 0.0 if normalisation == "minmax" else min((v for _, v in normalised.values()), default=0.0)
+        for chunk_id in chunks:
+            scores[chunk_id] += weight * (normalised[chunk_id][1] if chunk_id in normalised else floor)
     return _top(scores, chunks, limit)
 
 
@@ -54,14 +73,21 @@ def _dedupe(ranking: list[SearchHit]) -> list[SearchHit]:
     return out
 
 
-def _min_max(ranking: list[SearchHit]) -> dict[str, tuple[Chunk, float]]:
+def _normalise(ranking: list[SearchHit], how: str) -> dict[str, tuple[Chunk, float]]:
     if not ranking:
         return {}
-    low = min(h.score for h in ranking)
-    high = max(h.score for h in ranking)
-    span = high - low
-    # A single hit, or all tied, carries no spread: treat them all as the list's best.
-    return {h.chunk.id: (h.chunk, (h.score - low) / span if span > 0 else 1.0) for h in ranking}
+    raw = np.array([h.score for h in ranking], dtype=np.float64)
+    if how == "max":
+        top = raw.max()
+        values = raw / top if top > 0 else np.ones_like(raw)
+    elif how == "zscore":
+        spread = raw.std()
+        values = (raw - raw.mean()) / spread if spread > 0 else np.zeros_like(raw)
+    else:
+        low, high = raw.min(), raw.max()
+        # A single hit, or all tied, carries no spread: treat them all as the list's best.
+        values = (raw - low) / (high - low) if high > low else np.ones_like(raw)
+    return {h.chunk.id: (h.chunk, float(v)) for h, v in zip(ranking, values)}
 
 
 def _top(scores: dict[str, float], chunks: dict[str, Chunk], limit: int) -> list[SearchHit]:

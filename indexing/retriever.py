@@ -3,9 +3,12 @@
 Hybrid is the default because the two retrievers miss different things: BM25 finds rare
 exact terms (gene names, error codes) that embeddings blur, embeddings find paraphrases that
 share no words. Each retriever contributes ``candidates`` hits and the fused list is cut to
-``k``. Convex fusion with ``alpha=0.45`` (dense weight after min-max normalisation) sits in the
-middle of the flat optimum (0.40-0.50) on SciFact train and beats RRF there (nDCG@10 0.735 vs
-0.727; BM25 0.690, dense 0.690); see benchmarks/retrieval_scifact.py.
+``k``. Defaults, chosen on SciFact train (benchmarks/retrieval_scifact.py; 128/32-token chunks):
+convex fusion with each list divided by its best score (``normalisation="max"``) and
+``alpha=0.70`` (dense weight): nDCG@10 0.743 vs BM25 0.679, dense 0.695, min-max convex 0.736
+(its best alpha), z-score 0.737, RRF 0.730-0.732 (k 5-60). Max normalisation also makes the
+top of the list nearly independent of how many candidates were fetched (100 vs 300: 0.743 vs
+0.742), unlike min-max, whose floor moves with the depth.
 
     >>> retriever = HybridRetriever(TextEmbedder(), backend)                 # doctest: +SKIP
     >>> retriever.retrieve("does aspirin prevent stroke?", tenant="acme", k=5)  # doctest: +SKIP
@@ -16,10 +19,12 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from indexing.backends.base import SearchBackend
-from indexing.fusion import convex_fusion, reciprocal_rank_fusion
+from indexing.fusion import NORMALISATIONS, Normalisation, convex_fusion, reciprocal_rank_fusion
 from indexing.types import Embedder, SearchHit, SearchMode
 
 FusionMethod = Literal["rrf", "convex"]
+# Chosen on SciFact train (benchmarks/retrieval_scifact.py); see the module docstring.
+ALPHA, CANDIDATES, NORMALISATION = 0.70, 100, "max"
 _MODES = ("bm25", "dense", "hybrid")
 
 
@@ -27,14 +32,16 @@ class HybridRetriever:
     """Retrieval over a ``SearchBackend`` with a query embedder; settings are data (``to_dict``)."""
 
     def __init__(self, embedder: Embedder, backend: SearchBackend, *, mode: SearchMode = "hybrid",
-                 fusion: FusionMethod = "convex", alpha: float = 0.45, candidates: int = 50,
-                 rrf_k: int = 60) -> None:
+                 fusion: FusionMethod = "convex", alpha: float = ALPHA, candidates: int = CANDIDATES,
+                 rrf_k: int = 60, normalisation: Normalisation = NORMALISATION) -> None:
         if mode not in _MODES:
             raise ValueError(f"mode={mode!r}; expected one of {_MODES}")
         if fusion not in ("rrf", "convex"):
             raise ValueError(f"fusion={fusion!r}; expected 'rrf' or 'convex'")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha={alpha} must be within [0, 1] (weight of dense scores)")
+        if normalisation not in NORMALISATIONS:
+            raise ValueError(f"normalisation={normalisation!r}; expected one of {NORMALISATIONS}")
         if candidates < 1:
             raise ValueError(f"candidates={candidates} must be at least 1")
         self.embedder = embedder
@@ -44,10 +51,12 @@ class HybridRetriever:
         self.alpha = alpha
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.normalisation: Normalisation = normalisation
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "fusion": self.fusion, "alpha": self.alpha,
-                "candidates": self.candidates, "rrf_k": self.rrf_k}
+                "candidates": self.candidates, "rrf_k": self.rrf_k,
+                "normalisation": self.normalisation}
 
     def retrieve(self, query: str, *, tenant: str = "default", k: int = 5,
                  mode: SearchMode | None = None) -> list[SearchHit]:
@@ -66,4 +75,4 @@ class HybridRetriever:
         dense = self.backend.search_dense(tenant=tenant, vector=vector, k=depth)
         if self.fusion == "rrf":
             return reciprocal_rank_fusion([bm25, dense], k=self.rrf_k, limit=k)
-        return convex_fusion(bm25, dense, alpha=self.alpha, limit=k)
+        return convex_fusion(bm25, dense, alpha=self.alpha, limit=k, normalisation=self.normalisation)

@@ -74,3 +74,29 @@ def test_ties_break_by_first_appearance():
 def test_convex_rejects_alpha_outside_unit_range(alpha):
     with pytest.raises(ValueError, match="alpha"):
         convex_fusion([], [], alpha=alpha, limit=1)
+
+
+def test_convex_max_normalisation_divides_each_list_by_its_best_score():
+    bm25 = [hit("a", 10.0), hit("b", 5.0)]
+    dense = [hit("b", 0.8), hit("a", 0.4)]
+    scores = {h.chunk.id: h.score for h in convex_fusion(bm25, dense, alpha=0.5, limit=2, normalisation="max")}
+    assert scores == pytest.approx({"a": 0.5 * 1.0 + 0.5 * 0.5, "b": 0.5 * 0.5 + 0.5 * 1.0})
+
+
+def test_convex_zscore_normalisation_centres_each_list():
+    bm25 = [hit("a", 3.0), hit("b", 1.0)]
+    dense = [hit("a", 0.9), hit("b", 0.1)]
+    scores = {h.chunk.id: h.score for h in convex_fusion(bm25, dense, alpha=0.5, limit=2, normalisation="zscore")}
+    assert scores == pytest.approx({"a": 1.0, "b": -1.0})
+
+
+def test_without_minmax_a_missing_chunk_gets_the_lists_lowest_score():
+    bm25 = [hit("a", 10.0), hit("b", 2.0)]
+    dense = [hit("c", 0.5)]
+    scores = {h.chunk.id: h.score for h in convex_fusion(bm25, dense, alpha=0.5, limit=3, normalisation="max")}
+    assert scores == pytest.approx({"a": 0.5 + 0.5, "b": 0.1 + 0.5, "c": 0.1 + 0.5})
+
+
+def test_convex_rejects_an_unknown_normalisation():
+    with pytest.raises(ValueError, match="normalisation"):
+        convex_fusion([], [], alpha=0.5, limit=1, normalisation="softmax")  # type: ignore[arg-type]
