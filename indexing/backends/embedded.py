@@ -24,7 +24,6 @@ One process owns an index folder at a time (the in-memory view is not shared).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from dataclasses import dataclass

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import zlib
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
