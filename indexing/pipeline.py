@@ -16,12 +16,13 @@ from collections.abc import Callable, Iterable
 import numpy as np
 from pydantic import BaseModel
 
-from indexing.backends.base import SearchBackend
+from indexing.backends.base import DocumentChunks, SearchBackend
 from indexing.chunking import Chunker
 from indexing.types import Chunk, Embedder, SourceDocument
 
 
 StageCallback = Callable[[str, dict[str, int]], None]
+DocumentStageCallback = Callable[[SourceDocument, str, dict[str, int]], None]
 
 
 class IngestReport(BaseModel):
@@ -32,59 +33,65 @@ class IngestReport(BaseModel):
 
 
 class IngestPipeline:
-    """Chunks, embeds and indexes documents; one document is one backend write."""
+    """Chunks, embeds and indexes documents.
+
+    ``batch_size`` chunks go through the embedder at once; ``write_chunks`` is how many chunks
+    (of several documents) ``ingest_many`` gathers before one backend write, so many small
+    documents cost one bulk request and one index refresh rather than one each, while memory
+    stays bounded however many documents stream through.
+    """
 
     def __init__(self, chunker: Chunker, embedder: Embedder, backend: SearchBackend, *,
-                 batch_size: int = 64) -> None:
+                 batch_size: int = 64, write_chunks: int = 1024) -> None:
         self.chunker = chunker
         self.embedder = embedder
         self.backend = backend
         self.batch_size = batch_size
+        self.write_chunks = write_chunks
 
     def ingest(self, doc: SourceDocument, *, on_stage: StageCallback | None = None) -> IngestReport:
         """Ingest one document; `on_stage(stage, counts)` hears `chunked` and `embedded` as they finish,
         so a long document reports progress before it is searchable."""
-        chunks = self.chunker.split(doc)
-        if on_stage:
-            on_stage("chunked", {"chunks": len(chunks)})
-        vectors = self._embed([c.embedding_text() for c in chunks])
-        if on_stage:
-            on_stage("embedded", {"chunks": len(chunks)})
-        self.backend.replace_document(doc.id, doc.tenant, chunks, vectors)
-        return IngestReport(document_id=doc.id, tenant=doc.tenant, chunks=len(chunks), chunk_ids=[c.id for c in chunks])
+        per_document = (lambda _doc, stage, counts: on_stage(stage, counts)) if on_stage else None
+        return self.ingest_many([doc], on_stage=per_document)[0]
 
-    def ingest_many(self, docs: Iterable[SourceDocument]) -> list[IngestReport]:
-        """Ingest several documents, embedding their chunks together in full batches (much
-        faster than one small batch per document for short documents)."""
+    def ingest_many(self, docs: Iterable[SourceDocument], *,
+                    on_stage: DocumentStageCallback | None = None) -> list[IngestReport]:
+        """Ingest several documents, embedding their chunks together in full batches and writing
+        them together (much faster than one small batch and one write per short document).
+        `on_stage(doc, stage, counts)` hears each document's `chunked` and `embedded`."""
         reports: list[IngestReport] = []
         pending: list[tuple[SourceDocument, list[Chunk]]] = []
         pending_chunks = 0
         for doc in docs:
             chunks = self.chunker.split(doc)
+            if on_stage:
+                on_stage(doc, "chunked", {"chunks": len(chunks)})
             pending.append((doc, chunks))
             pending_chunks += len(chunks)
-            if pending_chunks >= self.batch_size:
-                reports += self._write(pending)
+            if pending_chunks >= self.write_chunks:
+                reports += self._write(pending, on_stage)
                 pending, pending_chunks = [], 0
         if pending:
-            reports += self._write(pending)
+            reports += self._write(pending, on_stage)
         return reports
 
     def delete(self, tenant: str, document_id: str) -> int:
         return self.backend.delete_document(tenant, document_id)
 
-    def _write(self, batch: list[tuple[SourceDocument, list[Chunk]]]) -> list[IngestReport]:
-        texts = [c.embedding_text() for _, chunks in batch for c in chunks]
-        vectors = self._embed(texts)
-        reports: list[IngestReport] = []
+    def _write(self, batch: list[tuple[SourceDocument, list[Chunk]]],
+               on_stage: DocumentStageCallback | None) -> list[IngestReport]:
+        vectors = self._embed([c.embedding_text() for _, chunks in batch for c in chunks])
+        writes: list[DocumentChunks] = []
         offset = 0
         for doc, chunks in batch:
-            rows = vectors[offset:offset + len(chunks)]
+            writes.append(DocumentChunks(doc.id, doc.tenant, chunks, vectors[offset:offset + len(chunks)]))
             offset += len(chunks)
-            self.backend.replace_document(doc.id, doc.tenant, chunks, rows)
-            reports.append(IngestReport(document_id=doc.id, tenant=doc.tenant, chunks=len(chunks),
-                                        chunk_ids=[c.id for c in chunks]))
-        return reports
+            if on_stage:
+                on_stage(doc, "embedded", {"chunks": len(chunks)})
+        self.backend.replace_documents(writes)
+        return [IngestReport(document_id=doc.id, tenant=doc.tenant, chunks=len(chunks), chunk_ids=[c.id for c in chunks])
+                for doc, chunks in batch]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if not texts:

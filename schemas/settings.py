@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest document accepted (files, uploads, URLs).")
     fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
     fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
+    ingest_batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
+    ingest_large_bytes: int = Field(1024 * 1024, ge=1, description="Documents larger than this (bytes of text or file) are indexed "
+                                    "on their own lane, `docs.ingest.large`, so they never hold up small ones.")
     max_prompt_chars: int = Field(32_000, ge=1, description="Larger chat requests are refused with 413.")
     task_lease_s: float = Field(60.0, gt=0, description="Visibility timeout: a running task whose agent stops renewing is retried.")
     topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")

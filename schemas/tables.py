@@ -55,6 +55,16 @@ class DocumentRecord(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class LargeLaneRecord(SQLModel, table=True):
+    """How many of a document's ingest events wait on or run in the large-document lane
+    (`docs.ingest.large`). While any do, the document's later events follow them there, so a
+    small update is never overtaken by the big version it replaces."""
+
+    __tablename__ = "large_lane"
+    document_id: str = Field(primary_key=True)
+    pending: int = 0
+
+
 class FeedbackRecord(SQLModel, table=True):
     __tablename__ = "feedback"
     id: str = Field(primary_key=True, description="The feedback event's event_id.")

@@ -13,6 +13,7 @@ from streams.topics import TOPICS
 # Which role publishes and which consumes each topic (ARCHITECTURE.md), for the operation list.
 FLOWS: dict[str, tuple[str, str]] = {
     "docs.ingest": ("gateway, CLI, any producer", "ingest"),
+    "docs.ingest.large": ("ingest (documents above RAGLOOP_INGEST_LARGE_BYTES)", "ingest"),
     "docs.delete": ("gateway, CLI", "ingest"),
     "docs.progress": ("ingest", "anyone"),
     "docs.indexed": ("ingest", "anyone"),

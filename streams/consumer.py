@@ -41,9 +41,18 @@ class RetryPolicy:
         return self.backoff_s * (2 ** (attempt - 1))
 
 
+BatchOutcome = dict[str, Exception]  # event_id → why that event failed; absent ids succeeded
+
+
 @dataclass
 class EventConsumer(Generic[E]):
-    """Binds one topic's handler into a consumer group with the shared delivery contract."""
+    """Binds one topic's handler into a consumer group with the shared delivery contract.
+
+    With ``handle_many`` and ``max_batch > 1`` the valid, new events of a delivered batch go to
+    ``handle_many`` together (one embedding batch, one bulk write); it returns the events that
+    failed, and only those fall back to ``handle`` one by one with the usual retries and DLQ, so
+    one bad document never costs its neighbours their batch.
+    """
 
     topic: Topic
     group: str
@@ -51,30 +60,84 @@ class EventConsumer(Generic[E]):
     on_dead_letter: Callable[[E, str], Awaitable[None]] | None = None
     broadcast: bool = False
     max_processing_s: float = 300.0
+    handle_many: Callable[[list[E]], Awaitable[BatchOutcome]] | None = None
+    max_batch: int = 1
 
     def bind(self, broker: Broker, store: Store, retry: RetryPolicy) -> None:
-        async def deliver(message: RawMessage) -> None:
-            await self._deliver(message, broker, store, retry)
+        async def deliver(messages: list[RawMessage]) -> None:
+            await self._deliver(messages, broker, store, retry)
 
-        broker.subscribe(Subscription(self.topic.name, self.group, deliver, self.broadcast, self.max_processing_s))
+        max_batch = self.max_batch if self.handle_many is not None else 1
+        broker.subscribe(Subscription(self.topic.name, self.group, deliver, self.broadcast, self.max_processing_s, max_batch))
 
-    async def _deliver(self, message: RawMessage, broker: Broker, store: Store, retry: RetryPolicy) -> None:
+    async def _deliver(self, messages: list[RawMessage], broker: Broker, store: Store, retry: RetryPolicy) -> None:
+        events: list[tuple[E, RawMessage]] = []
+        for message in messages:
+            event = await self._validate(message, broker)
+            if event is not None:
+                events.append((event, message))
+        if not self.broadcast and events:
+            done = await asyncio.to_thread(lambda: {e.event_id for e, _ in events if store.already_processed(self.group, e.event_id)})
+            fresh: list[tuple[E, RawMessage]] = []
+            for event, message in events:
+                if event.event_id in done:
+                    EVENTS_CONSUMED.labels(self.topic.name, self.group, "duplicate").inc()
+                    continue
+                done.add(event.event_id)  # a second copy within this batch is a duplicate too
+                fresh.append((event, message))
+            events = fresh
+        for run in _runs_of_distinct_keys(events):
+            await self._handle_run(run, broker, store, retry)
+
+    async def _handle_run(self, events: list[tuple[E, RawMessage]], broker: Broker, store: Store, retry: RetryPolicy) -> None:
+        failures: BatchOutcome = {}
+        batched = self.handle_many is not None and len(events) > 1
+        if batched:
+            failures = await self._handle_batch([e for e, _ in events])
+        for event, message in events:
+            ok = True
+            if not batched:
+                ok = await self._handle_with_retries(event, message, broker, retry)
+            elif event.event_id in failures:
+                ok = await self._handle_with_retries(event, message, broker, retry, first_error=failures[event.event_id])
+            if not self.broadcast:
+                await asyncio.to_thread(store.mark_processed, self.group, event.event_id)
+            if ok:
+                EVENTS_CONSUMED.labels(self.topic.name, self.group, "ok").inc()
+
+    async def _validate(self, message: RawMessage, broker: Broker) -> E | None:
         try:
-            event = self.topic.event.model_validate_json(message.value)
+            return self.topic.event.model_validate_json(message.value)  # type: ignore[return-value]
         except ValidationError as error:
             EVENTS_CONSUMED.labels(self.topic.name, self.group, "invalid").inc()
             await dead_letter(broker, self.topic, message, self.group, f"schema validation failed: {_describe(error)}", "ValidationError", 0)
-            return
-        if not self.broadcast and await asyncio.to_thread(store.already_processed, self.group, event.event_id):
-            EVENTS_CONSUMED.labels(self.topic.name, self.group, "duplicate").inc()
-            return
+            return None
+
+    async def _handle_batch(self, events: list[E]) -> BatchOutcome:
+        assert self.handle_many is not None
+        try:
+            with HANDLER_SECONDS.labels(self.topic.name, self.group).time():
+                return await self.handle_many(events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 — the whole batch falls back to one by one
+            log.warning("batch handler failed; handling one by one", topic=self.topic.name, group=self.group,
+                        events=len(events), error=repr(error))
+            return {e.event_id: error for e in events}
+
+    async def _handle_with_retries(self, event: E, message: RawMessage, broker: Broker, retry: RetryPolicy, *,
+                                   first_error: Exception | None = None) -> bool:
+        """Handle until it works (True); dead-letter a permanent failure at once and any other
+        after ``retry.max_retries`` retries (False). ``first_error`` counts as a failed first attempt."""
         attempt = 0
         while True:
             attempt += 1
             try:
+                if first_error is not None and attempt == 1:
+                    raise first_error
                 with HANDLER_SECONDS.labels(self.topic.name, self.group).time():
-                    await self.handle(event)  # type: ignore[arg-type]
-                break
+                    await self.handle(event)
+                return True
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # noqa: BLE001 — every failure is either retried or dead-lettered
@@ -84,14 +147,11 @@ class EventConsumer(Generic[E]):
                     log.warning("dead-lettering", topic=self.topic.name, group=self.group, event_id=event.event_id, attempts=attempt, reason=reason)
                     await dead_letter(broker, self.topic, message, self.group, reason, type(error).__name__, attempt)
                     if self.on_dead_letter is not None:
-                        await self.on_dead_letter(event, reason)  # type: ignore[arg-type]
+                        await self.on_dead_letter(event, reason)
                     EVENTS_CONSUMED.labels(self.topic.name, self.group, "dead_lettered").inc()
-                    break
+                    return False
                 log.warning("handler failed; retrying", topic=self.topic.name, group=self.group, event_id=event.event_id, attempt=attempt, error=repr(error))
                 await asyncio.sleep(retry.delay(attempt))
-        if not self.broadcast:
-            await asyncio.to_thread(store.mark_processed, self.group, event.event_id)
-        EVENTS_CONSUMED.labels(self.topic.name, self.group, "ok").inc()
 
 
 async def dead_letter(broker: Broker, topic: Topic, message: RawMessage, consumer: str, reason: str, error_type: str, attempts: int) -> None:
@@ -111,3 +171,19 @@ def _describe(error: ValidationError) -> str:
         location = ".".join(str(p) for p in problem["loc"]) or "(body)"
         parts.append(f"{location}: {problem['msg']}")
     return "; ".join(parts)
+
+
+def _runs_of_distinct_keys(events: list[tuple[E, RawMessage]]) -> list[list[tuple[E, RawMessage]]]:
+    """Consecutive runs in which no message key repeats. A run is handled (retries included)
+    before the next starts, so two events for one key never race inside a batch: per-key order
+    holds exactly as it does one message at a time."""
+    runs: list[list[tuple[E, RawMessage]]] = [[]]
+    keys: set[str] = set()
+    for event, message in events:
+        if message.key is not None and message.key in keys:
+            runs.append([])
+            keys = set()
+        runs[-1].append((event, message))
+        if message.key is not None:
+            keys.add(message.key)
+    return [run for run in runs if run]

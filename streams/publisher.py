@@ -12,7 +12,8 @@ class Publisher:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    async def publish(self, event: Event) -> None:
-        topic = topic_for(event).name
+    async def publish(self, event: Event, *, topic: str | None = None) -> None:
+        """Publish to the event's own topic, or to ``topic`` (a lane that carries the same event)."""
+        topic = topic or topic_for(event).name
         await self.broker.publish(topic, event.model_dump_json().encode(), key=event.key(), headers={"type": event.type})
         EVENTS_PUBLISHED.labels(topic).inc()

@@ -25,6 +25,7 @@ from schemas.tables import (
     DocumentRecord,
     EvalRecord,
     FeedbackRecord,
+    LargeLaneRecord,
     ModelVersionRecord,
     ProcessedEvent,
     TaskRecord,
@@ -172,6 +173,32 @@ class Store:
     def get_document(self, document_id: str) -> DocumentRecord | None:
         with self.session() as s:
             return s.get(DocumentRecord, document_id)
+
+    # --- large-document lane --------------------------------------------------------------------
+    def enter_large_lane(self, document_id: str) -> None:
+        self._add_to_large_lane(document_id, 1)
+
+    def leave_large_lane(self, document_id: str) -> None:
+        self._add_to_large_lane(document_id, -1)
+
+    def on_large_lane(self, document_id: str) -> bool:
+        with self.session() as s:
+            row = s.get(LargeLaneRecord, document_id)
+            return row is not None and row.pending > 0
+
+    def _add_to_large_lane(self, document_id: str, delta: int) -> None:
+        """Atomic add, never below zero (a redelivered lane event may leave twice)."""
+        for _ in range(3):
+            with self.session() as s:
+                changed = s.execute(update(LargeLaneRecord).where(col(LargeLaneRecord.document_id) == document_id)
+                                    .values(pending=func.max(LargeLaneRecord.pending + delta, 0)
+                                            if self.engine.dialect.name == "sqlite"
+                                            else func.greatest(LargeLaneRecord.pending + delta, 0)))
+                s.commit()
+                if changed.rowcount:  # type: ignore[attr-defined]
+                    return
+            if self._insert_once(LargeLaneRecord(document_id=document_id, pending=max(delta, 0))):
+                return
 
     # --- feedback -------------------------------------------------------------------------------
     def add_feedback(self, row: FeedbackRecord) -> bool:

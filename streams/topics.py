@@ -38,6 +38,9 @@ _DESCRIPTIONS = {
 TOPICS: dict[str, Topic] = {name: Topic(name, EVENT_MODELS[name], _DESCRIPTIONS[name]) for name in EVENT_MODELS}
 # High-priority chat tasks get their own topic so they never wait behind a backlog of normal ones.
 TOPICS["chat.requests.high"] = Topic("chat.requests.high", EVENT_MODELS["chat.requests"], "High-priority chat tasks, served first.")
+# Documents above RAGLOOP_INGEST_LARGE_BYTES are moved here by the ingest worker, so a huge file
+# is indexed beside the small ones instead of in front of them.
+TOPICS["docs.ingest.large"] = Topic("docs.ingest.large", EVENT_MODELS["docs.ingest"], "Large documents, indexed on their own lane.")
 
 
 def topic_for(event: Event) -> Topic:

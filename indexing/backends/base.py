@@ -17,6 +17,7 @@ before the top-k cut.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence, runtime_checkable
 from urllib.parse import urlsplit
@@ -24,6 +25,16 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from indexing.types import Chunk, SearchHit
+
+@dataclass(frozen=True)
+class DocumentChunks:
+    """One document's complete set of chunks and their vectors (row i belongs to chunk i)."""
+
+    document_id: str
+    tenant: str
+    chunks: Sequence[Chunk]
+    vectors: np.ndarray
+
 
 ACCEPTED_URLS = "'embedded://', 'http://host:port', 'https://host:port' or 'opensearch://host:port'"
 
@@ -33,6 +44,10 @@ class SearchBackend(Protocol):
     def replace_document(self, document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         """Upsert ``chunks`` (row i of ``vectors`` belongs to chunk i) and remove this document's
         other chunks; visible to searches when it returns; idempotent."""
+
+    def replace_documents(self, documents: Sequence[DocumentChunks]) -> None:
+        """``replace_document`` for several documents in one write (one transaction, one bulk
+        request, one refresh): a batch of small documents costs one round trip, not one each."""
 
     def delete_document(self, tenant: str, document_id: str) -> int:
         """Remove a document's chunks; returns how many were removed (0 if none)."""
@@ -86,3 +101,10 @@ def checked_vectors(document_id: str, tenant: str, chunks: Sequence[Chunk], vect
         if c.document_id != document_id or c.tenant != tenant:
             raise ValueError(f"chunk {c.id} belongs to ({c.tenant!r}, {c.document_id!r}), not to ({tenant!r}, {document_id!r})")
     return vectors
+
+
+def last_per_document(documents: Sequence[DocumentChunks]) -> list[DocumentChunks]:
+    """The batch with only the last write of each (tenant, document): replacing a document twice
+    in a row leaves exactly the second version, so applying just that one is the same result."""
+    latest = {(d.tenant, d.document_id): d for d in documents}
+    return list(latest.values())

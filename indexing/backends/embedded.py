@@ -34,7 +34,7 @@ import bm25s
 import numpy as np
 
 from indexing.backends.analyzer import EnglishAnalyzer
-from indexing.backends.base import checked_vectors
+from indexing.backends.base import DocumentChunks, checked_vectors, last_per_document
 from indexing.types import Chunk, SearchHit
 
 _SCHEMA = """
@@ -104,25 +104,33 @@ class EmbeddedBackend:
     # -- writes ------------------------------------------------------------------------------
 
     def replace_document(self, document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        vectors = self._validate(document_id, tenant, chunks, vectors)
-        entries = [_Entry(c.model_copy(deep=True), v, self._terms(c)) for c, v in zip(chunks, vectors)]
-        keep = {e.chunk.id for e in entries}
+        self.replace_documents([DocumentChunks(document_id, tenant, chunks, vectors)])
+
+    def replace_documents(self, documents: Sequence[DocumentChunks]) -> None:
+        writes = []
+        for doc in last_per_document(documents):
+            vectors = self._validate(doc.document_id, doc.tenant, doc.chunks, doc.vectors)
+            writes.append((doc, [_Entry(c.model_copy(deep=True), v, self._terms(c)) for c, v in zip(doc.chunks, vectors)]))
         with self._lock:
             self._open_db()
-            stale = [cid for cid, e in self._tenants.get(tenant, {}).items()
-                     if e.chunk.document_id == document_id and cid not in keep]
+            stale: list[str] = []
+            for doc, entries in writes:
+                keep = {e.chunk.id for e in entries}
+                stale += [cid for cid, e in self._tenants.get(doc.tenant, {}).items()
+                          if e.chunk.document_id == doc.document_id and cid not in keep]
             with self._transaction():
                 self._db.executemany("DELETE FROM chunks WHERE id = ?", [(cid,) for cid in stale])
                 self._db.executemany(
                     "INSERT OR REPLACE INTO chunks (id, tenant, document_id, ordinal, chunk, vector) VALUES (?, ?, ?, ?, ?, ?)",
-                    [(e.chunk.id, tenant, document_id, e.chunk.ordinal, e.chunk.model_dump_json(),
-                      e.vector.tobytes()) for e in entries],
+                    [(e.chunk.id, doc.tenant, doc.document_id, e.chunk.ordinal, e.chunk.model_dump_json(),
+                      e.vector.tobytes()) for doc, entries in writes for e in entries],
                 )
             for cid in stale:
                 self._forget(cid)
-            for e in entries:
-                self._remember(e)
-            self._views.pop(tenant, None)
+            for doc, entries in writes:
+                for e in entries:
+                    self._remember(e)
+                self._views.pop(doc.tenant, None)
 
     def delete_document(self, tenant: str, document_id: str) -> int:
         with self._lock:

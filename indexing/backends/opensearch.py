@@ -16,9 +16,10 @@ Why this shape:
   a ``cjk`` sub-field (CJK width folding, overlapping bigrams plus unigrams) that is queried
   too when the query contains Chinese, Japanese or Korean characters; English queries use the
   English field alone, so their scores stay identical to the embedded backend's.
-- ``replace_document`` sends the new chunks and the deletions of the document's stale chunks
-  in one bulk request with ``refresh="wait_for"``: when it returns, searches see the new
-  version. Chunk ids are the OpenSearch ``_id``s, so replaying an ingest is idempotent.
+- ``replace_documents`` sends the new chunks of a batch of documents and the deletions of
+  their stale chunks in one bulk request that refreshes the index: when it returns, searches
+  see the new versions, and a batch costs one refresh rather than one per document. Chunk ids
+  are the OpenSearch ``_id``s, so replaying an ingest is idempotent.
 - Dense scores are reported as cosine similarity (OpenSearch's ``(1 + cos) / 2`` mapped
   back), the same scale as the embedded backend.
 
@@ -35,7 +36,7 @@ from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import NotFoundError, RequestError
 
 from indexing.backends.analyzer import _CJK
-from indexing.backends.base import checked_vectors
+from indexing.backends.base import DocumentChunks, checked_vectors, last_per_document
 from indexing.types import Chunk, SearchHit
 
 SCHEMA_VERSION = 2  # bump when the template below changes; reindex_to_new_version applies it
@@ -79,16 +80,24 @@ class OpenSearchBackend:
     # -- writes ------------------------------------------------------------------------------
 
     def replace_document(self, document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
-        vectors = self._validate(document_id, tenant, chunks, vectors)
-        keep = {c.id for c in chunks}
-        stale = [cid for cid in self._document_chunk_ids(tenant, document_id) if cid not in keep]
-        actions: list[dict[str, Any]] = [
-            {"_op_type": "index", "_index": self.index_name, "_id": c.id, "_source": self._source(c, v)}
-            for c, v in zip(chunks, vectors)
-        ]
+        self.replace_documents([DocumentChunks(document_id, tenant, chunks, vectors)])
+
+    def replace_documents(self, documents: Sequence[DocumentChunks]) -> None:
+        documents = last_per_document(documents)
+        if not documents:
+            return
+        actions: list[dict[str, Any]] = []
+        for doc in documents:
+            vectors = self._validate(doc.document_id, doc.tenant, doc.chunks, doc.vectors)
+            actions += [{"_op_type": "index", "_index": self.index_name, "_id": c.id, "_source": self._source(c, v)}
+                        for c, v in zip(doc.chunks, vectors)]
+        keep = {a["_id"] for a in actions}
+        stale = [cid for cid in self._chunk_ids_of(documents) if cid not in keep]
         actions += [{"_op_type": "delete", "_index": self.index_name, "_id": cid} for cid in stale]
         if actions:
-            helpers.bulk(self.client, actions, refresh="wait_for", chunk_size=500, ignore_status=(404,))
+            # refresh=true rather than wait_for: a batch is searchable as soon as it is written,
+            # instead of after the next scheduled refresh (up to 1 s idle per batch).
+            helpers.bulk(self.client, actions, refresh="true", chunk_size=500, ignore_status=(404,))
 
     def delete_document(self, tenant: str, document_id: str) -> int:
         response = self.client.delete_by_query(
@@ -231,10 +240,10 @@ class OpenSearchBackend:
             raise ValueError(f"OpenSearch index {self.index_name!r} at {self.url} has vector dimension {found}, "
                              f"not {self.dimension}; use another index prefix or drop the index")
 
-    def _document_chunk_ids(self, tenant: str, document_id: str) -> list[str]:
-        hits = helpers.scan(self.client, index=self.index_name, _source=False,
-                            query={"query": _document_filter(tenant, document_id)})
-        return [h["_id"] for h in hits]
+    def _chunk_ids_of(self, documents: Sequence[DocumentChunks]) -> list[str]:
+        """Ids of every chunk the index holds for these documents, in one scroll."""
+        query = {"bool": {"should": [_document_filter(d.tenant, d.document_id) for d in documents], "minimum_should_match": 1}}
+        return [h["_id"] for h in helpers.scan(self.client, index=self.index_name, _source=False, query={"query": query})]
 
     def _search(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         return self.client.search(index=self.index_name, body=body)["hits"]["hits"]

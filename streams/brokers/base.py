@@ -1,8 +1,9 @@
 """What a worker needs from a message broker, and nothing more.
 
-Both brokers deliver raw bytes to the same handlers. A handler that returns has finished its
-effect, so the broker may commit; a handler that raises wants the message again (Kafka seeks
-back, the embedded broker re-delivers after a pause).
+Both brokers deliver raw bytes to the same handlers, in batches of up to ``max_batch`` messages
+(whatever is already waiting; a batch never waits to fill). A handler that returns has finished
+the effect of every message in its batch, so the broker may commit; a handler that raises wants
+the whole batch again (Kafka seeks back, the embedded broker re-delivers after a pause).
 """
 
 from __future__ import annotations
@@ -20,16 +21,17 @@ class RawMessage:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-MessageHandler = Callable[[RawMessage], Awaitable[None]]
+BatchHandler = Callable[[list[RawMessage]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class Subscription:
     topic: str
     group: str
-    handler: MessageHandler
+    handler: BatchHandler
     broadcast: bool = False  # every process gets every message (e.g. model hot-swap), not one per group
-    max_processing_s: float = 300.0  # how long one message may take before the broker assumes the worker died
+    max_processing_s: float = 300.0  # how long one batch may take before the broker assumes the worker died
+    max_batch: int = 1  # most messages handed to one handler call
 
 
 class Broker(Protocol):

@@ -1,7 +1,8 @@
 """The in-process broker behind `memory://`: real queue semantics without a server.
 
 Publishing returns at once; each (topic, group) has a few partitions, each drained by its own task,
-so consumers run concurrently while messages with the same key keep their order. A handler that
+so consumers run concurrently while messages with the same key keep their order. A partition hands
+its handler whatever is waiting, up to the subscription's ``max_batch``. A handler that
 raises gets the message again after a pause, the way a Kafka consumer seeks back. Every published
 message is also kept in a short per-topic log so DLQs can be inspected without a consumer.
 """
@@ -74,18 +75,20 @@ class EmbeddedBroker:
 
     async def _drain(self, sub: Subscription, queue: asyncio.Queue[RawMessage]) -> None:
         while True:
-            message = await queue.get()
+            batch = [await queue.get()]
+            while len(batch) < sub.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             try:
                 while True:
                     try:
-                        await sub.handler(message)
+                        await sub.handler(batch)
                         break
                     except asyncio.CancelledError:
                         raise
                     except Exception:
-                        log.exception("handler raised; redelivering", topic=sub.topic, group=sub.group)
+                        log.exception("handler raised; redelivering", topic=sub.topic, group=sub.group, messages=len(batch))
                         await asyncio.sleep(self._redelivery_delay_s)
             finally:
-                self._in_flight -= 1
+                self._in_flight -= len(batch)
                 if self._in_flight == 0:
                     self._idle.set()

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable
 
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker as FastStreamKafkaBroker
 from faststream.kafka import KafkaMessage
@@ -24,7 +25,7 @@ from streams.brokers.base import RawMessage, Subscription
 log = structlog.get_logger(__name__)
 
 
-def _raw_body(message: KafkaMessage) -> bytes:
+def _raw_body(message: KafkaMessage) -> object:
     return message.body
 
 
@@ -47,22 +48,28 @@ class KafkaBroker:
             offset_reset = "latest"
         handler = subscription.handler
 
-        async def consume(body: bytes, message: KafkaMessage) -> None:
-            raw = message.raw_message
-            key = raw.key.decode() if isinstance(raw.key, bytes) else raw.key
-            headers = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in (raw.headers or [])}
-            await handler(RawMessage(raw.topic.removeprefix(self.prefix), key, raw.value or b"", headers))
+        async def consume(body: object, message: KafkaMessage) -> None:
+            records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+            await handler([self._raw(record) for record in records])
 
+        batch = subscription.max_batch > 1
         self._broker.subscriber(
             self.prefix + subscription.topic,
             group_id=group,
             auto_offset_reset=offset_reset,
             ack_policy=AckPolicy.NACK_ON_ERROR,
             max_poll_interval_ms=int(subscription.max_processing_s * 1000),
-            max_poll_records=1,
+            max_poll_records=subscription.max_batch,
+            batch=batch,
+            max_records=subscription.max_batch if batch else None,
             decoder=_raw_body,
             title=f"{subscription.group}:{subscription.topic}",
         )(consume)
+
+    def _raw(self, record: ConsumerRecord) -> RawMessage:
+        key = record.key.decode() if isinstance(record.key, bytes) else record.key
+        headers = {k: (v.decode() if isinstance(v, bytes) else str(v)) for k, v in (record.headers or [])}
+        return RawMessage(record.topic.removeprefix(self.prefix), key, record.value or b"", headers)
 
     async def start(self) -> None:
         await self._broker.start()

@@ -3,24 +3,76 @@
 Stages: parsed → chunked → embedded → indexed (or failed with the reason). A document that can
 never load (unsupported, corrupt, too large, forbidden URL) fails at once without retries; a
 fetch that may succeed later (timeout, 5xx) is retried and then dead-lettered.
+
+Throughput: the documents already waiting on `docs.ingest` (up to `RAGLOOP_INGEST_BATCH`) are
+loaded, embedded in full batches and written to the index in one request, so a stream of small
+documents runs at nearly the raw embedder's speed instead of paying one index refresh each. A
+document that fails in a batch is retried on its own; its neighbours are not held back.
+
+Large documents: one above `RAGLOOP_INGEST_LARGE_BYTES` would hold every document behind it in
+its partition, so it is moved to `docs.ingest.large` (same key, same event) and indexed there by
+a consumer of its own, while the small ones keep flowing. Later events for a document that is on
+that lane follow it there, so a document's events still apply in order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
 
 from indexing.loaders import LoadError, load_bytes
 from indexing.types import SourceDocument
 from indexing.url_fetch import load_url
 from schemas.events import DocumentDelete, DocumentIndexed, DocumentIngest, DocumentProgress, ProgressStage
-from streams.consumer import EventConsumer, PermanentError
+from streams.consumer import BatchOutcome, EventConsumer, PermanentError
 from streams.metrics import CHUNKS_INDEXED, DOCUMENTS_INDEXED
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.topics import TOPICS
 
+log = structlog.get_logger(__name__)
 GROUP = "ragloop.ingest"
+# Its own consumer group: the processed-event ledger is per group, and the lane receives the very
+# event the main consumer has just recorded as handled (by moving it).
+LARGE_GROUP = "ragloop.ingest.large"
+LARGE_LANE = TOPICS["docs.ingest.large"]
+
+
+def inline_bytes(event: DocumentIngest) -> int:
+    """Size of the body carried in the event itself (0 for a URL, known only once fetched)."""
+    if event.text is not None:
+        return len(event.text.encode("utf-8"))
+    if event.content_b64 is not None:
+        return len(event.content_b64) * 3 // 4
+    return 0
+
+
+class StagePump:
+    """Carries stage reports from the indexing thread to the event loop, in order, without making
+    the thread wait for each publish: embedding goes on while progress events are being sent."""
+
+    def __init__(self, send: Callable[[str, str, dict[str, int]], Awaitable[None]]) -> None:
+        self._send = send
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[tuple[str, str, dict[str, int]] | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._run())
+
+    def report(self, document: SourceDocument, stage: str, counts: dict[str, int]) -> None:
+        """The pipeline's ``on_stage``; called from the indexing thread."""
+        self._loop.call_soon_threadsafe(self._queue.put_nowait, (document.id, stage, dict(counts)))
+
+    async def close(self) -> None:
+        """Wait until every report so far is published (raises if one could not be)."""
+        self._queue.put_nowait(None)
+        await self._task
+
+    async def _run(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            await self._send(*item)
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
@@ -48,22 +100,79 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         return SourceDocument(id=event.document_id, tenant=event.tenant, title=event.title, text=event.text or "",
                               source=event.source, metadata=event.metadata, access=event.access)
 
-    async def ingest(event: DocumentIngest) -> None:
-        loop = asyncio.get_running_loop()
+    async def belongs_on_large_lane(event: DocumentIngest) -> bool:
+        if inline_bytes(event) > settings.ingest_large_bytes:
+            return True
+        return await asyncio.to_thread(store.on_large_lane, event.document_id)
+
+    async def move_to_large_lane(event: DocumentIngest, size: int) -> None:
+        await asyncio.to_thread(store.enter_large_lane, event.document_id)
+        await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
+        await publisher.publish(event, topic=LARGE_LANE.name)
+        await progress(event, "queued", "large document: indexed on docs.ingest.large", bytes=size)
+
+    async def start(event: DocumentIngest) -> SourceDocument:
         await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=event.title, status="indexing", error=None)
         document = await asyncio.to_thread(load, event)
         await progress(event, "parsed", chars=len(document.text))
+        return document
 
-        def on_stage(stage: str, counts: dict[str, int]) -> None:  # called from the indexing thread
-            asyncio.run_coroutine_threadsafe(progress(event, stage, **counts), loop).result()  # type: ignore[arg-type]
-
-        report = await asyncio.to_thread(services.pipeline.ingest, document, on_stage=on_stage)
+    async def finish(event: DocumentIngest, document: SourceDocument, chunk_ids: list[str]) -> None:
         await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=document.title, status="indexed",
-                                chunks=report.chunks, error=None)
+                                chunks=len(chunk_ids), error=None)
         DOCUMENTS_INDEXED.inc()
-        CHUNKS_INDEXED.inc(report.chunks)
-        await progress(event, "indexed", chunks=report.chunks)
-        await publisher.publish(DocumentIndexed(tenant=event.tenant, document_id=event.document_id, chunk_ids=report.chunk_ids, trace=event.trace))
+        CHUNKS_INDEXED.inc(len(chunk_ids))
+        await progress(event, "indexed", chunks=len(chunk_ids))
+        await publisher.publish(DocumentIndexed(tenant=event.tenant, document_id=event.document_id, chunk_ids=chunk_ids, trace=event.trace))
+
+    async def index(pairs: list[tuple[DocumentIngest, SourceDocument]]) -> None:
+        events = {document.id: event for event, document in pairs}
+        pump = StagePump(lambda document_id, stage, counts: progress(events[document_id], stage, **counts))
+        started = time.perf_counter()
+        try:
+            reports = await asyncio.to_thread(services.pipeline.ingest_many, [d for _, d in pairs], on_stage=pump.report)
+        finally:
+            await pump.close()
+        log.info("documents indexed", documents=len(reports), chunks=sum(r.chunks for r in reports),
+                 seconds=round(time.perf_counter() - started, 3))
+        await asyncio.gather(*(finish(event, document, report.chunk_ids) for (event, document), report in zip(pairs, reports)))
+
+    async def ingest(event: DocumentIngest) -> None:
+        if await belongs_on_large_lane(event):
+            return await move_to_large_lane(event, inline_bytes(event))
+        document = await start(event)
+        if len(document.text.encode("utf-8")) > settings.ingest_large_bytes:
+            return await move_to_large_lane(event, len(document.text.encode("utf-8")))
+        await index([(event, document)])
+
+    async def ingest_many(events: list[DocumentIngest]) -> BatchOutcome:
+        failures: BatchOutcome = {}
+        small: list[DocumentIngest] = []
+        for event in events:
+            try:
+                if await belongs_on_large_lane(event):
+                    await move_to_large_lane(event, inline_bytes(event))
+                else:
+                    small.append(event)
+            except Exception as error:  # noqa: BLE001 — retried on its own by the consumer
+                failures[event.event_id] = error
+        loaded = await asyncio.gather(*(start(e) for e in small), return_exceptions=True)
+        pairs: list[tuple[DocumentIngest, SourceDocument]] = []
+        for event, outcome in zip(small, loaded):
+            if isinstance(outcome, BaseException):
+                failures[event.event_id] = outcome if isinstance(outcome, Exception) else RuntimeError(repr(outcome))
+            elif len(outcome.text.encode("utf-8")) > settings.ingest_large_bytes:
+                await move_to_large_lane(event, len(outcome.text.encode("utf-8")))
+            else:
+                pairs.append((event, outcome))
+        if pairs:
+            await index(pairs)
+        return failures
+
+    async def ingest_large(event: DocumentIngest) -> None:
+        document = await start(event)
+        await index([(event, document)])
+        await asyncio.to_thread(store.leave_large_lane, event.document_id)
 
     async def delete(event: DocumentDelete) -> None:
         removed = await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id)
@@ -74,7 +183,12 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, status="failed", error=reason)
         await progress(event, "failed", reason)
 
+    async def failed_large(event: DocumentIngest, reason: str) -> None:
+        await failed(event, reason)
+        await asyncio.to_thread(store.leave_large_lane, event.document_id)
+
     return [
-        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed),
+        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest_batch),
+        EventConsumer(LARGE_LANE, LARGE_GROUP, ingest_large, on_dead_letter=failed_large, max_processing_s=3600.0),
         EventConsumer(TOPICS["docs.delete"], GROUP, delete, on_dead_letter=failed),
     ]

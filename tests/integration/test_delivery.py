@@ -1,6 +1,7 @@
-"""The delivery contract, identical on the embedded broker and on real Kafka:
+"""The delivery contract, identical on the embedded broker and on real Kafka, and identical for a
+consumer that handles one event at a time and one that handles batches (`handle_many`):
 effects happen, poison goes to the DLQ without stopping the worker, failures retry then
-dead-letter, and duplicates of an event have no second effect."""
+dead-letter, duplicates of an event have no second effect, and one key's events keep their order."""
 
 from __future__ import annotations
 
@@ -19,15 +20,18 @@ from streams.topics import TOPICS, all_topic_names
 from tests.support import eventually, read_topic
 
 
-@pytest.fixture(params=["embedded", "kafka"])
+@pytest.fixture(params=["embedded", "kafka", "embedded-batched", "kafka-batched"])
 def broker_settings(request: pytest.FixtureRequest, settings: Settings, unique: str) -> Settings:
-    if request.param == "kafka":
+    batch = 16 if request.param.endswith("-batched") else 1
+    settings = settings.model_copy(update={"ingest_batch": batch})
+    if request.param.startswith("kafka"):
         return settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"t{unique}."})
     return settings
 
 
 class Harness:
-    """One consumer group on `docs.ingest` whose handler records effects and fails on demand."""
+    """One consumer group on `docs.ingest` whose handler records effects and fails on demand;
+    with `settings.ingest_batch > 1` it also handles batches, reporting failures per event."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -38,6 +42,9 @@ class Harness:
         self.failures_left: dict[str, int] = {}
         self.dead: list[tuple[str, str]] = []
         self.texts: defaultdict[str, list[str]] = defaultdict(list)
+        self.batches: list[int] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
 
     async def handle(self, event: DocumentIngest) -> None:
         if event.text == "permanent":
@@ -48,6 +55,17 @@ class Harness:
         self.effects[event.document_id] += 1
         self.texts[event.document_id].append(event.text)
 
+    async def handle_many(self, events: list[DocumentIngest]) -> dict[str, Exception]:
+        await self.gate.wait()
+        self.batches.append(len(events))
+        failures: dict[str, Exception] = {}
+        for event in events:
+            try:
+                await self.handle(event)
+            except Exception as error:  # noqa: BLE001 — reported back, like a real batch handler
+                failures[event.event_id] = error
+        return failures
+
     async def on_dead_letter(self, event: DocumentIngest, reason: str) -> None:
         self.dead.append((event.document_id, reason))
 
@@ -57,7 +75,9 @@ class Harness:
 
             names = [self.settings.topic_prefix + n for n in all_topic_names()]
             await asyncio.to_thread(create_topics, self.settings.kafka_bootstrap, names, partitions=3)
-        EventConsumer(TOPICS["docs.ingest"], "test.delivery", self.handle, on_dead_letter=self.on_dead_letter).bind(
+        batched = self.settings.ingest_batch > 1
+        EventConsumer(TOPICS["docs.ingest"], "test.delivery", self.handle, on_dead_letter=self.on_dead_letter,
+                      handle_many=self.handle_many if batched else None, max_batch=self.settings.ingest_batch).bind(
             self.broker, self.store, RetryPolicy(max_retries=2, backoff_s=0.01))
         await self.broker.start()
         return self
@@ -129,3 +149,17 @@ async def test_events_with_one_key_are_handled_in_publish_order(broker_settings:
             await h.publisher.publish(DocumentIngest(document_id=f"other-{n}", text="x"))
         await eventually(lambda: h.effects["ordered"] == 20, what="all 20 versions")
         assert h.texts["ordered"] == [f"v{n}" for n in range(20)]
+
+
+async def test_waiting_events_are_handled_as_batches(broker_settings: Settings) -> None:
+    if broker_settings.ingest_batch == 1:
+        pytest.skip("batches are for consumers with handle_many")
+    async with Harness(broker_settings) as h:
+        h.gate.clear()  # the first batch waits while more events pile up behind it
+        for n in range(12):
+            await h.publisher.publish(DocumentIngest(document_id=f"pile-{n}", text="x"))
+        await asyncio.sleep(1.0)
+        h.gate.set()
+        await eventually(lambda: sum(h.effects[f"pile-{n}"] for n in range(12)) == 12, what="every piled-up event")
+        assert max(h.batches) > 1, h.batches
+        assert all(size <= broker_settings.ingest_batch for size in h.batches)

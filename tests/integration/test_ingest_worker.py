@@ -7,6 +7,7 @@ import base64
 import http.server
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 
 import pytest
@@ -101,3 +102,48 @@ def test_deleted_document_disappears_from_search(api) -> None:
     assert wait_status(client, "gone", {"deleted"})["chunks"] == 0
     hits = runtime.services.retriever.retrieve("Veltrin Observatory", k=5)
     assert all(hit.chunk.document_id != "gone" for hit in hits)
+
+
+def same_partition_ids(anchor: str, count: int, partitions: int = 3) -> list[str]:
+    """Document ids the embedded broker puts in `anchor`'s partition, i.e. queued behind it."""
+    target = zlib.crc32(anchor.encode()) % partitions
+    return [i for i in (f"small-{n}" for n in range(1000)) if zlib.crc32(i.encode()) % partitions == target][:count]
+
+
+def test_huge_document_never_holds_up_the_small_ones_behind_it(settings: Settings) -> None:
+    runtime = Runtime(settings.model_copy(update={"ingest_large_bytes": 20_000}), ["ingest"])
+    huge = " ".join(f"Sentence {n} of the long report describes sediment layer {n % 97} in detail." for n in range(2500))
+    small = same_partition_ids("huge", 4)
+    with TestClient(create_app(runtime)) as client:
+        client.post("/v1/documents", json={"id": "huge", "text": huge})
+        for document_id in small:
+            client.post("/v1/documents", json={"id": document_id, "text": f"A short note numbered {document_id}."})
+        for document_id in small:
+            assert wait_status(client, document_id, {"indexed", "failed"})["status"] == "indexed"
+        assert client.get("/v1/documents/huge").json()["status"] in {"queued", "indexing"}
+        assert wait_status(client, "huge", {"indexed", "failed"}, timeout=600)["status"] == "indexed"
+        progress = read_topic(runtime.settings, runtime.broker, "docs.progress")
+    indexed_order = [e["document_id"] for e in progress if e["stage"] == "indexed"]
+    assert indexed_order[-1] == "huge" and set(indexed_order[:-1]) == set(small)
+    stages = [e["stage"] for e in progress if e["document_id"] == "huge"]
+    assert stages == ["queued", "parsed", "chunked", "embedded", "indexed"]
+    assert "docs.ingest.large" in next(e["reason"] for e in progress if e["document_id"] == "huge")
+    assert runtime.services.retriever.retrieve("sediment layer 42", k=1)[0].chunk.document_id == "huge"
+
+
+def test_a_later_version_of_a_document_on_the_large_lane_follows_it_there(settings: Settings) -> None:
+    runtime = Runtime(settings.model_copy(update={"ingest_large_bytes": 20_000}), ["ingest"])
+    huge = " ".join(f"Draft sentence {n} about the Orvel dam." for n in range(2000))
+    with TestClient(create_app(runtime)) as client:
+        client.post("/v1/documents", json={"id": "report", "text": huge})
+        client.post("/v1/documents", json={"id": "report", "text": "Final version: the Orvel dam is 212 metres tall."})
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            versions = [e for e in read_topic(runtime.settings, runtime.broker, "docs.progress")
+                        if e["document_id"] == "report" and e["stage"] == "indexed"]
+            if len(versions) == 2:
+                break
+            time.sleep(0.2)
+        assert [v["counts"]["chunks"] for v in versions][1] == 1  # the final, one-chunk version was applied last
+        hits = runtime.services.retriever.retrieve("How tall is the Orvel dam?", k=3)
+        assert [h.chunk.text for h in hits if h.chunk.document_id == "report"] == ["Final version: the Orvel dam is 212 metres tall."]
