@@ -10,6 +10,13 @@ convex fusion with each list divided by its best score (``normalisation="max"``)
 top of the list nearly independent of how many candidates were fetched (100 vs 300: 0.743 vs
 0.742), unlike min-max, whose floor moves with the depth.
 
+Measured and left out, because none moved nDCG@10 on all 809 train queries beyond +0.004 of
+0.742 (benchmarks/README.md, "Tuning sweep"): dense pseudo-relevance feedback (Rocchio on the
+query vector, feedback from the dense or the fused list; it lifts dense alone to 0.725 but
+adds nothing once fused with BM25; SQuAD-mini moves -0.011..+0.004), RM3 expansion of the BM25
+query, a third fused list, other BM25 k1/b, per-query alpha, score transforms and
+document-level aggregation.
+
     >>> retriever = HybridRetriever(TextEmbedder(), backend)                 # doctest: +SKIP
     >>> retriever.retrieve("does aspirin prevent stroke?", tenant="acme", k=5)  # doctest: +SKIP
 """
