@@ -116,8 +116,7 @@ class CallbackSender:
         self.owner = f"callbacks:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_ATTEMPTS)
-        if settings.webhook_secret is None:
-            log.warning("RAGLOOP_WEBHOOK_SECRET is not set: callbacks are sent unsigned")
+        self._warned_unsigned = False
 
     @property
     def lease_s(self) -> float:
@@ -172,6 +171,9 @@ class CallbackSender:
                    "X-Ragloop-Attempt": str(attempt)}
         if self.settings.webhook_secret is not None:
             headers |= RAGLOOP.sign(self.settings.webhook_secret.get_secret_value(), body)
+        elif not self._warned_unsigned:  # once, and only when a callback is really sent
+            self._warned_unsigned = True
+            log.warning("RAGLOOP_WEBHOOK_SECRET is not set: callbacks are sent unsigned")
         return await self._post_guarded(url, body, headers)
 
     async def _post_guarded(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
