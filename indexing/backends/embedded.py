@@ -24,6 +24,7 @@ One process owns an index folder at a time (the in-memory view is not shared).
 
 from __future__ import annotations
 
+import copy
 import sqlite3
 import threading
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ class _TenantView:
     """An immutable snapshot of one tenant's chunks, ready to score."""
 
     chunks: list[Chunk]
-    matrix: np.ndarray  # (n, d) float32, rows L2-normalised
+    matrix: np.ndarray  # (n, d) float32, rows L2-normalised, Fortran order (see _build_view)
     bm25: bm25s.BM25 | None  # None when no chunk has any index term
     public: np.ndarray  # (n,) bool: chunks with an empty access list
     readers: dict[str, np.ndarray]  # principal -> row indices of the restricted chunks it may read
@@ -203,7 +204,9 @@ class EmbeddedBackend:
             return view
 
     def _build_view(self, entries: list[_Entry]) -> _TenantView:
-        matrix = np.stack([e.vector for e in entries]).astype(np.float32, copy=False)
+        # Column-major: BLAS scores (n, d) @ (d,) 2-6x faster this way than row-major on SciFact's
+        # 20k x 384 (it streams each dimension's contiguous column across all rows).
+        matrix = np.asfortranarray(np.stack([e.vector for e in entries]), dtype=np.float32)
         bm25 = None
         if any(e.terms for e in entries):
             bm25 = bm25s.BM25(k1=self.k1, b=self.b, method="lucene")
@@ -276,13 +279,36 @@ def _normalise(matrix: np.ndarray) -> np.ndarray:
 
 def _top_k(chunks: list[Chunk], scores: np.ndarray, k: int, *, positive_only: bool,
            mask: np.ndarray | None = None) -> list[SearchHit]:
-    keep = scores > 0 if positive_only else np.ones(len(scores), dtype=bool)
+    keep = scores > 0 if positive_only else None
     if mask is not None:
-        keep &= mask
-    candidates = np.flatnonzero(keep)
-    if len(candidates) > k:
-        part = np.argpartition(-scores[candidates], k - 1)[:k]
-        candidates = candidates[part]
+        keep = mask if keep is None else keep & mask
+    # None: every row qualifies (dense search, no access lists), so skip gathering the scores.
+    candidates = None if keep is None else np.flatnonzero(keep)
+    pool = scores if candidates is None else scores[candidates]
+    if len(pool) > k:
+        part = np.argpartition(-pool, k - 1)[:k]
+        candidates = part if candidates is None else candidates[part]
+    elif candidates is None:
+        candidates = np.arange(len(pool))
     # Stable order: score descending, then insertion order, so equal scores rank deterministically.
     order = candidates[np.lexsort((candidates, -scores[candidates]))]
-    return [SearchHit(chunk=chunks[i].model_copy(deep=True), score=float(scores[i])) for i in order]
+    top = scores[order].tolist()
+    return [SearchHit(chunk=_detached(chunks[i]), score=score) for i, score in zip(order.tolist(), top)]
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _detached(chunk: Chunk) -> Chunk:
+    """A copy callers may mutate without touching the index. Only ``metadata`` and ``access``
+    are mutable, so only they are copied: a deep copy of the whole chunk (~9 us) made the 600
+    hits of a hybrid query cost more than the dense search; this is ~2 us. Metadata of plain
+    scalars, the usual case, needs no ``deepcopy``."""
+    metadata = chunk.metadata
+    if all(isinstance(v, _SCALARS) for v in metadata.values()):
+        metadata = dict(metadata)
+    else:
+        metadata = copy.deepcopy(metadata)
+    clone = chunk.__copy__()  # pydantic's shallow copy: its own field dict and fields-set
+    clone.__dict__.update(metadata=metadata, access=list(chunk.access))
+    return clone
