@@ -38,7 +38,9 @@ class IngestPipeline:
     ``batch_size`` chunks go through the embedder at once; ``write_chunks`` is how many chunks
     (of several documents) ``ingest_many`` gathers before one backend write, so many small
     documents cost one bulk request and one index refresh rather than one each, while memory
-    stays bounded however many documents stream through.
+    stays bounded however many documents stream through. A single document with more chunks
+    than that is written in slices of ``write_chunks`` (searchable part by part while it is
+    written; its old version's leftover chunks go with the first slice).
     """
 
     def __init__(self, chunker: Chunker, embedder: Embedder, backend: SearchBackend, *,
@@ -67,6 +69,9 @@ class IngestPipeline:
             chunks = self.chunker.split(doc)
             if on_stage:
                 on_stage(doc, "chunked", {"chunks": len(chunks)})
+            if len(chunks) > self.write_chunks:
+                reports += self._write_in_slices(doc, chunks, on_stage)
+                continue
             pending.append((doc, chunks))
             pending_chunks += len(chunks)
             if pending_chunks >= self.write_chunks:
@@ -92,6 +97,19 @@ class IngestPipeline:
         self.backend.replace_documents(writes)
         return [IngestReport(document_id=doc.id, tenant=doc.tenant, chunks=len(chunks), chunk_ids=[c.id for c in chunks])
                 for doc, chunks in batch]
+
+    def _write_in_slices(self, doc: SourceDocument, chunks: list[Chunk],
+                         on_stage: DocumentStageCallback | None) -> list[IngestReport]:
+        """A document bigger than one write: embed and write ``write_chunks`` at a time, so memory
+        holds one slice of vectors, and report ``embedded`` with the running count after each."""
+        all_ids = frozenset(c.id for c in chunks)
+        for start in range(0, len(chunks), self.write_chunks):
+            part = chunks[start:start + self.write_chunks]
+            vectors = self._embed([c.embedding_text() for c in part])
+            self.backend.replace_documents([DocumentChunks(doc.id, doc.tenant, part, vectors, all_ids=all_ids)])
+            if on_stage:
+                on_stage(doc, "embedded", {"chunks": start + len(part), "total": len(chunks)})
+        return [IngestReport(document_id=doc.id, tenant=doc.tenant, chunks=len(chunks), chunk_ids=[c.id for c in chunks])]
 
     def _embed(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -28,12 +28,22 @@ from indexing.types import Chunk, SearchHit
 
 @dataclass(frozen=True)
 class DocumentChunks:
-    """One document's complete set of chunks and their vectors (row i belongs to chunk i)."""
+    """A document's chunks and their vectors (row i belongs to chunk i).
+
+    Usually ``chunks`` is the whole document. A very large document is written in slices so its
+    vectors never sit in memory all at once: then ``all_ids`` names every chunk of the new
+    version, and each slice removes only chunks outside it (the old version's leftovers).
+    """
 
     document_id: str
     tenant: str
     chunks: Sequence[Chunk]
     vectors: np.ndarray
+    all_ids: frozenset[str] | None = None
+
+    def keep_ids(self) -> set[str]:
+        """Chunk ids of this document that must survive the write."""
+        return set(self.all_ids) if self.all_ids is not None else {c.id for c in self.chunks}
 
 
 ACCEPTED_URLS = "'embedded://', 'http://host:port', 'https://host:port' or 'opensearch://host:port'"

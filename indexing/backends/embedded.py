@@ -116,7 +116,7 @@ class EmbeddedBackend:
             self._open_db()
             stale: list[str] = []
             for doc, entries in writes:
-                keep = {e.chunk.id for e in entries}
+                keep = doc.keep_ids()
                 stale += [cid for cid, e in self._tenants.get(doc.tenant, {}).items()
                           if e.chunk.document_id == doc.document_id and cid not in keep]
             with self._transaction():

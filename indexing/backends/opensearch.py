@@ -91,7 +91,7 @@ class OpenSearchBackend:
             vectors = self._validate(doc.document_id, doc.tenant, doc.chunks, doc.vectors)
             actions += [{"_op_type": "index", "_index": self.index_name, "_id": c.id, "_source": self._source(c, v)}
                         for c, v in zip(doc.chunks, vectors)]
-        keep = {a["_id"] for a in actions}
+        keep = set().union(*(doc.keep_ids() for doc in documents))
         stale = [cid for cid in self._chunk_ids_of(documents) if cid not in keep]
         actions += [{"_op_type": "delete", "_index": self.index_name, "_id": cid} for cid in stale]
         if actions:

@@ -115,6 +115,20 @@ def test_stored_chunks_come_back_intact(pipeline, backend):
     assert backend.get_chunk("no-such-chunk") is None
 
 
+def test_a_document_written_in_slices_replaces_its_old_version(backend, embedder):
+    pipeline = IngestPipeline(Chunker(max_tokens=24, overlap_tokens=6), embedder, backend, write_chunks=3)
+
+    def manual(version: str, n: int) -> SourceDocument:
+        return SourceDocument(id="manual", title="Manual", text=" ".join(f"Step {i} of the {version} guide: turn valve {i}." for i in range(n)))
+
+    old = pipeline.ingest(manual("old", 24))
+    new = pipeline.ingest(manual("revised", 15))
+    assert old.chunks > 3 and new.chunks > 3
+    assert backend.count() == new.chunks
+    assert all(backend.get_chunk(cid) is not None for cid in new.chunk_ids)
+    assert all(backend.get_chunk(cid) is None for cid in set(old.chunk_ids) - set(new.chunk_ids))
+
+
 def test_replacing_a_document_drops_its_old_chunks(pipeline, backend):
     pipeline.ingest_many(documents())
     old = pipeline.ingest(documents(ids=["volcano"])[0])

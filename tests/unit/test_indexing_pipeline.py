@@ -119,3 +119,26 @@ def test_bad_retriever_settings_are_rejected(parts, options):
     embedder, backend, _ = parts
     with pytest.raises(ValueError):
         HybridRetriever(embedder, backend, **options)
+
+
+def _long_document(version: str, sentences: int) -> SourceDocument:
+    text = " ".join(f"Paragraph {n} of the {version} manual covers valve {n}." for n in range(sentences))
+    return SourceDocument(id="manual", title="Manual", text=text)
+
+
+def test_a_document_bigger_than_one_write_is_written_in_slices_and_replaces_its_old_version(tmp_path: Path):
+    embedder = HashingEmbedder()
+    backend = EmbeddedBackend(tmp_path, dimension=embedder.dimension)
+    pipeline = IngestPipeline(Chunker(max_tokens=24, overlap_tokens=4), embedder, backend, batch_size=4, write_chunks=5)
+    stages: list[tuple[str, dict[str, int]]] = []
+    old = pipeline.ingest(_long_document("old", 30))
+    new = pipeline.ingest(_long_document("new", 20), on_stage=lambda stage, counts: stages.append((stage, counts)))
+    assert old.chunks > 5 and new.chunks > 5
+    assert max(embedder.calls) <= 4  # never more than one embedding batch at a time
+    embedded = [counts for stage, counts in stages if stage == "embedded"]
+    assert [c["chunks"] for c in embedded] == list(range(5, new.chunks, 5)) + [new.chunks]
+    assert all(c["total"] == new.chunks for c in embedded)
+    assert backend.count() == new.chunks  # nothing of the old version is left
+    assert {backend.get_chunk(i).text for i in new.chunk_ids} == {c.text for c in Chunker(max_tokens=24, overlap_tokens=4).split(_long_document("new", 20))}
+    assert pipeline.ingest(_long_document("new", 20)).chunk_ids == new.chunk_ids and backend.count() == new.chunks
+    backend.close()
