@@ -49,17 +49,19 @@ def convex_fusion(bm25: list[SearchHit], dense: list[SearchHit], *, alpha: float
         raise ValueError(f"alpha={alpha} must be within [0, 1] (weight of the dense scores)")
     if normalisation not in NORMALISATIONS:
         raise ValueError(f"normalisation={normalisation!r}; expected one of {NORMALISATIONS}")
-    weighted = [(1.0 - alpha, _normalise(_dedupe(bm25), normalisation)),
-                (alpha, _normalise(_dedupe(dense), normalisation))]
+    weighted = [(1.0 - alpha, _dedupe(bm25)), (alpha, _dedupe(dense))]
     chunks: dict[str, Chunk] = {}
-    for _, normalised in weighted:
-        for chunk_id, (chunk, _) in normalised.items():
-            chunks.setdefault(chunk_id, chunk)
-    scores = dict.fromkeys(chunks, 0.0)
-    for weight, normalised in weighted:
-        floor = 0.0 if normalisation == "minmax" else min((v for _, v in normalised.values()), default=0.0)
-        for chunk_id in chunks:
-            scores[chunk_id] += weight * (normalised[chunk_id][1] if chunk_id in normalised else floor)
+    for _, hits in weighted:
+        for hit in hits:
+            chunks.setdefault(hit.chunk.id, hit.chunk)
+    # Every chunk starts at each list's floor; a list then lifts the chunks it holds above it.
+    normalised = [(weight, hits, _normalise(hits, normalisation)) for weight, hits in weighted]
+    floors = [0.0 if normalisation == "minmax" or not values else min(values) for _, _, values in normalised]
+    base = sum(weight * floor for (weight, _, _), floor in zip(normalised, floors))
+    scores = dict.fromkeys(chunks, base)
+    for (weight, hits, values), floor in zip(normalised, floors):
+        for hit, value in zip(hits, values):
+            scores[hit.chunk.id] += weight * (value - floor)
     return _top(scores, chunks, limit)
 
 
@@ -73,10 +75,11 @@ def _dedupe(ranking: list[SearchHit]) -> list[SearchHit]:
     return out
 
 
-def _normalise(ranking: list[SearchHit], how: str) -> dict[str, tuple[Chunk, float]]:
+def _normalise(ranking: list[SearchHit], how: str) -> list[float]:
+    """The ranking's scores on the common scale, in ranking order."""
     if not ranking:
-        return {}
-    raw = np.array([h.score for h in ranking], dtype=np.float64)
+        return []
+    raw = np.fromiter((h.score for h in ranking), dtype=np.float64, count=len(ranking))
     if how == "max":
         top = raw.max()
         values = raw / top if top > 0 else np.ones_like(raw)
@@ -87,10 +90,14 @@ def _normalise(ranking: list[SearchHit], how: str) -> dict[str, tuple[Chunk, flo
         low, high = raw.min(), raw.max()
         # A single hit, or all tied, carries no spread: treat them all as the list's best.
         values = (raw - low) / (high - low) if high > low else np.ones_like(raw)
-    return {h.chunk.id: (h.chunk, float(v)) for h, v in zip(ranking, values)}
+    return values.tolist()
 
 
 def _top(scores: dict[str, float], chunks: dict[str, Chunk], limit: int) -> list[SearchHit]:
-    order = {chunk_id: i for i, chunk_id in enumerate(chunks)}
-    ranked = sorted(scores, key=lambda cid: (-scores[cid], order[cid]))
-    return [SearchHit(chunk=chunks[cid], score=scores[cid]) for cid in ranked[:max(limit, 0)]]
+    """The ``limit`` best, score descending, ties in first-appearance order (dicts keep it)."""
+    if limit <= 0 or not scores:
+        return []
+    ids = list(scores)
+    values = np.fromiter(scores.values(), dtype=np.float64, count=len(ids))
+    order = np.lexsort((np.arange(len(ids)), -values))[:limit]
+    return [SearchHit(chunk=chunks[ids[i]], score=float(values[i])) for i in order.tolist()]
