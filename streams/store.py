@@ -170,6 +170,18 @@ class Store:
             s.add(row)
             s.commit()
 
+    def upsert_documents(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
+        """``upsert_document`` for many (document id, tenant, values) in one transaction."""
+        with self.session() as s:
+            now = utcnow()
+            for document_id, tenant, values in rows:
+                row = s.get(DocumentRecord, document_id) or DocumentRecord(id=document_id, tenant=tenant)
+                for name, value in values.items():
+                    setattr(row, name, value)
+                row.updated_at = now
+                s.add(row)
+            s.commit()
+
     def get_document(self, document_id: str) -> DocumentRecord | None:
         with self.session() as s:
             return s.get(DocumentRecord, document_id)
@@ -181,10 +193,15 @@ class Store:
     def leave_large_lane(self, document_id: str) -> None:
         self._add_to_large_lane(document_id, -1)
 
-    def on_large_lane(self, document_id: str) -> bool:
+    def on_large_lane(self, document_ids: Iterable[str]) -> set[str]:
+        """Which of these documents have events waiting on or running in the large lane."""
+        ids = list(document_ids)
+        if not ids:
+            return set()
         with self.session() as s:
-            row = s.get(LargeLaneRecord, document_id)
-            return row is not None and row.pending > 0
+            rows = s.exec(select(LargeLaneRecord.document_id).where(col(LargeLaneRecord.document_id).in_(ids),
+                                                                     LargeLaneRecord.pending > 0))
+            return set(rows.all())
 
     def _add_to_large_lane(self, document_id: str, delta: int) -> None:
         """Atomic add, never below zero (a redelivered lane event may leave twice)."""

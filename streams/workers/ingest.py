@@ -100,28 +100,24 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         return SourceDocument(id=event.document_id, tenant=event.tenant, title=event.title, text=event.text or "",
                               source=event.source, metadata=event.metadata, access=event.access)
 
-    async def belongs_on_large_lane(event: DocumentIngest) -> bool:
-        if inline_bytes(event) > settings.ingest_large_bytes:
-            return True
-        return await asyncio.to_thread(store.on_large_lane, event.document_id)
-
     async def move_to_large_lane(event: DocumentIngest, size: int) -> None:
         await asyncio.to_thread(store.enter_large_lane, event.document_id)
         await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
         await publisher.publish(event, topic=LARGE_LANE.name)
         await progress(event, "queued", "large document: indexed on docs.ingest.large", bytes=size)
 
-    async def start(event: DocumentIngest) -> SourceDocument:
-        await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=event.title, status="indexing", error=None)
-        document = await asyncio.to_thread(load, event)
-        await progress(event, "parsed", chars=len(document.text))
-        return document
+    async def start(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:
+        """Mark the documents as indexing and load them side by side (URL fetches overlap)."""
+        await asyncio.to_thread(store.upsert_documents, [(e.document_id, e.tenant, {"title": e.title, "status": "indexing", "error": None})
+                                                         for e in events])
+        loaded = await asyncio.gather(*(asyncio.to_thread(load, e) for e in events), return_exceptions=True)
+        outcomes: list[SourceDocument | Exception] = []
+        for outcome in loaded:
+            outcomes.append(outcome if isinstance(outcome, (SourceDocument, Exception)) else RuntimeError(repr(outcome)))
+        await asyncio.gather(*(progress(e, "parsed", chars=len(d.text)) for e, d in zip(events, outcomes) if isinstance(d, SourceDocument)))
+        return outcomes
 
-    async def finish(event: DocumentIngest, document: SourceDocument, chunk_ids: list[str]) -> None:
-        await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=document.title, status="indexed",
-                                chunks=len(chunk_ids), error=None)
-        DOCUMENTS_INDEXED.inc()
-        CHUNKS_INDEXED.inc(len(chunk_ids))
+    async def announce(event: DocumentIngest, chunk_ids: list[str]) -> None:
         await progress(event, "indexed", chunks=len(chunk_ids))
         await publisher.publish(DocumentIndexed(tenant=event.tenant, document_id=event.document_id, chunk_ids=chunk_ids, trace=event.trace))
 
@@ -135,32 +131,32 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             await pump.close()
         log.info("documents indexed", documents=len(reports), chunks=sum(r.chunks for r in reports),
                  seconds=round(time.perf_counter() - started, 3))
-        await asyncio.gather(*(finish(event, document, report.chunk_ids) for (event, document), report in zip(pairs, reports)))
+        await asyncio.to_thread(store.upsert_documents, [
+            (e.document_id, e.tenant, {"title": d.title, "status": "indexed", "chunks": r.chunks, "error": None})
+            for (e, d), r in zip(pairs, reports)])
+        DOCUMENTS_INDEXED.inc(len(reports))
+        CHUNKS_INDEXED.inc(sum(r.chunks for r in reports))
+        await asyncio.gather(*(announce(event, report.chunk_ids) for (event, _), report in zip(pairs, reports)))
 
     async def ingest(event: DocumentIngest) -> None:
-        if await belongs_on_large_lane(event):
-            return await move_to_large_lane(event, inline_bytes(event))
-        document = await start(event)
-        if len(document.text.encode("utf-8")) > settings.ingest_large_bytes:
-            return await move_to_large_lane(event, len(document.text.encode("utf-8")))
-        await index([(event, document)])
+        failures = await ingest_many([event])
+        if failures:
+            raise failures[event.event_id]
 
     async def ingest_many(events: list[DocumentIngest]) -> BatchOutcome:
+        """Index the batch; returns the events that failed (each is retried on its own)."""
         failures: BatchOutcome = {}
+        following = await asyncio.to_thread(store.on_large_lane, [e.document_id for e in events])
         small: list[DocumentIngest] = []
         for event in events:
-            try:
-                if await belongs_on_large_lane(event):
-                    await move_to_large_lane(event, inline_bytes(event))
-                else:
-                    small.append(event)
-            except Exception as error:  # noqa: BLE001 — retried on its own by the consumer
-                failures[event.event_id] = error
-        loaded = await asyncio.gather(*(start(e) for e in small), return_exceptions=True)
+            if event.document_id in following or inline_bytes(event) > settings.ingest_large_bytes:
+                await move_to_large_lane(event, inline_bytes(event))
+            else:
+                small.append(event)
         pairs: list[tuple[DocumentIngest, SourceDocument]] = []
-        for event, outcome in zip(small, loaded):
-            if isinstance(outcome, BaseException):
-                failures[event.event_id] = outcome if isinstance(outcome, Exception) else RuntimeError(repr(outcome))
+        for event, outcome in zip(small, await start(small) if small else []):
+            if isinstance(outcome, Exception):
+                failures[event.event_id] = outcome
             elif len(outcome.text.encode("utf-8")) > settings.ingest_large_bytes:
                 await move_to_large_lane(event, len(outcome.text.encode("utf-8")))
             else:
@@ -170,7 +166,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         return failures
 
     async def ingest_large(event: DocumentIngest) -> None:
-        document = await start(event)
+        [document] = await start([event])
+        if isinstance(document, Exception):
+            raise document
         await index([(event, document)])
         await asyncio.to_thread(store.leave_large_lane, event.document_id)
 
