@@ -56,13 +56,14 @@ class DocumentRecord(SQLModel, table=True):
 
 
 class LargeLaneRecord(SQLModel, table=True):
-    """How many of a document's ingest events wait on or run in the large-document lane
-    (`docs.ingest.large`). While any do, the document's later events follow them there, so a
-    small update is never overtaken by the big version it replaces."""
+    """An ingest event of a document that waits on or runs in the large-document lane
+    (`docs.ingest.large`). While a document has any, its later events follow them there, so a
+    small update is never overtaken by the big version it replaces. Keyed by event, so a
+    redelivered move is recorded once and leaves once."""
 
     __tablename__ = "large_lane"
     document_id: str = Field(primary_key=True)
-    pending: int = 0
+    event_id: str = Field(primary_key=True)
 
 
 class FeedbackRecord(SQLModel, table=True):

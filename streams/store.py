@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, case, delete, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -187,11 +187,14 @@ class Store:
             return s.get(DocumentRecord, document_id)
 
     # --- large-document lane --------------------------------------------------------------------
-    def enter_large_lane(self, document_id: str) -> None:
-        self._add_to_large_lane(document_id, 1)
+    def enter_large_lane(self, document_id: str, event_id: str) -> None:
+        self._insert_once(LargeLaneRecord(document_id=document_id, event_id=event_id))
 
-    def leave_large_lane(self, document_id: str) -> None:
-        self._add_to_large_lane(document_id, -1)
+    def leave_large_lane(self, document_id: str, event_id: str) -> None:
+        with self.session() as s:
+            s.execute(delete(LargeLaneRecord).where(col(LargeLaneRecord.document_id) == document_id,
+                                                    col(LargeLaneRecord.event_id) == event_id))
+            s.commit()
 
     def on_large_lane(self, document_ids: Iterable[str]) -> set[str]:
         """Which of these documents have events waiting on or running in the large lane."""
@@ -199,23 +202,8 @@ class Store:
         if not ids:
             return set()
         with self.session() as s:
-            rows = s.exec(select(LargeLaneRecord.document_id).where(col(LargeLaneRecord.document_id).in_(ids),
-                                                                     LargeLaneRecord.pending > 0))
+            rows = s.exec(select(LargeLaneRecord.document_id).where(col(LargeLaneRecord.document_id).in_(ids)))
             return set(rows.all())
-
-    def _add_to_large_lane(self, document_id: str, delta: int) -> None:
-        """Atomic add, never below zero (a redelivered lane event may leave twice)."""
-        for _ in range(3):
-            with self.session() as s:
-                changed = s.execute(update(LargeLaneRecord).where(col(LargeLaneRecord.document_id) == document_id)
-                                    .values(pending=func.max(LargeLaneRecord.pending + delta, 0)
-                                            if self.engine.dialect.name == "sqlite"
-                                            else func.greatest(LargeLaneRecord.pending + delta, 0)))
-                s.commit()
-                if changed.rowcount:  # type: ignore[attr-defined]
-                    return
-            if self._insert_once(LargeLaneRecord(document_id=document_id, pending=max(delta, 0))):
-                return
 
     # --- feedback -------------------------------------------------------------------------------
     def add_feedback(self, row: FeedbackRecord) -> bool:

@@ -101,7 +101,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                               source=event.source, metadata=event.metadata, access=event.access)
 
     async def move_to_large_lane(event: DocumentIngest, size: int) -> None:
-        await asyncio.to_thread(store.enter_large_lane, event.document_id)
+        if await asyncio.to_thread(store.already_processed, LARGE_GROUP, event.event_id):
+            return  # a redelivered move whose lane work is already done
+        await asyncio.to_thread(store.enter_large_lane, event.document_id, event.event_id)
         await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
         await publisher.publish(event, topic=LARGE_LANE.name)
         await progress(event, "queued", "large document: indexed on docs.ingest.large", bytes=size)
@@ -170,7 +172,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         if isinstance(document, Exception):
             raise document
         await index([(event, document)])
-        await asyncio.to_thread(store.leave_large_lane, event.document_id)
+        await asyncio.to_thread(store.leave_large_lane, event.document_id, event.event_id)
 
     async def delete(event: DocumentDelete) -> None:
         removed = await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id)
@@ -183,7 +185,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def failed_large(event: DocumentIngest, reason: str) -> None:
         await failed(event, reason)
-        await asyncio.to_thread(store.leave_large_lane, event.document_id)
+        await asyncio.to_thread(store.leave_large_lane, event.document_id, event.event_id)
 
     return [
         EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest_batch),
