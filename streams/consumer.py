@@ -77,7 +77,7 @@ class EventConsumer(Generic[E]):
             if event is not None:
                 events.append((event, message))
         if not self.broadcast and events:
-            done = await asyncio.to_thread(lambda: {e.event_id for e, _ in events if store.already_processed(self.group, e.event_id)})
+            done = await asyncio.to_thread(store.processed_among, self.group, [e.event_id for e, _ in events])
             fresh: list[tuple[E, RawMessage]] = []
             for event, message in events:
                 if event.event_id in done:

@@ -89,6 +89,16 @@ class Store:
         with self.session() as s:
             return s.get(ProcessedEvent, (consumer, event_id)) is not None
 
+    def processed_among(self, consumer: str, event_ids: Iterable[str]) -> set[str]:
+        """Which of these events the consumer group has already handled, in one query."""
+        ids = list(event_ids)
+        if not ids:
+            return set()
+        with self.session() as s:
+            rows = s.exec(select(ProcessedEvent.event_id).where(ProcessedEvent.consumer == consumer,
+                                                                col(ProcessedEvent.event_id).in_(ids)))
+            return set(rows.all())
+
     def mark_processed(self, consumer: str, event_id: str) -> None:
         self._insert_once(ProcessedEvent(consumer=consumer, event_id=event_id))
 
@@ -162,13 +172,7 @@ class Store:
 
     # --- documents ------------------------------------------------------------------------------
     def upsert_document(self, document_id: str, tenant: str, **values: Any) -> None:
-        with self.session() as s:
-            row = s.get(DocumentRecord, document_id) or DocumentRecord(id=document_id, tenant=tenant)
-            for name, value in values.items():
-                setattr(row, name, value)
-            row.updated_at = utcnow()
-            s.add(row)
-            s.commit()
+        self.upsert_documents([(document_id, tenant, values)])
 
     def upsert_documents(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
         """``upsert_document`` for many (document id, tenant, values) in one transaction."""

@@ -159,8 +159,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         for event, outcome in zip(small, await start(small) if small else []):
             if isinstance(outcome, Exception):
                 failures[event.event_id] = outcome
-            elif len(outcome.text.encode("utf-8")) > settings.ingest_large_bytes:
-                await move_to_large_lane(event, len(outcome.text.encode("utf-8")))
+            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest_large_bytes:
+                await move_to_large_lane(event, size)
             else:
                 pairs.append((event, outcome))
         if pairs:
