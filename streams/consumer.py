@@ -98,12 +98,14 @@ class EventConsumer(Generic[E]):
             ok = True
             if not batched:
                 ok = await self._handle_with_retries(event, message, broker, retry)
+                if not self.broadcast:
+                    await asyncio.to_thread(store.mark_processed, self.group, event.event_id)
             elif event.event_id in failures:
                 ok = await self._handle_with_retries(event, message, broker, retry, first_error=failures[event.event_id])
-            if not self.broadcast:
-                await asyncio.to_thread(store.mark_processed, self.group, event.event_id)
             if ok:
                 EVENTS_CONSUMED.labels(self.topic.name, self.group, "ok").inc()
+        if batched and not self.broadcast:  # one ledger write for the whole run, after every effect is durable
+            await asyncio.to_thread(store.mark_processed_many, self.group, [e.event_id for e, _ in events])
 
     async def _validate(self, message: RawMessage, broker: Broker) -> E | None:
         try:

@@ -14,6 +14,8 @@ from typing import Any
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import and_, case, delete, func, or_, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -100,7 +102,19 @@ class Store:
             return set(rows.all())
 
     def mark_processed(self, consumer: str, event_id: str) -> None:
-        self._insert_once(ProcessedEvent(consumer=consumer, event_id=event_id))
+        self.mark_processed_many(consumer, [event_id])
+
+    def mark_processed_many(self, consumer: str, event_ids: Iterable[str]) -> None:
+        """Record a batch's events in one statement. Ids already recorded (a redelivery racing
+        another worker) are skipped by the database, not by a read-then-write that could race."""
+        now = utcnow()
+        rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in dict.fromkeys(event_ids)]
+        if not rows:
+            return
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        with self.session() as s:
+            s.execute(insert(ProcessedEvent).values(rows).on_conflict_do_nothing())
+            s.commit()
 
     # --- tasks ----------------------------------------------------------------------------------
     def create_task(self, task: TaskRecord) -> bool:

@@ -57,8 +57,10 @@ def test_killed_worker_redelivers_and_the_effect_happens_once(tmp_path: Path, un
         assert not store.already_processed("ragloop.ingest", big.event_id)
 
         procs.start("worker-2", "worker", "ingest")
-        _wait(lambda: all((r := store.get_document(d.document_id)) is not None and r.status == "indexed" for d in [big, *small]),
-              300, "every document indexed after the restart", procs)
+        # Done means indexed *and* recorded in the ledger: the ledger is written after the effect.
+        _wait(lambda: all((r := store.get_document(d.document_id)) is not None and r.status == "indexed" for d in [big, *small])
+              and store.processed_among("ragloop.ingest", [d.event_id for d in [big, *small]]) == {d.event_id for d in [big, *small]},
+              300, "every document indexed and recorded as processed after the restart", procs)
 
     rows = [store.get_document(d.document_id) for d in [big, *small]]
     backend = open_backend(settings.search_url, home=settings.home, dimension=TextEmbedder().dimension)
@@ -66,4 +68,3 @@ def test_killed_worker_redelivers_and_the_effect_happens_once(tmp_path: Path, un
         assert backend.count() == sum(row.chunks for row in rows)  # nothing indexed twice
     finally:
         backend.close()
-    assert all(store.already_processed("ragloop.ingest", d.event_id) for d in [big, *small])

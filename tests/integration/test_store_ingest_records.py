@@ -1,5 +1,6 @@
 """Store records the ingest worker relies on, identical on SQLite and PostgreSQL: the large-lane
-membership that keeps a document's events in order, and batched document status updates."""
+membership that keeps a document's events in order, batched document status updates, and the
+processed-event ledger written once per batch."""
 
 from __future__ import annotations
 
@@ -37,3 +38,12 @@ def test_document_statuses_are_updated_in_one_batch(store: Store, unique: str) -
     first, second = store.get_document(a), store.get_document(b)
     assert (first.title, first.status, first.chunks) == ("A", "indexed", 2)
     assert (second.title, second.status, second.tenant) == ("B", "indexing", "t")
+
+
+def test_a_batch_is_recorded_in_the_ledger_once_even_when_some_ids_are_already_there(store: Store, unique: str) -> None:
+    group = f"group-{unique}"
+    store.mark_processed(group, "e1")
+    store.mark_processed_many(group, ["e1", "e2", "e3", "e2"])  # e1 raced in earlier; e2 twice in one batch
+    store.mark_processed_many(group, [])
+    assert store.processed_among(group, ["e1", "e2", "e3", "e4"]) == {"e1", "e2", "e3"}
+    assert store.processed_among(f"other-{unique}", ["e1"]) == set()
