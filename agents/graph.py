@@ -129,7 +129,7 @@ class RagAgent:
     def _retrieve(self, state: AgentState) -> dict[str, Any]:
         query, start = state["query"], time.perf_counter()
         queries = state.get("queries") or [query.question]
-        output = self.tools[RETRIEVAL](query=queries[-1], tenant=query.tenant, k=query.k)
+        output = self.tools[RETRIEVAL](query=queries[-1], tenant=query.tenant, principals=query.principals, k=query.k)
         return {"queries": queries, "candidates": output.hits, "timings_ms": _timed(state, "retrieval", start)}
 
     def _grade(self, state: AgentState) -> dict[str, Any]:

@@ -17,6 +17,8 @@ class AgentQuery(BaseModel):
     history: list[ChatMessage] = Field(default_factory=list, description="Earlier turns sent with the request; "
                                        "when empty, the stored turns of `conversation_id` are used.")
     tenant: str = "default"
+    principals: list[str] = Field(default_factory=list, description="Who is asking: selects the restricted chunks "
+                                  "(non-empty access lists) that retrieval may return.")
     retrieval: bool = True
     k: int = 4
     adapter: str | None = None

@@ -23,6 +23,7 @@ document-level aggregation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from indexing.backends.base import SearchBackend
@@ -65,21 +66,22 @@ class HybridRetriever:
                 "candidates": self.candidates, "rrf_k": self.rrf_k,
                 "normalisation": self.normalisation}
 
-    def retrieve(self, query: str, *, tenant: str = "default", k: int = 5,
-                 mode: SearchMode | None = None) -> list[SearchHit]:
+    def retrieve(self, query: str, *, tenant: str = "default", k: int = 5, mode: SearchMode | None = None,
+                 principals: Sequence[str] | None = None) -> list[SearchHit]:
+        """Top-``k`` chunks of ``tenant`` that ``principals`` may read (see ``SearchBackend`` for access lists)."""
         mode = mode or self.mode
         if mode not in _MODES:
             raise ValueError(f"mode={mode!r}; expected one of {_MODES}")
         if k <= 0 or not query.strip():
             return []
         if mode == "bm25":
-            return self.backend.search_bm25(tenant=tenant, text=query, k=k)
+            return self.backend.search_bm25(tenant=tenant, text=query, k=k, principals=principals)
         vector = self.embedder.embed_query(query)
         if mode == "dense":
-            return self.backend.search_dense(tenant=tenant, vector=vector, k=k)
+            return self.backend.search_dense(tenant=tenant, vector=vector, k=k, principals=principals)
         depth = max(self.candidates, k)
-        bm25 = self.backend.search_bm25(tenant=tenant, text=query, k=depth)
-        dense = self.backend.search_dense(tenant=tenant, vector=vector, k=depth)
+        bm25 = self.backend.search_bm25(tenant=tenant, text=query, k=depth, principals=principals)
+        dense = self.backend.search_dense(tenant=tenant, vector=vector, k=depth, principals=principals)
         if self.fusion == "rrf":
             return reciprocal_rank_fusion([bm25, dense], k=self.rrf_k, limit=k)
         return convex_fusion(bm25, dense, alpha=self.alpha, limit=k, normalisation=self.normalisation)

@@ -154,6 +154,9 @@ class ChatRequest(Event):
     options: ChatOptions = Field(default_factory=ChatOptions)
     reference: str | None = Field(None, description="Known good answer, scored by the eval worker when present.")
     callback_url: str | None = None
+    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=(
+        "Who is asking. A chunk with an access list is retrieved only for a request sharing an entry with it; "
+        "empty sees the tenant's unrestricted chunks. The gateway sets it from the API key when auth is on."))
 
     @model_validator(mode="after")
     def _ends_with_user(self) -> ChatRequest:

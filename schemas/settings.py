@@ -74,7 +74,8 @@ class Settings(BaseSettings):
     callback_backoff_s: float = Field(1.0, ge=0, description="Delay after the first failed callback attempt; doubles per attempt.")
     callback_timeout_s: float = Field(10.0, gt=0, description="Per-attempt time limit of a callback POST.")
     allow_private_callbacks: bool = Field(False, description="Allow callback URLs on loopback/private networks (SSRF guard off).")
-    api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB`: API keys and the tenant each acts for.")
+    api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB|alice|team-a`: API keys, the tenant each "
+                                       "acts for and, after `|`, the principals it may read restricted documents as.")
     auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
 
     @field_validator("broker_url")

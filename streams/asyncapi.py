@@ -52,7 +52,7 @@ def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
                                                "summary": f"{consumers} consume {name}"}
     messages = {m.__name__: {"name": m.__name__, "contentType": "application/json", "title": m.__name__,
                              "summary": (m.__doc__ or m.__name__).strip().splitlines()[0],
-                             "payload": {"$ref": f"#/components/schemas/{m.__name__}"}} for m in models}
+                             "payload": {"$ref": f"#/components/schemas/{m.__name__}"}} for m in sorted(models, key=lambda m: m.__name__)}
     return {
         "asyncapi": "3.0.0",
         "info": {"title": "ragloop events", "version": version,

@@ -197,6 +197,8 @@ def _problems(error: ValidationError) -> str:
 @app.command()
 def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs: text, Markdown, HTML, PDF, JSON/JSONL records.")],
            tenant: Annotated[str, typer.Option(help="Tenant the documents belong to.")] = "default",
+           access: Annotated[list[str] | None, typer.Option(help="Restrict the documents to this principal (repeatable; "
+                                                             "replaces a JSON record's own `access`). Default: the whole tenant.")] = None,
            timeout: Annotated[float, typer.Option(help="Seconds to wait for indexing.")] = 3600) -> None:
     """Index documents (chunk, embed, index) with a progress bar and a summary.
 
@@ -210,7 +212,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
     unreadable = 0
     for item in paths:
         if item.startswith(("http://", "https://")):
-            documents.append(DocumentIngest(tenant=tenant, document_id=item, url=item, source=item))
+            documents.append(DocumentIngest(tenant=tenant, document_id=item, url=item, source=item, access=access or []))
             continue
         path = Path(item)
         if not path.exists():
@@ -218,7 +220,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
         for file in sorted(x for x in path.rglob("*") if x.is_file()) if path.is_dir() else [path]:
             try:
                 documents += [DocumentIngest(tenant=doc.tenant, document_id=doc.id, title=doc.title, text=doc.text, source=doc.source,
-                                             metadata=doc.metadata, access=doc.access)
+                                             metadata=doc.metadata, access=access or doc.access)
                               for doc in iter_documents(file, tenant=tenant, max_bytes=settings.fetch_max_bytes)]
             except LoadError as error:
                 unreadable += 1
@@ -258,16 +260,22 @@ async def _follow_documents(runtime: Runtime, ids: list[str], timeout: float) ->
     return {"indexed": statuses.count("indexed"), "failed": statuses.count("failed") + len(ids) - len(done), "chunks": chunks}
 
 
+PRINCIPAL_HELP = ("Ask as this principal (repeatable): documents ingested with an access list are found only by a "
+                  "principal on it; without one, only the tenant's unrestricted documents.")
+
+
 @app.command()
 def ask(question: Annotated[str, typer.Argument(help="The question.")],
         tenant: Annotated[str, typer.Option(help="Search this tenant's documents.")] = "default",
+        principal: Annotated[list[str] | None, typer.Option(help=PRINCIPAL_HELP)] = None,
         retrieval: Annotated[bool, typer.Option(help="--no-retrieval answers from the model alone.")] = True,
         json_output: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600) -> None:
     """Ask a question through the same path chat uses and print the answer with its citations."""
     from streams.gateway.api_models import TaskOut
 
-    request = ChatRequest(tenant=tenant, messages=[ChatTurn(role="user", content=question)], options=ChatOptions(retrieval=retrieval))
+    request = ChatRequest(tenant=tenant, principals=principal or [], messages=[ChatTurn(role="user", content=question)],
+                          options=ChatOptions(retrieval=retrieval))
 
     async def send(runtime: Runtime) -> TaskOut:
         await asyncio.to_thread(runtime.store.create_task, task_from_request(request))
@@ -298,6 +306,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
 def search(query: Annotated[str, typer.Argument(help="What to look for.")],
            mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
            tenant: Annotated[str, typer.Option(help="Search this tenant's documents only.")] = "default",
+           principal: Annotated[list[str] | None, typer.Option(help=PRINCIPAL_HELP)] = None,
            k: Annotated[int, typer.Option(help="How many chunks to show.")] = 5,
            json_output: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False) -> None:
     """Search the index directly (no LLM): the chunks the agent would see, with their scores."""
@@ -309,7 +318,7 @@ def search(query: Annotated[str, typer.Argument(help="What to look for.")],
     settings = get_settings()
     services = Services(settings, Store.from_settings(settings))
     try:
-        hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode)  # type: ignore[arg-type]
+        hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode, principals=principal)  # type: ignore[arg-type]
     finally:
         services.close()
     if json_output:

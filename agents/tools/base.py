@@ -30,6 +30,7 @@ class ToolInput(BaseModel):
 
     query: str = Field(min_length=1)
     tenant: str = "default"
+    principals: list[str] = Field(default_factory=list, description="Who is asking; tools that read tenant data filter by it.")
 
 
 class ToolOutput(BaseModel):

@@ -23,7 +23,7 @@ class RetrievalOutput(ToolOutput):
 
 
 class RetrievalTool(Tool[RetrievalInput, RetrievalOutput]):
-    """Tenant-scoped hybrid (BM25 + dense) search; the access filter lives in the backend."""
+    """Tenant-scoped hybrid (BM25 + dense) search as the asking principals; the access filter lives in the backend."""
 
     name: ClassVar[str] = "retrieval"
     description: ClassVar[str] = "Search the tenant's indexed documents for passages that answer the question."
@@ -34,7 +34,7 @@ class RetrievalTool(Tool[RetrievalInput, RetrievalOutput]):
         self.retriever = retriever
 
     def run(self, args: RetrievalInput) -> RetrievalOutput:
-        return RetrievalOutput(hits=self.retriever.retrieve(args.query, tenant=args.tenant, k=args.k))
+        return RetrievalOutput(hits=self.retriever.retrieve(args.query, tenant=args.tenant, k=args.k, principals=args.principals))
 
     def to_dict(self) -> dict[str, Any]:
         return {**super().to_dict(), "retriever": self.retriever.to_dict()}

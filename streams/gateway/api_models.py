@@ -51,11 +51,16 @@ class DocumentOut(BaseModel):
                    chunks=row.chunks, updated_at=row.updated_at)
 
 
+PRINCIPALS = ("Who is asking: documents ingested with an access list are retrieved only for a principal on it. "
+              "Honoured with auth off; with auth on, the API key's principals (RAGLOOP_API_KEYS) are used instead.")
+
+
 class ChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     messages: list[ChatTurn] = Field(min_length=1, description="The conversation so far; the last message is the user's question.")
     conversation_id: Identifier | None = None
     tenant: Identifier = "default"
+    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=PRINCIPALS)
     retrieval: bool = True
     model_version: str | None = None
     k: int | None = Field(None, ge=1, le=50)

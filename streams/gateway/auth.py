@@ -2,9 +2,11 @@
 
 With auth on (`RAGLOOP_AUTH=on`, or `auto` on a `kafka://` broker) every `/v1/*` route except the
 webhooks (which carry signatures instead) needs `Authorization: Bearer <key>` (what OpenAI clients
-send) or `X-API-Key: <key>`; `RAGLOOP_API_KEYS=key1=tenantA,key2=tenantB` says which tenant each
-key acts for. The dependency records that tenant on `request.state.tenant`; routes call
-`tenant_of(request, body.tenant)` so the key's tenant wins over whatever the body names. A task or
+send) or `X-API-Key: <key>`; `RAGLOOP_API_KEYS=key1=tenantA,key2=tenantB|alice|team-a` says which
+tenant each key acts for and, after `|`, the principals it reads restricted documents as (documents
+ingested with an access list). The dependency records both on `request.state`; routes call
+`tenant_of(request, body.tenant)` and `principals_of(request, body.principals)` so the key wins over
+whatever the body names: a caller cannot claim principals its key was not given. A task or
 document addressed by path (`/v1/tasks/{task_id}`, `/v1/documents/{document_id}`) that belongs to
 another tenant answers 404, exactly as if it did not exist, so ids cannot be probed across tenants.
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from collections.abc import Awaitable, Callable
+from typing import NamedTuple
 
 import structlog
 from fastapi import Depends, HTTPException, Request, Security
@@ -29,27 +32,43 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from RAGLOOP_API_
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from RAGLOOP_API_KEYS.")
 
 
-def parse_api_keys(settings: Settings) -> dict[str, str]:
-    """`key1=tenantA,key2=tenantB` → {key: tenant}. Raises ValueError naming the bad entry."""
+class KeyGrant(NamedTuple):
+    """What one API key may do: act for `tenant`, reading restricted documents as `principals`."""
+
+    tenant: str
+    principals: tuple[str, ...] = ()
+
+
+def parse_api_keys(settings: Settings) -> dict[str, KeyGrant]:
+    """`key1=tenantA,key2=tenantB|alice|team-a` → {key: KeyGrant}. Raises ValueError naming the bad entry."""
     raw = settings.api_keys.get_secret_value() if settings.api_keys else ""
-    keys: dict[str, str] = {}
+    keys: dict[str, KeyGrant] = {}
     for number, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
         if not entry:
             continue
-        key, sep, tenant = (part.strip() for part in entry.partition("="))
-        if not sep or not key or not tenant:
-            raise ValueError(f"RAGLOOP_API_KEYS entry {number} is not `key=tenant` (expected e.g. `key1=tenantA,key2=tenantB`)")
-        keys[key] = tenant
+        key, sep, grant = (part.strip() for part in entry.partition("="))
+        tenant, *principals = (part.strip() for part in grant.split("|"))
+        if not sep or not key or not tenant or not all(principals):
+            raise ValueError(f"RAGLOOP_API_KEYS entry {number} is not `key=tenant` or `key=tenant|principal|…` "
+                             "(expected e.g. `key1=tenantA,key2=tenantB|alice|team-a`)")
+        keys[key] = KeyGrant(tenant, tuple(principals))
     return keys
 
 
 def tenant_of(request: Request, requested: str) -> str:
     """The tenant a request acts for: its API key's tenant when auth is on, else the one it asked for."""
-    return getattr(request.state, "tenant", None) or requested
+    grant: KeyGrant | None = getattr(request.state, "grant", None)
+    return grant.tenant if grant else requested
+
+
+def principals_of(request: Request, requested: list[str]) -> list[str]:
+    """Who a request reads as: its API key's principals when auth is on, else the ones it named."""
+    grant: KeyGrant | None = getattr(request.state, "grant", None)
+    return list(grant.principals) if grant else requested
 
 
 def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
-    """The router dependency: 401 without a known key (auth on); sets `request.state.tenant`."""
+    """The router dependency: 401 without a known key (auth on); sets `request.state.grant`."""
     enabled = ctx.settings.auth_enabled
     keys = parse_api_keys(ctx.settings)
     if enabled and not keys:
@@ -59,27 +78,27 @@ def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
     async def authenticate(request: Request,
                            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008 — FastAPI's idiom
                            header_key: str | None = Security(_api_key_header)) -> None:
-        request.state.tenant = None
+        request.state.grant = None
         if not enabled:
             return
         presented = bearer.credentials if bearer else header_key
-        tenant = _lookup(keys, presented) if presented else None
-        if tenant is None:
+        grant = _lookup(keys, presented) if presented else None
+        if grant is None:
             reason = "missing API key" if not presented else "unknown API key"
             raise HTTPException(401, f"{reason}: send `Authorization: Bearer <key>` or `X-API-Key: <key>` (keys are set in RAGLOOP_API_KEYS)",
                                 headers={"WWW-Authenticate": "Bearer"})
-        request.state.tenant = tenant
-        await _scope_path_resources(ctx, request, tenant)
+        request.state.grant = grant
+        await _scope_path_resources(ctx, request, grant.tenant)
 
     return authenticate
 
 
-def _lookup(keys: dict[str, str], presented: str) -> str | None:
+def _lookup(keys: dict[str, KeyGrant], presented: str) -> KeyGrant | None:
     # Compare against every key in constant time, so response timing does not leak key prefixes.
     found = None
-    for key, tenant in keys.items():
+    for key, grant in keys.items():
         if hmac.compare_digest(key.encode(), presented.encode()):
-            found = tenant
+            found = grant
     return found
 
 

@@ -94,7 +94,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             raise PermanentError(str(error)) from error
         turns = request.messages
         query = AgentQuery(question=turns[-1].content, history=[ChatMessage(role=t.role, content=t.content) for t in turns[:-1]],
-                           tenant=request.tenant, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval_k,
+                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval_k,
                            adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.max_new_tokens,
                            conversation_id=request.conversation_id, turn_id=request.task_id)
         stopped = threading.Event()

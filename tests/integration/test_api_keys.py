@@ -1,5 +1,6 @@
 """API keys mapped to tenants, over real HTTP: off in embedded mode, on in cluster mode (or when asked),
-`Authorization: Bearer` or `X-API-Key`, and a key never sees another tenant's tasks or documents."""
+`Authorization: Bearer` or `X-API-Key`, a key never sees another tenant's tasks or documents, and a
+key's principals (not the ones a caller claims) decide which restricted documents it can read."""
 
 from __future__ import annotations
 
@@ -15,20 +16,21 @@ from pydantic import SecretStr
 from schemas.events import ChatRequest, ChatTurn
 from schemas.settings import Settings
 from streams.gateway.app import create_app
-from streams.gateway.auth import parse_api_keys
+from streams.gateway.auth import KeyGrant, parse_api_keys
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
 from streams.signing import RAGLOOP
 from streams.store import task_from_request
 
-KEYS = {"key-a": "tenantA", "key-b": "tenantB"}
+KEYS = {"key-a": KeyGrant("tenantA"), "key-b": KeyGrant("tenantB")}
 A = {"Authorization": "Bearer key-a"}
 CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 
 
 @pytest.fixture
 def keyed(settings: Settings) -> Settings:
-    return settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA, key-b=tenantB"), "webhook_secret": SecretStr("whsec")})
+    return settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA, key-b=tenantB, key-p=tenantA|alice|team-x"),
+                                       "webhook_secret": SecretStr("whsec")})
 
 
 @contextmanager
@@ -136,3 +138,37 @@ def test_api_keys_setting_is_key_equals_tenant_pairs(settings: Settings) -> None
     assert parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(" key-a=tenantA,key-b=tenantB, ")})) == KEYS
     with pytest.raises(ValueError, match="entry 2 is not `key=tenant`"):
         parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA,key-b")}))
+
+
+def test_api_keys_may_grant_principals_after_a_bar(settings: Settings) -> None:
+    keys = parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA, key-p = tenantA | alice | team-x")}))
+    assert keys == {"key-a": KeyGrant("tenantA"), "key-p": KeyGrant("tenantA", ("alice", "team-x"))}
+    with pytest.raises(ValueError, match="entry 1 is not `key=tenant` or `key=tenant|principal|…`"):
+        parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-p=tenantA||team-x")}))
+
+
+def test_the_keys_principals_replace_the_principals_named_in_the_body(keyed: Settings) -> None:
+    with gateway(keyed) as (client, runtime, _):
+        claims = {**CHAT, "principals": ["admin"]}
+        granted = client.post("/v1/chat", json=claims, headers={"Authorization": "Bearer key-p"}).json()["task_id"]
+        plain = client.post("/v1/chat", json=claims, headers=A).json()["task_id"]
+        assert runtime.store.get_task(granted).request["principals"] == ["alice", "team-x"]  # type: ignore[union-attr]
+        assert runtime.store.get_task(plain).request["principals"] == []  # type: ignore[union-attr]
+
+
+def test_the_openai_route_reads_as_the_keys_principals(keyed: Settings) -> None:
+    with gateway(keyed) as (client, runtime, _):
+        body = {"model": "ragloop", "messages": CHAT["messages"], "stream": True, "principals": ["admin"]}
+        with client.stream("POST", "/v1/chat/completions", json=body, headers={"Authorization": "Bearer key-p"}) as reply:
+            assert reply.status_code == 200
+            first = json.loads(next(line for line in reply.iter_lines() if line.startswith("data: ")).removeprefix("data: "))
+        task = runtime.store.get_task(first["id"].removeprefix("chatcmpl-"))
+        assert task is not None and (task.tenant, task.request["principals"]) == ("tenantA", ["alice", "team-x"])
+
+
+def test_with_auth_off_the_body_names_the_principals(settings: Settings) -> None:
+    with gateway(settings) as (client, runtime, _):
+        reply = client.post("/v1/chat", json={**CHAT, "principals": ["alice"]})
+        assert runtime.store.get_task(reply.json()["task_id"]).request["principals"] == ["alice"]  # type: ignore[union-attr]
+        bad = client.post("/v1/chat", json={**CHAT, "principals": ["not a principal"]})
+        assert bad.status_code == 422 and "principals" in bad.text

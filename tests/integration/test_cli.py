@@ -48,6 +48,29 @@ def test_ingest_then_ask_cites_the_right_file(run, tmp_path: Path) -> None:
     assert task["result"]["citations"][0]["document_id"].endswith("ostra.md")
 
 
+def test_a_document_ingested_with_access_is_found_and_cited_only_for_a_principal_on_the_list(run, tmp_path: Path) -> None:
+    note = tmp_path / "salaries.txt"
+    note.write_text("The salary review for the Veltrin canteen staff happens every March.\n")
+    assert run("ingest", str(note), "--access", "group:hr").returncode == 0
+
+    def found(*principals: str) -> list[str]:
+        flags = [arg for p in principals for arg in ("--principal", p)]
+        out = run("search", "Veltrin canteen salary review", "--mode", "bm25", "--json", *flags)
+        assert out.returncode == 0, out.stderr
+        return [hit["document_id"] for hit in json.loads(out.stdout)]
+
+    assert found("user:7", "group:hr") == [str(note)]
+    assert found() == found("user:7") == []
+
+    def cited(*flags: str) -> list[str]:  # the chat path: gateway-less request → agent worker → retrieval
+        out = run("ask", "When is the Veltrin canteen salary review?", "--json", *flags)
+        assert out.returncode == 0, out.stderr
+        return [c["document_id"] for c in json.loads(out.stdout)["result"]["citations"]]
+
+    assert cited("--principal", "group:hr") == [str(note)]
+    assert cited() == []
+
+
 def test_publish_refuses_schema_invalid_events_naming_the_field(run) -> None:
     result = run("publish", "docs.ingest", "-", stdin='{"text": "hello"}')
     assert result.returncode == 2

@@ -157,13 +157,15 @@ def test_repeated_webhook_delivery_returns_the_same_task(hook_settings: Settings
     assert first.json()["task_id"] == again.json()["task_id"] and len(tasks) == 1
 
 
-def test_webhook_accepts_a_whole_conversation_and_a_tenant(hook_settings: Settings) -> None:
+def test_webhook_accepts_a_whole_conversation_a_tenant_and_principals(hook_settings: Settings) -> None:
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "And Paris?"}]
     with gateway(hook_settings) as (client, runtime):
-        reply = signed_post(client, "/v1/webhooks/generic", {"messages": messages, "tenant": "acme", "conversation_id": "conv-7"})
+        reply = signed_post(client, "/v1/webhooks/generic", {"messages": messages, "tenant": "acme", "conversation_id": "conv-7",
+                                                             "principals": ["alice"]})
         task = runtime.store.get_task(reply.json()["task_id"])
     assert reply.status_code == 202 and task is not None
     assert (task.tenant, task.conversation_id, task.request["messages"]) == ("acme", "conv-7", messages)
+    assert task.request["principals"] == ["alice"]
 
 
 def test_tampered_body_is_401_and_nothing_is_enqueued(hook_settings: Settings) -> None:

@@ -32,6 +32,8 @@ DOCS = [
     SourceDocument(id="river", title="The Ostra river", text="The Ostra river flows 612 kilometres from the Kessel glacier to the "
                    "Northern Sea."),
     SourceDocument(id="other-tenant", tenant="globex", title="The Ostra river", text="The Ostra river is 3 kilometres long."),
+    SourceDocument(id="vault", title="The Veltrin vault", text="The Veltrin vault opens with the code 7734 at midnight.",
+                   access=["alice"]),
 ]
 SHORT = 16
 
@@ -66,6 +68,13 @@ def test_irrelevant_hits_are_left_out_of_the_context(agent):
 def test_retrieval_is_scoped_to_the_tenant(agent):
     result = ask(agent, "How long is the Ostra river?", tenant="globex")
     assert [hit.chunk.document_id for hit in result.hits] == ["other-tenant"]
+
+
+def test_a_restricted_document_is_retrieved_only_for_a_principal_on_its_access_list(agent):
+    question = "What code opens the Veltrin vault?"
+    assert "vault" in [hit.chunk.document_id for hit in ask(agent, question, principals=["alice"]).hits]
+    for outsider in ([], ["bob"]):
+        assert "vault" not in [hit.chunk.document_id for hit in ask(agent, question, principals=outsider).hits]
 
 
 def test_retrieval_false_skips_the_search(agent):

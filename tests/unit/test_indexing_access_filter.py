@@ -64,3 +64,26 @@ def test_an_updated_access_list_takes_effect_at_once(tmp_path: Path):
     assert backend.search_bm25(tenant="t", text="numbers", k=5, principals=["user:x"]) == []
     backend.replace_document("d", "t", [chunk.model_copy(update={"access": ["user:x"]})], np.ones((1, DIM)))
     assert [h.chunk.id for h in backend.search_bm25(tenant="t", text="numbers", k=5, principals=["user:x"])] == ["c"]
+
+
+def test_the_retriever_passes_the_askers_principals_to_the_backend_in_every_mode(tmp_path: Path):
+    from indexing.retriever import HybridRetriever
+    from models.embedder import TextEmbedder
+
+    embedder = TextEmbedder()
+    backend = EmbeddedBackend(tmp_path, dimension=embedder.dimension)
+    texts = {"open": "The canteen serves lunch at noon.", "salaries": "The salary review for the canteen staff is in March."}
+    for document_id, text in texts.items():
+        chunk = Chunk(id=document_id, document_id=document_id, tenant="acme", ordinal=0, text=text,
+                      access=["group:hr"] if document_id == "salaries" else [])
+        backend.replace_document(document_id, "acme", [chunk], embedder.embed([text]))
+    retriever = HybridRetriever(embedder, backend)
+    try:
+        for mode in ("bm25", "dense", "hybrid"):
+            def found(principals):
+                return {h.chunk.document_id for h in retriever.retrieve("canteen salary review", tenant="acme", k=5, mode=mode,
+                                                                        principals=principals)}
+            assert found(["group:hr"]) == {"open", "salaries"}, mode
+            assert found(None) == found(["user:7"]) == {"open"}, mode
+    finally:
+        backend.close()

@@ -12,7 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from schemas.events import ChatOptions, ChatRequest, new_id
 from schemas.tables import TERMINAL_TASK_STATES
 from streams.gateway.api_models import ChatIn, TaskOut
-from streams.gateway.auth import tenant_of
+from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.tasks import QueueFull
 
@@ -26,7 +26,7 @@ def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
                        options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
                                            max_new_tokens=body.max_new_tokens, priority=body.priority,
                                            stream=body.stream if body.stream is not None else True),
-                       reference=body.reference, callback_url=body.callback_url)
+                       reference=body.reference, callback_url=body.callback_url, principals=body.principals)
 
 
 async def ensure_model_version(ctx: GatewayContext, version: str | None) -> None:
@@ -54,6 +54,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                         idempotency_key: Annotated[str | None, Header(max_length=200, description="Repeat-safe submission.")] = None) -> TaskOut:
         await ensure_model_version(ctx, body.model_version)
         body.tenant = tenant_of(request, body.tenant)
+        body.principals = principals_of(request, body.principals)
         if body.stream is None:
             body.stream = not wait  # a caller blocking for the result reads no token events: don't publish them
         task, created = await submit(ctx, chat_request(ctx, body), idempotency_key)

@@ -17,9 +17,9 @@ from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import ChatTurn
-from streams.gateway.api_models import ChatIn
-from streams.gateway.auth import tenant_of
+from schemas.events import ChatTurn, Identifier
+from streams.gateway.api_models import PRINCIPALS, ChatIn
+from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, ensure_model_version, submit
 
@@ -33,6 +33,7 @@ class CompletionIn(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, le=4096)
     user: str | None = None
     retrieval: bool = Field(True, description="ragloop extension (pass with extra_body): False answers without retrieval.")
+    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=f"ragloop extension (extra_body). {PRINCIPALS}")
 
 
 def router(ctx: GatewayContext) -> APIRouter:
@@ -46,7 +47,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         version = version_of(body.model)
         await ensure_model_version(ctx, version)
         chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
-                      stream=body.stream,
+                      principals=principals_of(request, body.principals), stream=body.stream,
                       max_new_tokens=body.max_completion_tokens or body.max_tokens)
         task, _ = await submit(ctx, chat_request(ctx, chat), idempotency_key)
         completion_id, created = f"chatcmpl-{task.id}", int(time.time())

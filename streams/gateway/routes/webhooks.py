@@ -45,6 +45,9 @@ class WebhookIn(BaseModel):
     messages: list[ChatTurn] | None = Field(None, min_length=1, description="The conversation so far; the last message is the question.")
     conversation_id: Identifier | None = None
     tenant: Identifier = "default"
+    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=(
+        "Who is asking: documents ingested with an access list are retrieved only for a principal on it. "
+        "The signature vouches for it, as it does for `tenant`."))
     callback_url: str | None = Field(None, max_length=2000, description="Receives the finished task as a signed POST.")
 
     @model_validator(mode="after")
@@ -90,7 +93,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         if x_ragloop_delivery is not None and not 0 < len(x_ragloop_delivery) <= 200:
             raise HTTPException(422, "X-Ragloop-Delivery must be 1 to 200 characters")
         question = _validated(ChatIn, {"messages": [t.model_dump() for t in body.turns()], "conversation_id": body.conversation_id,
-                                       "tenant": body.tenant, "callback_url": body.callback_url})
+                                       "tenant": body.tenant, "principals": body.principals, "callback_url": body.callback_url})
         task, created = await submit(ctx, chat_request(ctx, question), f"webhook:{x_ragloop_delivery}" if x_ragloop_delivery else None)
         if not created:
             response.status_code = 200
