@@ -24,9 +24,10 @@ workers call `RagAgent.answer` and publish.
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
@@ -235,7 +236,7 @@ class RagAgent:
                              "cited": [], "stopped": False, "timings_ms": {}}
         context = RunContext(on_delta=on_delta, should_stop=should_stop)
         if query.conversation_id is not None and self.memory_graph is not None:
-            config = {"configurable": {"thread_id": thread_id(query.tenant, query.conversation_id)}}
+            config = {"configurable": {"thread_id": thread_id(query.tenant, query.conversation_id, query.principals)}}
             # One checkpoint write per turn (at the end) instead of one per node.
             state = self.memory_graph.invoke(fresh, config, context=context, durability="exit")
         else:
@@ -245,20 +246,25 @@ class RagAgent:
                            tool=state.get("tool"), queries=state.get("queries", []), grades=state.get("grades", []),
                            evidence=state.get("evidence", "not_searched"), history_turns=len(state.get("history", [])) // 2)
 
-    def conversation(self, conversation_id: str, tenant: str = "default") -> list[Turn]:
+    def conversation(self, conversation_id: str, tenant: str = "default", principals: Sequence[str] = ()) -> list[Turn]:
         """The stored turns of a conversation (empty without a checkpointer or for an unknown id)."""
         if self.memory_graph is None:
             return []
-        snapshot = self.memory_graph.get_state({"configurable": {"thread_id": thread_id(tenant, conversation_id)}})
+        snapshot = self.memory_graph.get_state({"configurable": {"thread_id": thread_id(tenant, conversation_id, principals)}})
         return list(snapshot.values.get("turns", []))
 
     def mermaid(self) -> str:
         return mermaid(self)
 
 
-def thread_id(tenant: str, conversation_id: str) -> str:
-    """The checkpointer key: conversation ids come from clients, so one tenant's id must never open another's memory."""
-    return f"{tenant}/{conversation_id}"
+def thread_id(tenant: str, conversation_id: str, principals: Sequence[str] = ()) -> str:
+    """The checkpointer key. Conversation ids come from clients, so one tenant's id must never open
+    another's memory; and earlier answers may quote restricted documents, so a conversation is also
+    private to the principals that held it (another key of the same tenant starts a fresh one)."""
+    if not principals:
+        return f"{tenant}/{conversation_id}"
+    who = hashlib.sha256("\n".join(sorted(set(principals))).encode()).hexdigest()[:16]
+    return f"{tenant}/{conversation_id}/{who}"
 
 
 def mermaid(agent: RagAgent | None = None) -> str:

@@ -131,3 +131,14 @@ def test_the_same_conversation_id_in_another_tenant_is_another_conversation(part
     other = agent.answer(AgentQuery(question=FOLLOW_UP, conversation_id="shared-id", tenant="globex", max_new_tokens=8))
     assert other.history_turns == 0
     assert [t["question"] for t in agent.conversation("shared-id", tenant="globex")] == [FOLLOW_UP]
+
+
+def test_a_conversation_held_by_principals_is_private_to_them(parts, sqlite_url):
+    agent = worker(parts, sqlite_url)()
+    agent.answer(AgentQuery(question=FIRST, conversation_id="held", principals=["group:hr", "alice"], max_new_tokens=8))
+    same = agent.answer(AgentQuery(question=FOLLOW_UP, conversation_id="held", principals=["alice", "group:hr"], max_new_tokens=8))
+    assert same.history_turns == 1  # the same principals, in any order, continue it
+    for outsider in ([], ["alice"]):
+        other = agent.answer(AgentQuery(question=FOLLOW_UP, conversation_id="held", principals=outsider, max_new_tokens=8))
+        assert other.history_turns == 0
+    assert len(agent.conversation("held", principals=["alice", "group:hr"])) == 2
