@@ -80,8 +80,7 @@ class HybridRetriever:
         if mode == "dense":
             return self.backend.search_dense(tenant=tenant, vector=vector, k=k, principals=principals)
         depth = max(self.candidates, k)
-        bm25 = self.backend.search_bm25(tenant=tenant, text=query, k=depth, principals=principals)
-        dense = self.backend.search_dense(tenant=tenant, vector=vector, k=depth, principals=principals)
+        bm25, dense = self.backend.search_hybrid(tenant=tenant, text=query, vector=vector, k=depth, principals=principals)
         if self.fusion == "rrf":
             return reciprocal_rank_fusion([bm25, dense], k=self.rrf_k, limit=k)
         return convex_fusion(bm25, dense, alpha=self.alpha, limit=k, normalisation=self.normalisation)

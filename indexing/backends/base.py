@@ -70,6 +70,11 @@ class SearchBackend(Protocol):
                      principals: Sequence[str] | None = None) -> list[SearchHit]:
         """Top-``k`` chunks of ``tenant`` visible to ``principals``, by cosine similarity to ``vector``, best first."""
 
+    def search_hybrid(self, *, tenant: str, text: str, vector: np.ndarray, k: int,
+                      principals: Sequence[str] | None = None) -> tuple[list[SearchHit], list[SearchHit]]:
+        """``(search_bm25(...), search_dense(...))`` for one query: the candidates hybrid fusion needs,
+        fetched together (one round trip on a remote backend)."""
+
     def count(self, tenant: str | None = None) -> int:
         """Number of chunks, in one tenant or in all."""
 

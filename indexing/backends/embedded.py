@@ -164,6 +164,12 @@ class EmbeddedBackend:
         scores = view.bm25.get_scores(known) * (1.0 + self.k1)
         return _top_k(view.chunks, scores, k, positive_only=True, mask=view.visible(principals))
 
+    def search_hybrid(self, *, tenant: str, text: str, vector: np.ndarray, k: int,
+                      principals: Sequence[str] | None = None) -> tuple[list[SearchHit], list[SearchHit]]:
+        # In process there is no round trip to save.
+        return (self.search_bm25(tenant=tenant, text=text, k=k, principals=principals),
+                self.search_dense(tenant=tenant, vector=vector, k=k, principals=principals))
+
     def search_dense(self, *, tenant: str, vector: np.ndarray, k: int,
                      principals: Sequence[str] | None = None) -> list[SearchHit]:
         query = np.asarray(vector, dtype=np.float32).reshape(-1)

@@ -251,6 +251,19 @@ def test_search_without_principals_sees_only_unrestricted_chunks(pipeline, backe
     assert top_documents(backend.search_bm25(tenant="default", text="kafka", k=5, principals=["group:eng"])) == ["kafka"]
 
 
+def test_hybrid_candidates_are_the_bm25_and_dense_results_fetched_together(pipeline, backend, embedder):
+    public, private = documents(ids=["coffee", "kafka"])
+    private.access = ["group:eng"]
+    pipeline.ingest_many([public, private])
+    for query in QUERIES:
+        vector = embedder.embed_query(query)
+        for principals in (None, ["group:eng"]):
+            pair = backend.search_hybrid(tenant="default", text=query, vector=vector, k=4, principals=principals)
+            assert pair == (backend.search_bm25(tenant="default", text=query, k=4, principals=principals),
+                            backend.search_dense(tenant="default", vector=vector, k=4, principals=principals)), query
+    assert backend.search_hybrid(tenant="default", text="  ", vector=vector, k=4)[0] == []
+
+
 CJK_CORPUS = [
     SourceDocument(id="tokyo", title="東京", text="東京都は日本の首都です。多くの人が住んでいます。"),
     SourceDocument(id="beijing", title="北京", text="北京是中华人民共和国的首都，有很多历史名胜。"),
