@@ -56,14 +56,16 @@ class DocumentRecord(SQLModel, table=True):
 
 
 class LargeLaneRecord(SQLModel, table=True):
-    """An ingest event of a document that waits on or runs in the large-document lane
-    (`docs.ingest.large`). While a document has any, its later events follow them there, so a
-    small update is never overtaken by the big version it replaces. Keyed by event, so a
-    redelivered move is recorded once and leaves once."""
+    """An ingest event of a document moved to the large-document lane (`docs.ingest.large`).
+    While a document has one that has not left, its later events follow it there, so a small
+    update is never overtaken by the big version it replaces. Keyed by event, so a redelivered
+    move is recorded once; leaving keeps the row (`left_at`) so a move redelivered after the
+    lane finished cannot put the document back on the lane."""
 
     __tablename__ = "large_lane"
     document_id: str = Field(primary_key=True)
     event_id: str = Field(primary_key=True)
+    left_at: datetime | None = None
 
 
 class FeedbackRecord(SQLModel, table=True):

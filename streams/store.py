@@ -10,10 +10,10 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import and_, case, delete, func, or_, update
+from sqlalchemy import and_, case, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -47,6 +47,9 @@ def make_engine(settings: Settings) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+LaneEntry = Literal["entered", "waiting", "done"]
 
 
 class Store:
@@ -205,13 +208,21 @@ class Store:
             return s.get(DocumentRecord, document_id)
 
     # --- large-document lane --------------------------------------------------------------------
-    def enter_large_lane(self, document_id: str, event_id: str) -> None:
-        self._insert_once(LargeLaneRecord(document_id=document_id, event_id=event_id))
+    def enter_large_lane(self, document_id: str, event_id: str) -> LaneEntry:
+        """Record the move of one event: `entered` the first time; for a redelivered move,
+        `waiting` while the lane has not finished it (publish it again: the lane de-duplicates)
+        or `done` once it has (nothing to do: publishing or re-queueing would undo its result)."""
+        if self._insert_once(LargeLaneRecord(document_id=document_id, event_id=event_id)):
+            return "entered"
+        with self.session() as s:
+            row = s.get(LargeLaneRecord, (document_id, event_id))
+            return "done" if row is not None and row.left_at is not None else "waiting"
 
     def leave_large_lane(self, document_id: str, event_id: str) -> None:
         with self.session() as s:
-            s.execute(delete(LargeLaneRecord).where(col(LargeLaneRecord.document_id) == document_id,
-                                                    col(LargeLaneRecord.event_id) == event_id))
+            s.execute(update(LargeLaneRecord).where(col(LargeLaneRecord.document_id) == document_id,
+                                                    col(LargeLaneRecord.event_id) == event_id,
+                                                    col(LargeLaneRecord.left_at).is_(None)).values(left_at=utcnow()))
             s.commit()
 
     def on_large_lane(self, document_ids: Iterable[str]) -> set[str]:
@@ -220,7 +231,8 @@ class Store:
         if not ids:
             return set()
         with self.session() as s:
-            rows = s.exec(select(LargeLaneRecord.document_id).where(col(LargeLaneRecord.document_id).in_(ids)))
+            rows = s.exec(select(LargeLaneRecord.document_id).where(col(LargeLaneRecord.document_id).in_(ids),
+                                                                    col(LargeLaneRecord.left_at).is_(None)))
             return set(rows.all())
 
     # --- feedback -------------------------------------------------------------------------------

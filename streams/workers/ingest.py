@@ -101,12 +101,14 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                               source=event.source, metadata=event.metadata, access=event.access)
 
     async def move_to_large_lane(event: DocumentIngest, size: int) -> None:
-        if await asyncio.to_thread(store.already_processed, LARGE_GROUP, event.event_id):
-            return  # a redelivered move whose lane work is already done
-        await asyncio.to_thread(store.enter_large_lane, event.document_id, event.event_id)
-        await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
-        await publisher.publish(event, topic=LARGE_LANE.name)
-        await progress(event, "queued", "large document: indexed on docs.ingest.large", bytes=size)
+        entry = await asyncio.to_thread(store.enter_large_lane, event.document_id, event.event_id)
+        if entry == "done":
+            return  # a redelivered move whose lane work is already done: re-queueing would undo its status
+        if entry == "entered":
+            await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
+        await publisher.publish(event, topic=LARGE_LANE.name)  # again when `waiting`: the move may have died before it
+        if entry == "entered":
+            await progress(event, "queued", "large document: indexed on docs.ingest.large", bytes=size)
 
     async def start(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:
         """Mark the documents as indexing and load them side by side (URL fetches overlap)."""

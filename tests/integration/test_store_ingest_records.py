@@ -19,9 +19,9 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> Store:
 
 def test_a_document_stays_on_the_large_lane_until_each_of_its_events_left(store: Store, unique: str) -> None:
     doc, other = f"report-{unique}", f"note-{unique}"
-    store.enter_large_lane(doc, "e1")
-    store.enter_large_lane(doc, "e1")  # a redelivered move is recorded once
-    store.enter_large_lane(doc, "e2")
+    assert store.enter_large_lane(doc, "e1") == "entered"
+    assert store.enter_large_lane(doc, "e1") == "waiting"  # a redelivered move is recorded once
+    assert store.enter_large_lane(doc, "e2") == "entered"
     assert store.on_large_lane([doc, other]) == {doc}
     store.leave_large_lane(doc, "e1")
     assert store.on_large_lane([doc]) == {doc}
@@ -29,6 +29,16 @@ def test_a_document_stays_on_the_large_lane_until_each_of_its_events_left(store:
     store.leave_large_lane(doc, "e2")  # a redelivered lane event leaves twice: harmless
     assert store.on_large_lane([doc, other]) == set()
     assert store.on_large_lane([]) == set()
+
+
+def test_a_move_redelivered_after_the_lane_finished_does_not_put_the_document_back(store: Store, unique: str) -> None:
+    doc = f"report-{unique}"
+    store.enter_large_lane(doc, "e1")
+    store.leave_large_lane(doc, "e1")
+    assert store.enter_large_lane(doc, "e1") == "done"  # before the lane's ledger write, too: no re-queue, no republish
+    assert store.on_large_lane([doc]) == set()
+    assert store.enter_large_lane(doc, "e3") == "entered"  # a new event of the same document still takes the lane
+    assert store.on_large_lane([doc]) == {doc}
 
 
 def test_document_statuses_are_updated_in_one_batch(store: Store, unique: str) -> None:
