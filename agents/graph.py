@@ -24,7 +24,6 @@ workers call `RagAgent.answer` and publish.
 
 from __future__ import annotations
 
-import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +45,7 @@ from agents.types import AgentAnswer, AgentQuery, Evidence
 from indexing.retriever import HybridRetriever
 from indexing.types import SearchHit
 from models.llm.base import ChatMessage, GenerationParams, LLMEngine
+from schemas.events import principals_fingerprint
 
 __all__ = ["AgentAnswer", "AgentQuery", "AgentState", "RagAgent", "RunContext", "mermaid"]
 
@@ -150,7 +150,7 @@ class RagAgent:
 
     def _run_tool(self, state: AgentState) -> dict[str, Any]:
         query, start, name = state["query"], time.perf_counter(), state["tool"] or ""
-        output = self.tools[name](query=query.question, tenant=query.tenant, k=query.k)
+        output = self.tools[name](query=query.question, tenant=query.tenant, principals=query.principals, k=query.k)
         return {"hits": output.hits, "tool_text": output.text, "timings_ms": _timed(state, f"tool.{name}", start)}
 
     def _generate(self, state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
@@ -261,10 +261,8 @@ def thread_id(tenant: str, conversation_id: str, principals: Sequence[str] = ())
     """The checkpointer key. Conversation ids come from clients, so one tenant's id must never open
     another's memory; and earlier answers may quote restricted documents, so a conversation is also
     private to the principals that held it (another key of the same tenant starts a fresh one)."""
-    if not principals:
-        return f"{tenant}/{conversation_id}"
-    who = hashlib.sha256("\n".join(sorted(set(principals))).encode()).hexdigest()[:16]
-    return f"{tenant}/{conversation_id}/{who}"
+    who = principals_fingerprint(tuple(principals))
+    return f"{tenant}/{conversation_id}/{who}" if who else f"{tenant}/{conversation_id}"
 
 
 def mermaid(agent: RagAgent | None = None) -> str:

@@ -7,6 +7,7 @@ so a producer's typo lands in the DLQ with the field named, instead of being sil
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
@@ -15,6 +16,16 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
+# Same shape as a document's `access` entries (free text), so any access list can be matched.
+Principal = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def principals_fingerprint(principals: list[str] | tuple[str, ...]) -> str:
+    """A short stable name for a set of principals (order and repeats ignored); '' for none.
+    Scopes what one reader keeps (conversation memory, idempotency keys) away from other readers."""
+    if not principals:
+        return ""
+    return hashlib.sha256("\n".join(sorted(set(principals))).encode()).hexdigest()[:16]
 
 
 def new_id() -> str:
@@ -154,7 +165,7 @@ class ChatRequest(Event):
     options: ChatOptions = Field(default_factory=ChatOptions)
     reference: str | None = Field(None, description="Known good answer, scored by the eval worker when present.")
     callback_url: str | None = None
-    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=(
+    principals: list[Principal] = Field(default_factory=list, max_length=100, description=(
         "Who is asking. A chunk with an access list is retrieved only for a request sharing an entry with it; "
         "empty sees the tenant's unrestricted chunks. The gateway sets it from the API key when auth is on."))
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from schemas.events import ChatRequest, ChatToken
+from schemas.events import ChatRequest, ChatToken, principals_fingerprint
 from schemas.settings import Settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.metrics import QUEUE_DEPTH
@@ -72,7 +72,11 @@ class TaskService:
         self._waiters: dict[str, asyncio.Event] = {}
 
     async def submit(self, request: ChatRequest, *, idempotency_key: str | None = None) -> tuple[TaskRecord, bool]:
-        """Accept a task; returns (task, created). A repeated idempotency key returns the first task."""
+        """Accept a task; returns (task, created). A repeated idempotency key returns the first task,
+        to the same tenant and principals only: keys are scoped by both, so nobody can fetch
+        another reader's answer by guessing the key it used."""
+        if idempotency_key and (who := principals_fingerprint(request.principals)):
+            idempotency_key = f"{idempotency_key}#{who}"
         if idempotency_key:
             existing = await asyncio.to_thread(self.store.find_task_by_idempotency_key, request.tenant, idempotency_key)
             if existing is not None:

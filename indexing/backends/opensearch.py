@@ -35,12 +35,15 @@ import re
 from typing import Any, Sequence
 
 import numpy as np
+import structlog
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import NotFoundError, RequestError
 
 from indexing.backends.analyzer import _CJK
 from indexing.backends.base import DocumentChunks, checked_vectors, last_per_document
 from indexing.types import Chunk, SearchHit
+
+log = structlog.get_logger(__name__)
 
 SCHEMA_VERSION = 2  # bump when the template below changes; reindex_to_new_version applies it
 _ANALYSIS = {
@@ -126,14 +129,14 @@ class OpenSearchBackend:
                       principals: Sequence[str] | None = None) -> tuple[list[SearchHit], list[SearchHit]]:
         """Both candidate lists in one `_msearch` round trip: over HTTP the trip, not the scoring, is most of a query's time."""
         bm25, dense = self._bm25_body(tenant, text, k, principals), self._dense_body(tenant, vector, k, principals)
-        if bm25 is None or dense is None:
-            return (self._bm25_hits(self._search(bm25)) if bm25 else [], self._dense_hits(self._search(dense), k) if dense else [])
-        lines = [{"index": self.index_name}, bm25, {"index": self.index_name}, dense]
-        replies = self.client.msearch(body=lines)["responses"]
-        for reply in replies:
-            if "error" in reply:
-                raise RuntimeError(f"OpenSearch search failed: {reply['error']}")
-        return self._bm25_hits(replies[0]["hits"]["hits"]), self._dense_hits(replies[1]["hits"]["hits"], k)
+        if bm25 is not None and dense is not None:
+            lines = [{"index": self.index_name}, bm25, {"index": self.index_name}, dense]
+            replies = self.client.msearch(body=lines)["responses"]
+            if len(replies) == 2 and not any("error" in reply for reply in replies):
+                return self._bm25_hits(replies[0]["hits"]["hits"]), self._dense_hits(replies[1]["hits"]["hits"], k)
+            log.warning("msearch item failed; searching one by one", errors=[r.get("error") for r in replies if "error" in r])
+        # One by one: the client's own retries apply, and a lasting failure raises its real exception.
+        return (self._bm25_hits(self._search(bm25)) if bm25 else [], self._dense_hits(self._search(dense), k) if dense else [])
 
     def _bm25_body(self, tenant: str, text: str, k: int, principals: Sequence[str] | None) -> dict[str, Any] | None:
         if k <= 0 or not text.strip():

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.events import ChatTurn, Identifier, NonEmpty, require_one_body
+from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, require_one_body
 from schemas.tables import DocumentRecord, ModelVersionRecord, TaskRecord
 
 
@@ -60,7 +60,7 @@ class ChatIn(BaseModel):
     messages: list[ChatTurn] = Field(min_length=1, description="The conversation so far; the last message is the user's question.")
     conversation_id: Identifier | None = None
     tenant: Identifier = "default"
-    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=PRINCIPALS)
+    principals: list[Principal] = Field(default_factory=list, max_length=100, description=PRINCIPALS)
     retrieval: bool = True
     model_version: str | None = None
     k: int | None = Field(None, ge=1, le=50)

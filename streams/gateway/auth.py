@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 from collections.abc import Awaitable, Callable
 from typing import NamedTuple
 
@@ -24,12 +25,17 @@ import structlog
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from schemas.events import principals_fingerprint
 from schemas.settings import Settings
+from schemas.tables import TaskRecord
 from streams.gateway.context import GatewayContext
 
 log = structlog.get_logger(__name__)
 _bearer = HTTPBearer(auto_error=False, description="An API key from RAGLOOP_API_KEYS (what OpenAI clients send).")
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from RAGLOOP_API_KEYS.")
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z0-9_.:@/-]{1,200}")  # schemas.events.Identifier: what a tenant may be
 
 
 class KeyGrant(NamedTuple):
@@ -48,7 +54,7 @@ def parse_api_keys(settings: Settings) -> dict[str, KeyGrant]:
             continue
         key, sep, grant = (part.strip() for part in entry.partition("="))
         tenant, *principals = (part.strip() for part in grant.split("|"))
-        if not sep or not key or not tenant or not all(principals):
+        if not sep or not key or not _IDENTIFIER.fullmatch(tenant) or not all(principals):
             raise ValueError(f"RAGLOOP_API_KEYS entry {number} is not `key=tenant` or `key=tenant|principal|…` "
                              "(expected e.g. `key1=tenantA,key2=tenantB|alice|team-a`)")
         keys[key] = KeyGrant(tenant, tuple(principals))
@@ -65,6 +71,16 @@ def principals_of(request: Request, requested: list[str]) -> list[str]:
     """Who a request reads as: its API key's principals when auth is on, else the ones it named."""
     grant: KeyGrant | None = getattr(request.state, "grant", None)
     return list(grant.principals) if grant else requested
+
+
+def owns_task(grant: KeyGrant | None, task: TaskRecord) -> bool:
+    """A task belongs to the tenant *and* the principals that asked it: its answer may quote
+    restricted documents, so another key of the same tenant must not read, follow, cancel or
+    rate it. Without auth (no grant) every task is reachable, as everything else is."""
+    if grant is None:
+        return True
+    asked_as = principals_fingerprint(tuple(task.request.get("principals", [])))
+    return task.tenant == grant.tenant and asked_as == principals_fingerprint(grant.principals)
 
 
 def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
@@ -107,7 +123,7 @@ async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: s
     params = request.path_params
     if "task_id" in params:
         task = await asyncio.to_thread(ctx.store.get_task, params["task_id"])
-        if task is not None and task.tenant != tenant:
+        if task is not None and not owns_task(request.state.grant, task):
             raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
     if "document_id" in params:
         document = await asyncio.to_thread(ctx.store.get_document, params["document_id"])

@@ -143,8 +143,9 @@ def test_api_keys_setting_is_key_equals_tenant_pairs(settings: Settings) -> None
 def test_api_keys_may_grant_principals_after_a_bar(settings: Settings) -> None:
     keys = parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA, key-p = tenantA | alice | team-x")}))
     assert keys == {"key-a": KeyGrant("tenantA"), "key-p": KeyGrant("tenantA", ("alice", "team-x"))}
-    with pytest.raises(ValueError, match="entry 1 is not `key=tenant` or `key=tenant|principal|…`"):
-        parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-p=tenantA||team-x")}))
+    for bad in ("key-p=tenantA||team-x", "key-p=tenant A|alice"):
+        with pytest.raises(ValueError, match="entry 1 is not `key=tenant` or `key=tenant|principal|…`"):
+            parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(bad)}))
 
 
 def test_the_keys_principals_replace_the_principals_named_in_the_body(keyed: Settings) -> None:
@@ -168,7 +169,23 @@ def test_the_openai_route_reads_as_the_keys_principals(keyed: Settings) -> None:
 
 def test_with_auth_off_the_body_names_the_principals(settings: Settings) -> None:
     with gateway(settings) as (client, runtime, _):
-        reply = client.post("/v1/chat", json={**CHAT, "principals": ["alice"]})
-        assert runtime.store.get_task(reply.json()["task_id"]).request["principals"] == ["alice"]  # type: ignore[union-attr]
-        bad = client.post("/v1/chat", json={**CHAT, "principals": ["not a principal"]})
+        reply = client.post("/v1/chat", json={**CHAT, "principals": ["alice", "Team X"]})  # free text, like access lists
+        assert runtime.store.get_task(reply.json()["task_id"]).request["principals"] == ["alice", "Team X"]  # type: ignore[union-attr]
+        bad = client.post("/v1/chat", json={**CHAT, "principals": [""]})
         assert bad.status_code == 422 and "principals" in bad.text
+
+
+def test_a_task_asked_with_principals_is_invisible_to_another_key_of_the_same_tenant(keyed: Settings) -> None:
+    granted = {"Authorization": "Bearer key-p"}
+    with gateway(keyed) as (client, runtime, _):
+        first = client.post("/v1/chat", json=CHAT, headers={**granted, "Idempotency-Key": "q-1"})
+        task_id = first.json()["task_id"]
+        assert client.get(f"/v1/tasks/{task_id}", headers=granted).status_code == 200
+        for method, path in (("GET", f"/v1/tasks/{task_id}"), ("GET", f"/v1/tasks/{task_id}/events"), ("DELETE", f"/v1/tasks/{task_id}")):
+            assert client.request(method, path, headers=A).status_code == 404, path
+        assert client.post("/v1/feedback", json={"task_id": task_id, "rating": "up"}, headers=A).status_code == 404
+        # The same idempotency key from the other key is another task, not a window onto the first one.
+        other = client.post("/v1/chat", json=CHAT, headers={**A, "Idempotency-Key": "q-1"})
+        assert other.status_code == 202 and other.json()["task_id"] != task_id
+        again = client.post("/v1/chat", json=CHAT, headers={**granted, "Idempotency-Key": "q-1"})
+        assert again.status_code == 200 and again.json()["task_id"] == task_id

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.events import ChatTurn, Identifier
+from schemas.events import ChatTurn, Principal
 from streams.gateway.api_models import PRINCIPALS, ChatIn
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
@@ -33,7 +33,7 @@ class CompletionIn(BaseModel):
     max_completion_tokens: int | None = Field(None, ge=1, le=4096)
     user: str | None = None
     retrieval: bool = Field(True, description="ragloop extension (pass with extra_body): False answers without retrieval.")
-    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=f"ragloop extension (extra_body). {PRINCIPALS}")
+    principals: list[Principal] = Field(default_factory=list, max_length=100, description=f"ragloop extension (extra_body). {PRINCIPALS}")
 
 
 def router(ctx: GatewayContext) -> APIRouter:

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from starlette.datastructures import Headers
 
-from schemas.events import ChatTurn, Identifier, NonEmpty
+from schemas.events import ChatTurn, Identifier, NonEmpty, Principal
 from streams.gateway.api_models import ChatIn
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, submit
@@ -45,7 +45,7 @@ class WebhookIn(BaseModel):
     messages: list[ChatTurn] | None = Field(None, min_length=1, description="The conversation so far; the last message is the question.")
     conversation_id: Identifier | None = None
     tenant: Identifier = "default"
-    principals: list[Identifier] = Field(default_factory=list, max_length=100, description=(
+    principals: list[Principal] = Field(default_factory=list, max_length=100, description=(
         "Who is asking: documents ingested with an access list are retrieved only for a principal on it. "
         "The signature vouches for it, as it does for `tenant`."))
     callback_url: str | None = Field(None, max_length=2000, description="Receives the finished task as a signed POST.")
