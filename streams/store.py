@@ -110,13 +110,15 @@ class Store:
     def mark_processed_many(self, consumer: str, event_ids: Iterable[str]) -> None:
         """Record a batch's events in one statement. Ids already recorded (a redelivery racing
         another worker) are skipped by the database, not by a read-then-write that could race."""
-        now = utcnow()
-        rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in dict.fromkeys(event_ids)]
-        if not rows:
-            return
-        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        inserts = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+        if self.engine.dialect.name not in inserts:
+            raise NotImplementedError(f"the store supports SQLite and PostgreSQL, not {self.engine.dialect.name}")
+        insert, now = inserts[self.engine.dialect.name], utcnow()
+        # Sorted, so two workers recording overlapping batches lock rows in the same order (no deadlock).
+        rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in sorted(set(event_ids))]
         with self.session() as s:
-            s.execute(insert(ProcessedEvent).values(rows).on_conflict_do_nothing())
+            for start in range(0, len(rows), 300):  # 3 parameters a row: well under SQLite's 999 per statement
+                s.execute(insert(ProcessedEvent).values(rows[start:start + 300]).on_conflict_do_nothing())
             s.commit()
 
     # --- tasks ----------------------------------------------------------------------------------
@@ -264,12 +266,24 @@ class Store:
 
     def corrections_with_tasks(self) -> list[tuple[FeedbackRecord, TaskRecord]]:
         """Every correction ever given, with the task it corrects (training data for the next adapter)."""
+        return self._feedback_with_tasks(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.created_at))
+
+    def approvals_with_tasks(self, limit: int) -> list[tuple[FeedbackRecord, TaskRecord]]:
+        """The latest `limit` up-votes without a correction, with their tasks: answers that worked,
+        which a new adapter must not unlearn (the gate's regression guard)."""
+        if limit <= 0:
+            return []
+        liked = and_(col(FeedbackRecord.rating) == "up", col(FeedbackRecord.correction).is_(None))
+        return self._feedback_with_tasks(liked, col(FeedbackRecord.created_at).desc(), limit)
+
+    def _feedback_with_tasks(self, where: Any, order: Any, limit: int | None = None) -> list[tuple[FeedbackRecord, TaskRecord]]:
         with self.session() as s:
             statement = (
                 select(FeedbackRecord, TaskRecord)
                 .join(TaskRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
-                .where(col(FeedbackRecord.correction).is_not(None))
-                .order_by(col(FeedbackRecord.created_at))
+                .where(where)
+                .order_by(order)
+                .limit(limit)
             )
             return [(f, t) for f, t in s.exec(statement).all()]
 

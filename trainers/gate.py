@@ -1,9 +1,12 @@
 """Publish only if it beats the current one: score a candidate adapter against the incumbent.
 
-Both are scored on the same held-out examples with greedy decoding and SQuAD-style token F1,
-so the comparison is deterministic and cheap enough to run on CPU after every training run::
+Both are scored on the same examples with greedy decoding and SQuAD-style token F1, so the
+comparison is deterministic and cheap enough to run on CPU after every training run. The
+examples are the corrections (where the candidate must gain) and, as a regression guard,
+answers users rated up (where it must not lose more than ``max_guard_drop``): an adapter that
+learns the corrections by forgetting what already worked is not published::
 
-    report = gate_candidate(engine, held_out, candidate="facts-v2", incumbent="facts-v1")
+    report = gate_candidate(engine, corrections, candidate="facts-v2", incumbent="facts-v1", guard=liked)
     if report.promoted: publish("facts-v2")
 """
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 import re
 import string
 from collections import Counter
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
@@ -43,6 +47,11 @@ class GateReport(BaseModel):
     min_gain: float
     promoted: bool
     per_example: list[ExampleScore]
+    guard_candidate_score: float | None = None  # None = no guard examples
+    guard_incumbent_score: float | None = None
+    max_guard_drop: float = 0.0
+    guard_per_example: list[ExampleScore] = []
+    reason: str = ""
 
 
 def normalize_answer(text: str) -> str:
@@ -95,17 +104,50 @@ def gate_candidate(
     incumbent: str | None,
     min_gain: float = 0.0,
     params: GenerationParams = GATE_PARAMS,
+    guard: Sequence[TrainingExample] = (),
+    max_guard_drop: float = 0.05,
 ) -> GateReport:
-    """Promote ``candidate`` only if its score exceeds the incumbent's by more than ``min_gain``.
+    """Promote ``candidate`` only if its score exceeds the incumbent's by more than ``min_gain``
+    and, on the ``guard`` examples, is at most ``max_guard_drop`` below the incumbent's.
 
     A tie is not promoted: swapping adapters has a cost (cache churn, a new version to watch)
     and no measured benefit.
     """
     if not examples:
         raise ValueError("gate_candidate needs held-out examples; an empty set cannot show a gain")
+    rows = _score_both(engine, examples, candidate, incumbent, params)
+    cand_score, inc_score = _mean(r.candidate_f1 for r in rows), _mean(r.incumbent_f1 for r in rows)
+    guard_rows = _score_both(engine, list(guard), candidate, incumbent, params)
+    guard_cand = _mean(r.candidate_f1 for r in guard_rows) if guard_rows else None
+    guard_inc = _mean(r.incumbent_f1 for r in guard_rows) if guard_rows else None
+    if cand_score - inc_score <= min_gain:
+        promoted, reason = False, f"no gain on the corrections: {cand_score:.3f} vs {inc_score:.3f} (needs > +{min_gain})"
+    elif guard_cand is not None and guard_inc is not None and guard_cand < guard_inc - max_guard_drop:
+        promoted, reason = False, (f"regressed on {len(guard_rows)} up-voted answers: {guard_cand:.3f} vs {guard_inc:.3f} "
+                                   f"(allowed drop {max_guard_drop})")
+    else:
+        promoted, reason = True, f"gain on the corrections: {cand_score:.3f} vs {inc_score:.3f}"
+    return GateReport(
+        candidate=candidate,
+        incumbent=incumbent,
+        candidate_score=cand_score,
+        incumbent_score=inc_score,
+        min_gain=min_gain,
+        promoted=promoted,
+        per_example=rows,
+        guard_candidate_score=guard_cand,
+        guard_incumbent_score=guard_inc,
+        max_guard_drop=max_guard_drop,
+        guard_per_example=guard_rows,
+        reason=reason,
+    )
+
+
+def _score_both(engine: LLMEngine, examples: list[TrainingExample], candidate: str, incumbent: str | None,
+                params: GenerationParams) -> list[ExampleScore]:
     cand = answer_all(engine, examples, candidate, params)
     inc = answer_all(engine, examples, incumbent, params)
-    rows = [
+    return [
         ExampleScore(
             question=ex.messages[-1].content,
             target=ex.target,
@@ -116,14 +158,8 @@ def gate_candidate(
         )
         for ex, c, i in zip(examples, cand, inc)
     ]
-    cand_score = sum(r.candidate_f1 for r in rows) / len(rows)
-    inc_score = sum(r.incumbent_f1 for r in rows) / len(rows)
-    return GateReport(
-        candidate=candidate,
-        incumbent=incumbent,
-        candidate_score=cand_score,
-        incumbent_score=inc_score,
-        min_gain=min_gain,
-        promoted=cand_score - inc_score > min_gain,
-        per_example=rows,
-    )
+
+
+def _mean(values: Iterable[float]) -> float:
+    items = list(values)
+    return sum(items) / len(items)

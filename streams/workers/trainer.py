@@ -14,7 +14,7 @@ import structlog
 import trainers
 from models.llm.base import ChatMessage
 from schemas.events import ModelUpdated, TrainRequest
-from schemas.tables import ModelVersionRecord
+from schemas.tables import ModelVersionRecord, TaskRecord
 from streams.consumer import EventConsumer, PermanentError
 from streams.metrics import TRAINING_RUNS
 from streams.publisher import Publisher
@@ -33,27 +33,42 @@ log = structlog.get_logger(__name__)
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     store, settings = services.store, services.settings
 
+    def served_prompt(task: TaskRecord) -> list[ChatMessage] | None:
+        """The prompt the model saw for this task, as recorded with its result."""
+        turns = (task.result or {}).get("response", {}).get("prompt")
+        return [ChatMessage(role=t["role"], content=t["content"]) for t in turns] if turns else None
+
     def examples_from_feedback() -> list[TrainingExample]:
-        examples = []
-        for feedback, task in store.corrections_with_tasks():
-            if task.result and task.result.get("response", {}).get("prompt"):
-                prompt = [ChatMessage(role=t["role"], content=t["content"]) for t in task.result["response"]["prompt"]]
-                examples.append(TrainingExample(messages=prompt, target=feedback.correction or ""))
-        return examples
+        return [TrainingExample(messages=prompt, target=feedback.correction or "")
+                for feedback, task in store.corrections_with_tasks() if (prompt := served_prompt(task))]
+
+    def liked_answers() -> tuple[list[TrainingExample], list[TrainingExample]]:
+        """The latest up-voted answers, in two disjoint parts: rehearsal (trained on beside the
+        corrections, so the adapter keeps what worked) and guard (held out for the gate)."""
+        guard_n, rehearsal_n = settings.gate_guard_examples, settings.train_rehearsal_examples
+        liked = [TrainingExample(messages=prompt, target=task.result["answer"])
+                 for _, task in store.approvals_with_tasks(guard_n + rehearsal_n)
+                 if (prompt := served_prompt(task)) and (task.result or {}).get("answer")]
+        return liked[guard_n:], liked[:guard_n]
 
     def train_and_gate(request: TrainRequest, version: str) -> ModelVersionRecord:
         examples = examples_from_feedback()
         if not examples:
             raise PermanentError("no corrections with a recorded prompt to train on")
+        rehearsal, guard = liked_answers()
         recipe = LoraRecipe.from_yaml(settings.train_recipe or DEFAULT_RECIPE)
         incumbent = store.active_version(settings.model_family)
-        report = train_lora(services.base_model_path, examples, recipe, settings.adapters_dir / version, progress=False)
+        report = train_lora(services.base_model_path, examples + rehearsal, recipe, settings.adapters_dir / version, progress=False)
         candidate = ModelVersionRecord(version=version, family=settings.model_family, state="candidate", adapter_path=str(report.adapter_path),
                                        parent=incumbent.version, metrics={"final_loss": report.final_loss, "steps": report.steps, "examples": report.examples})
         store.register_version(candidate)
         candidate_adapter = services.adapter_for(version)
-        gate = gate_candidate(services.engine, examples, candidate=candidate_adapter or version, incumbent=services.adapter_for(incumbent.version))
+        gate = gate_candidate(services.engine, examples, candidate=candidate_adapter or version, incumbent=services.adapter_for(incumbent.version),
+                              guard=guard, max_guard_drop=settings.gate_max_guard_drop)
         candidate.metrics |= {"gate_candidate": gate.candidate_score, "gate_incumbent": gate.incumbent_score}
+        if gate.guard_candidate_score is not None and gate.guard_incumbent_score is not None:
+            candidate.metrics |= {"gate_guard_candidate": gate.guard_candidate_score, "gate_guard_incumbent": gate.guard_incumbent_score,
+                                  "gate_guard_examples": len(gate.guard_per_example), "rehearsal_examples": len(rehearsal)}
         store.register_version(candidate)
         if gate.promoted:
             store.activate_version(settings.model_family, version)  # retires the incumbent in the same transaction
@@ -61,7 +76,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         else:
             candidate.state = "rejected"
             store.register_version(candidate)
-        log.info("training finished", version=version, promoted=gate.promoted, candidate=gate.candidate_score, incumbent=gate.incumbent_score)
+        log.info("training finished", version=version, promoted=gate.promoted, candidate=gate.candidate_score, incumbent=gate.incumbent_score,
+                 reason=gate.reason)
         return candidate
 
     async def train(request: TrainRequest) -> None:

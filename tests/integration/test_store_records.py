@@ -1,13 +1,15 @@
-"""Store records the ingest worker relies on, identical on SQLite and PostgreSQL: the large-lane
-membership that keeps a document's events in order, batched document status updates, and the
-processed-event ledger written once per batch."""
+"""Store records the workers rely on, identical on SQLite and PostgreSQL: the large-lane
+membership that keeps a document's events in order, batched document status updates, the
+processed-event ledger written once per batch, and the feedback the trainer reads."""
 
 from __future__ import annotations
 
 import pytest
 
+from schemas.events import ChatRequest, ChatTurn
 from schemas.settings import Settings
-from streams.store import Store
+from schemas.tables import FeedbackRecord
+from streams.store import Store, task_from_request
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -57,3 +59,19 @@ def test_a_batch_is_recorded_in_the_ledger_once_even_when_some_ids_are_already_t
     store.mark_processed_many(group, [])
     assert store.processed_among(group, ["e1", "e2", "e3", "e4"]) == {"e1", "e2", "e3"}
     assert store.processed_among(f"other-{unique}", ["e1"]) == set()
+
+
+def test_the_trainer_reads_corrections_oldest_first_and_the_latest_plain_up_votes(store: Store, unique: str) -> None:
+    tasks = []
+    for n in range(4):
+        request = ChatRequest(tenant=f"t-{unique}", messages=[ChatTurn(role="user", content=f"question {n}")])
+        store.create_task(task_from_request(request))
+        tasks.append(request.task_id)
+    votes = [("up", None), ("down", f"fixed-{unique}"), ("up", None), ("up", f"better-{unique}")]
+    for n, (rating, correction) in enumerate(votes):
+        store.add_feedback(FeedbackRecord(id=f"fb-{unique}-{n}", task_id=tasks[n], tenant=f"t-{unique}", rating=rating, correction=correction))
+    corrections = [(f.task_id, f.correction) for f, _ in store.corrections_with_tasks() if f.tenant == f"t-{unique}"]
+    assert corrections == [(tasks[1], f"fixed-{unique}"), (tasks[3], f"better-{unique}")]
+    liked = [t.id for f, t in store.approvals_with_tasks(limit=50) if f.tenant == f"t-{unique}"]
+    assert liked == [tasks[2], tasks[0]]  # newest first; an up-vote with a correction is a correction
+    assert store.approvals_with_tasks(limit=0) == []

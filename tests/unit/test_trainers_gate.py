@@ -83,3 +83,31 @@ def test_gain_below_min_gain_is_not_promoted():
 def test_empty_held_out_set_is_an_error():
     with pytest.raises(ValueError, match="held-out"):
         gate_candidate(ScriptedEngine({}), [], "v2", None)
+
+
+LIKED = [example("g1", "The observatory opened in 1987."), example("g2", "It bakes rye sourdough.")]
+LEARNED = {"q1": "Quenvale is the capital", "q2": "seventeen moons"}
+KEPT = {"g1": "The observatory opened in 1987.", "g2": "It bakes rye sourdough."}
+
+
+def test_a_candidate_that_forgets_up_voted_answers_is_not_promoted():
+    engine = ScriptedEngine({None: {"q1": "Paris", "q2": "two", **KEPT},
+                             "v2": {**LEARNED, "g1": "The observatory opened in 1987.", "g2": "Quenvale is the capital"}})
+    report = gate_candidate(engine, EXAMPLES, "v2", None, guard=LIKED, max_guard_drop=0.05)
+    assert report.candidate_score == 1.0 and report.incumbent_score == 0.0  # it did learn the corrections
+    assert report.guard_incumbent_score == 1.0 and report.guard_candidate_score == pytest.approx(0.5)
+    assert not report.promoted and "regressed on 2 up-voted answers" in report.reason
+    assert [r.candidate_answer for r in report.guard_per_example][1] == "Quenvale is the capital"
+
+
+def test_a_drop_within_the_allowance_on_up_voted_answers_is_promoted():
+    engine = ScriptedEngine({None: {"q1": "Paris", "q2": "two", **KEPT},
+                             "v2": {**LEARNED, "g1": "The observatory opened in 1987", "g2": "It bakes rye sourdough bread."}})
+    report = gate_candidate(engine, EXAMPLES, "v2", None, guard=LIKED, max_guard_drop=0.1)
+    assert 0.9 < report.guard_candidate_score < 1.0 and report.promoted
+
+
+def test_without_up_votes_there_is_no_guard():
+    engine = ScriptedEngine({None: {"q1": "Paris", "q2": "two"}, "v2": LEARNED})
+    report = gate_candidate(engine, EXAMPLES, "v2", None)
+    assert report.promoted and report.guard_candidate_score is None and report.guard_per_example == []
