@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy import event as sa_event
-from sqlalchemy import and_, case, func, or_, update
+from sqlalchemy import and_, case, delete, func, or_, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -50,6 +50,7 @@ def make_engine(settings: Settings) -> Engine:
 
 
 LaneEntry = Literal["entered", "waiting", "done"]
+LANE_TOMBSTONE_TTL = timedelta(days=7)  # Kafka's default retention: no redelivery is older
 
 
 class Store:
@@ -221,10 +222,14 @@ class Store:
             return "done" if row is not None and row.left_at is not None else "waiting"
 
     def leave_large_lane(self, document_id: str, event_id: str) -> None:
+        """Mark the event done on the lane; tombstones older than `LANE_TOMBSTONE_TTL` go at the
+        same time (a move is redelivered within a consumer session, long before that)."""
+        now = utcnow()
         with self.session() as s:
             s.execute(update(LargeLaneRecord).where(col(LargeLaneRecord.document_id) == document_id,
                                                     col(LargeLaneRecord.event_id) == event_id,
-                                                    col(LargeLaneRecord.left_at).is_(None)).values(left_at=utcnow()))
+                                                    col(LargeLaneRecord.left_at).is_(None)).values(left_at=now))
+            s.execute(delete(LargeLaneRecord).where(col(LargeLaneRecord.left_at) < now - LANE_TOMBSTONE_TTL))
             s.commit()
 
     def on_large_lane(self, document_ids: Iterable[str]) -> set[str]:

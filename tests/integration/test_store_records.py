@@ -4,12 +4,14 @@ processed-event ledger written once per batch, and the feedback the trainer read
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
-from schemas.events import ChatRequest, ChatTurn
+from schemas.events import ChatRequest, ChatTurn, utcnow
 from schemas.settings import Settings
-from schemas.tables import FeedbackRecord
-from streams.store import Store, task_from_request
+from schemas.tables import FeedbackRecord, LargeLaneRecord
+from streams.store import LANE_TOMBSTONE_TTL, Store, task_from_request
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -31,6 +33,23 @@ def test_a_document_stays_on_the_large_lane_until_each_of_its_events_left(store:
     store.leave_large_lane(doc, "e2")  # a redelivered lane event leaves twice: harmless
     assert store.on_large_lane([doc, other]) == set()
     assert store.on_large_lane([]) == set()
+
+
+def test_lane_tombstones_older_than_the_retention_are_removed_when_another_event_leaves(store: Store, unique: str) -> None:
+    old, new = f"old-{unique}", f"new-{unique}"
+    for doc in (old, new):
+        store.enter_large_lane(doc, "e1")
+        store.leave_large_lane(doc, "e1")
+    with store.session() as s:
+        row = s.get(LargeLaneRecord, (old, "e1"))
+        row.left_at = utcnow() - LANE_TOMBSTONE_TTL - timedelta(hours=1)
+        s.add(row)
+        s.commit()
+    store.enter_large_lane(new, "e2")
+    store.leave_large_lane(new, "e2")
+    with store.session() as s:
+        assert s.get(LargeLaneRecord, (old, "e1")) is None
+        assert s.get(LargeLaneRecord, (new, "e1")) is not None  # a recent tombstone stays
 
 
 def test_a_move_redelivered_after_the_lane_finished_does_not_put_the_document_back(store: Store, unique: str) -> None:
