@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 NonEmpty = Annotated[str, Field(min_length=1)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
 # Same shape as a document's `access` entries (free text), so any access list can be matched.
-Principal = Annotated[str, Field(min_length=1, max_length=200)]
+Principal = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 def principals_fingerprint(principals: list[str] | tuple[str, ...]) -> str:

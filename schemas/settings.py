@@ -47,9 +47,9 @@ class Settings(BaseSettings):
     retrieval_k: int = Field(4, ge=1, le=50, description="Chunks given to the generator as context.")
     max_new_tokens: int = Field(96, ge=1, le=4096)
     train_recipe: Path | None = Field(None, description="LoRA recipe YAML; default trainers/configs/lora_cpu.yaml.")
-    train_rehearsal_examples: int = Field(8, ge=0, description="Latest up-voted answers trained on beside the corrections, "
+    train_rehearsal_examples: int = Field(8, ge=0, le=256, description="Latest up-voted answers trained on beside the corrections, "
                                           "so the adapter rehearses what already worked instead of overwriting it.")
-    gate_guard_examples: int = Field(0, ge=0, description="Up-voted answers (disjoint from the rehearsal ones) the gate asks "
+    gate_guard_examples: int = Field(0, ge=0, le=64, description="Up-voted answers (disjoint from the rehearsal ones) the gate asks "
                                      "again; a candidate that scores much lower on them than the active version is not published. "
                                      "Off by default: token F1 against earlier wording also punishes correct rephrasings.")
     gate_max_guard_drop: float = Field(0.05, ge=0.0, le=1.0, description="How much lower (token F1) than the incumbent a "

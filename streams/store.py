@@ -271,26 +271,33 @@ class Store:
 
     def corrections_with_tasks(self) -> list[tuple[FeedbackRecord, TaskRecord]]:
         """Every correction ever given, with the task it corrects (training data for the next adapter)."""
-        return self._feedback_with_tasks(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.created_at))
-
-    def approvals_with_tasks(self, limit: int) -> list[tuple[FeedbackRecord, TaskRecord]]:
-        """The latest `limit` up-votes without a correction, with their tasks: answers that worked,
-        which a new adapter must not unlearn (the gate's regression guard)."""
-        if limit <= 0:
-            return []
-        liked = and_(col(FeedbackRecord.rating) == "up", col(FeedbackRecord.correction).is_(None))
-        return self._feedback_with_tasks(liked, col(FeedbackRecord.created_at).desc(), limit)
-
-    def _feedback_with_tasks(self, where: Any, order: Any, limit: int | None = None) -> list[tuple[FeedbackRecord, TaskRecord]]:
         with self.session() as s:
             statement = (
                 select(FeedbackRecord, TaskRecord)
                 .join(TaskRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
-                .where(where)
-                .order_by(order)
-                .limit(limit)
+                .where(col(FeedbackRecord.correction).is_not(None))
+                .order_by(col(FeedbackRecord.created_at))
             )
             return [(f, t) for f, t in s.exec(statement).all()]
+
+    def approved_tasks(self, limit: int) -> list[TaskRecord]:
+        """Up to `limit` distinct tasks users rated up, latest up-vote first, leaving out any task
+        that was also corrected or rated down: answers that worked, for rehearsal and the gate."""
+        if limit <= 0:
+            return []
+        disputed = (select(FeedbackRecord.task_id)
+                    .where(or_(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.rating) == "down")))
+        last_up = func.max(FeedbackRecord.created_at)
+        with self.session() as s:
+            statement = (
+                select(TaskRecord)
+                .join(FeedbackRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
+                .where(col(FeedbackRecord.rating) == "up", col(TaskRecord.id).not_in(disputed))
+                .group_by(col(TaskRecord.id))
+                .order_by(last_up.desc())
+                .limit(limit)
+            )
+            return list(s.exec(statement).all())
 
     # --- evaluation -----------------------------------------------------------------------------
     def save_eval(self, row: EvalRecord) -> None:

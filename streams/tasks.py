@@ -22,6 +22,10 @@ from streams.publisher import Publisher
 from streams.store import Store, task_from_request
 
 
+class IdempotencyConflict(Exception):
+    """The Idempotency-Key names a task that another reader (other principals) submitted."""
+
+
 class QueueFull(Exception):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
@@ -73,14 +77,15 @@ class TaskService:
 
     async def submit(self, request: ChatRequest, *, idempotency_key: str | None = None) -> tuple[TaskRecord, bool]:
         """Accept a task; returns (task, created). A repeated idempotency key returns the first task,
-        to the same tenant and principals only: keys are scoped by both, so nobody can fetch
-        another reader's answer by guessing the key it used."""
-        if idempotency_key and (who := principals_fingerprint(request.principals)):
+        to the same tenant and principals only: keys are scoped by both, and a task found under a
+        key is checked to be the caller's, so nobody reaches another reader's answer through a key."""
+        who = principals_fingerprint(request.principals)
+        if idempotency_key and who:
             idempotency_key = f"{idempotency_key}#{who}"
         if idempotency_key:
             existing = await asyncio.to_thread(self.store.find_task_by_idempotency_key, request.tenant, idempotency_key)
             if existing is not None:
-                return existing, False
+                return self._own(existing, who), False
         await self._check_capacity(request.tenant)
         record = task_from_request(request, idempotency_key=idempotency_key)
         created = await asyncio.to_thread(self.store.create_task, record)
@@ -88,9 +93,15 @@ class TaskService:
             existing = await asyncio.to_thread(self.store.find_task_by_idempotency_key, request.tenant, idempotency_key or "")
             if existing is None:
                 raise ValueError(f"task_id {request.task_id!r} already exists")
-            return existing, False
+            return self._own(existing, who), False
         await self.publisher.publish(request)
         return record, True
+
+    @staticmethod
+    def _own(task: TaskRecord, who: str) -> TaskRecord:
+        if principals_fingerprint(task.request.get("principals", [])) != who:
+            raise IdempotencyConflict("this Idempotency-Key was used by another caller; choose another key")
+        return task
 
     async def _check_capacity(self, tenant: str) -> None:
         total, mine = await asyncio.to_thread(self.store.queue_depth, tenant)

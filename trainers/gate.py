@@ -117,10 +117,11 @@ def gate_candidate(
         raise ValueError("gate_candidate needs held-out examples; an empty set cannot show a gain")
     rows = _score_both(engine, examples, candidate, incumbent, params)
     cand_score, inc_score = _mean(r.candidate_f1 for r in rows), _mean(r.incumbent_f1 for r in rows)
-    guard_rows = _score_both(engine, list(guard), candidate, incumbent, params)
+    gained = cand_score - inc_score > min_gain
+    guard_rows = _score_both(engine, list(guard), candidate, incumbent, params) if gained else []  # no gain: rejected anyway
     guard_cand = _mean(r.candidate_f1 for r in guard_rows) if guard_rows else None
     guard_inc = _mean(r.incumbent_f1 for r in guard_rows) if guard_rows else None
-    if cand_score - inc_score <= min_gain:
+    if not gained:
         promoted, reason = False, f"no gain on the corrections: {cand_score:.3f} vs {inc_score:.3f} (needs > +{min_gain})"
     elif guard_cand is not None and guard_inc is not None and guard_cand < guard_inc - max_guard_drop:
         promoted, reason = False, (f"regressed on {len(guard_rows)} up-voted answers: {guard_cand:.3f} vs {guard_inc:.3f} "

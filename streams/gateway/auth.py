@@ -19,13 +19,14 @@ import asyncio
 import hmac
 import re
 from collections.abc import Awaitable, Callable
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
 
 import structlog
 from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import Field, TypeAdapter, ValidationError
 
-from schemas.events import principals_fingerprint
+from schemas.events import Principal, principals_fingerprint
 from schemas.settings import Settings
 from schemas.tables import TaskRecord
 from streams.gateway.context import GatewayContext
@@ -35,6 +36,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from RAGLOOP_API_
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An API key from RAGLOOP_API_KEYS.")
 
 
+_PRINCIPALS = TypeAdapter(Annotated[list[Principal], Field(max_length=100)])
 _IDENTIFIER = re.compile(r"[A-Za-z0-9_.:@/-]{1,200}")  # schemas.events.Identifier: what a tenant may be
 
 
@@ -57,6 +59,11 @@ def parse_api_keys(settings: Settings) -> dict[str, KeyGrant]:
         if not sep or not key or not _IDENTIFIER.fullmatch(tenant) or not all(principals):
             raise ValueError(f"RAGLOOP_API_KEYS entry {number} is not `key=tenant` or `key=tenant|principal|…` "
                              "(expected e.g. `key1=tenantA,key2=tenantB|alice|team-a`)")
+        try:
+            _PRINCIPALS.validate_python(principals)
+        except ValidationError as error:
+            raise ValueError(f"RAGLOOP_API_KEYS entry {number}: principals must be 1-200 printable characters each, "
+                             f"at most 100 ({error.errors()[0]['msg']})") from None
         keys[key] = KeyGrant(tenant, tuple(principals))
     return keys
 

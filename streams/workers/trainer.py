@@ -38,23 +38,28 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         turns = (task.result or {}).get("response", {}).get("prompt")
         return [ChatMessage(role=t["role"], content=t["content"]) for t in turns] if turns else None
 
+    def trainable(task: TaskRecord) -> bool:
+        """The adapter serves every tenant and principal, so it never learns from a prompt that may
+        hold restricted passages: only requests asked without principals are trained on."""
+        return not task.request.get("principals")
+
     def examples_from_feedback() -> list[TrainingExample]:
         return [TrainingExample(messages=prompt, target=feedback.correction or "")
-                for feedback, task in store.corrections_with_tasks() if (prompt := served_prompt(task))]
+                for feedback, task in store.corrections_with_tasks() if trainable(task) and (prompt := served_prompt(task))]
 
     def liked_answers() -> tuple[list[TrainingExample], list[TrainingExample]]:
-        """The latest up-voted answers, in two disjoint parts: rehearsal (trained on beside the
-        corrections, so the adapter keeps what worked) and guard (held out for the gate)."""
+        """The latest up-voted answers, in two disjoint parts: guard (the newest, held out for the
+        gate) and rehearsal (trained on beside the corrections, so the adapter keeps what worked)."""
         guard_n, rehearsal_n = settings.gate_guard_examples, settings.train_rehearsal_examples
         liked = [TrainingExample(messages=prompt, target=task.result["answer"])
-                 for _, task in store.approvals_with_tasks(guard_n + rehearsal_n)
-                 if (prompt := served_prompt(task)) and (task.result or {}).get("answer")]
-        return liked[guard_n:], liked[:guard_n]
+                 for task in store.approved_tasks(4 * (guard_n + rehearsal_n))  # room for the ones left out below
+                 if trainable(task) and (prompt := served_prompt(task)) and (task.result or {}).get("answer")]
+        return liked[guard_n:guard_n + rehearsal_n], liked[:guard_n]
 
     def train_and_gate(request: TrainRequest, version: str) -> ModelVersionRecord:
         examples = examples_from_feedback()
         if not examples:
-            raise PermanentError("no corrections with a recorded prompt to train on")
+            raise PermanentError("no corrections with a recorded prompt to train on (requests asked with principals are never trained on)")
         rehearsal, guard = liked_answers()
         recipe = LoraRecipe.from_yaml(settings.train_recipe or DEFAULT_RECIPE)
         incumbent = store.active_version(settings.model_family)
@@ -65,10 +70,11 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         candidate_adapter = services.adapter_for(version)
         gate = gate_candidate(services.engine, examples, candidate=candidate_adapter or version, incumbent=services.adapter_for(incumbent.version),
                               guard=guard, max_guard_drop=settings.gate_max_guard_drop)
-        candidate.metrics |= {"gate_candidate": gate.candidate_score, "gate_incumbent": gate.incumbent_score}
+        candidate.metrics |= {"gate_candidate": gate.candidate_score, "gate_incumbent": gate.incumbent_score,
+                              "rehearsal_examples": len(rehearsal)}
         if gate.guard_candidate_score is not None and gate.guard_incumbent_score is not None:
             candidate.metrics |= {"gate_guard_candidate": gate.guard_candidate_score, "gate_guard_incumbent": gate.guard_incumbent_score,
-                                  "gate_guard_examples": len(gate.guard_per_example), "rehearsal_examples": len(rehearsal)}
+                                  "gate_guard_examples": len(gate.guard_per_example)}
         store.register_version(candidate)
         if gate.promoted:
             store.activate_version(settings.model_family, version)  # retires the incumbent in the same transaction

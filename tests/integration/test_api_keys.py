@@ -4,6 +4,7 @@ key's principals (not the ones a caller claims) decide which restricted document
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ import openai
 import pytest
 from pydantic import SecretStr
 
-from schemas.events import ChatRequest, ChatTurn
+from schemas.events import ChatRequest, ChatTurn, principals_fingerprint
 from schemas.settings import Settings
 from streams.gateway.app import create_app
 from streams.gateway.auth import KeyGrant, parse_api_keys
@@ -21,6 +22,7 @@ from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
 from streams.signing import RAGLOOP
 from streams.store import task_from_request
+from streams.tasks import IdempotencyConflict, TaskService, TokenHub
 
 KEYS = {"key-a": KeyGrant("tenantA"), "key-b": KeyGrant("tenantB")}
 A = {"Authorization": "Bearer key-a"}
@@ -189,3 +191,15 @@ def test_a_task_asked_with_principals_is_invisible_to_another_key_of_the_same_te
         assert other.status_code == 202 and other.json()["task_id"] != task_id
         again = client.post("/v1/chat", json=CHAT, headers={**granted, "Idempotency-Key": "q-1"})
         assert again.status_code == 200 and again.json()["task_id"] == task_id
+        # Nor can it name the scoped form of the key: `#` is refused, and a task found is checked to be the caller's.
+        forged = f"q-1#{principals_fingerprint(('alice', 'team-x'))}"
+        assert client.post("/v1/chat", json=CHAT, headers={**A, "Idempotency-Key": forged}).status_code == 422
+        plain = ChatRequest(tenant="tenantA", messages=[ChatTurn(role="user", content="q")])
+        with pytest.raises(IdempotencyConflict):
+            asyncio.run(TaskService(runtime.store, runtime.publisher, keyed, TokenHub()).submit(plain, idempotency_key=forged))
+
+
+def test_api_key_principals_must_fit_what_a_request_can_carry(settings: Settings) -> None:
+    for bad in ("key-p=tenantA|" + "x" * 201, "key-p=tenantA|" + "|".join(f"p{n}" for n in range(101))):
+        with pytest.raises(ValueError, match="entry 1: principals must be 1-200 printable characters each, at most 100"):
+            parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(bad)}))

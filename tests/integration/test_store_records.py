@@ -80,17 +80,19 @@ def test_a_batch_is_recorded_in_the_ledger_once_even_when_some_ids_are_already_t
     assert store.processed_among(f"other-{unique}", ["e1"]) == set()
 
 
-def test_the_trainer_reads_corrections_oldest_first_and_the_latest_plain_up_votes(store: Store, unique: str) -> None:
-    tasks = []
-    for n in range(4):
-        request = ChatRequest(tenant=f"t-{unique}", messages=[ChatTurn(role="user", content=f"question {n}")])
+def test_the_trainer_reads_corrections_oldest_first_and_undisputed_up_voted_tasks_latest_first(store: Store, unique: str) -> None:
+    tenant, tasks = f"t-{unique}", []
+    for n in range(5):
+        request = ChatRequest(tenant=tenant, messages=[ChatTurn(role="user", content=f"question {n}")])
         store.create_task(task_from_request(request))
         tasks.append(request.task_id)
-    votes = [("up", None), ("down", f"fixed-{unique}"), ("up", None), ("up", f"better-{unique}")]
-    for n, (rating, correction) in enumerate(votes):
-        store.add_feedback(FeedbackRecord(id=f"fb-{unique}-{n}", task_id=tasks[n], tenant=f"t-{unique}", rating=rating, correction=correction))
-    corrections = [(f.task_id, f.correction) for f, _ in store.corrections_with_tasks() if f.tenant == f"t-{unique}"]
+    votes = [(0, "up", None), (1, "down", f"fixed-{unique}"), (2, "up", None), (3, "up", f"better-{unique}"),
+             (0, "up", None),  # task 0 up-voted again: listed once, by its latest up-vote
+             (4, "up", None), (4, "down", None)]  # task 4 liked, then disliked: disputed
+    for n, (task, rating, correction) in enumerate(votes):
+        store.add_feedback(FeedbackRecord(id=f"fb-{unique}-{n}", task_id=tasks[task], tenant=tenant, rating=rating, correction=correction))
+    corrections = [(f.task_id, f.correction) for f, _ in store.corrections_with_tasks() if f.tenant == tenant]
     assert corrections == [(tasks[1], f"fixed-{unique}"), (tasks[3], f"better-{unique}")]
-    liked = [t.id for f, t in store.approvals_with_tasks(limit=50) if f.tenant == f"t-{unique}"]
-    assert liked == [tasks[2], tasks[0]]  # newest first; an up-vote with a correction is a correction
-    assert store.approvals_with_tasks(limit=0) == []
+    liked = [t.id for t in store.approved_tasks(limit=50) if t.tenant == tenant]
+    assert liked == [tasks[0], tasks[2]]  # an up-vote with a correction is a correction, not an approval
+    assert store.approved_tasks(limit=0) == []

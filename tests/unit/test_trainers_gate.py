@@ -107,6 +107,12 @@ def test_a_drop_within_the_allowance_on_up_voted_answers_is_promoted():
     assert 0.9 < report.guard_candidate_score < 1.0 and report.promoted
 
 
+def test_without_a_gain_the_guard_is_not_even_asked():
+    same = {"q1": "Quenvale", "q2": "seventeen", **KEPT}
+    report = gate_candidate(ScriptedEngine({"v1": same, "v2": same}), EXAMPLES, "v2", "v1", guard=LIKED)
+    assert not report.promoted and report.guard_per_example == [] and "no gain" in report.reason
+
+
 def test_without_up_votes_there_is_no_guard():
     engine = ScriptedEngine({None: {"q1": "Paris", "q2": "two"}, "v2": LEARNED})
     report = gate_candidate(engine, EXAMPLES, "v2", None)

@@ -14,7 +14,7 @@ from schemas.tables import TERMINAL_TASK_STATES
 from streams.gateway.api_models import ChatIn, TaskOut
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
-from streams.tasks import QueueFull
+from streams.tasks import IdempotencyConflict, QueueFull
 
 
 def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
@@ -40,6 +40,8 @@ async def submit(ctx: GatewayContext, request: ChatRequest, idempotency_key: str
         return await ctx.tasks.submit(request, idempotency_key=idempotency_key)
     except QueueFull as full:
         raise HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)}) from None
+    except IdempotencyConflict as conflict:
+        raise HTTPException(409, str(conflict)) from None
 
 
 def router(ctx: GatewayContext) -> APIRouter:
@@ -47,11 +49,12 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     @api.post("/v1/chat", status_code=202, response_model=TaskOut,
               responses={200: {"model": TaskOut, "description": "With ?wait=true: the finished task."},
+                         409: {"description": "Idempotency-Key used by another caller."},
                          413: {"description": "Prompt too large."}, 503: {"description": "Queue full; see Retry-After."}})
     async def post_chat(body: ChatIn, request: Request, response: Response,
                         wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
                         timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
-                        idempotency_key: Annotated[str | None, Header(max_length=200, description="Repeat-safe submission.")] = None) -> TaskOut:
+                        idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$", description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
         await ensure_model_version(ctx, body.model_version)
         body.tenant = tenant_of(request, body.tenant)
         body.principals = principals_of(request, body.principals)

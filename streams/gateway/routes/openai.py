@@ -43,7 +43,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         return None if model in ("ragloop", ctx.settings.model_family, "") else model
 
     @api.post("/v1/chat/completions", response_model=None)
-    async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200)) -> Any:
+    async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:
         version = version_of(body.model)
         await ensure_model_version(ctx, version)
         chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
