@@ -261,7 +261,7 @@ def thread_id(tenant: str, conversation_id: str, principals: Sequence[str] = ())
     """The checkpointer key. Conversation ids come from clients, so one tenant's id must never open
     another's memory; and earlier answers may quote restricted documents, so a conversation is also
     private to the principals that held it (another key of the same tenant starts a fresh one)."""
-    who = principals_fingerprint(tuple(principals))
+    who = principals_fingerprint(principals)
     return f"{tenant}/{conversation_id}/{who}" if who else f"{tenant}/{conversation_id}"
 
 

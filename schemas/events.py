@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -20,12 +21,11 @@ Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za
 Principal = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
-def principals_fingerprint(principals: list[str] | tuple[str, ...]) -> str:
+def principals_fingerprint(principals: Iterable[str]) -> str:
     """A short stable name for a set of principals (order and repeats ignored); '' for none.
     Scopes what one reader keeps (conversation memory, idempotency keys) away from other readers."""
-    if not principals:
-        return ""
-    return hashlib.sha256("\n".join(sorted(set(principals))).encode()).hexdigest()[:16]
+    unique = sorted(set(principals))
+    return hashlib.sha256("\n".join(unique).encode()).hexdigest()[:16] if unique else ""
 
 
 def new_id() -> str:

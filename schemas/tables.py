@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from schemas.events import utcnow
+from schemas.events import principals_fingerprint, utcnow
 
 TASK_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_TASK_STATES = ("succeeded", "failed", "cancelled")
@@ -41,6 +41,10 @@ class TaskRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    def asked_as(self) -> str:
+        """Fingerprint of the principals the task was asked as ('' for none): who may see its answer."""
+        return principals_fingerprint(self.request.get("principals", []))
 
 
 class DocumentRecord(SQLModel, table=True):

@@ -96,15 +96,13 @@ class EventConsumer(Generic[E]):
             failures = await self._handle_batch([e for e, _ in events])
         for event, message in events:
             ok = True
-            if not batched:
+            if not batched:  # a run of one event
                 ok = await self._handle_with_retries(event, message, broker, retry)
-                if not self.broadcast:
-                    await asyncio.to_thread(store.mark_processed, self.group, event.event_id)
             elif event.event_id in failures:
                 ok = await self._handle_with_retries(event, message, broker, retry, first_error=failures[event.event_id])
             if ok:
                 EVENTS_CONSUMED.labels(self.topic.name, self.group, "ok").inc()
-        if batched and not self.broadcast:  # one ledger write for the whole run, after every effect is durable
+        if not self.broadcast:  # one ledger write for the whole run, after every effect is durable
             await asyncio.to_thread(store.mark_processed_many, self.group, [e.event_id for e, _ in events])
 
     async def _validate(self, message: RawMessage, broker: Broker) -> E | None:

@@ -105,9 +105,6 @@ class Store:
                                                                 col(ProcessedEvent.event_id).in_(ids)))
             return set(rows.all())
 
-    def mark_processed(self, consumer: str, event_id: str) -> None:
-        self.mark_processed_many(consumer, [event_id])
-
     def mark_processed_many(self, consumer: str, event_ids: Iterable[str]) -> None:
         """Record a batch's events in one statement. Ids already recorded (a redelivery racing
         another worker) are skipped by the database, not by a read-then-write that could race."""

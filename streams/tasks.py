@@ -99,7 +99,7 @@ class TaskService:
 
     @staticmethod
     def _own(task: TaskRecord, who: str) -> TaskRecord:
-        if principals_fingerprint(task.request.get("principals", [])) != who:
+        if task.asked_as() != who:
             raise IdempotencyConflict("this Idempotency-Key was used by another caller; choose another key")
         return task
 

@@ -68,15 +68,20 @@ def parse_api_keys(settings: Settings) -> dict[str, KeyGrant]:
     return keys
 
 
+def grant_of(request: Request) -> KeyGrant | None:
+    """The API key's grant of this request; None when auth is off."""
+    return getattr(request.state, "grant", None)
+
+
 def tenant_of(request: Request, requested: str) -> str:
     """The tenant a request acts for: its API key's tenant when auth is on, else the one it asked for."""
-    grant: KeyGrant | None = getattr(request.state, "grant", None)
+    grant = grant_of(request)
     return grant.tenant if grant else requested
 
 
 def principals_of(request: Request, requested: list[str]) -> list[str]:
     """Who a request reads as: its API key's principals when auth is on, else the ones it named."""
-    grant: KeyGrant | None = getattr(request.state, "grant", None)
+    grant = grant_of(request)
     return list(grant.principals) if grant else requested
 
 
@@ -86,8 +91,7 @@ def owns_task(grant: KeyGrant | None, task: TaskRecord) -> bool:
     rate it. Without auth (no grant) every task is reachable, as everything else is."""
     if grant is None:
         return True
-    asked_as = principals_fingerprint(tuple(task.request.get("principals", [])))
-    return task.tenant == grant.tenant and asked_as == principals_fingerprint(grant.principals)
+    return task.tenant == grant.tenant and task.asked_as() == principals_fingerprint(grant.principals)
 
 
 def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
@@ -130,7 +134,7 @@ async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: s
     params = request.path_params
     if "task_id" in params:
         task = await asyncio.to_thread(ctx.store.get_task, params["task_id"])
-        if task is not None and not owns_task(request.state.grant, task):
+        if task is not None and not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
     if "document_id" in params:
         document = await asyncio.to_thread(ctx.store.get_document, params["document_id"])

@@ -73,7 +73,7 @@ def test_document_statuses_are_updated_in_one_batch(store: Store, unique: str) -
 
 def test_a_batch_is_recorded_in_the_ledger_once_even_when_some_ids_are_already_there(store: Store, unique: str) -> None:
     group = f"group-{unique}"
-    store.mark_processed(group, "e1")
+    store.mark_processed_many(group, ["e1"])
     store.mark_processed_many(group, ["e1", "e2", "e3", "e2"])  # e1 raced in earlier; e2 twice in one batch
     store.mark_processed_many(group, [])
     assert store.processed_among(group, ["e1", "e2", "e3", "e4"]) == {"e1", "e2", "e3"}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from schemas.events import FeedbackEvent
 from streams.gateway.api_models import FeedbackAccepted, FeedbackIn, ModelList, ModelOut
-from streams.gateway.auth import owns_task
+from streams.gateway.auth import grant_of, owns_task
 from streams.gateway.context import GatewayContext
 
 
@@ -18,7 +18,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     @api.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted, tags=["feedback"])
     async def post_feedback(body: FeedbackIn, request: Request) -> FeedbackAccepted:
         task = await asyncio.to_thread(ctx.store.get_task, body.task_id)
-        if task is None or not owns_task(getattr(request.state, "grant", None), task):
+        if task is None or not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {body.task_id!r}")
         event = FeedbackEvent(tenant=task.tenant, task_id=body.task_id, rating=body.rating, correction=body.correction, comment=body.comment)
         await ctx.publisher.publish(event)
