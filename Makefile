@@ -1,6 +1,7 @@
 # Two commands on a fresh machine:
 #   make run   — create the environment, fetch the models, run the whole loop embedded (no servers)
 #   make test  — create the environment, fetch the models, start Kafka/OpenSearch/PostgreSQL, run the tests
+#   make test-fast — the same without the tests marked slow (real-model generation and training), for the edit-test loop
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -18,7 +19,7 @@ export RAGLOOP_TEST_KAFKA_URL ?= kafka://127.0.0.1:$(RAGLOOP_KAFKA_PORT)
 export RAGLOOP_TEST_OPENSEARCH_URL ?= http://127.0.0.1:$(RAGLOOP_OPENSEARCH_PORT)
 export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAGLOOP_POSTGRES_PORT)/ragloop_test
 
-.PHONY: setup models run demo services services-stop test test-unit lint
+.PHONY: setup models run demo services services-stop test test-fast test-unit lint
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -43,6 +44,9 @@ services-stop:
 
 test: models services
 	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra $(PYTEST_ARGS)
+
+test-fast: models services
+	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra -m "not slow" $(PYTEST_ARGS)
 
 test-unit: setup
 	$(BIN)/pytest -p no:cacheprovider -ra tests/unit

@@ -35,7 +35,8 @@ app.add_typer(topics_app, name="topics")
 eval_app = typer.Typer(help="Measure retrieval and answer quality on BEIR-layout datasets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
-console = Console(stderr=True, soft_wrap=True)
+console = Console(stderr=True, soft_wrap=True)  # progress, summaries, errors
+listing = Console(soft_wrap=True)  # what a list command lists goes to stdout, so it can be piped
 T = TypeVar("T")
 
 
@@ -136,7 +137,7 @@ def topics_asyncapi(out: Annotated[Path | None, typer.Option(help="Write to this
 def topics_list() -> None:
     """Show every topic, the event it carries and what it is for."""
     for topic in TOPICS.values():
-        console.print(f"[bold]{topic.name}[/] ({topic.event.__name__}) — {topic.description}  dlq: {topic.dlq}")
+        listing.print(f"[bold]{topic.name}[/] ({topic.event.__name__}) — {topic.description}  dlq: {topic.dlq}")
 
 
 @app.command()
@@ -243,7 +244,8 @@ async def _follow_documents(runtime: Runtime, ids: list[str], timeout: float) ->
     done: dict[str, str] = {}
     chunks = 0
     deadline = time.monotonic() + timeout
-    with tqdm(total=len(ids), desc="indexing", unit="doc", file=sys.stderr) as bar:
+    # disable=None: no bar when stderr is not a terminal, where it would split the JSON log lines.
+    with tqdm(total=len(ids), desc="indexing", unit="doc", file=sys.stderr, disable=None) as bar:
         while len(done) < len(ids) and time.monotonic() < deadline:
             for doc_id in ids:
                 if doc_id in done:
@@ -337,7 +339,7 @@ def _tqdm_progress() -> Callable[[str, int, int], None]:
     bars: dict[str, tqdm] = {}
 
     def report(stage: str, done: int, total: int) -> None:
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, file=sys.stderr))
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=stage, file=sys.stderr, disable=None))
         bar.update(done - bar.n)
         if done >= total:
             bar.close()
@@ -453,7 +455,7 @@ def models_list() -> None:
     store = Store.from_settings(settings)
     store.ensure_base_version(settings.model_family)
     for row in store.list_versions(settings.model_family):
-        console.print(f"{'*' if row.state == 'active' else ' '} {row.version:45} {row.state:9} {row.adapter_path or '(base weights)'}")
+        listing.print(f"{'*' if row.state == 'active' else ' '} {row.version:45} {row.state:9} {row.adapter_path or '(base weights)'}")
 
 
 if __name__ == "__main__":

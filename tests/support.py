@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import os
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from pathlib import Path
+from types import ModuleType
+from typing import Any, NoReturn, TypeVar
 
+import pytest
 from kafka import KafkaConsumer
 
 from schemas.settings import Settings
 from streams.brokers.base import Broker
 from streams.brokers.embedded import EmbeddedBroker
+
+T = TypeVar("T")
 
 
 async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: float = 60, interval: float = 0.1, what: str = "condition") -> None:
@@ -27,6 +34,17 @@ async def eventually(check: Callable[[], Awaitable[bool] | bool], *, timeout: fl
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def wait_for(check: Callable[[], T], *, timeout: float = 60, interval: float = 0.1, what: str = "condition") -> T:
+    """The synchronous `eventually`, for tests driving a TestClient: poll `check` until it returns
+    something truthy, and return that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
 def read_topic(settings: Settings, broker: Broker, topic: str, *, timeout_s: float = 5) -> list[dict[str, Any]]:
     """Every JSON message on a topic so far (embedded: the retained log; Kafka: a fresh consumer from the start)."""
     if isinstance(broker, EmbeddedBroker):
@@ -38,3 +56,25 @@ def read_topic(settings: Settings, broker: Broker, topic: str, *, timeout_s: flo
     finally:
         consumer.close()
 
+
+def unavailable(message: str) -> NoReturn:
+    """Something a test needs is missing: skip on a developer machine, fail under
+    `RAGLOOP_REQUIRE_SERVICES=1` (CI sets it), so a green CI run never hides an unrun test."""
+    if os.environ.get("RAGLOOP_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def require_module(name: str) -> ModuleType:
+    """`pytest.importorskip` that fails in CI instead of skipping silently."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        unavailable(f"Python module {name!r} is not installed ({error}); install the test extras: make setup")
+
+
+def require_path(path: Path, what: str) -> Path:
+    """A data folder outside the repository (e.g. ../shared/data): skip where it is absent, fail in CI."""
+    if not path.exists():
+        unavailable(f"{what} is not at {path}; it lives in the project's shared data folder (../shared/data)")
+    return path

@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from transformers import (
@@ -70,6 +70,9 @@ class TransformersEngine:
         configured = configured if isinstance(configured, list) else [] if configured is None else [configured]
         self._end_ids = [self._eot_id, *(int(i) for i in configured if int(i) != self._eot_id)]
         self._lock = threading.Lock()
+        # Tokens decoded so far, every request together (batch rows count separately), updated at
+        # each decoding step: makes visible that a cancelled stream really stopped decoding.
+        self.tokens_decoded = 0
 
     # ---- adapters -------------------------------------------------------------------------
 
@@ -111,7 +114,7 @@ class TransformersEngine:
     ) -> Generation:
         params = params or GenerationParams()
         prompt_ids = self._encode(messages)
-        stopper = _StopOnStrings(self.tokenizer, prompt_ids.shape[1], params.stop)
+        stopper = _StopOnStrings(self.tokenizer, prompt_ids.shape[1], params.stop, self._count)
         with self._lock, self._weights(adapter), torch.inference_mode():
             output = self._model.generate(
                 input_ids=prompt_ids,
@@ -145,7 +148,7 @@ class TransformersEngine:
         """
         params = params or GenerationParams()
         prompt_ids = self._encode(messages)
-        stopper = _StopOnStrings(self.tokenizer, prompt_ids.shape[1], params.stop)
+        stopper = _StopOnStrings(self.tokenizer, prompt_ids.shape[1], params.stop, self._count)
         streamer = TextIteratorStreamer(
             self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=300.0
         )
@@ -213,7 +216,7 @@ class TransformersEngine:
         pad = self._pad_id
         input_ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=self.device)
         attention = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=self.device)
-        stopper = _StopOnStrings(self.tokenizer, width, params.stop)
+        stopper = _StopOnStrings(self.tokenizer, width, params.stop, self._count)
         with self._lock, self._weights(adapter), torch.inference_mode():
             output = self._model.generate(
                 input_ids=input_ids,
@@ -243,6 +246,9 @@ class TransformersEngine:
         return results
 
     # ---- internals ------------------------------------------------------------------------
+
+    def _count(self, tokens: int) -> None:
+        self.tokens_decoded += tokens  # one decoding thread at a time: the engine lock is held
 
     @property
     def _pad_id(self) -> int:
@@ -282,14 +288,16 @@ class _StopOnStrings(StoppingCriteria):
     batch keeps filling the row with padding.
     """
 
-    def __init__(self, tokenizer: Any, prompt_len: int, stops: list[str]) -> None:
+    def __init__(self, tokenizer: Any, prompt_len: int, stops: list[str], on_step: Callable[[int], None]) -> None:
         self.tokenizer = tokenizer
+        self.on_step = on_step  # told the rows of each decoding step
         self.prompt_len = prompt_len
         self.stops = [s for s in stops if s]
         self.cancelled = False
         self.stopped_at: dict[int, int] = {}
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        self.on_step(int(input_ids.shape[0]))
         done = torch.full((input_ids.shape[0],), self.cancelled, dtype=torch.bool, device=input_ids.device)
         if self.cancelled or not self.stops:
             return done

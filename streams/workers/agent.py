@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
+from prometheus_client import Gauge
 
 from agents.graph import AgentQuery
 from models.llm.base import ChatMessage
@@ -32,6 +33,9 @@ from streams.topics import TOPICS
 
 GROUP = "ragloop.agent"
 log = structlog.get_logger(__name__)
+# Beside the queue depth (accepted, not yet running anywhere): what the agents already hold and
+# cannot start yet, so an operator sees whether tasks wait in the broker or behind a busy engine.
+WAITING = Gauge("ragloop_agent_waiting_tasks", "Chat tasks delivered to an agent and waiting for its engine.")
 
 
 class PriorityGate:
@@ -48,12 +52,15 @@ class PriorityGate:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (0 if high else 1, next(self._order), future))
+        WAITING.inc()
         try:
             await future
         except asyncio.CancelledError:
             if future.done() and not future.cancelled():  # we were handed the gate as we were cancelled
                 self.release()
             raise
+        finally:
+            WAITING.dec()
 
     def release(self) -> None:
         while self._waiters:

@@ -124,12 +124,15 @@ class CallbackSender:
         s = self.settings
         return s.callback_max_attempts * 2 * s.callback_timeout_s + s.callback_backoff_s * 2 ** (s.callback_max_attempts - 1) + 30
 
-    def schedule(self, task_id: str) -> None:
-        if task_id in self._running:
-            return
+    def schedule(self, task_id: str) -> asyncio.Task[None]:
+        """Start delivering a task's callback (or return the delivery already under way); the
+        returned task ends when this sender is done with it: delivered, given up, or not its to send."""
+        if (running := self._running.get(task_id)) is not None:
+            return running
         delivery = asyncio.create_task(self._deliver(task_id), name=f"callback:{task_id}")
         self._running[task_id] = delivery
         delivery.add_done_callback(lambda _: self._running.pop(task_id, None))
+        return delivery
 
     async def sweep(self) -> None:
         for task in await asyncio.to_thread(self.store.callbacks_due):

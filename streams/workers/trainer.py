@@ -74,7 +74,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                               "rehearsal_examples": len(rehearsal)}
         if gate.guard_candidate_score is not None and gate.guard_incumbent_score is not None:
             candidate.metrics |= {"gate_guard_candidate": gate.guard_candidate_score, "gate_guard_incumbent": gate.guard_incumbent_score,
-                                  "gate_guard_examples": len(gate.guard_per_example)}
+                                  "gate_guard_examples": len(gate.guard_per_example), "gate_max_guard_drop": gate.max_guard_drop}
         store.register_version(candidate)
         if gate.promoted:
             store.activate_version(settings.model_family, version)  # retires the incumbent in the same transaction

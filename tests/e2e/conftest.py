@@ -8,11 +8,13 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
+import psycopg
 
 RAGLOOP = str(Path(sys.executable).with_name("ragloop"))
 
@@ -39,6 +41,16 @@ class Processes:
         for name, process in self.running.items():
             if process.poll() is not None:
                 raise AssertionError(f"{name} exited with {process.returncode}\n{self.tails()}")
+
+    def wait_until(self, check: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.5) -> None:
+        """Poll a condition while every process stays alive: a dead role fails at once, with its log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.assert_alive()
+            if check():
+                return
+            time.sleep(interval)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{self.tails()}")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         process = self.running.pop(name)
@@ -71,13 +83,26 @@ def processes(env: dict[str, str], logs: Path) -> Iterator[Processes]:
 
 
 def wait_healthy(base_url: str, procs: Processes, timeout: float = 240) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        procs.assert_alive()
+    def healthy() -> bool:
         try:
-            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
-                return
+            return httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"gateway not healthy after {timeout}s\n{procs.tails()}")
+            return False
+
+    procs.wait_until(healthy, timeout=timeout, what=f"{base_url}/healthz")
+
+
+@contextmanager
+def fresh_postgres_schema(postgres_url: str, name: str) -> Iterator[str]:
+    """A database URL whose every table (the store's and the agent memory's) lives in a new, empty
+    schema of the test database, dropped afterwards: a clean slate that never touches the tables
+    other tests use concurrently. A schema, not a database: the test role owns the test database
+    but is not allowed CREATE DATABASE (deploy/local/postgres.sh)."""
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f'CREATE SCHEMA "{name}"')
+    try:
+        separator = "&" if "?" in postgres_url else "?"
+        yield f"{postgres_url}{separator}options={quote(f'-csearch_path={name}')}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f'DROP SCHEMA "{name}" CASCADE')

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import httpx
@@ -23,9 +23,11 @@ from streams.runtime import Runtime
 from streams.signing import RAGLOOP
 from streams.store import task_from_request
 from streams.tasks import IdempotencyConflict, TaskService, TokenHub
+from tests.support import wait_for
 
 KEYS = {"key-a": KeyGrant("tenantA"), "key-b": KeyGrant("tenantB")}
 A = {"Authorization": "Bearer key-a"}
+P = {"Authorization": "Bearer key-p"}  # tenantA as alice and team-x
 CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 
 
@@ -36,8 +38,8 @@ def keyed(settings: Settings) -> Settings:
 
 
 @contextmanager
-def gateway(settings: Settings) -> Iterator[tuple[httpx.Client, Runtime, str]]:
-    runtime = Runtime(settings, [])  # accept only: nothing consumes, so tasks stay queued
+def gateway(settings: Settings, roles: Sequence[str] = ()) -> Iterator[tuple[httpx.Client, Runtime, str]]:
+    runtime = Runtime(settings, roles)  # by default accept only: nothing consumes, so tasks stay queued
     with serve_in_thread(create_app(runtime)) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield client, runtime, url
 
@@ -85,7 +87,7 @@ def test_a_key_is_accepted_as_bearer_token_or_x_api_key(keyed: Settings, headers
 def test_openai_client_authenticates_with_its_api_key(keyed: Settings) -> None:
     with gateway(keyed) as (_, _, url):
         models = openai.OpenAI(base_url=f"{url}/v1", api_key="key-a").models.list()
-        assert [m.id for m in models.data]
+        assert [m.id for m in models.data] == ["smollm2-135m-instruct@base"]
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{url}/v1", api_key="wrong").models.list()
 
@@ -165,8 +167,9 @@ def test_the_openai_route_reads_as_the_keys_principals(keyed: Settings) -> None:
         with client.stream("POST", "/v1/chat/completions", json=body, headers={"Authorization": "Bearer key-p"}) as reply:
             assert reply.status_code == 200
             first = json.loads(next(line for line in reply.iter_lines() if line.startswith("data: ")).removeprefix("data: "))
-        task = runtime.store.get_task(first["id"].removeprefix("chatcmpl-"))
-        assert task is not None and (task.tenant, task.request["principals"]) == ("tenantA", ["alice", "team-x"])
+        task_id = first["id"].removeprefix("chatcmpl-")
+        task = runtime.store.get_task(task_id)
+        assert (task.id, task.tenant, task.request["principals"]) == (task_id, "tenantA", ["alice", "team-x"])  # type: ignore[union-attr]
 
 
 def test_with_auth_off_the_body_names_the_principals(settings: Settings) -> None:
@@ -203,3 +206,41 @@ def test_api_key_principals_must_fit_what_a_request_can_carry(settings: Settings
     for bad in ("key-p=tenantA|" + "x" * 201, "key-p=tenantA|" + "|".join(f"p{n}" for n in range(101))):
         with pytest.raises(ValueError, match="entry 1: principals must be 1-200 printable characters each, at most 100"):
             parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(bad)}))
+
+
+def test_an_idempotency_key_naming_another_callers_task_is_409(keyed: Settings) -> None:
+    """Gateways before keys were scoped by principals stored them bare: such a key, sent by another key of the
+    tenant, names a task that is not the caller's. It is refused (409) on both chat routes, and nothing is queued."""
+    with gateway(keyed) as (client, runtime, _):
+        theirs = ChatRequest(tenant="tenantA", messages=[ChatTurn(role="user", content="q")], principals=["alice", "team-x"])
+        runtime.store.create_task(task_from_request(theirs, idempotency_key="q-1"))
+        refusal = "this Idempotency-Key was used by another caller; choose another key"
+        chat = client.post("/v1/chat", json=CHAT, headers={**A, "Idempotency-Key": "q-1"})
+        assert chat.status_code == 409 and chat.json() == {"detail": refusal}
+        # Were it accepted, the completion would wait for an answer no worker gives: the client's timeout fails the test.
+        completion = client.post("/v1/chat/completions", json={"model": "ragloop", **CHAT}, headers={**A, "Idempotency-Key": "q-1"})
+        assert completion.status_code == 409 and completion.json()["error"]["message"] == refusal
+        assert runtime.store.count_queued("tenantA") == 1  # only theirs
+
+
+def test_any_key_of_the_tenant_may_inspect_and_delete_a_restricted_document(keyed: Settings, unique: str) -> None:
+    """Document management is tenant-wide (README): a key without the document's principals still reads its status
+    and deletes it, and its chunks leave the index. Another tenant's key gets 404, as for a missing document."""
+    document_id = f"handbook-{unique}"
+    with gateway(keyed, ["ingest"]) as (client, runtime, _):
+        added = client.post("/v1/documents", headers=P, json={"id": document_id, "title": "Handbook", "access": ["team-x"],
+                                                             "text": "Team X ships the Ostra release every second Tuesday."})
+        assert added.status_code == 202, added.text
+
+        def status() -> str:
+            return client.get(f"/v1/documents/{document_id}", headers=P).json()["status"]
+
+        wait_for(lambda: status() == "indexed", timeout=120, what="the document to be indexed")
+        assert runtime.services.backend.count("tenantA") > 0
+        inspected = client.get(f"/v1/documents/{document_id}", headers=A)
+        assert (inspected.status_code, inspected.json().get("status")) == (200, "indexed")
+        assert client.delete(f"/v1/documents/{document_id}", headers={"X-API-Key": "key-b"}).status_code == 404
+        deleted = client.delete(f"/v1/documents/{document_id}", headers=A)
+        assert (deleted.status_code, deleted.json()) == (202, {"document_id": document_id, "status": "indexed"})
+        wait_for(lambda: status() == "deleted", timeout=120, what="the document to be deleted")
+        assert runtime.services.backend.count("tenantA") == 0

@@ -1,35 +1,101 @@
-"""The CLI as a user runs it, embedded: ingest files, ask with citations, publish events (DLQ included)."""
+"""The CLI as a user runs it, embedded: its help, ingest files, ask with citations, publish events (DLQ included)."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-RAGLOOP = str(Path(sys.executable).with_name("ragloop"))
+from streams.cli import app
+from tests.integration.cli_harness import Cli, embedded_env
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 @pytest.fixture
-def run(tmp_path: Path):
-    env = {**os.environ, "RAGLOOP_HOME": str(tmp_path / "home"), "RAGLOOP_BROKER_URL": "memory://", "RAGLOOP_SEARCH_URL": "embedded://",
-           "RAGLOOP_MAX_NEW_TOKENS": "24", "COLUMNS": "250"}  # wide enough that error boxes do not wrap messages
-
-    def ragloop(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([RAGLOOP, *args], env=env, input=stdin, capture_output=True, text=True, timeout=600)
-
-    return ragloop
+def run(tmp_path: Path) -> Cli:
+    return Cli(embedded_env(tmp_path / "home"))
 
 
-def test_help_teaches_every_command(run) -> None:
-    out = run("--help").stdout
-    for command in ("up", "worker", "topics", "publish", "ingest", "ask", "models"):
-        assert command in out
+def help_panels(*args: str) -> dict[str, dict[str, str]]:
+    """`ragloop ARGS --help` as {panel title: {first column: the rest}}; wrapped rows are joined.
+
+    Names are whole cells, so a command `ask` is not "found" inside `task`."""
+    result = CliRunner().invoke(app, [*args, "--help"], prog_name="ragloop", env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    panels: dict[str, dict[str, str]] = {}
+    rows: dict[str, str] | None = None
+    name = ""
+    for line in result.output.splitlines():
+        if line.startswith("╭─ "):
+            rows = panels.setdefault(line.removeprefix("╭─ ").split(" ─")[0], {})
+        elif line.startswith("╰"):
+            rows = None
+        elif rows is not None and line.startswith("│"):
+            cell = line.strip("│").rstrip()
+            if cell[:2].strip():  # a new row starts in the first column
+                name, _, rest = cell.strip().partition("  ")
+                rows[name] = rest.strip()
+            else:
+                rows[name] += " " + cell.strip()
+    return panels
 
 
+def options(panel: dict[str, str]) -> dict[str, str]:
+    """Every spelling of every option → its help: `--retrieval    --no-retrieval    <bool>  …` gives both."""
+    spelled = {}
+    for first, rest in panel.items():
+        names, _, text = f"{first} {rest}".partition("<")
+        spelled |= {name: text.partition(">")[2].strip() for name in names.split() if name.startswith("--")}
+    return spelled
+
+
+def readme_cli_lines() -> list[str]:
+    """The command lines of the README's `## CLI` block (comments removed)."""
+    block = README.read_text().split("## CLI", 1)[1].split("```")[1]
+    return [line.split(" #")[0].strip() for line in block.splitlines() if line.startswith("ragloop ")]
+
+
+def test_help_lists_exactly_the_commands_each_with_what_it_does() -> None:
+    commands = help_panels()["Commands"]
+    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval"}
+    assert all(commands.values()), commands
+
+
+@pytest.mark.parametrize(("group", "subcommands"), [("topics", {"create", "list", "asyncapi"}), ("models", {"fetch", "list"}),
+                                                    ("eval", {"retrieval", "qa"})])
+def test_each_command_group_lists_exactly_its_subcommands(group: str, subcommands: set[str]) -> None:
+    commands = help_panels(group)["Commands"]
+    assert set(commands) == subcommands and all(commands.values()), commands
+
+
+@pytest.mark.parametrize("line", readme_cli_lines())
+def test_every_readme_cli_line_is_a_command_whose_help_teaches_its_options(line: str) -> None:
+    """`ragloop search "query" [--mode bm25|dense|hybrid] …`: the command exists, every option the README
+    shows is one of its options, and the choices the README lists are named in that option's help."""
+    words = line.split()[1:]
+    groups = {"topics", "models"}
+    invocations = [[words[0], sub] for sub in words[1:] if sub != "|"] if words[0] in groups else [[words[0]]]
+    for invocation in invocations:
+        taught = options(help_panels(*invocation).get("Options", {}))
+        for option, value in re.findall(r"\[(--[a-z-]+)(?: ([^\]]+))?\]", line):
+            assert option in taught, f"{option} missing from `ragloop {' '.join(invocation)} --help`"
+            for choice in value.split("|") if "|" in value else []:
+                assert re.search(rf"\b{choice}\b", taught[option]), f"{option} help does not name {choice!r}: {taught[option]}"
+
+
+def test_worker_help_names_every_role_the_readme_lists() -> None:
+    line = next(line for line in README.read_text().splitlines() if line.startswith("ragloop worker ROLE"))
+    roles = [role.strip() for role in line.split("#", 1)[1].split(",")[0].split("|")]
+    described = " ".join(help_panels("worker")["Arguments"].values())
+    assert roles and all(role.isalpha() for role in roles), roles  # the README line was parsed
+    assert all(re.search(rf"\b{role}\b", described) for role in roles), (roles, described)
+
+
+@pytest.mark.slow  # generates with SmolLM2
 def test_ingest_then_ask_cites_the_right_file(run, tmp_path: Path) -> None:
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -48,6 +114,7 @@ def test_ingest_then_ask_cites_the_right_file(run, tmp_path: Path) -> None:
     assert task["result"]["citations"][0]["document_id"].endswith("ostra.md")
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_a_document_ingested_with_access_is_found_and_cited_only_for_a_principal_on_the_list(run, tmp_path: Path) -> None:
     note = tmp_path / "salaries.txt"
     note.write_text("The salary review for the Veltrin canteen staff happens every March.\n")
@@ -111,6 +178,7 @@ def test_eval_retrieval_reports_the_contract_keys(run, tmp_path: Path) -> None:
     assert report["queries"] == 2 and report["ndcg@10"] == 1.0 and report["mrr@10"] == 1.0
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_eval_qa_asks_through_the_chat_path_and_reports_the_contract_keys(run, tmp_path: Path) -> None:
     result = run("eval", "qa", "--dataset", str(_tiny_beir(tmp_path / "tiny")), "--limit", "1", "--json")
     assert result.returncode == 0, result.stderr

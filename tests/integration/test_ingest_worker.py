@@ -1,22 +1,26 @@
 """The ingest role through the API: text, uploads and URLs become searchable documents; progress is
-reported stage by stage; bad documents fail with their reason while the others keep flowing."""
+reported stage by stage; bad documents fail with their reason while the others keep flowing; waiting
+documents are indexed as one batch and a huge one takes the large lane, on the embedded broker and
+on Kafka."""
 
 from __future__ import annotations
 
 import base64
 import http.server
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from kafka import KafkaProducer
 
+from schemas.events import DocumentIngest
 from schemas.settings import Settings
+from streams.brokers.kafka import create_topics
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
-from tests.support import read_topic
+from tests.support import read_topic, wait_for
 
 HTML = b"<html><head><title>Ostra</title><script>var x=1;</script></head><body><main><h1>The Ostra river</h1>" \
        b"<p>The Ostra river flows 612 kilometres to the Northern Sea.</p></main></body></html>"
@@ -48,13 +52,11 @@ def web_page() -> Iterator[str]:
 
 
 def wait_status(client: TestClient, document_id: str, statuses: set[str], timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> dict | None:
         doc = client.get(f"/v1/documents/{document_id}").json()
-        if doc["status"] in statuses:
-            return doc
-        time.sleep(0.1)
-    raise AssertionError(f"{document_id} not in {statuses}: {doc}")
+        return doc if doc.get("status") in statuses else None
+
+    return wait_for(reached, timeout=timeout, what=f"{document_id} to be {sorted(statuses)}")
 
 
 def test_text_document_reports_every_stage_in_order(api) -> None:
@@ -110,40 +112,137 @@ def same_partition_ids(anchor: str, count: int, partitions: int = 3) -> list[str
     return [i for i in (f"small-{n}" for n in range(1000)) if zlib.crc32(i.encode()) % partitions == target][:count]
 
 
-def test_huge_document_never_holds_up_the_small_ones_behind_it(settings: Settings) -> None:
-    runtime = Runtime(settings.model_copy(update={"ingest_large_bytes": 20_000}), ["ingest"])
-    huge = " ".join(f"Sentence {n} of the long report describes sediment layer {n % 97} in detail." for n in range(2500))
-    small = same_partition_ids("huge", 4)
+class HeldPage:
+    """A web page above the large-lane threshold whose first fetch (the main consumer's, which finds
+    it too large) is answered at once, and every later fetch (the large lane's) only once the test
+    calls `release()`: the huge document stays on the lane for as long as the test needs, whatever
+    the machine's speed."""
+
+    BODY = ("<html><body><h1>Sediment report</h1>" + "".join(
+        f"<p>Sentence {n} of the long report describes sediment layer {n % 97} in detail.</p>" for n in range(400))
+        + "</body></html>").encode()
+
+    def __init__(self) -> None:
+        self.fetches = 0
+        self.lane_fetching = threading.Event()
+        self._released = threading.Event()
+        page = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+                page.fetches += 1
+                if page.fetches > 1:
+                    page.lane_fetching.set()
+                    page._released.wait(timeout=600)
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(page.BODY)))
+                self.end_headers()
+                self.wfile.write(page.BODY)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/report.html"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def close(self) -> None:
+        self.release()
+        self._server.shutdown()
+
+
+@pytest.fixture
+def held_page() -> Iterator[HeldPage]:
+    page = HeldPage()
+    yield page
+    page.close()
+
+
+def lane_settings(settings: Settings) -> Settings:
+    """A 20 kB large-lane threshold (the held page is ~33 kB); a fetch may wait on the test for long."""
+    return settings.model_copy(update={"ingest_large_bytes": 20_000, "fetch_allow_private": True, "fetch_timeout_s": 600.0})
+
+
+@pytest.fixture
+def kafka_settings(settings: Settings, unique: str, kafka_url: str) -> Settings:
+    """The ingest role on Kafka, under a topic prefix of its own. One partition per topic: every
+    document is queued behind the ones published before it, and `docs.progress` keeps one order."""
+    return settings.model_copy(update={"broker_url": kafka_url, "topic_prefix": f"ing{unique}.", "kafka_partitions": 1, "auth": "off"})
+
+
+def assert_huge_document_takes_the_large_lane_while_small_ones_pass(settings: Settings, page: HeldPage, small: list[str]) -> None:
+    """The huge document is published first and the small ones behind it in its partition. The
+    small ones are all indexed while the huge one is held on the lane (so it cannot have held them
+    up); released, it is indexed there, last."""
+    runtime = Runtime(lane_settings(settings), ["ingest"])
+    assert len(HeldPage.BODY) > runtime.settings.ingest_large_bytes
     with TestClient(create_app(runtime)) as client:
-        client.post("/v1/documents", json={"id": "huge", "text": huge})
+        client.post("/v1/documents", json={"id": "huge", "url": page.url})
         for document_id in small:
             client.post("/v1/documents", json={"id": document_id, "text": f"A short note numbered {document_id}."})
         for document_id in small:
             assert wait_status(client, document_id, {"indexed", "failed"})["status"] == "indexed"
-        assert client.get("/v1/documents/huge").json()["status"] in {"queued", "indexing"}
-        assert wait_status(client, "huge", {"indexed", "failed"}, timeout=600)["status"] == "indexed"
+        wait_for(page.lane_fetching.is_set, what="the large lane to fetch the huge document")
+        assert client.get("/v1/documents/huge").json()["status"] == "indexing"  # on the lane, held there
+        page.release()
+        assert wait_status(client, "huge", {"indexed", "failed"}, timeout=300)["status"] == "indexed"
         progress = read_topic(runtime.settings, runtime.broker, "docs.progress")
     indexed_order = [e["document_id"] for e in progress if e["stage"] == "indexed"]
-    assert indexed_order[-1] == "huge" and set(indexed_order[:-1]) == set(small)
+    assert indexed_order[-1] == "huge" and sorted(indexed_order[:-1]) == sorted(small)
     stages = [e["stage"] for e in progress if e["document_id"] == "huge"]
-    assert stages == ["queued", "parsed", "chunked", "embedded", "indexed"]
-    assert "docs.ingest.large" in next(e["reason"] for e in progress if e["document_id"] == "huge")
+    assert stages[stages.index("queued"):] == ["queued", "parsed", "chunked", "embedded", "indexed"]
+    assert "docs.ingest.large" in next(e["reason"] for e in progress if e["document_id"] == "huge" and e["stage"] == "queued")
     assert runtime.services.retriever.retrieve("sediment layer 42", k=1)[0].chunk.document_id == "huge"
+
+
+def test_huge_document_never_holds_up_the_small_ones_behind_it(settings: Settings, held_page: HeldPage) -> None:
+    assert_huge_document_takes_the_large_lane_while_small_ones_pass(settings, held_page, same_partition_ids("huge", 4))
+
+
+def test_on_kafka_a_huge_document_never_holds_up_the_small_ones_behind_it(kafka_settings: Settings, held_page: HeldPage) -> None:
+    assert_huge_document_takes_the_large_lane_while_small_ones_pass(kafka_settings, held_page, [f"small-{n}" for n in range(4)])
+
+
+def test_on_kafka_waiting_documents_are_indexed_as_one_batch(kafka_settings: Settings) -> None:
+    """Documents already waiting on `docs.ingest` when the worker starts go through the pipeline
+    together: all are parsed, then all chunked, then all embedded (reported just before the one
+    index write), then all indexed. One at a time, each would finish before the next is parsed."""
+    documents = [DocumentIngest(document_id=f"note-{n}", text=f"Note {n}: the Orvel dam is inspected every spring.") for n in range(5)]
+    prefix = kafka_settings.topic_prefix
+    create_topics(kafka_settings.kafka_bootstrap, [prefix + "docs.ingest"], partitions=1)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap)
+    for document in documents:
+        producer.send(prefix + "docs.ingest", document.model_dump_json().encode(), key=document.key().encode(),
+                      headers=[("type", document.type.encode())])
+    producer.flush()
+    producer.close()
+    runtime = Runtime(kafka_settings, ["ingest"])
+    with TestClient(create_app(runtime)) as client:
+        for document in documents:
+            assert wait_status(client, document.document_id, {"indexed", "failed"})["status"] == "indexed"
+        progress = read_topic(runtime.settings, runtime.broker, "docs.progress")
+    stages = [e["stage"] for e in progress]
+    assert stages == ["parsed"] * 5 + ["chunked"] * 5 + ["embedded"] * 5 + ["indexed"] * 5
 
 
 def test_a_later_version_of_a_document_on_the_large_lane_follows_it_there(settings: Settings) -> None:
     runtime = Runtime(settings.model_copy(update={"ingest_large_bytes": 20_000}), ["ingest"])
-    huge = " ".join(f"Draft sentence {n} about the Orvel dam." for n in range(2000))
+    huge = " ".join(f"Draft sentence {n} about the Orvel dam." for n in range(700))
+    assert len(huge) > runtime.settings.ingest_large_bytes
     with TestClient(create_app(runtime)) as client:
         client.post("/v1/documents", json={"id": "report", "text": huge})
         client.post("/v1/documents", json={"id": "report", "text": "Final version: the Orvel dam is 212 metres tall."})
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            versions = [e for e in read_topic(runtime.settings, runtime.broker, "docs.progress")
-                        if e["document_id"] == "report" and e["stage"] == "indexed"]
-            if len(versions) == 2:
-                break
-            time.sleep(0.2)
+
+        def both_versions_indexed() -> list[dict]:
+            indexed = [e for e in read_topic(runtime.settings, runtime.broker, "docs.progress")
+                       if e["document_id"] == "report" and e["stage"] == "indexed"]
+            return indexed if len(indexed) == 2 else []
+
+        versions = wait_for(both_versions_indexed, timeout=600, interval=0.2, what="both versions of the report to be indexed")
         assert [v["counts"]["chunks"] for v in versions][1] == 1  # the final, one-chunk version was applied last
         hits = runtime.services.retriever.retrieve("How tall is the Orvel dam?", k=3)
         assert [h.chunk.text for h in hits if h.chunk.document_id == "report"] == ["Final version: the Orvel dam is 212 metres tall."]

@@ -1,11 +1,18 @@
-"""A worker killed mid-message never committed it: a new worker gets it again and the effect
-lands exactly once (content-hash chunk ids + the processed-event ledger)."""
+"""A worker killed mid-batch never committed it, so a new worker gets the whole batch again: what the
+dead worker had finished is skipped (the processed-event ledger), what it had in flight is done, and
+every effect lands exactly once.
+
+The index cannot show a double effect (chunk ids are content hashes, so indexing twice overwrites);
+the ingest handler's announcements can: it publishes one `docs.indexed` per version it indexes, from
+whichever process did the work, and Kafka keeps them after a SIGKILL."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+from collections import Counter
 from pathlib import Path
+
+from kafka import KafkaAdminClient, TopicPartition
 
 from indexing.backends.base import open_backend
 from models.embedder import TextEmbedder
@@ -15,7 +22,9 @@ from streams.brokers.kafka import KafkaBroker, create_topics
 from streams.publisher import Publisher
 from streams.store import Store
 from streams.topics import all_topic_names
-from tests.e2e.conftest import Processes, processes
+from streams.workers.ingest import GROUP
+from tests.e2e.conftest import processes
+from tests.support import read_topic
 
 SENTENCE = "Paragraph {n} describes experiment {n} in detail, with measurements, methods and a careful discussion of the results. "
 
@@ -30,41 +39,58 @@ async def _publish(settings: Settings, events: list[DocumentIngest]) -> None:
         await broker.stop()
 
 
-def _wait(predicate, timeout: float, what: str, procs: Processes) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        procs.assert_alive()
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+def _committed_offset(settings: Settings, topic: str) -> int:
+    """The ingest group's committed offset on a one-partition topic (-1: nothing committed yet)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ragloop-test")
+    try:
+        partition = TopicPartition(settings.topic_prefix + topic, 0)
+        group = settings.topic_prefix + GROUP  # Kafka group ids carry the prefix, as topics do
+        committed = admin.list_group_offsets({group: [partition]}).get(group, {}).get(partition)
+        return committed.offset if committed is not None else -1
+    finally:
+        admin.close()
 
 
-def test_killed_worker_redelivers_and_the_effect_happens_once(tmp_path: Path, unique: str, kafka_url: str) -> None:
+def test_killed_worker_redelivers_and_every_effect_happens_once(tmp_path: Path, unique: str, kafka_url: str) -> None:
     settings = Settings(home=tmp_path / "home", broker_url=kafka_url, topic_prefix=f"kill{unique}.")
     create_topics(settings.kafka_bootstrap, [settings.topic_prefix + n for n in all_topic_names()], partitions=1)
-    big = DocumentIngest(document_id="big", text="\n\n".join(SENTENCE.format(n=n) * 3 for n in range(1500)))
-    small = [DocumentIngest(document_id=f"small-{n}", text=f"Small note number {n} about topic {n}.") for n in range(10)]
-    asyncio.run(_publish(settings, [big, *small]))
+    # One batch of two runs: the draft and the notes (distinct keys) are one run; the final version of
+    # the report repeats the draft's key, so it is a second run, handled only after the first run's
+    # effects and ledger entries are written. The final version is big, so it is still in flight
+    # when the worker is killed.
+    draft = DocumentIngest(document_id="report", text="A short draft of the report on experiment 1.")
+    notes = [DocumentIngest(document_id=f"note-{n}", text=f"Small note number {n} about topic {n}.") for n in range(9)]
+    final = DocumentIngest(document_id="report", text="\n\n".join(SENTENCE.format(n=n) * 3 for n in range(500)))
+    first_run = [draft, *notes]
+    everything = [*first_run, final]
+    asyncio.run(_publish(settings, everything))
     store = Store.from_settings(settings)
-    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix}
+    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
+           "RAGLOOP_INGEST_BATCH": "64"}
+
+    def recorded(events: list[DocumentIngest]) -> bool:
+        return store.processed_among(GROUP, [e.event_id for e in events]) == {e.event_id for e in events}
 
     with processes(env, tmp_path / "logs") as procs:
         procs.start("worker-1", "worker", "ingest")
-        _wait(lambda: (row := store.get_document("big")) is not None and row.status == "indexing", 240, "the big document to be in flight", procs)
+        procs.wait_until(lambda: recorded(first_run) and store.get_document("report").status == "indexing",  # type: ignore[union-attr]
+                         timeout=240, interval=0.1, what="the first run done and the final report in flight")
         procs.kill("worker-1")  # SIGKILL: no graceful shutdown, no commit
-        assert store.get_document("big").status == "indexing"
-        assert not store.already_processed("ragloop.ingest", big.event_id)
+        # What worker-2 will be handed again: the whole batch, including the run already done.
+        assert _committed_offset(settings, "docs.ingest") <= 0, "the batch was committed: nothing would be redelivered"
+        assert not store.already_processed(GROUP, final.event_id)
 
         procs.start("worker-2", "worker", "ingest")
-        # Done means indexed *and* recorded in the ledger: the ledger is written after the effect.
-        _wait(lambda: all((r := store.get_document(d.document_id)) is not None and r.status == "indexed" for d in [big, *small])
-              and store.processed_among("ragloop.ingest", [d.event_id for d in [big, *small]]) == {d.event_id for d in [big, *small]},
-              300, "every document indexed and recorded as processed after the restart", procs)
+        # Done means the final version indexed *and* recorded: the ledger is written after the effect.
+        procs.wait_until(lambda: recorded(everything) and store.get_document("report").status == "indexed",  # type: ignore[union-attr]
+                         timeout=300, what="the final report indexed and recorded after the restart")
 
-    rows = [store.get_document(d.document_id) for d in [big, *small]]
+    announced = Counter(message["document_id"] for message in read_topic(settings, KafkaBroker(settings.kafka_bootstrap), "docs.indexed"))
+    # Each version indexed once: the report twice (draft by worker-1, final by worker-2), each note once.
+    assert announced == Counter({"report": 2, **{n.document_id: 1 for n in notes}})
+    rows = [store.get_document(d.document_id) for d in [final, *notes]]
     backend = open_backend(settings.search_url, home=settings.home, dimension=TextEmbedder().dimension)
     try:
-        assert backend.count() == sum(row.chunks for row in rows)  # nothing indexed twice
+        assert backend.count() == sum(row.chunks for row in rows if row)  # the draft's chunks were replaced, not left behind
     finally:
         backend.close()

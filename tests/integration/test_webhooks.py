@@ -1,12 +1,15 @@
 """Webhooks both ways, over real HTTP: signed inbound webhooks and Slack events become chat tasks;
-finished tasks are posted back signed, retried with backoff, and recorded on the task."""
+finished tasks are posted back signed, retried with backoff, and recorded on the task, by the
+callbacks role in-process or by `ragloop worker callbacks` as a process of its own."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,12 +26,16 @@ from starlette.routing import Route
 from schemas.events import ChatRequest, ChatTurn, utcnow
 from schemas.settings import Settings
 from schemas.tables import TaskRecord
+from streams.brokers.kafka import create_topics
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
 from streams.signing import RAGLOOP, SLACK, SignatureError
-from streams.store import task_from_request
-from streams.workers.callbacks import slack_text
+from streams.store import Store, task_from_request
+from streams.topics import all_topic_names
+from streams.workers.callbacks import CallbackSender, slack_text
+from tests.e2e.conftest import processes
+from tests.support import wait_for
 
 SECRET = "whsec-test"
 SLACK_SECRET = "slack-signing-test"
@@ -45,10 +52,12 @@ class Received:
 
 class Receiver:
     """A local stand-in for the outside world: a callback receiver (whose first `fail_first` requests
-    fail with 500), a slow receiver, and Slack's `chat.postMessage`."""
+    fail with 500), a receiver that holds each request until `release` is set, and Slack's
+    `chat.postMessage`. Requests are recorded as they arrive."""
 
-    def __init__(self, fail_first: int = 0, slow_s: float = 3.0) -> None:
-        self.fail_first, self.slow_s = fail_first, slow_s
+    def __init__(self, fail_first: int = 0) -> None:
+        self.fail_first = fail_first
+        self.release = threading.Event()
         self.received: list[Received] = []
 
     def at(self, path: str) -> list[Received]:
@@ -59,17 +68,16 @@ class Receiver:
             self.received.append(Received("/hook", dict(request.headers), await request.body()))
             return Response(status_code=500 if len(self.at("/hook")) <= self.fail_first else 204)
 
-        async def slow(request: Request) -> Response:
-            body = await request.body()
-            await asyncio.sleep(self.slow_s)
-            self.received.append(Received("/slow", dict(request.headers), body))
+        async def held(request: Request) -> Response:
+            self.received.append(Received("/held", dict(request.headers), await request.body()))
+            await asyncio.to_thread(self.release.wait, 300)
             return Response(status_code=204)
 
         async def post_message(request: Request) -> Response:
             self.received.append(Received("/api/chat.postMessage", dict(request.headers), await request.body()))
             return JSONResponse({"ok": True, "channel": "C1", "ts": "1718000000.000200"})
 
-        return Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/slow", slow, methods=["POST"]),
+        return Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/held", held, methods=["POST"]),
                                  Route("/api/chat.postMessage", post_message, methods=["POST"])])
 
 
@@ -77,7 +85,10 @@ class Receiver:
 def receiver() -> Iterator[tuple[Receiver, str]]:
     fake = Receiver()
     with serve_in_thread(fake.app()) as url:
-        yield fake, url
+        try:
+            yield fake, url
+        finally:
+            fake.release.set()  # a held request must not keep the server from stopping
 
 
 @pytest.fixture
@@ -102,13 +113,13 @@ def signed_post(client: httpx.Client, path: str, payload: dict[str, Any], *, sch
     return client.post(path, content=tamper(body) if tamper else body, headers={"Content-Type": "application/json", **signed, **(headers or {})})
 
 
-def until(check: Callable[[], Any], *, timeout: float = 120, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if value := check():
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+def callback(store: Store, task_id: str, status: str, *, timeout: float = 120) -> TaskRecord:
+    """Wait until the task's callback is recorded with `status`; the task row then."""
+    def reached() -> TaskRecord | None:
+        row = store.get_task(task_id)
+        return row if row is not None and row.callback_status == status else None
+
+    return wait_for(reached, timeout=timeout, what=f"callback of {task_id} {status}")
 
 
 def all_tasks(runtime: Runtime) -> list[TaskRecord]:
@@ -116,17 +127,18 @@ def all_tasks(runtime: Runtime) -> list[TaskRecord]:
         return list(s.exec(select(TaskRecord)).all())
 
 
-def finished_task(runtime: Runtime, callback_url: str, *, status: str = "failed", error: str | None = "the agent gave up") -> str:
+def finished_task(store: Store, callback_url: str, *, status: str = "failed", error: str | None = "the agent gave up") -> str:
     """A task as the agent leaves it, straight in the store: what the callbacks role is asked to report."""
     row = task_from_request(ChatRequest(messages=[ChatTurn(role="user", content="Why is the sky blue?")], callback_url=callback_url))
     row.status, row.error, row.attempts, row.finished_at = status, error, 4, utcnow()
-    runtime.store.create_task(row)
+    store.create_task(row)
     return row.id
 
 
 # --- inbound: the generic signed webhook -----------------------------------------------------------
 
-@pytest.mark.parametrize("broker", ["embedded", pytest.param("kafka", marks=pytest.mark.kafka)])
+@pytest.mark.slow  # the agent generates the answer with the real model
+@pytest.mark.parametrize("broker", ["embedded", "kafka"])
 def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_settings: Settings, receiver: tuple[Receiver, str],
                                                                          broker: str, request: pytest.FixtureRequest, unique: str) -> None:
     fake, url = receiver
@@ -139,9 +151,9 @@ def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_s
                             headers={"X-Ragloop-Delivery": "delivery-1"})
         assert reply.status_code == 202, reply.text
         task_id = reply.json()["task_id"]
-        delivery = until(lambda: fake.at("/hook"), what="the callback")[0]
+        delivery = wait_for(lambda: fake.at("/hook"), timeout=120, what="the callback")[0]
         task = client.get(f"/v1/tasks/{task_id}", headers={"X-API-Key": "key-1"}).json()
-        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "delivered" and r)
+        row = callback(runtime.store, task_id, "delivered")
     RAGLOOP.verify(SECRET, delivery.body, delivery.headers)  # the receiver can check it came from us
     assert json.loads(delivery.body) == task and task["status"] == "succeeded" and task["result"]["answer"]
     assert delivery.headers["x-ragloop-delivery"] == task_id and delivery.headers["content-type"] == "application/json"
@@ -182,6 +194,22 @@ def test_stale_timestamp_is_401_and_nothing_is_enqueued(hook_settings: Settings)
         assert all_tasks(runtime) == [] and not runtime.broker.retained["chat.requests"]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("tolerance_s, age_s, accepted", [(30, 60, False), (30, 20, True), (600, 400, True)],
+                         ids=["older-than-30s-refused", "within-30s-accepted", "within-600s-accepted"])
+def test_replay_window_is_ragloop_webhook_tolerance_s(settings: Settings, monkeypatch: pytest.MonkeyPatch,
+                                                    tolerance_s: int, age_s: int, accepted: bool) -> None:
+    """Each age is on the other side of the 300 s default, so only the configured window decides."""
+    monkeypatch.setenv("RAGLOOP_WEBHOOK_TOLERANCE_S", str(tolerance_s))
+    configured = Settings(home=settings.home, broker_url="memory://", webhook_secret=SecretStr(SECRET))
+    with gateway(configured) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, now=time.time() - age_s)
+        tasks = all_tasks(runtime)
+    if accepted:
+        assert reply.status_code == 202 and [t.id for t in tasks] == [reply.json()["task_id"]], reply.text
+    else:
+        assert reply.status_code == 401 and f"outside the {tolerance_s} s replay window" in reply.json()["detail"] and tasks == []
+
+
 def test_unsigned_webhook_is_401(hook_settings: Settings) -> None:
     with gateway(hook_settings) as (client, runtime):
         reply = client.post("/v1/webhooks/generic", json={"text": "hello"})
@@ -207,9 +235,9 @@ def test_signed_but_malformed_webhook_is_422_naming_the_problem(hook_settings: S
 
 # --- inbound: Slack Events API -----------------------------------------------------------------------
 
-def slack_event(text: str, *, ts: str = "1718000000.000100", kind: str = "message", **extra: Any) -> dict[str, Any]:
+def slack_event(text: str, *, ts: str = "1718000000.000100", kind: str = "message", channel: str = "C1", **extra: Any) -> dict[str, Any]:
     return {"type": "event_callback", "team_id": "T1", "event_id": f"Ev{ts}{kind}", "event_time": 1718000000,
-            "event": {"type": kind, "channel": "C1", "user": "U1", "text": text, "ts": ts, **extra}}
+            "event": {"type": kind, "channel": channel, "user": "U1", "text": text, "ts": ts, **extra}}
 
 
 def test_slack_url_verification_echoes_the_challenge(hook_settings: Settings) -> None:
@@ -226,19 +254,27 @@ def test_slack_request_with_a_bad_signature_is_401(hook_settings: Settings) -> N
         assert (reply.status_code, stale.status_code) == (401, 401) and all_tasks(runtime) == []
 
 
-def test_slack_message_is_answered_in_its_thread_through_chat_post_message(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+@pytest.mark.slow  # the agent generates the answer with the real model
+@pytest.mark.parametrize("event", [
+    # `app_mention`: the bot is mentioned in a channel.
+    slack_event("<@UBOT> What is the capital of France?", kind="app_mention"),
+    # `message.im`: a direct message to the bot; Slack sends it as a `message` in a `D…` channel, without a mention.
+    slack_event("What is the capital of France?", channel="D1", channel_type="im"),
+], ids=["app_mention", "message.im"])
+def test_slack_question_is_answered_in_its_thread_through_chat_post_message(hook_settings: Settings, receiver: tuple[Receiver, str],
+                                                                           event: dict[str, Any]) -> None:
     fake, _ = receiver
+    channel = event["event"]["channel"]
     with gateway(hook_settings, ("agent", "callbacks")) as (client, runtime):
-        reply = signed_post(client, "/v1/webhooks/slack", slack_event("<@UBOT> What is the capital of France?", kind="app_mention"),
-                            scheme=SLACK, secret=SLACK_SECRET)
-        assert reply.status_code == 200 and reply.json()["ok"], reply.text
-        posted = until(lambda: fake.at("/api/chat.postMessage"), what="the Slack reply")[0]
-        task = until(lambda: (t := runtime.store.get_task(reply.json()["task_id"])) and t.callback_status == "delivered" and t)
+        reply = signed_post(client, "/v1/webhooks/slack", event, scheme=SLACK, secret=SLACK_SECRET)
+        assert reply.status_code == 200 and "task_id" in reply.json(), reply.text  # taken as a question, not ignored
+        posted = wait_for(lambda: fake.at("/api/chat.postMessage"), timeout=120, what="the Slack reply")[0]
+        task = callback(runtime.store, reply.json()["task_id"], "delivered")
     message = json.loads(posted.body)
     assert posted.headers["authorization"] == f"Bearer {BOT_TOKEN}"
-    assert message == {"channel": "C1", "thread_ts": "1718000000.000100", "text": slack_text(task)}
+    assert message == {"channel": channel, "thread_ts": "1718000000.000100", "text": slack_text(task)}
     assert task.status == "succeeded" and task.request["messages"] == [{"role": "user", "content": "What is the capital of France?"}]
-    assert task.tenant == "default" and task.conversation_id == "slack:C1:1718000000.000100"
+    assert task.tenant == "default" and task.conversation_id == f"slack:{channel}:1718000000.000100"
 
 
 def test_slack_retries_and_the_mention_twin_of_a_message_make_one_task(hook_settings: Settings) -> None:
@@ -275,8 +311,8 @@ def test_callback_is_retried_with_backoff_until_the_receiver_accepts_and_recorde
     fake, url = receiver
     fake.fail_first = 2
     with gateway(hook_settings, ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime, f"{url}/hook")
-        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "delivered" and r, what="delivery")
+        task_id = finished_task(runtime.store, f"{url}/hook")
+        row = callback(runtime.store, task_id, "delivered")
     deliveries = fake.at("/hook")
     assert (row.callback_attempts, len(deliveries)) == (3, 3)
     assert [d.headers["x-ragloop-attempt"] for d in deliveries] == ["1", "2", "3"]
@@ -290,45 +326,52 @@ def test_callback_is_retried_with_backoff_until_the_receiver_accepts_and_recorde
 def test_failed_task_gets_a_callback_with_its_error(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
     with gateway(hook_settings, ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime, f"{url}/hook", error="RuntimeError: the engine crashed")
-        until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "delivered", what="delivery")
+        task_id = finished_task(runtime.store, f"{url}/hook", error="RuntimeError: the engine crashed")
+        callback(runtime.store, task_id, "delivered")
     body = json.loads(fake.at("/hook")[0].body)
     assert (body["task_id"], body["status"], body["error"], body["result"]) == (task_id, "failed", "RuntimeError: the engine crashed", None)
 
 
-def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_attempts(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
+async def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_attempts(hook_settings: Settings,
+                                                                                        receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
     fake.fail_first = 100
-    with gateway(hook_settings.model_copy(update={"callback_max_attempts": 3, "callback_backoff_s": 0.05}), ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime, f"{url}/hook")
-        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "failed" and r, what="giving up")
-        time.sleep(0.5)
-    assert row.callback_attempts == 3 and len(fake.at("/hook")) == 3
+    settings = hook_settings.model_copy(update={"callback_max_attempts": 3, "callback_backoff_s": 0.05})
+    store = Store.from_settings(settings)
+    task_id = finished_task(store, f"{url}/hook")
+    sender = CallbackSender(settings, store)
+    await sender.schedule(task_id)  # the delivery ends: nothing is left to send a fourth attempt
+    row = store.get_task(task_id)
+    assert row is not None and (row.callback_status, row.callback_attempts) == ("failed", 3)
+    assert len(fake.at("/hook")) == 3
+    assert task_id not in {t.id for t in store.callbacks_due()}  # and no sweep takes it up again
 
 
 def test_one_slow_receiver_does_not_delay_another(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
-    with gateway(hook_settings, ("callbacks",)) as (_, runtime):
-        slow = finished_task(runtime, f"{url}/slow")
-        fast = finished_task(runtime, f"{url}/hook")
-        until(lambda: (r := runtime.store.get_task(fast)) and r.callback_status == "delivered", what="the fast delivery")
-        assert runtime.store.get_task(slow).callback_status == "delivering"  # type: ignore[union-attr]
-        until(lambda: (r := runtime.store.get_task(slow)) and r.callback_status == "delivered", what="the slow delivery")
+    with gateway(hook_settings.model_copy(update={"callback_timeout_s": 300}), ("callbacks",)) as (_, runtime):
+        held = finished_task(runtime.store, f"{url}/held")
+        wait_for(lambda: fake.at("/held"), what="the first callback held by its receiver")
+        other = finished_task(runtime.store, f"{url}/hook")
+        callback(runtime.store, other, "delivered", timeout=60)  # while the first is still unanswered
+        assert runtime.store.get_task(held).callback_status == "delivering"  # type: ignore[union-attr]
+        fake.release.set()
+        callback(runtime.store, held, "delivered")
 
 
 def test_callback_to_a_private_address_is_refused_unless_allowed(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
     with gateway(hook_settings.model_copy(update={"allow_private_callbacks": False}), ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime, f"{url}/hook")
-        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "failed" and r, what="refusal")
+        task_id = finished_task(runtime.store, f"{url}/hook")
+        row = callback(runtime.store, task_id, "failed")
     assert row.callback_attempts == 1 and fake.at("/hook") == []  # refused outright: retrying cannot help
 
 
 def test_slack_reply_address_not_minted_by_the_adapter_is_refused(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, _ = receiver
     with gateway(hook_settings, ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime, "slack://C-GENERAL/1718000000.000100", status="succeeded", error=None)
-        row = until(lambda: (r := runtime.store.get_task(task_id)) and r.callback_status == "failed" and r, what="refusal")
+        task_id = finished_task(runtime.store, "slack://C-GENERAL/1718000000.000100", status="succeeded", error=None)
+        row = callback(runtime.store, task_id, "failed")
     assert row.callback_attempts == 1 and fake.at("/api/chat.postMessage") == []
 
 
@@ -336,3 +379,26 @@ def test_a_receiver_detects_a_forged_callback() -> None:
     body = b'{"task_id": "t1", "status": "succeeded"}'
     with pytest.raises(SignatureError):
         RAGLOOP.verify(SECRET, body, RAGLOOP.sign("someone-else", body))
+
+
+# --- outbound: `ragloop worker callbacks`, a process of its own -------------------------------------------
+
+def test_callbacks_worker_process_delivers_a_finished_task_signed(tmp_path: Path, unique: str, kafka_url: str,
+                                                                  receiver: tuple[Receiver, str]) -> None:
+    """Cluster mode: the process shares only the broker and the database with whoever finished the task."""
+    fake, url = receiver
+    settings = Settings(home=tmp_path / "home", broker_url=kafka_url, topic_prefix=f"cb{unique}.")
+    create_topics(settings.kafka_bootstrap, [settings.topic_prefix + n for n in all_topic_names()], partitions=1)
+    store = Store.from_settings(settings)
+    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
+           "RAGLOOP_WEBHOOK_SECRET": SECRET, "RAGLOOP_ALLOW_PRIVATE_CALLBACKS": "1"}
+    with processes(env, tmp_path / "logs") as procs:
+        procs.start("callbacks", "worker", "callbacks")
+        task_id = finished_task(store, f"{url}/hook", error="RuntimeError: the engine crashed")
+        procs.wait_until(lambda: store.get_task(task_id).callback_status == "delivered",  # type: ignore[union-attr]
+                         timeout=120, interval=0.1, what="the worker to deliver the callback")
+    [delivery] = fake.at("/hook")
+    RAGLOOP.verify(SECRET, delivery.body, delivery.headers)
+    body = json.loads(delivery.body)
+    assert (body["task_id"], body["status"], body["error"]) == (task_id, "failed", "RuntimeError: the engine crashed")
+    assert delivery.headers["x-ragloop-delivery"] == task_id

@@ -1,10 +1,16 @@
-"""agents.graph.RagAgent with the real models: SmolLM2-135M-Instruct answering over a real embedded
-index (MiniLM embeddings, BM25 + dense). Generation is kept to a few tokens: the behaviours under
-test are which passages, prompt and route the graph uses, not the model's wording."""
+"""agents.graph.RagAgent over a real embedded index (MiniLM embeddings, BM25 + dense).
+
+Most tests answer with the real SmolLM2-135M-Instruct (marked slow). Generation is kept to a few
+tokens: the behaviours under test are which passages, prompt and route the graph uses, not the
+model's wording. Citation mapping is the exception: SmolLM2-135M does not write `[n]` markers
+within a few tokens, so those tests put a reader that cites at the model's edge (`CitingReader`).
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -20,9 +26,10 @@ from indexing.retriever import HybridRetriever  # noqa: E402
 from indexing.types import SourceDocument  # noqa: E402
 from models.embedder import TextEmbedder  # noqa: E402
 from models.fetch import ensure_smollm2  # noqa: E402
+from models.llm.base import ChatMessage, Generation, GenerationParams  # noqa: E402
 from models.llm.transformers_engine import TransformersEngine  # noqa: E402
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow  # generates with SmolLM2
 
 DOCS = [
     SourceDocument(id="observatory", title="The Veltrin Observatory", text="The Veltrin Observatory sits on Mount Caldera at "
@@ -38,38 +45,77 @@ DOCS = [
 SHORT = 16
 
 
+class CitingReader:
+    """The model's edge for citation tests: answers with each `evidence` phrase, citing the number the
+    prompt gave the passage that holds it, the way a model that follows the system prompt would."""
+
+    name = "citing-reader"
+
+    def __init__(self, *evidence: str) -> None:
+        self.evidence = evidence
+
+    def _answer(self, messages: Sequence[ChatMessage]) -> str:
+        numbered = re.findall(r"^\[(\d+)\] (.*)$", messages[-1].content, flags=re.MULTILINE)
+        claims = [f"{phrase} [{n}]" for phrase in self.evidence for n, passage in numbered if phrase in passage]
+        return "; ".join(claims) + "." if claims else "I don't know."
+
+    def generate(self, messages: list[ChatMessage], params: GenerationParams | None = None, *,
+                 adapter: str | None = None) -> Generation:
+        text = self._answer(messages)
+        return Generation(text=text, prompt_tokens=0, completion_tokens=len(text.split()), adapter=adapter,
+                          finish_reason="stop")
+
+    def stream(self, messages: list[ChatMessage], params: GenerationParams | None = None, *,
+               adapter: str | None = None) -> Iterator[str]:
+        yield from re.findall(r"\S+\s*", self._answer(messages))  # markers arrive split across pieces
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        raise NotImplementedError
+
+    def adapters(self) -> list[str]:
+        return []
+
+
 @pytest.fixture(scope="module")
-def agent(tmp_path_factory) -> RagAgent:
+def retriever(tmp_path_factory) -> Iterator[HybridRetriever]:
     embedder = TextEmbedder()
     backend = open_backend("embedded://", home=tmp_path_factory.mktemp("home"), dimension=embedder.dimension)
     IngestPipeline(Chunker(), embedder, backend).ingest_many(DOCS)
-    yield RagAgent(HybridRetriever(embedder, backend), TransformersEngine(ensure_smollm2()))
+    yield HybridRetriever(embedder, backend)
     backend.close()
+
+
+@pytest.fixture(scope="module")
+def agent(retriever) -> RagAgent:
+    return RagAgent(retriever, TransformersEngine(ensure_smollm2()))
 
 
 def ask(agent: RagAgent, question: str, **options) -> object:
     return agent.answer(AgentQuery(question=question, max_new_tokens=SHORT, **options))
 
 
-def test_relevant_passages_become_numbered_context_and_citations_map_to_them(agent):
+@slow
+def test_relevant_passages_become_numbered_context(agent):
     result = ask(agent, "How long is the Ostra river?")
     assert result.route == "retrieve" and result.evidence == "found"
     assert result.hits[0].chunk.document_id == "river"
     assert "[1] The Ostra river: The Ostra river flows 612 kilometres" in result.prompt[-1].content
-    assert set(result.cited) <= {hit.chunk.id for hit in result.hits}
 
 
+@slow
 def test_irrelevant_hits_are_left_out_of_the_context(agent):
     result = ask(agent, "How long is the Ostra river?")
     assert [hit.chunk.document_id for hit in result.hits] == ["river"]
     assert len(result.grades) == 3 and result.grades[0] == 1.0
 
 
+@slow
 def test_retrieval_is_scoped_to_the_tenant(agent):
     result = ask(agent, "How long is the Ostra river?", tenant="globex")
     assert [hit.chunk.document_id for hit in result.hits] == ["other-tenant"]
 
 
+@slow
 def test_a_restricted_document_is_retrieved_only_for_a_principal_on_its_access_list(agent):
     question = "What code opens the Veltrin vault?"
     assert "vault" in [hit.chunk.document_id for hit in ask(agent, question, principals=["alice"]).hits]
@@ -77,12 +123,14 @@ def test_a_restricted_document_is_retrieved_only_for_a_principal_on_its_access_l
         assert "vault" not in [hit.chunk.document_id for hit in ask(agent, question, principals=outsider).hits]
 
 
+@slow
 def test_retrieval_false_skips_the_search(agent):
     result = ask(agent, "How long is the Ostra river?", retrieval=False)
     assert (result.route, result.hits, result.queries, result.evidence) == ("direct", [], [], "not_searched")
     assert result.prompt[-1].content == "How long is the Ostra river?"
 
 
+@slow
 def test_without_evidence_the_prompt_says_so_and_the_models_answer_is_kept(agent):
     result = ask(agent, "What is the capital of the planet Zorblax?")
     assert result.evidence == "insufficient" and len(result.hits) == 3  # shown, with a note, for the model to judge
@@ -90,6 +138,7 @@ def test_without_evidence_the_prompt_says_so_and_the_models_answer_is_kept(agent
     assert result.answer and result.usage["completion_tokens"] >= 1  # the model's own words, never a canned refusal
 
 
+@slow
 def test_a_failed_search_is_retried_once_with_the_subject_of_the_earlier_turn(agent):
     history = [{"role": "user", "content": "Where is the Veltrin Observatory?"},
                {"role": "assistant", "content": "On Mount Caldera [1]."}]
@@ -99,21 +148,25 @@ def test_a_failed_search_is_retried_once_with_the_subject_of_the_earlier_turn(ag
     assert result.prompt[1].content == "Where is the Veltrin Observatory?"
 
 
+@slow
 def test_a_search_with_nothing_new_to_try_is_not_repeated(agent):
     assert ask(agent, "What is the capital of the planet Zorblax?").queries == ["What is the capital of the planet Zorblax?"]
 
 
+@slow
 def test_the_same_question_gets_the_same_prompt(agent):
     first, second = ask(agent, "How long is the Ostra river?"), ask(agent, "How long is the Ostra river?")
     assert first.prompt == second.prompt and first.answer == second.answer
 
 
+@slow
 def test_streaming_delivers_the_answer_in_pieces(agent):
     pieces: list[str] = []
     result = agent.answer(AgentQuery(question="How long is the Ostra river?", max_new_tokens=SHORT), on_delta=pieces.append)
     assert len(pieces) > 1 and "".join(pieces).strip() == result.answer
 
 
+@slow
 def test_should_stop_ends_generation_at_the_next_piece(agent):
     pieces: list[str] = []
     agent.answer(AgentQuery(question="How long is the Ostra river?", max_new_tokens=SHORT), on_delta=pieces.append,
@@ -121,24 +174,33 @@ def test_should_stop_ends_generation_at_the_next_piece(agent):
     assert len(pieces) == 2
 
 
+@slow
 def test_timings_cover_every_step_that_ran(agent):
     assert {"retrieval", "grading", "generation"} <= set(ask(agent, "How long is the Ostra river?").timings_ms)
 
 
-def test_the_documented_graph_is_the_current_graph(agent):
-    drawn = agent.mermaid()
+def test_the_documented_graph_is_the_current_graph(retriever):
+    drawn = RagAgent(retriever, CitingReader()).mermaid()
     assert drawn == mermaid()
     assert drawn.strip() in (Path(__file__).resolve().parents[2] / "docs" / "agent-graph.md").read_text()
 
 
-def test_a_citation_marker_points_to_the_chunk_that_contains_the_cited_text(agent):
-    from agents.citations import cited_ids
+@pytest.mark.parametrize("streamed", [False, True])
+def test_each_citation_names_the_chunk_that_holds_the_cited_evidence(retriever, streamed):
+    """Two relevant passages; the evidence cited first sits in the second one, so a numbering or
+    ordering slip between prompt and citations names the wrong chunk."""
+    agent = RagAgent(retriever, CitingReader("4,200 metres", "7734"))
+    query = AgentQuery(question="How high is the Veltrin Observatory and what code opens the Veltrin vault?",
+                       principals=["alice"], max_new_tokens=SHORT)
+    result = agent.answer(query, on_delta=[].append) if streamed else agent.answer(query)
+    assert result.evidence == "found" and [hit.chunk.document_id for hit in result.hits] == ["vault", "observatory"]
+    assert result.answer == "4,200 metres [2]; 7734 [1]."
+    cited = {hit.chunk.id: hit.chunk for hit in result.hits}
+    assert [cited[chunk_id].document_id for chunk_id in result.cited] == ["observatory", "vault"]
+    assert "4,200 metres" in cited[result.cited[0]].text and "7734" in cited[result.cited[1]].text
 
-    result = ask(agent, "How long is the Ostra river?")
-    by_id = {hit.chunk.id: hit.chunk for hit in result.hits}
-    numbered = [line for line in result.prompt[-1].content.splitlines() if line.startswith("[")]
-    # What a correct answer would say, citing the passage the prompt numbered [1]:
-    (chunk_id,) = cited_ids("It flows 612 kilometres [1].", [hit.chunk.id for hit in result.hits])
-    assert "612 kilometres" in by_id[chunk_id].text and numbered[0].startswith("[1]") and by_id[chunk_id].text in numbered[0]
-    for chunk_id in result.cited:  # and whatever the model itself cited exists in its context
-        assert by_id[chunk_id].text in result.prompt[-1].content
+
+def test_an_answer_without_evidence_in_its_context_cites_nothing(retriever):
+    result = RagAgent(retriever, CitingReader("7734")).answer(AgentQuery(question="What code opens the Veltrin vault?"))
+    assert "vault" not in [hit.chunk.document_id for hit in result.hits]  # restricted: not in this reader's context
+    assert (result.answer, result.cited) == ("I don't know.", [])

@@ -24,12 +24,24 @@ def test_every_topic_and_dlq_is_a_channel() -> None:
     assert document["asyncapi"].startswith("3.")
 
 
-def test_every_reference_resolves() -> None:
+def _resolve(document: dict, ref: str) -> object:
+    """The node a local `#/a/b` reference names, or None where the path leads nowhere."""
+    node: object = document
+    for part in ref.removeprefix("#/").split("/"):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+# What a reference into each section must find there, so a reference cannot land on the wrong kind of node.
+EXPECTED_KEY = {"#/channels": "address", "#/components/messages": "payload", "#/components/schemas": "type"}
+
+
+def test_every_reference_resolves_to_a_node_of_its_kind() -> None:
     document = asyncapi_document()
-    for ref in _refs(document):
-        node = document
-        for part in ref.removeprefix("#/").split("/"):
-            node = node[part]
+    refs = _refs(document)
+    assert {ref.rsplit("/", 1)[0] for ref in refs} == set(EXPECTED_KEY)  # operations, channels and messages all link
+    wrong = [ref for ref in refs if EXPECTED_KEY[ref.rsplit("/", 1)[0]] not in (_resolve(document, ref) or {})]
+    assert wrong == []
 
 
 def test_checked_in_document_is_current() -> None:

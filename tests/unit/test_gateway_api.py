@@ -3,21 +3,49 @@
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from fastapi.testclient import TestClient
 
 from schemas.settings import Settings
+from streams.asyncapi import asyncapi_document
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
+from streams.topics import all_topic_names
+
+# The README's "HTTP API" table, method and path.
+README_ROUTES = {("post", "/v1/documents"), ("get", "/v1/documents/{document_id}"), ("delete", "/v1/documents/{document_id}"),
+                 ("post", "/v1/chat"), ("get", "/v1/tasks/{task_id}"), ("get", "/v1/tasks/{task_id}/events"),
+                 ("delete", "/v1/tasks/{task_id}"), ("post", "/v1/chat/completions"), ("post", "/v1/feedback"), ("get", "/v1/models"),
+                 ("post", "/v1/webhooks/generic"), ("post", "/v1/webhooks/slack"), ("get", "/healthz"), ("get", "/metrics"),
+                 ("get", "/asyncapi.json")}
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[tuple[TestClient, Runtime]]:
+    runtime = Runtime(settings, roles=[])  # accept and publish only: nothing consumes, so tasks stay queued
+    with TestClient(create_app(runtime)) as test_client:
+        yield test_client, runtime
 
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    runtime = Runtime(settings, roles=[])  # accept and publish only: nothing consumes, so tasks stay queued
-    with TestClient(create_app(runtime)) as test_client:
+    with serving(settings) as (test_client, _):
         yield test_client
+
+
+def from_env(settings: Settings, monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    """Settings as a process reads them with these `RAGLOOP_*` variables set: the names the README documents."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings(home=settings.home, broker_url=settings.broker_url, search_url=settings.search_url)
+
+
+def messages(system_chars: int, user_chars: int) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "s" * system_chars}, {"role": "user", "content": "u" * user_chars}]
 
 
 def test_document_is_accepted_and_queued(client: TestClient) -> None:
@@ -109,8 +137,74 @@ def test_models_lists_exactly_one_active_version(client: TestClient) -> None:
     assert models[0]["version"] == "smollm2-135m-instruct@base"
 
 
-def test_health_metrics_and_openapi_are_served(client: TestClient) -> None:
+def test_health_and_metrics_are_served(client: TestClient) -> None:
     assert client.get("/healthz").json()["status"] == "ok"
     client.post("/v1/documents", json={"text": "x"})
     assert 'ragloop_events_published_total{topic="docs.ingest"}' in client.get("/metrics").text
-    assert "/v1/chat" in client.get("/openapi.json").json()["paths"]
+
+
+# --- limits: refused before anything is queued -----------------------------------------------------
+
+def test_a_prompt_over_max_prompt_chars_is_413_saying_what_to_change(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every message counts towards RAGLOOP_MAX_PROMPT_CHARS; the refusal gives the size, the limit and the setting."""
+    with serving(from_env(settings, monkeypatch, RAGLOOP_MAX_PROMPT_CHARS="40")) as (client, runtime):
+        refused = client.post("/v1/chat", json={"messages": messages(20, 21)})
+        assert refused.status_code == 413
+        assert refused.json()["detail"] == "messages hold 41 characters; the limit is 40 (RAGLOOP_MAX_PROMPT_CHARS)"
+        assert runtime.store.count_queued() == 0
+        assert client.post("/v1/chat", json={"messages": messages(20, 20)}).status_code == 202  # the limit itself is allowed
+
+
+@pytest.mark.timeout(60)  # were it accepted, the completion would wait for an answer no worker gives
+def test_an_openai_prompt_over_max_prompt_chars_is_413_as_an_openai_error(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    with serving(from_env(settings, monkeypatch, RAGLOOP_MAX_PROMPT_CHARS="40")) as (client, runtime):
+        refused = client.post("/v1/chat/completions", json={"model": "ragloop", "messages": messages(20, 21)})
+        assert refused.status_code == 413
+        assert refused.json() == {"error": {"message": "messages hold 41 characters; the limit is 40 (RAGLOOP_MAX_PROMPT_CHARS)",
+                                            "type": "invalid_request_error", "code": 413}}
+        assert runtime.store.count_queued() == 0
+
+
+def test_a_tenant_over_max_queued_per_tenant_is_503_with_retry_after(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-tenant share is refused up front; what was accepted stays queued, and other tenants are still served."""
+    limited = from_env(settings, monkeypatch, RAGLOOP_MAX_QUEUED_PER_TENANT="2", RAGLOOP_QUEUE_FULL_RETRY_AFTER_S="9")
+    with serving(limited) as (client, runtime):
+        ask = {"messages": [{"role": "user", "content": "hello"}], "tenant": "acme"}
+        accepted = [client.post("/v1/chat", json=ask) for _ in range(2)]
+        refused = client.post("/v1/chat", json=ask)
+        assert [r.status_code for r in accepted] == [202, 202]
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "9"
+        assert refused.json()["detail"] == "tenant 'acme' has 2 waiting tasks (limit 2); retry later"
+        assert [client.get(f"/v1/tasks/{r.json()['task_id']}").json()["status"] for r in accepted] == ["queued", "queued"]
+        assert client.post("/v1/chat", json={**ask, "tenant": "globex"}).status_code == 202
+        assert runtime.store.count_queued("acme") == 2
+
+
+# --- served documents ----------------------------------------------------------------------------
+
+def test_asyncapi_json_serves_the_event_contract_of_every_topic(client: TestClient) -> None:
+    """The other half of the API: the AsyncAPI 3 document of every topic and its dead-letter topic."""
+    reply = client.get("/asyncapi.json")
+    assert reply.status_code == 200 and reply.headers["content-type"] == "application/json"
+    document = reply.json()
+    assert document == json.loads(json.dumps(asyncapi_document()))  # the generated document (checked in tests/unit/test_asyncapi.py)
+    assert document["asyncapi"] == "3.0.0" and document["info"]["title"] == "ragloop events"
+    assert {channel["address"] for channel in document["channels"].values()} == set(all_topic_names())
+
+
+def test_docs_serves_swagger_ui_over_the_openapi_document(client: TestClient) -> None:
+    reply = client.get("/docs")
+    assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/html")
+    assert "SwaggerUIBundle" in reply.text and "url: '/openapi.json'" in reply.text
+
+
+def test_openapi_json_describes_every_route_and_field_the_readme_lists(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    served = {(method, path) for path, item in document["paths"].items() for method in item}
+    assert README_ROUTES <= served, README_ROUTES - served
+    schemas = document["components"]["schemas"]
+    fields = {name: set(schemas[name]["properties"]) for name in ("DocumentIn", "ChatIn", "FeedbackIn", "CompletionIn")}
+    assert {"text", "url", "content_b64", "media_type", "filename", "title", "id", "tenant", "metadata", "access"} <= fields["DocumentIn"]
+    assert {"messages", "conversation_id", "tenant", "principals", "retrieval", "model_version", "priority", "callback_url"} <= fields["ChatIn"]
+    assert {"task_id", "rating", "correction", "comment"} <= fields["FeedbackIn"]
+    assert {"retrieval", "principals"} <= fields["CompletionIn"]  # the extra_body extensions

@@ -1,14 +1,20 @@
-"""Chunker invariants: no text lost, sizes and overlap bounded, stable content ids, structure."""
+"""Chunker invariants: no text lost, sizes and overlap bounded, stable content ids, structure.
+
+Sizes are measured with MiniLM's real WordPiece tokenizer, loaded separately through transformers,
+never with the counter the chunker itself used."""
 
 from __future__ import annotations
 
 import random
-import re
+from collections.abc import Callable
 
 import pytest
+from tokenizers import Tokenizer
+from transformers import AutoTokenizer
 
-from indexing.chunking import Chunker, approximate_tokens
+from indexing.chunking import Chunker, approximate_tokens, tokenizer_counter
 from indexing.types import SourceDocument
+from models.fetch import minilm_path
 
 WORDS = ("cell protein gene expression tumour mouse patient trial dose risk model signal pathway "
          "receptor binding effect increase reduce level response analysis").split()
@@ -34,6 +40,20 @@ def spans(chunks):
     return [(c.metadata["char_start"], c.metadata["char_end"]) for c in chunks]
 
 
+@pytest.fixture(scope="module")
+def minilm_tokens() -> Callable[[str], int]:
+    """The measuring stick: MiniLM's token count of a text, without special tokens."""
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@pytest.fixture(scope="module")
+def minilm_chunker() -> Chunker:
+    """A chunker sizing with MiniLM's tokenizer.json, as a deployment wanting exact sizes would configure it."""
+    return Chunker(max_tokens=60, overlap_tokens=12,
+                   token_counter=tokenizer_counter(Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))))
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_every_chunk_is_an_exact_slice_of_the_document(seed):
     doc = random_document(seed)
@@ -53,18 +73,25 @@ def test_no_text_is_lost(seed):
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_chunks_fit_the_token_budget(seed):
-    chunker = Chunker(max_tokens=60, overlap_tokens=12)
-    assert all(approximate_tokens(c.text) <= 60 for c in chunker.split(random_document(seed)))
+def test_chunks_fit_the_token_budget(seed, minilm_chunker, minilm_tokens):
+    sizes = [minilm_tokens(c.text) for c in minilm_chunker.split(random_document(seed))]
+    assert max(sizes) <= 60 and sum(sizes) / len(sizes) > 30  # bounded, yet not cut needlessly small
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_overlap_between_neighbours_is_bounded(seed):
+def test_overlap_between_neighbours_is_bounded(seed, minilm_chunker, minilm_tokens):
     doc = random_document(seed)
-    chunks = Chunker(max_tokens=60, overlap_tokens=12).split(doc)
-    for (_, prev_end), (start, _) in zip(spans(chunks), spans(chunks)[1:]):
-        if start < prev_end:
-            assert approximate_tokens(doc.text[start:prev_end]) <= 12
+    chunks = minilm_chunker.split(doc)
+    overlaps = [minilm_tokens(doc.text[start:prev_end])
+                for (_, prev_end), (start, _) in zip(spans(chunks), spans(chunks)[1:]) if start < prev_end]
+    assert overlaps and max(overlaps) <= 12
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_default_chunks_fit_minilms_window_with_their_title(seed, minilm_tokens):
+    """The default sizes by estimate (no tokenizer); the embedder sees title + text plus [CLS] and [SEP] in 256."""
+    chunks = Chunker().split(random_document(seed))
+    assert max(minilm_tokens(f"{c.title}: {c.text}") + 2 for c in chunks) <= 256
 
 
 def test_a_cut_inside_a_paragraph_carries_overlap():
@@ -160,9 +187,18 @@ def test_a_custom_token_counter_sizes_the_chunks():
 
 
 def test_approximate_tokens_counts_words_numbers_and_punctuation():
-    assert approximate_tokens("The cat sat.") == 4
-    assert approximate_tokens("immunohistochemistry") > 1
-    assert re.sub(r"\s", "", "a b") == "ab"
+    assert approximate_tokens("The cat sat.") == 4  # one per short word and per mark
+    assert approximate_tokens("immunohistochemistry") == 3  # one per 7 letters begun
+    assert approximate_tokens("1987") == 2  # one per 2 digits begun
+    assert approximate_tokens("a, b!\n\n\t c") == 5  # whitespace counts nothing
+
+
+def test_a_tokenizer_counter_counts_without_the_tokenizers_padding(minilm_tokens):
+    """MiniLM's tokenizer.json pads every text to 128; counting must not, nor change the caller's tokenizer."""
+    tokenizer = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
+    text = "Emperor penguins breed during the Antarctic winter."
+    assert tokenizer_counter(tokenizer)(text) == minilm_tokens(text) == 8
+    assert len(tokenizer.encode(text).ids) == 128  # the caller's padding is left as configured
 
 
 @pytest.mark.parametrize("max_tokens, overlap", [(4, 0), (100, 50), (100, -1)])

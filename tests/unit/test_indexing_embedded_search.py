@@ -50,5 +50,8 @@ def test_mutating_a_hit_does_not_change_the_index(tmp_path):
 def test_bm25_hits_are_detached_too(tmp_path):
     backend, _ = _index(tmp_path, n=5)
     hit = backend.search_bm25(tenant="default", text="penguin", k=1)[0]
+    number = int(hit.chunk.id.removeprefix("c"))
     hit.chunk.metadata["page"] = -1
-    assert backend.get_chunk(hit.chunk.id).metadata["page"] != -1
+    hit.chunk.text = "changed"
+    stored = backend.get_chunk(hit.chunk.id)
+    assert (stored.metadata["page"], stored.text) == (number, f"penguin number {number}")  # as _index wrote it

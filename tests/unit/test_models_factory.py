@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi import FastAPI, Header
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import LLMEngine  # noqa: E402
+from models.llm.base import GenerationParams, LLMEngine  # noqa: E402
+from models.llm.chat_format import encode_prompt  # noqa: E402
 from models.llm.factory import open_engine  # noqa: E402
 from models.llm.openai_engine import OpenAICompatibleEngine  # noqa: E402
 from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from tests.openai_compatible_server import create_app, serve  # noqa: E402
+from streams.gateway.server import serve_in_thread  # noqa: E402
 from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT  # noqa: E402
+from tests.vllm_protocol_double import create_app, serve  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +67,23 @@ def test_server_urls_become_openai_compatible_engines(spec, base_url, model):
 
 
 def test_api_key_comes_from_the_argument_or_environment(monkeypatch):
+    """The key reaches the server as a bearer token: the argument wins over RAGLOOP_LLM_API_KEY."""
+    received: list[str | None] = []
+    app = FastAPI()
+
+    @app.get("/v1/models")
+    def models(authorization: str | None = Header(None)) -> dict[str, object]:
+        received.append(authorization)
+        return {"object": "list", "data": [{"id": "m", "object": "model"}]}
+
     monkeypatch.setenv("RAGLOOP_LLM_API_KEY", "from-env")
-    assert open_engine("vllm://h:1?model=m")._http.headers["Authorization"] == "Bearer from-env"  # type: ignore[attr-defined]
-    assert open_engine("vllm://h:1?model=m", api_key="given")._http.headers["Authorization"] == "Bearer given"  # type: ignore[attr-defined]
+    with serve_in_thread(app) as url:
+        spec = url.replace("http://", "vllm://") + "/v1"  # no model named: the engine asks /v1/models
+        assert (open_engine(spec).name, open_engine(spec, api_key="given").name) == ("m", "m")
+    assert received == ["Bearer from-env", "Bearer given"]
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_a_server_url_reaches_the_server(base_url, local):
     remote = open_engine(base_url.replace("http://", "openai://"))  # model discovered from /v1/models
     assert remote.name == "smollm2"
@@ -110,10 +126,25 @@ def test_any_local_causal_lm_folder_serves_chat(tmp_path):
     assert generation.prompt_tokens > 0 and 1 <= generation.completion_tokens <= SHORT.max_new_tokens
 
 
+def _first_greedy_token(path: Path) -> int:
+    """The token the checkpoint itself picks first for RAG_MESSAGES, read from its logits."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    prompt = encode_prompt(AutoTokenizer.from_pretrained(path), RAG_MESSAGES)
+    with torch.inference_mode():
+        logits = AutoModelForCausalLM.from_pretrained(path)(torch.tensor([prompt])).logits
+    return int(logits[0, -1].argmax())
+
+
 def test_every_end_token_in_the_generation_config_ends_the_answer(tmp_path):
-    """Llama 3 lists <|eot_id|> and <|end_of_text|>; either must end an answer."""
-    engine = open_engine(str(_tiny_checkpoint(tmp_path / "multi-eos", eos=[2, 1])))
-    assert engine._end_ids == [2, 1]  # type: ignore[attr-defined]
+    """Llama 3 lists <|eot_id|> and <|end_of_text|>; any listed end token ends an answer, not only the first."""
+    params = GenerationParams(max_new_tokens=8)
+    unlisted = open_engine(str(_tiny_checkpoint(tmp_path / "plain"))).generate(RAG_MESSAGES, params)
+    assert (unlisted.completion_tokens, unlisted.finish_reason) == (8, "length")  # random weights ramble on
+    first = _first_greedy_token(tmp_path / "plain")
+    listed = open_engine(str(_tiny_checkpoint(tmp_path / "multi-eos", eos=[1, first]))).generate(RAG_MESSAGES, params)
+    assert (listed.completion_tokens, listed.finish_reason) == (1, "stop")
 
 
 def test_a_checkpoint_without_a_chat_template_is_refused(tmp_path):

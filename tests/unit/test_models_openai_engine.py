@@ -1,9 +1,9 @@
-"""models.llm.OpenAICompatibleEngine against a real OpenAI-compatible HTTP server on loopback.
+"""models.llm.OpenAICompatibleEngine against a vLLM test double on loopback.
 
-The server (tests/openai_compatible_server.py) is backed by the real TransformersEngine with
-SmolLM2, so answers, token counts and adapter switching are checked against the engine the
-remote one stands in for. It speaks vLLM's runtime LoRA routes, including vLLM's refusal to load
-a name twice.
+The double (tests/vllm_protocol_double.py) answers with vLLM's routes, status codes and bodies,
+pinned to vLLM's code by tests/unit/test_vllm_protocol_double.py, and is backed by the real
+TransformersEngine with SmolLM2, so answers, token counts and adapter switching are checked
+against the engine the remote one stands in for. No real vLLM runs here (docs/engines.md).
 """
 
 from __future__ import annotations
@@ -20,8 +20,10 @@ from models.fetch import ensure_smollm2  # noqa: E402
 from models.llm.base import GenerationParams, LLMEngine  # noqa: E402
 from models.llm.openai_engine import EngineServerError, OpenAICompatibleEngine  # noqa: E402
 from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from tests.openai_compatible_server import create_app, serve  # noqa: E402
 from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT, make_random_adapter  # noqa: E402
+from tests.vllm_protocol_double import create_app, serve  # noqa: E402
+
+pytestmark = pytest.mark.slow  # generates with SmolLM2
 
 BASE = "smollm2"
 

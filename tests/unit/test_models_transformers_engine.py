@@ -62,6 +62,7 @@ def test_engine_meets_the_llm_engine_protocol(engine):
     assert engine.name == "SmolLM2-135M-Instruct"
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_greedy_generation_is_deterministic_and_grounded(engine, base_answer):
     again = engine.generate(RAG_MESSAGES, SHORT)
     assert again.text == base_answer
@@ -69,18 +70,21 @@ def test_greedy_generation_is_deterministic_and_grounded(engine, base_answer):
     assert again.adapter is None
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_prompt_tokens_match_the_training_tokenisation(engine):
     generation = engine.generate(RAG_MESSAGES, GenerationParams(max_new_tokens=1))
     row = tokenize_example(engine.tokenizer, TrainingExample(messages=RAG_MESSAGES, target="Paris."), 4096)
     assert generation.prompt_tokens == row["labels"].count(IGNORE_INDEX)
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_max_new_tokens_ends_with_length(engine):
     generation = engine.generate(RAG_MESSAGES, GenerationParams(max_new_tokens=3))
     assert generation.completion_tokens == 3
     assert generation.finish_reason == "length"
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_end_of_turn_ends_with_stop(engine):
     generation = engine.generate(RAG_MESSAGES, GenerationParams(max_new_tokens=64))
     assert generation.finish_reason == "stop"
@@ -88,6 +92,7 @@ def test_end_of_turn_ends_with_stop(engine):
     assert "<|im_end|>" not in generation.text
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_stop_string_cuts_the_text_before_it(engine, base_answer):
     stop = "Paris"
     assert stop in base_answer
@@ -96,12 +101,14 @@ def test_stop_string_cuts_the_text_before_it(engine, base_answer):
     assert generation.finish_reason == "stop"
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_stream_deltas_concatenate_to_the_generated_text(engine, base_answer):
     deltas = list(engine.stream(RAG_MESSAGES, SHORT))
     assert len(deltas) > 1
     assert "".join(deltas) == base_answer
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_stream_honours_stop_strings_without_leaking_them(engine, base_answer):
     params = GenerationParams(max_new_tokens=24, stop=["Paris"])
     deltas = list(engine.stream(RAG_MESSAGES, params))
@@ -109,6 +116,7 @@ def test_stream_honours_stop_strings_without_leaking_them(engine, base_answer):
     assert all("Par" not in d for d in deltas)
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_abandoned_stream_releases_the_engine(engine, base_answer):
     stream = engine.stream(RAG_MESSAGES, GenerationParams(max_new_tokens=64))
     next(stream)
@@ -121,6 +129,7 @@ def test_unknown_adapter_is_an_error_naming_it(engine):
         engine.generate(RAG_MESSAGES, SHORT, adapter="nope")
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_adapter_changes_output_and_none_keeps_base_behaviour(engine, random_adapter, base_answer):
     base_model = engine.base_model
     engine.load_adapter("random", random_adapter)
@@ -139,6 +148,7 @@ def test_missing_adapter_folder_is_reported(engine, tmp_path):
         engine.load_adapter("ghost", tmp_path)
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_loading_a_name_from_a_new_path_replaces_that_adapter(engine, random_adapter, tmp_path):
     engine.load_adapter("versioned", random_adapter)
     first = engine.generate(RAG_MESSAGES, SHORT, adapter="versioned").text
@@ -156,17 +166,20 @@ SECOND = [
 ]
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_batch_answers_equal_one_by_one_answers_in_order(engine):
     batch = engine.generate_batch([RAG_MESSAGES, SECOND], SHORT)
     assert batch == [engine.generate(RAG_MESSAGES, SHORT), engine.generate(SECOND, SHORT)]
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_batch_stops_each_row_at_its_own_stop_string(engine):
     params = GenerationParams(max_new_tokens=24, stop=["Paris", "4"])
     batch = engine.generate_batch([RAG_MESSAGES, SECOND], params)
     assert batch == [engine.generate(RAG_MESSAGES, params), engine.generate(SECOND, params)]
 
 
+@pytest.mark.slow  # generates with SmolLM2
 def test_batch_uses_the_named_adapter(engine, random_adapter):
     engine.load_adapter("random", random_adapter)
     batch = engine.generate_batch([RAG_MESSAGES], SHORT, adapter="random")

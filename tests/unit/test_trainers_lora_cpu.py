@@ -59,6 +59,7 @@ EXAMPLES = [TrainingExample(messages=rag_messages(q, ctx), target=t) for q, t, _
 KEYS = [k for _, _, k, _ in FACTS]
 
 
+@pytest.mark.slow  # trains LoRA on the real SmolLM2 (a few steps)
 def test_train_lora_saves_a_peft_adapter_and_a_report(tmp_path):
     recipe = LoraRecipe(rank=2, alpha=4, target_modules=["q_proj"], max_steps=2, stop_loss=None)
     report = train_lora(ensure_smollm2(), EXAMPLES[:2], recipe, tmp_path / "adapter", progress=False)
@@ -70,6 +71,7 @@ def test_train_lora_saves_a_peft_adapter_and_a_report(tmp_path):
     assert saved["recipe"]["rank"] == 2
 
 
+@pytest.mark.slow  # trains LoRA on the real SmolLM2 (a few steps)
 def test_train_lora_restores_the_callers_thread_count(tmp_path):
     before = torch.get_num_threads()
     recipe = LoraRecipe(rank=2, target_modules=["q_proj"], max_steps=1, num_threads=1, stop_loss=None)

@@ -1,9 +1,27 @@
-"""A small OpenAI-compatible server over a real engine, for testing HTTP clients of that protocol.
+"""A test double of vLLM's OpenAI-compatible server, over a real engine.
 
-It speaks the subset vLLM speaks to ragloop: ``POST /v1/chat/completions`` (JSON and SSE),
-``GET /v1/models`` (adapters listed with a ``parent``), and vLLM's runtime LoRA routes
-``POST /v1/load_lora_adapter`` / ``/v1/unload_lora_adapter`` with vLLM's refusal of a name that is
-already loaded. It lives in tests/ on purpose: the product endpoint belongs to the gateway.
+`models.llm.OpenAICompatibleEngine` is ragloop's client of vLLM. vLLM needs a GPU and is not run
+where ragloop is tested, so the engine is tested against this double instead: real generation (the
+engine it wraps) behind the routes, status codes and bodies vLLM documents. Every answer below is
+pinned to vLLM's own code, cited next to it; `tests/unit/test_vllm_protocol_double.py` checks the
+double still answers that way. What the double cannot show is whether vLLM itself still does: the
+engine has not run against a real vLLM here (docs/engines.md says so).
+
+Sources (vllm-project/vllm):
+- docs: https://docs.vllm.ai/en/latest/features/lora/ ("Dynamically serving LoRA Adapters": the
+  routes exist only with `VLLM_ALLOW_RUNTIME_LORA_UPDATING=True`; `/v1/models` lists each adapter
+  with its `parent`).
+- `vllm/entrypoints/serve/lora/api_router.py`: `/v1/load_lora_adapter`, `/v1/unload_lora_adapter`
+  registered only when `envs.VLLM_ALLOW_RUNTIME_LORA_UPDATING`; success is
+  `Response(status_code=200, content=<message>)` (plain text), errors are the JSON `ErrorResponse`
+  with the HTTP status in `error.code`.
+- `vllm/entrypoints/serve/lora/protocol.py`: `LoadLoRAAdapterRequest {lora_name, lora_path}`,
+  `UnloadLoRAAdapterRequest {lora_name, lora_int_id?}`.
+- `vllm/entrypoints/openai/models/serving.py` (`OpenAIServingModels`): the model cards, the check
+  and success messages of load/unload, `check_model`'s 404 for an unknown model.
+- `vllm/entrypoints/serve/exception_handling/error_response.py` and `.../engine/protocol.py`:
+  `ErrorResponse {"error": {"message", "type", "param", "code"}}`; `LoRAAdapterNotFoundError`
+  ("Loading lora NAME failed: No adapter found for PATH") becomes a 404 `NotFoundError`.
 
     with serve(create_app(engine, "smollm2")) as base_url:   # "http://127.0.0.1:PORT/v1"
         ...
@@ -21,7 +39,7 @@ from typing import Any
 
 import anyio
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
@@ -43,21 +61,33 @@ class ChatCompletionRequest(BaseModel):
 
 
 class LoadLoRARequest(BaseModel):
+    """vLLM's `LoadLoRAAdapterRequest` (serve/lora/protocol.py); `load_inplace` is read by
+    `OpenAIServingModels` in current vLLM (replace a loaded name instead of refusing it)."""
+
     lora_name: str
     lora_path: str
+    load_inplace: bool = False
 
 
 class UnloadLoRARequest(BaseModel):
+    """vLLM's `UnloadLoRAAdapterRequest` (serve/lora/protocol.py)."""
+
     lora_name: str
+    lora_int_id: int | None = None
 
 
-def _error(status: int, message: str, kind: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind, "code": status}}, status_code=status)
+def _error(status: int, message: str, kind: str, param: str | None = None) -> JSONResponse:
+    """vLLM's `ErrorResponse.model_dump()`: `code` is the HTTP status as an int (not OpenAI's string)."""
+    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": status}}, status_code=status)
 
 
 def create_app(engine: LLMEngine, model_name: str, *, runtime_lora: bool = True) -> FastAPI:
-    """``app.state.omit_usage = True`` makes replies leave out ``usage`` like some servers do;
-    ``app.state.requests`` records every chat request body as received."""
+    """vLLM serving ``model_name`` with ``--enable-lora``; ``runtime_lora`` stands for
+    ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``.
+
+    Two knobs are not vLLM: ``app.state.omit_usage = True`` leaves ``usage`` out like some other
+    OpenAI-compatible servers do (vLLM always sends it), and ``app.state.requests`` records every
+    chat request body as received."""
     app = FastAPI()
     app.state.omit_usage = False
     app.state.requests = []
@@ -68,15 +98,19 @@ def create_app(engine: LLMEngine, model_name: str, *, runtime_lora: bool = True)
 
     @app.get("/v1/models")
     def models() -> dict[str, Any]:
-        cards = [{"id": model_name, "object": "model", "owned_by": "ragloop", "root": model_name, "parent": None}]
-        cards += [{"id": n, "object": "model", "owned_by": "ragloop", "root": p, "parent": model_name} for n, p in served.items()]
+        # OpenAIServingModels.show_available_models: the base model (root = its path, no parent),
+        # then one card per loaded adapter with root = the adapter's path, parent = the base model.
+        def card(ident: str, root: str, parent: str | None) -> dict[str, Any]:
+            return {"id": ident, "object": "model", "created": int(time.time()), "owned_by": "vllm", "root": root, "parent": parent}
+
+        cards = [card(model_name, model_name, None)] + [card(n, p, model_name) for n, p in served.items()]
         return {"object": "list", "data": cards}
 
     @app.post("/v1/chat/completions", response_model=None)
     def chat(request: ChatCompletionRequest) -> Any:
         app.state.requests.append(request.model_dump(exclude_unset=True))
-        if request.model != model_name and request.model not in served:
-            return _error(404, f"The model `{request.model}` does not exist.", "NotFoundError")
+        if request.model != model_name and request.model not in served:  # OpenAIModelRegistry.check_model
+            return _error(404, f"The model `{request.model}` does not exist.", "NotFoundError", param="model")
         adapter = None if request.model == model_name else request.model
         stops = [request.stop] if isinstance(request.stop, str) else (request.stop or [])
         params = GenerationParams(
@@ -136,23 +170,31 @@ def create_app(engine: LLMEngine, model_name: str, *, runtime_lora: bool = True)
 
         return StreamingResponse(_closing(events()), media_type="text/event-stream")
 
-    if runtime_lora:
+    if runtime_lora:  # serve/lora/api_router.py attaches these routes only with the env flag set
 
         @app.post("/v1/load_lora_adapter", response_model=None)
         def load_lora_adapter(request: LoadLoRARequest) -> Any:
-            if request.lora_name in served:
-                return _error(400, f"The lora adapter '{request.lora_name}' has already been loaded.", "InvalidUserInput")
-            if not (Path(request.lora_path) / "adapter_config.json").exists():
-                return _error(404, f"No adapter found for {request.lora_path}", "NotFoundError")
+            # OpenAIServingModels._check_load_lora_adapter_request, then engine_client.add_lora
+            if not request.lora_name or not request.lora_path:
+                return _error(400, "Both 'lora_name' and 'lora_path' must be provided.", "InvalidUserInput")
+            if not request.load_inplace and request.lora_name in served:
+                return _error(400, f"The lora adapter '{request.lora_name}' has already been loaded. If you want to "
+                                   "load the adapter in place, set 'load_inplace' to True.", "InvalidUserInput")
+            if not (Path(request.lora_path) / "adapter_config.json").exists():  # LoRAAdapterNotFoundError
+                return _error(404, f"Loading lora {request.lora_name} failed: No adapter found for {request.lora_path}",
+                              "NotFoundError")
             engine.load_adapter(request.lora_name, Path(request.lora_path))
             served[request.lora_name] = request.lora_path
-            return PlainTextResponse(f"Success: LoRA adapter '{request.lora_name}' added successfully.")
+            return Response(f"Success: LoRA adapter '{request.lora_name}' added successfully.", status_code=200)
 
         @app.post("/v1/unload_lora_adapter", response_model=None)
         def unload_lora_adapter(request: UnloadLoRARequest) -> Any:
+            # OpenAIServingModels._check_unload_lora_adapter_request
+            if not request.lora_name:
+                return _error(400, "'lora_name' needs to be provided to unload a LoRA adapter.", "InvalidUserInput")
             if served.pop(request.lora_name, None) is None:
                 return _error(404, f"The lora adapter '{request.lora_name}' cannot be found.", "NotFoundError")
-            return PlainTextResponse(f"Success: LoRA adapter '{request.lora_name}' removed successfully.")
+            return Response(f"Success: LoRA adapter '{request.lora_name}' removed successfully.", status_code=200)
 
     return app
 
