@@ -110,3 +110,30 @@ class ProcessedEvent(SQLModel, table=True):
     consumer: str = Field(primary_key=True)
     event_id: str = Field(primary_key=True)
     processed_at: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetterRecord(SQLModel, table=True):
+    """A message a consumer gave up on, kept where operators can list, read and replay it.
+
+    The same letter also goes to `<topic>.dlq` for Kafka-native tools; this row is what the CLI and
+    `GET /v1/dead-letters` read, on either broker. Keyed by consumer and message, so a dead-lettering
+    that is itself redelivered records the letter once.
+    """
+
+    __tablename__ = "dead_letters"
+    id: str = Field(primary_key=True)
+    topic: str = Field(index=True)
+    key: str | None = None
+    consumer: str
+    tenant: str | None = Field(default=None, index=True, description="The payload's tenant; None when it is not JSON.")
+    asked_as: str = Field(default="", description="Fingerprint of the payload's principals: who may read it over HTTP.")
+    event_id: str | None = Field(default=None, description="The payload's event_id, when it has one.")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    error_type: str
+    attempts: int
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    payload_encoding: str = "utf-8"
+    failed_at: datetime = Field(default_factory=utcnow, index=True)
+    replays: int = Field(default=0, description="How many times it was published again.")
+    replayed_at: datetime | None = None
+    replayed_by: str | None = Field(default=None, description="Who replayed it last (CLI user or API key's tenant).")

@@ -10,9 +10,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from schemas.events import ChatOptions, ChatRequest, ChatTurn, DocumentIngest, Event
 from schemas.settings import Settings, get_settings
 from schemas.tables import TERMINAL_TASK_STATES
+from streams.cli_runtime import in_process, run_with
+from streams.dead_letters_cli import dlq_app
 from streams.logging import configure_logging
 from streams.runtime import ROLES, Runtime
 from streams.topics import TOPICS, all_topic_names, resolve
@@ -35,32 +37,13 @@ app.add_typer(topics_app, name="topics")
 eval_app = typer.Typer(help="Measure retrieval and answer quality on BEIR-layout datasets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
+app.add_typer(dlq_app, name="dlq")
 console = Console(stderr=True, soft_wrap=True)
-T = TypeVar("T")
 
 
 @app.callback()
 def main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…", envvar="RAGLOOP_LOG_LEVEL")] = "WARNING") -> None:
     configure_logging(log_level)
-
-
-def _run_with(settings: Settings, roles: list[str], work: Callable[[Runtime], Awaitable[T]], *, warm: bool = True) -> T:
-    """Run `work` inside a runtime hosting `roles`."""
-
-    async def go() -> T:
-        runtime = Runtime(settings, roles)
-        await runtime.start(warm=warm)
-        try:
-            return await work(runtime)
-        finally:
-            await runtime.stop()
-
-    return asyncio.run(go())
-
-
-def _in_process(settings: Settings, roles: list[str]) -> list[str]:
-    """Embedded: nobody else will consume, so this process runs the roles; Kafka: workers elsewhere do."""
-    return roles if settings.is_embedded_broker else []
 
 
 @app.command()
@@ -86,7 +69,7 @@ def worker(role: Annotated[str, typer.Argument(help=f"One of: {', '.join([*ROLES
         await asyncio.Event().wait()
 
     try:
-        _run_with(settings, [role], forever) if role in ROLES else _unknown_role(role)
+        run_with(settings, [role], forever) if role in ROLES else _unknown_role(role)
     except KeyboardInterrupt:
         pass
 
@@ -161,7 +144,7 @@ def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ing
         await runtime.broker.join()  # type: ignore[attr-defined]
         return [json.loads(m.value)["reason"] for m in runtime.broker.retained[target.dlq]]  # type: ignore[attr-defined]
 
-    dead = _run_with(settings, _in_process(settings, list(ROLES)), send)
+    dead = run_with(settings, in_process(settings, list(ROLES)), send)
     console.print(f"published {len(messages)} event(s) to {target.name}")
     for reason in dead:
         console.print(f"[red]dead-lettered to {target.dlq}[/]: {reason}")
@@ -232,7 +215,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
             await runtime.publisher.publish(event)
         return await _follow_documents(runtime, [d.document_id for d in documents], timeout)
 
-    summary = _run_with(settings, _in_process(settings, ["ingest"]), send)
+    summary = run_with(settings, in_process(settings, ["ingest"]), send)
     failed = summary.get("failed", 0) + unreadable
     console.print(f"indexed {summary.get('indexed', 0)} of {len(documents) + unreadable} document(s), {summary.get('chunks', 0)} chunks; failed {failed}")
     if failed:
@@ -289,7 +272,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
         raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
 
     settings = get_settings()
-    task = _run_with(settings, _in_process(settings, ["agent"]), send)
+    task = run_with(settings, in_process(settings, ["agent"]), send)
     if json_output:
         print(task.model_dump_json(indent=2))
         return
@@ -422,7 +405,7 @@ def eval_qa(dataset: Annotated[Path, typer.Option(help="BEIR folder with answers
 
             return await asyncio.to_thread(evaluate_qa, dataset, answer_fn=answer, limit=limit, progress=True, split=split)
 
-        report = _run_with(settings, ["agent"], run)
+        report = run_with(settings, ["agent"], run)
     if json_output:
         print(report.model_dump_json(indent=2))
         return
