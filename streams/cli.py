@@ -64,8 +64,8 @@ def worker(role: Annotated[str, typer.Argument(help=f"One of: {', '.join([*ROLES
         return
     settings = get_settings()
 
-    async def forever(_: Runtime) -> None:
-        console.print(f"[green]worker {role}[/] consuming from {settings.broker_url}; Ctrl-C to stop")
+    async def forever(runtime: Runtime) -> None:
+        console.print(f"[green]worker {role}[/] {runtime.describe()}; Ctrl-C to stop")
         await asyncio.Event().wait()
 
     try:
@@ -85,8 +85,11 @@ def _serve(roles: list[str], host: str | None, port: int | None) -> None:
 
     settings = get_settings()
     runtime = Runtime(settings, roles)
-    console.print(f"[green]ragloop[/] roles={roles or ['gateway']} broker={settings.broker_url} search={settings.search_url} home={settings.home}")
-    uvicorn.run(create_app(runtime), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
+    app = create_app(runtime)  # binds the gateway's own listeners, so describe() names them too
+    host, port = host or settings.api_host, port or settings.api_port
+    console.print(f"[green]ragloop[/] roles={[*roles, 'gateway']} {runtime.describe()}")
+    console.print(f"[green]serving[/] http://{host}:{port} (API docs http://{host}:{port}/docs, metrics /metrics); Ctrl-C to stop")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @topics_app.command("create")
@@ -126,14 +129,16 @@ def topics_list() -> None:
 def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ingest (see `ragloop topics list`).")],
             source: Annotated[str, typer.Argument(help="JSON object, JSON array or JSON-lines file; - reads stdin.")],
             validate: Annotated[bool, typer.Option(help="Check events against the topic's schema first; --no-validate sends "
-                                                         "each line as-is (handy to see the DLQ at work).")] = True) -> None:
+                                                         "each line as-is (handy to see the DLQ at work).")] = True,
+            tenant: Annotated[str | None, typer.Option(envvar="RAGLOOP_TENANT", show_default=False,
+                                                       help="Tenant for events that name none (else `default`) [RAGLOOP_TENANT].")] = None) -> None:
     """Publish events to a topic, as any producer would.
 
     Example: `echo '{"document_id": "d1", "title": "T", "text": "Hello"}' | ragloop publish docs.ingest -`
     """
     target = resolve(topic)
     text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    messages = _validated(target.event, text) if validate else [(None, line.encode()) for line in text.splitlines() if line.strip()]
+    messages = _validated(target.event, text, tenant) if validate else [(None, line.encode()) for line in text.splitlines() if line.strip()]
     settings = get_settings()
 
     async def send(runtime: Runtime) -> list[str]:
@@ -150,8 +155,9 @@ def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ing
         console.print(f"[red]dead-lettered to {target.dlq}[/]: {reason}")
 
 
-def _validated(model: type[Event], text: str) -> list[tuple[str, bytes]]:
-    """Parse one JSON object, a JSON array or JSON lines, and check each against the topic's schema."""
+def _validated(model: type[Event], text: str, tenant: str | None = None) -> list[tuple[str, bytes]]:
+    """Parse one JSON object, a JSON array or JSON lines, and check each against the topic's schema;
+    an event that names no tenant gets `tenant` (when given)."""
     stripped = text.strip()
     try:
         if stripped.startswith("["):
@@ -165,6 +171,8 @@ def _validated(model: type[Event], text: str) -> list[tuple[str, bytes]]:
         raise typer.BadParameter(f"not JSON: {error}; give one object, an array, or one object per line") from None
     events = []
     for n, payload in enumerate(payloads, 1):
+        if tenant is not None and isinstance(payload, dict):
+            payload.setdefault("tenant", tenant)
         try:
             event = model.model_validate(payload)
         except ValidationError as error:
@@ -179,9 +187,10 @@ def _problems(error: ValidationError) -> str:
 
 @app.command()
 def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs: text, Markdown, HTML, PDF, JSON/JSONL records.")],
-           tenant: Annotated[str, typer.Option(help="Tenant the documents belong to.")] = "default",
+           tenant: TenantOption = "default",
            access: Annotated[list[str] | None, typer.Option(help="Restrict the documents to this principal (repeatable; "
                                                              "replaces a JSON record's own `access`). Default: the whole tenant.")] = None,
+           api_key: ApiKeyOption = None,
            timeout: Annotated[float, typer.Option(help="Seconds to wait for indexing.")] = 3600) -> None:
     """Index documents (chunk, embed, index) with a progress bar and a summary.
 
@@ -191,6 +200,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
     from indexing.loaders import LoadError, iter_documents
 
     settings = get_settings()
+    tenant, _ = _acting_as(settings, tenant, None, api_key)
     documents: list[DocumentIngest] = []
     unreadable = 0
     for item in paths:
@@ -243,21 +253,42 @@ async def _follow_documents(runtime: Runtime, ids: list[str], timeout: float) ->
     return {"indexed": statuses.count("indexed"), "failed": statuses.count("failed") + len(ids) - len(done), "chunks": chunks}
 
 
+TenantOption = Annotated[str, typer.Option(envvar="RAGLOOP_TENANT", help="The tenant to act for [RAGLOOP_TENANT].")]
+ApiKeyOption = Annotated[str | None, typer.Option("--api-key", envvar="RAGLOOP_API_KEY", show_default=False,
+                                                  help="Act as this key of RAGLOOP_API_KEYS, as the HTTP API would: its tenant and "
+                                                       "principals replace --tenant and --principal [RAGLOOP_API_KEY].")]
+
+
+def _acting_as(settings: Settings, tenant: str, principals: list[str] | None, api_key: str | None) -> tuple[str, list[str]]:
+    """The tenant and principals a command acts as: the API key's when one is given, else the flags'."""
+    if not api_key:
+        return tenant, principals or []
+    from streams.gateway.auth import parse_api_keys
+
+    grant = parse_api_keys(settings).get(api_key)
+    if grant is None:
+        raise typer.BadParameter("--api-key / RAGLOOP_API_KEY is not one of the keys in RAGLOOP_API_KEYS")
+    return grant.tenant, list(grant.principals)
+
+
 PRINCIPAL_HELP = ("Ask as this principal (repeatable): documents ingested with an access list are found only by a "
                   "principal on it; without one, only the tenant's unrestricted documents.")
 
 
 @app.command()
 def ask(question: Annotated[str, typer.Argument(help="The question.")],
-        tenant: Annotated[str, typer.Option(help="Search this tenant's documents.")] = "default",
+        tenant: TenantOption = "default",
         principal: Annotated[list[str] | None, typer.Option(help=PRINCIPAL_HELP)] = None,
+        api_key: ApiKeyOption = None,
         retrieval: Annotated[bool, typer.Option(help="--no-retrieval answers from the model alone.")] = True,
         json_output: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600) -> None:
     """Ask a question through the same path chat uses and print the answer with its citations."""
     from streams.gateway.api_models import TaskOut
 
-    request = ChatRequest(tenant=tenant, principals=principal or [], messages=[ChatTurn(role="user", content=question)],
+    settings = get_settings()
+    tenant, principals = _acting_as(settings, tenant, principal, api_key)
+    request = ChatRequest(tenant=tenant, principals=principals, messages=[ChatTurn(role="user", content=question)],
                           options=ChatOptions(retrieval=retrieval))
 
     async def send(runtime: Runtime) -> TaskOut:
@@ -271,7 +302,6 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
             await asyncio.sleep(0.1)
         raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
 
-    settings = get_settings()
     task = run_with(settings, in_process(settings, ["agent"]), send)
     if json_output:
         print(task.model_dump_json(indent=2))
@@ -288,8 +318,9 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
 @app.command()
 def search(query: Annotated[str, typer.Argument(help="What to look for.")],
            mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
-           tenant: Annotated[str, typer.Option(help="Search this tenant's documents only.")] = "default",
+           tenant: TenantOption = "default",
            principal: Annotated[list[str] | None, typer.Option(help=PRINCIPAL_HELP)] = None,
+           api_key: ApiKeyOption = None,
            k: Annotated[int, typer.Option(help="How many chunks to show.")] = 5,
            json_output: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False) -> None:
     """Search the index directly (no LLM): the chunks the agent would see, with their scores."""
@@ -299,9 +330,10 @@ def search(query: Annotated[str, typer.Argument(help="What to look for.")],
     if mode not in ("bm25", "dense", "hybrid"):
         raise typer.BadParameter(f"--mode {mode!r}: choose bm25, dense or hybrid")
     settings = get_settings()
+    tenant, principals = _acting_as(settings, tenant, principal, api_key)
     services = Services(settings, Store.from_settings(settings))
     try:
-        hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode, principals=principal)  # type: ignore[arg-type]
+        hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode, principals=principals)  # type: ignore[arg-type]
     finally:
         services.close()
     if json_output:

@@ -71,7 +71,8 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     @api.get("/v1/tasks/{task_id}", response_model=TaskOut)
     async def get_task(task_id: str) -> TaskOut:
-        return TaskOut.of(await _task_or_404(task_id))
+        task = await _task_or_404(task_id)
+        return TaskOut.of(task, await asyncio.to_thread(ctx.tasks.attempts.of, task_id))
 
     @api.delete("/v1/tasks/{task_id}", response_model=TaskOut)
     async def cancel_task(task_id: str) -> TaskOut:

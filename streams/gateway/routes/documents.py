@@ -52,7 +52,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
-        document_id = body.id or new_id()
+        document_id = body.document_id or new_id()
         existing = await asyncio.to_thread(ctx.store.get_document, document_id)
         if existing is not None and existing.tenant != body.tenant:
             raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
