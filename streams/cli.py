@@ -41,6 +41,24 @@ app.add_typer(dlq_app, name="dlq")
 console = Console(stderr=True, soft_wrap=True)
 
 
+TenantOption = Annotated[str, typer.Option(envvar="RAGLOOP_TENANT", help="The tenant to act for.")]
+ApiKeyOption = Annotated[str | None, typer.Option("--api-key", envvar="RAGLOOP_API_KEY", show_default=False,
+                                                  help="Act as this key of RAGLOOP_API_KEYS, as the HTTP API would: its tenant and "
+                                                       "principals replace --tenant and --principal.")]
+
+
+def _acting_as(settings: Settings, tenant: str, principals: list[str] | None, api_key: str | None) -> tuple[str, list[str]]:
+    """The tenant and principals a command acts as: the API key's when one is given, else the flags'."""
+    if not api_key:
+        return tenant, principals or []
+    from streams.gateway.auth import parse_api_keys
+
+    grant = parse_api_keys(settings).get(api_key)
+    if grant is None:
+        raise typer.BadParameter("--api-key / RAGLOOP_API_KEY is not one of the keys in RAGLOOP_API_KEYS")
+    return grant.tenant, list(grant.principals)
+
+
 @app.callback()
 def main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…", envvar="RAGLOOP_LOG_LEVEL")] = "WARNING") -> None:
     configure_logging(log_level)
@@ -131,15 +149,18 @@ def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ing
             validate: Annotated[bool, typer.Option(help="Check events against the topic's schema first; --no-validate sends "
                                                          "each line as-is (handy to see the DLQ at work).")] = True,
             tenant: Annotated[str | None, typer.Option(envvar="RAGLOOP_TENANT", show_default=False,
-                                                       help="Tenant for events that name none (else `default`) [RAGLOOP_TENANT].")] = None) -> None:
+                                                       help="Tenant for events that name none (else `default`).")] = None,
+            api_key: ApiKeyOption = None) -> None:
     """Publish events to a topic, as any producer would.
 
     Example: `echo '{"document_id": "d1", "title": "T", "text": "Hello"}' | ragloop publish docs.ingest -`
     """
     target = resolve(topic)
+    settings = get_settings()
+    if api_key:
+        tenant, _ = _acting_as(settings, tenant or "default", None, api_key)
     text = sys.stdin.read() if source == "-" else Path(source).read_text()
     messages = _validated(target.event, text, tenant) if validate else [(None, line.encode()) for line in text.splitlines() if line.strip()]
-    settings = get_settings()
 
     async def send(runtime: Runtime) -> list[str]:
         for key, value in messages:
@@ -251,24 +272,6 @@ async def _follow_documents(runtime: Runtime, ids: list[str], timeout: float) ->
             await asyncio.sleep(0.2)
     statuses = list(done.values())
     return {"indexed": statuses.count("indexed"), "failed": statuses.count("failed") + len(ids) - len(done), "chunks": chunks}
-
-
-TenantOption = Annotated[str, typer.Option(envvar="RAGLOOP_TENANT", help="The tenant to act for [RAGLOOP_TENANT].")]
-ApiKeyOption = Annotated[str | None, typer.Option("--api-key", envvar="RAGLOOP_API_KEY", show_default=False,
-                                                  help="Act as this key of RAGLOOP_API_KEYS, as the HTTP API would: its tenant and "
-                                                       "principals replace --tenant and --principal [RAGLOOP_API_KEY].")]
-
-
-def _acting_as(settings: Settings, tenant: str, principals: list[str] | None, api_key: str | None) -> tuple[str, list[str]]:
-    """The tenant and principals a command acts as: the API key's when one is given, else the flags'."""
-    if not api_key:
-        return tenant, principals or []
-    from streams.gateway.auth import parse_api_keys
-
-    grant = parse_api_keys(settings).get(api_key)
-    if grant is None:
-        raise typer.BadParameter("--api-key / RAGLOOP_API_KEY is not one of the keys in RAGLOOP_API_KEYS")
-    return grant.tenant, list(grant.principals)
 
 
 PRINCIPAL_HELP = ("Ask as this principal (repeatable): documents ingested with an access list are found only by a "
