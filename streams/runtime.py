@@ -102,7 +102,8 @@ class Runtime:
         from streams.brokers.kafka import consumer_lag
 
         try:
-            lags = await asyncio.to_thread(consumer_lag, self.settings.kafka_bootstrap, topic_prefix=self.settings.topic_prefix)
+            prefix = self.settings.topic_prefix
+            lags = await asyncio.to_thread(consumer_lag, self.settings.kafka_bootstrap, group_prefix=f"{prefix}ragloop.", topic_prefix=prefix)
         except Exception as error:  # noqa: BLE001 — metrics must never take the API down
             log.warning("consumer lag unavailable", error=repr(error))
             return

@@ -3,6 +3,7 @@
 Offsets are committed only after the handler returns (the effect is durable); a handler that
 raises makes FastStream seek back so the message is delivered again. Consumers that must see
 every message in every process (model hot-swap) use a group of their own, starting at the end.
+Topic and consumer-group names both carry `RAGLOOP_TOPIC_PREFIX`.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class KafkaBroker:
         return self._broker
 
     def subscribe(self, subscription: Subscription) -> None:
-        group = subscription.group
+        # Groups carry the topic prefix too, so deployments (or test runs) sharing one Kafka
+        # under different prefixes never join each other's groups and rebalance one another.
+        group = self.prefix + subscription.group
         offset_reset = "earliest"
         if subscription.broadcast:
             group = f"{group}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"

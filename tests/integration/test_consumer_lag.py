@@ -38,7 +38,7 @@ def test_lag_is_end_offset_minus_committed_offset(kafka_url: str, unique: str) -
 async def test_metrics_gauge_reports_the_lag(kafka_url: str, unique: str, tmp_path) -> None:
     """What `/metrics` exports: the gateway refreshes the gauge from the same admin calls."""
     settings = Settings(home=tmp_path, broker_url=kafka_url, topic_prefix=f"lagm{unique}.", search_url="embedded://")
-    group = f"ragloop.lagmetric{unique}"
+    group = f"lagm{unique}.ragloop.metric"  # groups carry the topic prefix, as the workers' do
     _produce_and_commit(settings.kafka_bootstrap, f"lagm{unique}.chat.requests", group, produced=4, committed=1)
 
     runtime = Runtime(settings, [])
