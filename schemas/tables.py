@@ -6,7 +6,7 @@ is idempotent: rows are keyed by the event's natural id and transitions are comp
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
@@ -41,6 +41,13 @@ class TaskRecord(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+
+    def lease_lapsed(self) -> bool:
+        """Running, but its agent stopped renewing the lease (it likely died): about to be taken over."""
+        expires = self.lease_expires_at
+        if self.status != "running" or expires is None:
+            return False
+        return (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) < utcnow()  # SQLite returns naive UTC
 
     def asked_as(self) -> str:
         """Fingerprint of the principals the task was asked as ('' for none): who may see its answer."""
@@ -110,3 +117,44 @@ class ProcessedEvent(SQLModel, table=True):
     consumer: str = Field(primary_key=True)
     event_id: str = Field(primary_key=True)
     processed_at: datetime = Field(default_factory=utcnow)
+
+
+class DeadLetterRecord(SQLModel, table=True):
+    """A message a consumer gave up on, kept where operators can list, read and replay it.
+
+    The same letter also goes to `<topic>.dlq` for Kafka-native tools; this row is what the CLI and
+    `GET /v1/dead-letters` read, on either broker. Keyed by consumer and message, so a dead-lettering
+    that is itself redelivered records the letter once.
+    """
+
+    __tablename__ = "dead_letters"
+    id: str = Field(primary_key=True)
+    topic: str = Field(index=True)
+    key: str | None = None
+    consumer: str
+    tenant: str | None = Field(default=None, index=True, description="The payload's tenant; None when it is not JSON.")
+    asked_as: str = Field(default="", description="Fingerprint of the payload's principals: who may read it over HTTP.")
+    event_id: str | None = Field(default=None, description="The payload's event_id, when it has one.")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    error_type: str
+    attempts: int
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    payload_encoding: str = "utf-8"
+    failed_at: datetime = Field(default_factory=utcnow, index=True)
+    replays: int = Field(default=0, description="How many times it was published again.")
+    replayed_at: datetime | None = None
+    replayed_by: str | None = Field(default=None, description="Who replayed it last (CLI user or API key's tenant).")
+
+
+class TaskAttemptRecord(SQLModel, table=True):
+    """One try at a chat task by one agent: when it started and how it ended. A task's own
+    `started_at` is its first attempt's; these keep every attempt's, so a takeover after a dead
+    agent shows both tries instead of overwriting the first."""
+
+    __tablename__ = "task_attempts"
+    task_id: str = Field(primary_key=True)
+    attempt: int = Field(primary_key=True)
+    agent: str = Field(description="The agent process (host:pid:nonce) that claimed it.")
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = None
+    outcome: str = Field(default="running", description="running, succeeded, failed, stopped, error or lease_expired.")

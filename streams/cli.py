@@ -10,9 +10,9 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -23,6 +23,8 @@ from pydantic import ValidationError
 from schemas.events import ChatOptions, ChatRequest, ChatTurn, DocumentIngest, Event
 from schemas.settings import Settings, get_settings
 from schemas.tables import TERMINAL_TASK_STATES
+from streams.cli_runtime import in_process, run_with
+from streams.dead_letters_cli import dlq_app
 from streams.logging import configure_logging
 from streams.runtime import ROLES, Runtime
 from streams.topics import TOPICS, all_topic_names, resolve
@@ -35,33 +37,32 @@ app.add_typer(topics_app, name="topics")
 eval_app = typer.Typer(help="Measure retrieval and answer quality on BEIR-layout datasets.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
+app.add_typer(dlq_app, name="dlq")
 console = Console(stderr=True, soft_wrap=True)  # progress, summaries, errors
 listing = Console(soft_wrap=True)  # what a list command lists goes to stdout, so it can be piped
-T = TypeVar("T")
+
+
+TenantOption = Annotated[str, typer.Option(envvar="RAGLOOP_TENANT", help="The tenant to act for.")]
+ApiKeyOption = Annotated[str | None, typer.Option("--api-key", envvar="RAGLOOP_API_KEY", show_default=False,
+                                                  help="Act as this key of RAGLOOP_API_KEYS, as the HTTP API would: its tenant and "
+                                                       "principals replace --tenant and --principal.")]
+
+
+def _acting_as(settings: Settings, tenant: str, principals: list[str] | None, api_key: str | None) -> tuple[str, list[str]]:
+    """The tenant and principals a command acts as: the API key's when one is given, else the flags'."""
+    if not api_key:
+        return tenant, principals or []
+    from streams.gateway.auth import parse_api_keys
+
+    grant = parse_api_keys(settings).get(api_key)
+    if grant is None:
+        raise typer.BadParameter("--api-key / RAGLOOP_API_KEY is not one of the keys in RAGLOOP_API_KEYS")
+    return grant.tenant, list(grant.principals)
 
 
 @app.callback()
 def main(log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING…", envvar="RAGLOOP_LOG_LEVEL")] = "WARNING") -> None:
     configure_logging(log_level)
-
-
-def _run_with(settings: Settings, roles: list[str], work: Callable[[Runtime], Awaitable[T]], *, warm: bool = True) -> T:
-    """Run `work` inside a runtime hosting `roles`."""
-
-    async def go() -> T:
-        runtime = Runtime(settings, roles)
-        await runtime.start(warm=warm)
-        try:
-            return await work(runtime)
-        finally:
-            await runtime.stop()
-
-    return asyncio.run(go())
-
-
-def _in_process(settings: Settings, roles: list[str]) -> list[str]:
-    """Embedded: nobody else will consume, so this process runs the roles; Kafka: workers elsewhere do."""
-    return roles if settings.is_embedded_broker else []
 
 
 @app.command()
@@ -82,12 +83,12 @@ def worker(role: Annotated[str, typer.Argument(help=f"One of: {', '.join([*ROLES
         return
     settings = get_settings()
 
-    async def forever(_: Runtime) -> None:
-        console.print(f"[green]worker {role}[/] consuming from {settings.broker_url}; Ctrl-C to stop")
+    async def forever(runtime: Runtime) -> None:
+        console.print(f"[green]worker {role}[/] {runtime.describe()}; Ctrl-C to stop")
         await asyncio.Event().wait()
 
     try:
-        _run_with(settings, [role], forever) if role in ROLES else _unknown_role(role)
+        run_with(settings, [role], forever) if role in ROLES else _unknown_role(role)
     except KeyboardInterrupt:
         pass
 
@@ -103,8 +104,11 @@ def _serve(roles: list[str], host: str | None, port: int | None) -> None:
 
     settings = get_settings()
     runtime = Runtime(settings, roles)
-    console.print(f"[green]ragloop[/] roles={roles or ['gateway']} broker={settings.broker_url} search={settings.search_url} home={settings.home}")
-    uvicorn.run(create_app(runtime), host=host or settings.api_host, port=port or settings.api_port, log_level="warning")
+    app = create_app(runtime)  # binds the gateway's own listeners, so describe() names them too
+    host, port = host or settings.api_host, port or settings.api_port
+    console.print(f"[green]ragloop[/] roles={[*roles, 'gateway']} {runtime.describe()}")
+    console.print(f"[green]serving[/] http://{host}:{port} (API docs http://{host}:{port}/docs, metrics /metrics); Ctrl-C to stop")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @topics_app.command("create")
@@ -144,15 +148,20 @@ def topics_list() -> None:
 def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ingest (see `ragloop topics list`).")],
             source: Annotated[str, typer.Argument(help="JSON object, JSON array or JSON-lines file; - reads stdin.")],
             validate: Annotated[bool, typer.Option(help="Check events against the topic's schema first; --no-validate sends "
-                                                         "each line as-is (handy to see the DLQ at work).")] = True) -> None:
+                                                         "each line as-is (handy to see the DLQ at work).")] = True,
+            tenant: Annotated[str | None, typer.Option(envvar="RAGLOOP_TENANT", show_default=False,
+                                                       help="Tenant for events that name none (else `default`).")] = None,
+            api_key: ApiKeyOption = None) -> None:
     """Publish events to a topic, as any producer would.
 
     Example: `echo '{"document_id": "d1", "title": "T", "text": "Hello"}' | ragloop publish docs.ingest -`
     """
     target = resolve(topic)
-    text = sys.stdin.read() if source == "-" else Path(source).read_text()
-    messages = _validated(target.event, text) if validate else [(None, line.encode()) for line in text.splitlines() if line.strip()]
     settings = get_settings()
+    if api_key:
+        tenant, _ = _acting_as(settings, tenant or "default", None, api_key)
+    text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    messages = _validated(target.event, text, tenant) if validate else [(None, line.encode()) for line in text.splitlines() if line.strip()]
 
     async def send(runtime: Runtime) -> list[str]:
         for key, value in messages:
@@ -162,14 +171,15 @@ def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ing
         await runtime.broker.join()  # type: ignore[attr-defined]
         return [json.loads(m.value)["reason"] for m in runtime.broker.retained[target.dlq]]  # type: ignore[attr-defined]
 
-    dead = _run_with(settings, _in_process(settings, list(ROLES)), send)
+    dead = run_with(settings, in_process(settings, list(ROLES)), send)
     console.print(f"published {len(messages)} event(s) to {target.name}")
     for reason in dead:
         console.print(f"[red]dead-lettered to {target.dlq}[/]: {reason}")
 
 
-def _validated(model: type[Event], text: str) -> list[tuple[str, bytes]]:
-    """Parse one JSON object, a JSON array or JSON lines, and check each against the topic's schema."""
+def _validated(model: type[Event], text: str, tenant: str | None = None) -> list[tuple[str, bytes]]:
+    """Parse one JSON object, a JSON array or JSON lines, and check each against the topic's schema;
+    an event that names no tenant gets `tenant` (when given)."""
     stripped = text.strip()
     try:
         if stripped.startswith("["):
@@ -183,6 +193,8 @@ def _validated(model: type[Event], text: str) -> list[tuple[str, bytes]]:
         raise typer.BadParameter(f"not JSON: {error}; give one object, an array, or one object per line") from None
     events = []
     for n, payload in enumerate(payloads, 1):
+        if tenant is not None and isinstance(payload, dict):
+            payload.setdefault("tenant", tenant)
         try:
             event = model.model_validate(payload)
         except ValidationError as error:
@@ -197,9 +209,10 @@ def _problems(error: ValidationError) -> str:
 
 @app.command()
 def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs: text, Markdown, HTML, PDF, JSON/JSONL records.")],
-           tenant: Annotated[str, typer.Option(help="Tenant the documents belong to.")] = "default",
+           tenant: TenantOption = "default",
            access: Annotated[list[str] | None, typer.Option(help="Restrict the documents to this principal (repeatable; "
                                                              "replaces a JSON record's own `access`). Default: the whole tenant.")] = None,
+           api_key: ApiKeyOption = None,
            timeout: Annotated[float, typer.Option(help="Seconds to wait for indexing.")] = 3600) -> None:
     """Index documents (chunk, embed, index) with a progress bar and a summary.
 
@@ -209,6 +222,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
     from indexing.loaders import LoadError, iter_documents
 
     settings = get_settings()
+    tenant, _ = _acting_as(settings, tenant, None, api_key)
     documents: list[DocumentIngest] = []
     unreadable = 0
     for item in paths:
@@ -233,7 +247,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
             await runtime.publisher.publish(event)
         return await _follow_documents(runtime, [d.document_id for d in documents], timeout)
 
-    summary = _run_with(settings, _in_process(settings, ["ingest"]), send)
+    summary = run_with(settings, in_process(settings, ["ingest"]), send)
     failed = summary.get("failed", 0) + unreadable
     console.print(f"indexed {summary.get('indexed', 0)} of {len(documents) + unreadable} document(s), {summary.get('chunks', 0)} chunks; failed {failed}")
     if failed:
@@ -268,15 +282,18 @@ PRINCIPAL_HELP = ("Ask as this principal (repeatable): documents ingested with a
 
 @app.command()
 def ask(question: Annotated[str, typer.Argument(help="The question.")],
-        tenant: Annotated[str, typer.Option(help="Search this tenant's documents.")] = "default",
+        tenant: TenantOption = "default",
         principal: Annotated[list[str] | None, typer.Option(help=PRINCIPAL_HELP)] = None,
+        api_key: ApiKeyOption = None,
         retrieval: Annotated[bool, typer.Option(help="--no-retrieval answers from the model alone.")] = True,
         json_output: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600) -> None:
     """Ask a question through the same path chat uses and print the answer with its citations."""
     from streams.gateway.api_models import TaskOut
 
-    request = ChatRequest(tenant=tenant, principals=principal or [], messages=[ChatTurn(role="user", content=question)],
+    settings = get_settings()
+    tenant, principals = _acting_as(settings, tenant, principal, api_key)
+    request = ChatRequest(tenant=tenant, principals=principals, messages=[ChatTurn(role="user", content=question)],
                           options=ChatOptions(retrieval=retrieval))
 
     async def send(runtime: Runtime) -> TaskOut:
@@ -290,8 +307,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
             await asyncio.sleep(0.1)
         raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
 
-    settings = get_settings()
-    task = _run_with(settings, _in_process(settings, ["agent"]), send)
+    task = run_with(settings, in_process(settings, ["agent"]), send)
     if json_output:
         print(task.model_dump_json(indent=2))
         return
@@ -307,8 +323,9 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
 @app.command()
 def search(query: Annotated[str, typer.Argument(help="What to look for.")],
            mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
-           tenant: Annotated[str, typer.Option(help="Search this tenant's documents only.")] = "default",
+           tenant: TenantOption = "default",
            principal: Annotated[list[str] | None, typer.Option(help=PRINCIPAL_HELP)] = None,
+           api_key: ApiKeyOption = None,
            k: Annotated[int, typer.Option(help="How many chunks to show.")] = 5,
            json_output: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False) -> None:
     """Search the index directly (no LLM): the chunks the agent would see, with their scores."""
@@ -318,9 +335,10 @@ def search(query: Annotated[str, typer.Argument(help="What to look for.")],
     if mode not in ("bm25", "dense", "hybrid"):
         raise typer.BadParameter(f"--mode {mode!r}: choose bm25, dense or hybrid")
     settings = get_settings()
+    tenant, principals = _acting_as(settings, tenant, principal, api_key)
     services = Services(settings, Store.from_settings(settings))
     try:
-        hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode, principals=principal)  # type: ignore[arg-type]
+        hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode, principals=principals)  # type: ignore[arg-type]
     finally:
         services.close()
     if json_output:
@@ -424,7 +442,7 @@ def eval_qa(dataset: Annotated[Path, typer.Option(help="BEIR folder with answers
 
             return await asyncio.to_thread(evaluate_qa, dataset, answer_fn=answer, limit=limit, progress=True, split=split)
 
-        report = _run_with(settings, ["agent"], run)
+        report = run_with(settings, ["agent"], run)
     if json_output:
         print(report.model_dump_json(indent=2))
         return

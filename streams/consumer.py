@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from schemas.events import DeadLetter, Event
 from streams.brokers.base import Broker, RawMessage, Subscription
-from streams.metrics import EVENTS_CONSUMED, HANDLER_SECONDS
+from streams.dead_letters import DeadLetterStore
+from streams.metrics import DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
 from streams.store import Store
 from streams.topics import Topic
 
@@ -64,16 +65,18 @@ class EventConsumer(Generic[E]):
     max_batch: int = 1
 
     def bind(self, broker: Broker, store: Store, retry: RetryPolicy) -> None:
+        letters = DeadLetterStore(store)
+
         async def deliver(messages: list[RawMessage]) -> None:
-            await self._deliver(messages, broker, store, retry)
+            await self._deliver(messages, broker, store, retry, letters)
 
         max_batch = self.max_batch if self.handle_many is not None else 1
         broker.subscribe(Subscription(self.topic.name, self.group, deliver, self.broadcast, self.max_processing_s, max_batch))
 
-    async def _deliver(self, messages: list[RawMessage], broker: Broker, store: Store, retry: RetryPolicy) -> None:
+    async def _deliver(self, messages: list[RawMessage], broker: Broker, store: Store, retry: RetryPolicy, letters: DeadLetterStore) -> None:
         events: list[tuple[E, RawMessage]] = []
         for message in messages:
-            event = await self._validate(message, broker)
+            event = await self._validate(message, broker, letters)
             if event is not None:
                 events.append((event, message))
         if not self.broadcast and events:
@@ -87,9 +90,10 @@ class EventConsumer(Generic[E]):
                 fresh.append((event, message))
             events = fresh
         for run in _runs_of_distinct_keys(events):
-            await self._handle_run(run, broker, store, retry)
+            await self._handle_run(run, broker, store, retry, letters)
 
-    async def _handle_run(self, events: list[tuple[E, RawMessage]], broker: Broker, store: Store, retry: RetryPolicy) -> None:
+    async def _handle_run(self, events: list[tuple[E, RawMessage]], broker: Broker, store: Store, retry: RetryPolicy,
+                          letters: DeadLetterStore) -> None:
         failures: BatchOutcome = {}
         batched = self.handle_many is not None and len(events) > 1
         if batched:
@@ -97,20 +101,21 @@ class EventConsumer(Generic[E]):
         for event, message in events:
             ok = True
             if not batched:  # a run of one event
-                ok = await self._handle_with_retries(event, message, broker, retry)
+                ok = await self._handle_with_retries(event, message, broker, retry, letters)
             elif event.event_id in failures:
-                ok = await self._handle_with_retries(event, message, broker, retry, first_error=failures[event.event_id])
+                ok = await self._handle_with_retries(event, message, broker, retry, letters, first_error=failures[event.event_id])
             if ok:
                 EVENTS_CONSUMED.labels(self.topic.name, self.group, "ok").inc()
         if not self.broadcast:  # one ledger write for the whole run, after every effect is durable
             await asyncio.to_thread(store.mark_processed_many, self.group, [e.event_id for e, _ in events])
 
-    async def _validate(self, message: RawMessage, broker: Broker) -> E | None:
+    async def _validate(self, message: RawMessage, broker: Broker, letters: DeadLetterStore) -> E | None:
         try:
             return self.topic.event.model_validate_json(message.value)  # type: ignore[return-value]
         except ValidationError as error:
             EVENTS_CONSUMED.labels(self.topic.name, self.group, "invalid").inc()
-            await dead_letter(broker, self.topic, message, self.group, f"schema validation failed: {_describe(error)}", "ValidationError", 0)
+            await dead_letter(broker, letters, self.topic, message, self.group, f"schema validation failed: {_describe(error)}",
+                              "ValidationError", 0)
             return None
 
     async def _handle_batch(self, events: list[E]) -> BatchOutcome:
@@ -125,7 +130,7 @@ class EventConsumer(Generic[E]):
                         events=len(events), error=repr(error))
             return {e.event_id: error for e in events}
 
-    async def _handle_with_retries(self, event: E, message: RawMessage, broker: Broker, retry: RetryPolicy, *,
+    async def _handle_with_retries(self, event: E, message: RawMessage, broker: Broker, retry: RetryPolicy, letters: DeadLetterStore, *,
                                    first_error: Exception | None = None) -> bool:
         """Handle until it works (True); dead-letter a permanent failure at once and any other
         after ``retry.max_retries`` retries (False). ``first_error`` counts as a failed first attempt."""
@@ -144,8 +149,7 @@ class EventConsumer(Generic[E]):
                 permanent = isinstance(error, PermanentError)
                 if permanent or attempt > retry.max_retries:
                     reason = f"{type(error).__name__}: {error}"
-                    log.warning("dead-lettering", topic=self.topic.name, group=self.group, event_id=event.event_id, attempts=attempt, reason=reason)
-                    await dead_letter(broker, self.topic, message, self.group, reason, type(error).__name__, attempt)
+                    await dead_letter(broker, letters, self.topic, message, self.group, reason, type(error).__name__, attempt)
                     if self.on_dead_letter is not None:
                         await self.on_dead_letter(event, reason)
                     EVENTS_CONSUMED.labels(self.topic.name, self.group, "dead_lettered").inc()
@@ -154,14 +158,22 @@ class EventConsumer(Generic[E]):
                 await asyncio.sleep(retry.delay(attempt))
 
 
-async def dead_letter(broker: Broker, topic: Topic, message: RawMessage, consumer: str, reason: str, error_type: str, attempts: int) -> None:
+async def dead_letter(broker: Broker, letters: DeadLetterStore, topic: Topic, message: RawMessage, consumer: str, reason: str,
+                      error_type: str, attempts: int) -> None:
+    """Record the letter (for `ragloop dlq` and the API), publish it to `<topic>.dlq`, count it and
+    say so once in the log. Recording comes first: if the publish fails, the message is delivered
+    again and recorded once."""
     try:
         payload, encoding = message.value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
         payload, encoding = base64.b64encode(message.value).decode(), "base64"
     letter = DeadLetter(topic=topic.name, key=message.key, consumer=consumer, reason=reason, error_type=error_type,
                         attempts=attempts, payload=payload, payload_encoding=encoding)  # type: ignore[arg-type]
+    row = await asyncio.to_thread(letters.record, letter)
     await broker.publish(topic.dlq, letter.model_dump_json().encode(), key=message.key, headers={"reason": reason[:200]})
+    DEAD_LETTERS.labels(topic.name, error_type).inc()
+    log.warning("dead-lettered", topic=topic.name, consumer=consumer, dead_letter_id=row.id, event_id=row.event_id,
+                attempts=attempts, reason=reason, replay=f"ragloop dlq replay {topic.name} --ids {row.id}")
 
 
 def _describe(error: ValidationError) -> str:

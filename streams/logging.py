@@ -24,3 +24,25 @@ def configure_logging(level: str | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    if level == "DEBUG":
+        root.setLevel(logging.DEBUG)
+    for handler in root.handlers:
+        if not any(isinstance(f, ExpectedRaceFilter) for f in handler.filters):
+            handler.addFilter(ExpectedRaceFilter())
+
+
+# Kafka clients log these at ERROR while a broker is still electing the group coordinator (the
+# first seconds of a fresh cluster, or of a new consumer group); they retry on their own.
+EXPECTED_RACES = ("CoordinatorNotAvailable", "NotCoordinator", "CoordinatorLoadInProgress")
+
+
+class ExpectedRaceFilter(logging.Filter):
+    """Turns the retried start-up races of the Kafka clients into DEBUG records: logged only when
+    DEBUG is on, so an ERROR in a worker's log always means something needs a person."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.DEBUG and any(name in record.getMessage() for name in EXPECTED_RACES):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True

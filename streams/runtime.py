@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
+from sqlalchemy.engine import make_url
 
 from schemas.settings import Settings
 from streams.brokers import make_broker
@@ -57,6 +58,7 @@ class Runtime:
         self._background: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lag_checked = 0.0
+        self.consumed: list[str] = []
         for role in self.roles:
             module = importlib.import_module(ROLES[role])
             for consumer in module.consumers(self.services, self.publisher):
@@ -67,6 +69,13 @@ class Runtime:
     def bind(self, consumer: EventConsumer) -> None:
         """Add a consumer (before `start`): roles bind theirs, the gateway binds its token listener."""
         consumer.bind(self.broker, self.store, self.retry)
+        self.consumed.append(consumer.topic.name)
+
+    def describe(self) -> str:
+        """What this process consumes and the services it uses, for its first line of output (no secrets)."""
+        topics = ", ".join(dict.fromkeys(self.consumed)) or "nothing"
+        database = make_url(self.settings.sqlalchemy_url).render_as_string(hide_password=True)
+        return f"consuming {topics} from {self.settings.broker_url}; search {self.settings.search_url}; database {database}"
 
     async def start(self, *, warm: bool = True) -> None:
         if not self.settings.is_embedded_broker:
@@ -93,7 +102,8 @@ class Runtime:
         from streams.brokers.kafka import consumer_lag
 
         try:
-            lags = await asyncio.to_thread(consumer_lag, self.settings.kafka_bootstrap, topic_prefix=self.settings.topic_prefix)
+            prefix = self.settings.topic_prefix
+            lags = await asyncio.to_thread(consumer_lag, self.settings.kafka_bootstrap, group_prefix=f"{prefix}ragloop.", topic_prefix=prefix)
         except Exception as error:  # noqa: BLE001 — metrics must never take the API down
             log.warning("consumer lag unavailable", error=repr(error))
             return

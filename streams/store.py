@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import event as sa_event
@@ -153,19 +153,8 @@ class Store:
         return self._changed(statement)
 
     def claim_task(self, task_id: str, owner: str, lease_s: float) -> bool:
-        """Take a queued task, a running one whose holder stopped renewing its lease (a dead worker),
-        or one this owner already holds (its own retry after a failed attempt)."""
-        now = utcnow()
-        claimable = or_(col(TaskRecord.status) == "queued",
-                        and_(col(TaskRecord.status) == "running",
-                             or_(col(TaskRecord.lease_expires_at) < now, col(TaskRecord.lease_owner) == owner)))
-        statement = (
-            update(TaskRecord)
-            .where(col(TaskRecord.id) == task_id, claimable)
-            .values(status="running", lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s),
-                    started_at=now, attempts=TaskRecord.attempts + 1)
-        )
-        return self._changed(statement)
+        """Take a task if it is claimable (see `claim_statement`)."""
+        return self._changed(claim_statement(task_id, owner, lease_s, utcnow()))
 
     def renew_lease(self, task_id: str, owner: str, lease_s: float) -> bool:
         """Extend the visibility timeout; False when the task was cancelled or taken over meanwhile."""
@@ -385,6 +374,21 @@ class Store:
             .values(callback_status=status, callback_attempts=TaskRecord.callback_attempts + 1, **final)
         )
         return self._changed(statement)
+
+
+def claim_statement(task_id: str, owner: str, lease_s: float, now: datetime) -> Any:
+    """Take a queued task, a running one whose holder stopped renewing its lease (a dead worker),
+    or one this owner already holds (its own retry after a failed attempt). `started_at` stays the
+    first attempt's; each attempt's own start is in `task_attempts`."""
+    claimable = or_(col(TaskRecord.status) == "queued",
+                    and_(col(TaskRecord.status) == "running",
+                         or_(col(TaskRecord.lease_expires_at) < now, col(TaskRecord.lease_owner) == owner)))
+    return (
+        update(TaskRecord)
+        .where(col(TaskRecord.id) == task_id, claimable)
+        .values(status="running", lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_s),
+                started_at=func.coalesce(TaskRecord.started_at, now), attempts=TaskRecord.attempts + 1)
+    )
 
 
 def task_from_request(request: ChatRequest, *, idempotency_key: str | None = None) -> TaskRecord:

@@ -20,6 +20,7 @@ from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.metrics import QUEUE_DEPTH
 from streams.publisher import Publisher
 from streams.store import Store, task_from_request
+from streams.task_attempts import TaskAttempts
 
 
 class IdempotencyConflict(Exception):
@@ -73,6 +74,7 @@ class TokenHub:
 class TaskService:
     def __init__(self, store: Store, publisher: Publisher, settings: Settings, tokens: TokenHub) -> None:
         self.store, self.publisher, self.settings, self.tokens = store, publisher, settings, tokens
+        self.attempts = TaskAttempts(store)
         self._waiters: dict[str, asyncio.Event] = {}
 
     async def submit(self, request: ChatRequest, *, idempotency_key: str | None = None) -> tuple[TaskRecord, bool]:
@@ -157,6 +159,7 @@ class TaskService:
             next_index = 0
             pending = list(backlog)
             grace_until: float | None = None
+            attempt_state: tuple[int, bool] | None = None
             while True:
                 task = await self.get(task_id)
                 if task is None:
@@ -182,6 +185,11 @@ class TaskService:
                 elif task.status != status and not (status == "running" and task.status == "queued"):
                     status = task.status
                     yield TaskEvent("status", {"task_id": task_id, "status": status, "attempts": task.attempts})
+                if status == "running" and task.status == "running":  # recovery is visible: lease lapsed, then taken over
+                    now = (task.attempts, task.lease_lapsed())
+                    if attempt_state is not None and now != attempt_state:
+                        yield TaskEvent("status", {"task_id": task_id, "status": status, "attempts": now[0], "lease_expired": now[1]})
+                    attempt_state = now
                 try:
                     pending.append(await asyncio.wait_for(queue.get(), poll_s))
                     while not queue.empty():

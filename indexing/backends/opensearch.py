@@ -245,11 +245,14 @@ class OpenSearchBackend:
         if not self.client.indices.exists(index=self.index_name):
             first = f"{self.index_name}-v1"
             body = {**self._template(), "aliases": {self.index_name: {"is_write_index": True}}}
-            try:
-                self.client.indices.create(index=first, body=body)
-            except RequestError as exc:  # another process created it first
-                if "resource_already_exists_exception" not in str(exc):
-                    raise
+            # Workers starting together race to create it; the loser's 400 is expected, so it is
+            # asked for (no client WARNING) and only an error of another kind is raised.
+            reply = self.client.indices.create(index=first, body=body, params={"ignore": 400})
+            error = reply.get("error") if isinstance(reply, dict) else None
+            if error:
+                if not isinstance(error, dict) or error.get("type") != "resource_already_exists_exception":
+                    raise RequestError(400, str(error.get("type") if isinstance(error, dict) else error), reply)
+                log.debug("index already created by another process", index=first)
         self._check_dimension()
 
     def _template(self) -> dict[str, Any]:

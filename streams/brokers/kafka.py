@@ -3,6 +3,7 @@
 Offsets are committed only after the handler returns (the effect is durable); a handler that
 raises makes FastStream seek back so the message is delivered again. Consumers that must see
 every message in every process (model hot-swap) use a group of their own, starting at the end.
+Topic and consumer-group names both carry `RAGLOOP_TOPIC_PREFIX`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from faststream.kafka import KafkaBroker as FastStreamKafkaBroker
 from faststream.kafka import KafkaMessage
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
+from kafka.protocol.consumer.offsets import OffsetSpec
 
 from streams.brokers.base import RawMessage, Subscription
 
@@ -41,7 +43,9 @@ class KafkaBroker:
         return self._broker
 
     def subscribe(self, subscription: Subscription) -> None:
-        group = subscription.group
+        # Groups carry the topic prefix too, so deployments (or test runs) sharing one Kafka
+        # under different prefixes never join each other's groups and rebalance one another.
+        group = self.prefix + subscription.group
         offset_reset = "earliest"
         if subscription.broadcast:
             group = f"{group}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
@@ -100,26 +104,28 @@ def create_topics(bootstrap: list[str], names: Iterable[str], *, partitions: int
 
 
 def consumer_lag(bootstrap: list[str], *, group_prefix: str = "ragloop.", topic_prefix: str = "") -> dict[tuple[str, str], int]:
-    """Messages not yet committed per (consumer group, topic): end offset minus committed offset."""
-    from kafka import KafkaConsumer
+    """Messages not yet committed per (consumer group, topic): end offset minus committed offset.
 
+    Admin calls only (ListGroups, OffsetFetch, ListOffsets), so asking costs no consumer and joins
+    no group. A partition a group has never committed on is not counted: the group has not
+    started there, and Kafka keeps no offset to subtract from.
+    """
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ragloop-lag")
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
+        groups = sorted(g["group_id"] for g in admin.list_groups() if g["group_id"].startswith(group_prefix))
+        if not groups:
+            return {}
+        committed = {(group, tp): meta.offset
+                     for group, partitions in admin.list_group_offsets(groups).items()
+                     for tp, meta in partitions.items()
+                     if tp.topic.startswith(topic_prefix) and meta.offset >= 0}
+        partitions = {tp for _, tp in committed}
+        ends = admin.list_partition_offsets(dict.fromkeys(partitions, OffsetSpec.LATEST)) if partitions else {}
         lag: dict[tuple[str, str], int] = {}
-        groups = [g[0] if isinstance(g, tuple) else g.group for g in admin.list_consumer_groups()]
-        for group in groups:
-            if not group.startswith(group_prefix):
-                continue
-            committed = {tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()
-                         if tp.topic.startswith(topic_prefix)}
-            if not committed:
-                continue
-            ends = consumer.end_offsets(list(committed))
-            for tp, offset in committed.items():
-                key = (group, tp.topic.removeprefix(topic_prefix))
-                lag[key] = lag.get(key, 0) + max(ends.get(tp, offset) - max(offset, 0), 0)
+        for (group, tp), offset in committed.items():
+            key = (group, tp.topic.removeprefix(topic_prefix))
+            end = ends[tp].offset if tp in ends else offset
+            lag[key] = lag.get(key, 0) + max(end - offset, 0)
         return lag
     finally:
-        consumer.close()
         admin.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, require_one_body
-from schemas.tables import DocumentRecord, ModelVersionRecord, TaskRecord
+from schemas.tables import DocumentRecord, ModelVersionRecord, TaskAttemptRecord, TaskRecord
 
 
 class DocumentIn(BaseModel):
@@ -21,7 +22,9 @@ class DocumentIn(BaseModel):
     content_b64: NonEmpty | None = None
     media_type: str | None = Field(None, description="Format of content_b64, e.g. application/pdf (else from filename).")
     filename: str | None = None
-    id: Identifier | None = Field(None, description="Stable id; re-posting the same id replaces the document.")
+    document_id: Identifier | None = Field(None, validation_alias=AliasChoices("document_id", "id"),
+                                           description="Stable id (the same name as in events and responses; `id` is accepted too); "
+                                                       "re-posting the same id replaces the document.")
     tenant: Identifier = "default"
     metadata: dict[str, Any] = Field(default_factory=dict)
     access: list[str] = Field(default_factory=list, description="Principals allowed to read it; empty = the whole tenant.")
@@ -86,6 +89,14 @@ class TaskResult(BaseModel):
     usage: dict[str, int] = Field(default_factory=dict)
 
 
+class AttemptOut(BaseModel):
+    attempt: int
+    agent: str
+    started_at: datetime
+    ended_at: datetime | None
+    outcome: str = Field(description="running, succeeded, failed, stopped, error or lease_expired.")
+
+
 class TaskOut(BaseModel):
     task_id: str
     status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
@@ -93,15 +104,20 @@ class TaskOut(BaseModel):
     result: TaskResult | None
     error: str | None
     attempts: int
+    lease_expired: bool = Field(False, description="Running, but its agent stopped renewing the lease (it likely died): "
+                                                   "another agent takes it over within about RAGLOOP_TASK_LEASE_S.")
+    attempt_log: list[AttemptOut] = Field(default_factory=list, description="Every attempt with its own start and outcome.")
     created_at: datetime
-    started_at: datetime | None
+    started_at: datetime | None = Field(description="When the first attempt started.")
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, row: TaskRecord) -> TaskOut:
+    def of(cls, row: TaskRecord, attempts: Sequence[TaskAttemptRecord] = ()) -> TaskOut:
         result = TaskResult.model_validate({k: v for k, v in row.result.items() if k != "response"}) if row.result else None
         return cls(task_id=row.id, status=row.status, conversation_id=row.conversation_id, result=result, error=row.error,  # type: ignore[arg-type]
-                   attempts=row.attempts, created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)
+                   attempts=row.attempts, lease_expired=row.lease_lapsed(), attempt_log=[AttemptOut.model_validate(a.model_dump()) for a in attempts],
+                   created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)
+
 
 
 class FeedbackIn(BaseModel):

@@ -20,7 +20,7 @@ from streams.asyncapi import asyncapi_document
 from streams.consumer import EventConsumer
 from streams.gateway.auth import api_key_auth
 from streams.gateway.context import GatewayContext
-from streams.gateway.routes import chat, documents, learning, openai, webhooks
+from streams.gateway.routes import chat, dead_letters, documents, learning, openai, webhooks
 from streams.metrics import QUEUE_DEPTH
 from streams.runtime import Runtime
 from streams.topics import TOPICS
@@ -53,7 +53,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     app = FastAPI(title="ragloop", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
     authenticated = [Depends(api_key_auth(ctx))]
-    for module in (documents, chat, learning, openai):
+    for module in (documents, chat, learning, openai, dead_letters):
         app.include_router(module.router(ctx), dependencies=authenticated)
     app.include_router(webhooks.router(ctx))  # signed requests instead of API keys
 
@@ -74,7 +74,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:
         settings = runtime.settings
-        return {"status": "ok", "roles": runtime.roles, "broker": settings.broker_url.split("://")[0], "search": settings.search_url.split("://")[0]}
+        return {"status": "ok", "roles": [*runtime.roles, "gateway"], "broker": settings.broker_url.split("://")[0], "search": settings.search_url.split("://")[0]}
 
     @app.get("/asyncapi.json", tags=["ops"])
     async def asyncapi() -> dict[str, object]:

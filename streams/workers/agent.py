@@ -29,6 +29,7 @@ from streams.metrics import ACTIVE_MODEL, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.store import task_from_request
+from streams.task_attempts import TaskAttempts
 from streams.topics import TOPICS
 
 GROUP = "ragloop.agent"
@@ -73,27 +74,41 @@ class PriorityGate:
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     store, settings = services.store, services.settings
+    attempts = TaskAttempts(store)
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     gate = PriorityGate()
+
+    async def claim(task_id: str) -> int | None:
+        """The attempt number this agent now holds, or None when the task is not claimable."""
+        return await asyncio.to_thread(attempts.claim, task_id, owner, settings.task_lease_s)
 
     async def answer(request: ChatRequest) -> None:
         await gate.acquire(high=request.options.priority == "high")
         try:
-            if await asyncio.to_thread(store.claim_task, request.task_id, owner, settings.task_lease_s):
-                await _run(request)
+            if (attempt := await claim(request.task_id)) is not None:
+                await _attempt(request, attempt)
                 return
             task = await asyncio.to_thread(store.get_task, request.task_id)
             if task is None:  # published straight to the topic by some producer, not through the gateway
                 await asyncio.to_thread(store.create_task, task_from_request(request))
-                if await asyncio.to_thread(store.claim_task, request.task_id, owner, settings.task_lease_s):
-                    await _run(request)
+                if (attempt := await claim(request.task_id)) is not None:
+                    await _attempt(request, attempt)
             elif task.status == "succeeded":  # redelivered after the effect: make sure the response went out
                 await publisher.publish(ChatResponse.model_validate(task.result["response"]))
             # otherwise: cancelled, failed, or another live agent holds the lease
         finally:
             gate.release()
 
-    async def _run(request: ChatRequest) -> None:
+    async def _attempt(request: ChatRequest, attempt: int) -> None:
+        try:
+            outcome = await _run(request)
+        except BaseException:
+            await asyncio.to_thread(attempts.end, request.task_id, attempt, "error")  # retried, or dead-lettered as failed
+            raise
+        await asyncio.to_thread(attempts.end, request.task_id, attempt, outcome)
+
+    async def _run(request: ChatRequest) -> str:
+        """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
         version = request.options.model_version or (await asyncio.to_thread(store.active_version, settings.model_family)).version
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
@@ -115,7 +130,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             published = await tokens.close() if tokens else 0
         if stopped.is_set():
             log.info("task stopped while generating", task_id=request.task_id)
-            return
+            return "stopped"
         response = ChatResponse(
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
@@ -131,6 +146,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             TASKS.labels("succeeded").inc()
             TASK_SECONDS.labels("succeeded").observe((utcnow() - request.occurred_at).total_seconds())
             await publisher.publish(response)
+            return "succeeded"
+        return "stopped"  # cancelled, or another agent took over, while this one finished
 
     async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
         while True:
@@ -156,16 +173,21 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     ]
 
 
+SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGLOOP_TASK_LEASE_S)
+
+
 def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
     """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
     store, lease_s = services.store, services.settings.task_lease_s
+    attempts = TaskAttempts(store)
 
     async def requeue_expired() -> None:
         while True:
-            await asyncio.sleep(max(lease_s / 3, 0.5))
+            await asyncio.sleep(max(lease_s / SWEEPS_PER_LEASE, 0.5))
             for task in await asyncio.to_thread(store.expired_leases):
-                await publisher.publish(_retry_of(task))
-                log.warning("task lease expired; re-queued", task_id=task.id, attempts=task.attempts)
+                if await asyncio.to_thread(attempts.due_for_retry, task, lease_s):
+                    await publisher.publish(_retry_of(task))
+                    log.warning("task lease expired; re-queued", task_id=task.id, attempt=task.attempts, agent=task.lease_owner)
 
     return [requeue_expired]
 

@@ -70,8 +70,12 @@ def router(ctx: GatewayContext) -> APIRouter:
         return TaskOut.of(task)
 
     @api.get("/v1/tasks/{task_id}", response_model=TaskOut)
-    async def get_task(task_id: str) -> TaskOut:
-        return TaskOut.of(await _task_or_404(task_id))
+    async def get_task(task_id: str, wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
+                       timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0) -> TaskOut:
+        task = await _task_or_404(task_id)
+        if wait:
+            task = await ctx.tasks.wait(task_id, timeout) or task
+        return TaskOut.of(task, await asyncio.to_thread(ctx.tasks.attempts.of, task_id))
 
     @api.delete("/v1/tasks/{task_id}", response_model=TaskOut)
     async def cancel_task(task_id: str) -> TaskOut:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
+from typing import Annotated
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from indexing.loaders import LoadError
 from indexing.loaders.formats import detect_format
@@ -21,6 +23,9 @@ from schemas.events import DocumentDelete, DocumentIngest, new_id
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
 from streams.gateway.auth import tenant_of
 from streams.gateway.context import GatewayContext
+
+SETTLED = ("indexed", "failed", "deleted")
+WAIT_POLL_S = 0.2  # a document's status lives only in the store: ?wait=true polls it
 
 
 def router(ctx: GatewayContext) -> APIRouter:
@@ -52,7 +57,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
-        document_id = body.id or new_id()
+        document_id = body.document_id or new_id()
         existing = await asyncio.to_thread(ctx.store.get_document, document_id)
         if existing is not None and existing.tenant != body.tenant:
             raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
@@ -64,8 +69,14 @@ def router(ctx: GatewayContext) -> APIRouter:
         return DocumentAccepted(document_id=document_id, status="queued")
 
     @api.get("/{document_id}", response_model=DocumentOut)
-    async def get_document(document_id: str) -> DocumentOut:
+    async def get_document(document_id: str,
+                           wait: Annotated[bool, Query(description="Block until it is indexed, failed or deleted.")] = False,
+                           timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0) -> DocumentOut:
         row = await asyncio.to_thread(ctx.store.get_document, document_id)
+        deadline = time.monotonic() + timeout
+        while wait and row is not None and row.status not in SETTLED and time.monotonic() < deadline:
+            await asyncio.sleep(WAIT_POLL_S)
+            row = await asyncio.to_thread(ctx.store.get_document, document_id)
         if row is None:
             raise HTTPException(404, f"unknown document_id {document_id!r}")
         return DocumentOut.of(row)

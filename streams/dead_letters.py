@@ -1,0 +1,138 @@
+"""Dead letters as something operators work with: recorded when a consumer gives up, listed,
+read, and replayed onto their original topic once the cause is fixed.
+
+Every letter goes two places: `<topic>.dlq` (for Kafka-native tools) and the `dead_letters` table,
+which the CLI (`ragloop dlq`) and `GET /v1/dead-letters` read the same way on either broker. A replay
+publishes the original payload again with the original key and a fresh `event_id` (the consumer's
+ledger already holds the old one), puts the task or document it concerns back to `queued`, and
+records who replayed it and when.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
+
+from schemas.events import DeadLetter, principals_fingerprint, utcnow
+from schemas.tables import DeadLetterRecord
+from streams.store import Store
+
+log = structlog.get_logger(__name__)
+CHAT_TOPICS = ("chat.requests", "chat.requests.high")
+DOCUMENT_TOPICS = ("docs.ingest", "docs.ingest.large", "docs.delete")
+DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
+UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+class DeadLetterStore:
+    """The `dead_letters` table; shares the store's engine and sessions."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def record(self, letter: DeadLetter) -> DeadLetterRecord:
+        """Keep a letter once per (consumer, message): a redelivered dead-lettering adds nothing."""
+        payload = _payload_json(letter)
+        event_id = payload.get("event_id") if isinstance(payload.get("event_id"), str) else None
+        identity = event_id or hashlib.sha256(letter.payload.encode()).hexdigest()[:24]
+        tenant = payload.get("tenant", "default") if payload else None  # an event without one is the default tenant's
+        principals = payload.get("principals")
+        row = DeadLetterRecord(
+            id=hashlib.sha256(f"{letter.consumer}\n{letter.topic}\n{identity}".encode()).hexdigest()[:20],
+            topic=letter.topic, key=letter.key, consumer=letter.consumer,
+            tenant=tenant if isinstance(tenant, str) else None,
+            asked_as=principals_fingerprint(p for p in principals if isinstance(p, str)) if isinstance(principals, list) else "",
+            event_id=event_id, reason=letter.reason, error_type=letter.error_type, attempts=letter.attempts,
+            payload=letter.payload, payload_encoding=letter.payload_encoding, failed_at=letter.failed_at)
+        with self.store.session() as s:
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+        return row
+
+    def list(self, *, topic: str | None = None, since: datetime | None = None, tenant: str | None = None,
+             asked_as: str | None = None, ids: Sequence[str] | None = None, limit: int = 100) -> list[DeadLetterRecord]:
+        """Newest first. `asked_as` keeps letters either unrestricted or asked as those principals."""
+        query = select(DeadLetterRecord)
+        if topic is not None:
+            query = query.where(DeadLetterRecord.topic == topic)
+        if since is not None:
+            query = query.where(col(DeadLetterRecord.failed_at) >= since)
+        if tenant is not None:
+            query = query.where(DeadLetterRecord.tenant == tenant)
+        if asked_as is not None:
+            query = query.where(col(DeadLetterRecord.asked_as).in_(("", asked_as)))
+        if ids is not None:
+            query = query.where(col(DeadLetterRecord.id).in_(list(ids)))
+        query = query.order_by(col(DeadLetterRecord.failed_at).desc(), col(DeadLetterRecord.id)).limit(limit)
+        with self.store.session() as s:
+            return list(s.exec(query))
+
+    def get(self, letter_id: str) -> DeadLetterRecord | None:
+        with self.store.session() as s:
+            return s.get(DeadLetterRecord, letter_id)
+
+    def mark_replayed(self, letter_id: str, by: str) -> None:
+        with self.store.session() as s:
+            s.execute(update(DeadLetterRecord).where(col(DeadLetterRecord.id) == letter_id)
+                      .values(replays=DeadLetterRecord.replays + 1, replayed_at=utcnow(), replayed_by=by))
+            s.commit()
+
+
+def parse_since(text: str) -> datetime:
+    """`30m`, `2h`, `1d` (that long ago) or an ISO time (UTC unless it says otherwise)."""
+    match = DURATION.match(text.strip())
+    if match:
+        return utcnow() - timedelta(**{UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"since {text!r}: give a duration like 30m, 2h, 1d or an ISO time like 2026-11-30T12:00") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+
+
+def replay_message(row: DeadLetterRecord) -> bytes:
+    """The original bytes, with a fresh `event_id` when the payload has one (else exactly as received)."""
+    raw = base64.b64decode(row.payload) if row.payload_encoding == "base64" else row.payload.encode()
+    if row.event_id is None:
+        return raw
+    payload = json.loads(raw)
+    payload["event_id"] = f"{row.event_id}.replay{row.replays + 1}"[:200]
+    return json.dumps(payload).encode()
+
+
+def revive(store: Store, row: DeadLetterRecord) -> None:
+    """Put what the letter concerns back to `queued`, so the replayed event is worked on again:
+    a dead-lettered chat request left its task `failed`, a document its row `failed`."""
+    payload = _payload_json_text(row.payload) if row.payload_encoding == "utf-8" else {}
+    if row.topic in CHAT_TOPICS and isinstance(payload.get("task_id"), str):
+        store.transition_task(payload["task_id"], from_states=("failed",), to="queued", error=None, finished_at=None)
+    elif row.topic in DOCUMENT_TOPICS and isinstance(payload.get("document_id"), str) and isinstance(payload.get("tenant", "default"), str):
+        document = store.get_document(payload["document_id"])
+        if document is not None and document.status == "failed":
+            store.upsert_document(payload["document_id"], document.tenant, status="queued", error=None)
+
+
+def _payload_json(letter: DeadLetter) -> dict[str, Any]:
+    return _payload_json_text(letter.payload) if letter.payload_encoding == "utf-8" else {}
+
+
+def _payload_json_text(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+

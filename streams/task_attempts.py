@@ -1,0 +1,70 @@
+"""The attempts of chat tasks: who tried, when, and how each try ended.
+
+Recovery after a dead agent must be visible: the sweep marks the lapsed attempt `lease_expired`
+(a task shows `lease_expired` until another agent claims it), the next claim starts attempt N+1
+with its own start time, and `GET /v1/tasks/{id}` lists them all.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from schemas.events import utcnow
+from schemas.tables import TaskAttemptRecord, TaskRecord
+from streams.store import Store, claim_statement
+
+
+class TaskAttempts:
+    """The `task_attempts` table; shares the store's engine and sessions."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def claim(self, task_id: str, agent: str, lease_s: float) -> int | None:
+        """Claim the task (`claim_statement`) and record the attempt this starts, in one transaction
+        and with one clock reading; returns the attempt's number, or None when it was not claimable."""
+        now = utcnow()
+        with self.store.session() as s:
+            if not s.exec(claim_statement(task_id, agent, lease_s, now)).rowcount:  # type: ignore[call-overload]
+                s.rollback()
+                return None
+            number = s.exec(select(TaskRecord.attempts).where(TaskRecord.id == task_id)).one()
+            s.add(TaskAttemptRecord(task_id=task_id, attempt=number, agent=agent, started_at=now))
+            s.commit()
+            return number
+
+    def end(self, task_id: str, attempt: int, outcome: str) -> None:
+        """Close a running attempt; an attempt already closed (e.g. marked lapsed) keeps its outcome."""
+        with self.store.session() as s:
+            s.execute(update(TaskAttemptRecord)
+                      .where(col(TaskAttemptRecord.task_id) == task_id, col(TaskAttemptRecord.attempt) == attempt,
+                             col(TaskAttemptRecord.outcome) == "running")
+                      .values(outcome=outcome, ended_at=utcnow()))
+            s.commit()
+
+    def due_for_retry(self, task: TaskRecord, lease_s: float) -> bool:
+        """Whether the sweep should publish a retry of this lapsed task now, and mark it so: once when
+        the lease first lapses, and again only if nobody claimed it for another whole lease."""
+        now = utcnow()
+        with self.store.session() as s:
+            row = s.get(TaskAttemptRecord, (task.id, task.attempts))
+            if row is None:  # claimed before attempts were recorded
+                row = TaskAttemptRecord(task_id=task.id, attempt=task.attempts, agent=task.lease_owner or "unknown",
+                                        started_at=task.started_at or now)
+            elif row.outcome == "lease_expired" and row.ended_at is not None and _aware(row.ended_at) > now - timedelta(seconds=lease_s):
+                return False
+            row.outcome, row.ended_at = "lease_expired", now
+            s.add(row)
+            s.commit()
+            return True
+
+    def of(self, task_id: str) -> list[TaskAttemptRecord]:
+        with self.store.session() as s:
+            return list(s.exec(select(TaskAttemptRecord).where(TaskAttemptRecord.task_id == task_id).order_by(col(TaskAttemptRecord.attempt))))
+
+
+def _aware(moment):  # noqa: ANN001, ANN202 — SQLite returns naive UTC datetimes
+    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
