@@ -16,5 +16,8 @@ TRAINING_RUNS = Counter("ragloop_training_runs_total", "LoRA training runs by ou
 ACTIVE_MODEL = Gauge("ragloop_active_model_info", "The model version agents answer with (value 1).", ["family", "version"])
 EVAL_METRIC = Histogram("ragloop_eval_metric", "Online evaluation metric values per answer.", ["metric"],
                         buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0))
+# Beside the queue depth (accepted, not yet running anywhere): what the agents already hold and
+# cannot start yet, so an operator sees whether tasks wait in the broker or behind a busy engine.
+AGENT_WAITING = Gauge("ragloop_agent_waiting_tasks", "Chat tasks delivered to an agent and waiting for its engine.")
 QUEUE_DEPTH = Gauge("ragloop_queue_depth", "Chat tasks accepted and waiting for an agent.")
 CONSUMER_LAG = Gauge("ragloop_consumer_lag", "Messages not yet consumed per consumer group and topic (Kafka).", ["group", "topic"])

@@ -152,10 +152,6 @@ class Store:
         )
         return self._changed(statement)
 
-    def claim_task(self, task_id: str, owner: str, lease_s: float) -> bool:
-        """Take a task if it is claimable (see `claim_statement`)."""
-        return self._changed(claim_statement(task_id, owner, lease_s, utcnow()))
-
     def renew_lease(self, task_id: str, owner: str, lease_s: float) -> bool:
         """Extend the visibility timeout; False when the task was cancelled or taken over meanwhile."""
         statement = (

@@ -18,14 +18,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import structlog
-from prometheus_client import Gauge
 
 from agents.graph import AgentQuery
 from models.llm.base import ChatMessage
 from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citation, ModelUpdated, new_id, utcnow
 from schemas.tables import TaskRecord
 from streams.consumer import EventConsumer, PermanentError
-from streams.metrics import ACTIVE_MODEL, TASK_SECONDS, TASKS
+from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.store import task_from_request
@@ -34,9 +33,6 @@ from streams.topics import TOPICS
 
 GROUP = "ragloop.agent"
 log = structlog.get_logger(__name__)
-# Beside the queue depth (accepted, not yet running anywhere): what the agents already hold and
-# cannot start yet, so an operator sees whether tasks wait in the broker or behind a busy engine.
-WAITING = Gauge("ragloop_agent_waiting_tasks", "Chat tasks delivered to an agent and waiting for its engine.")
 
 
 class PriorityGate:
@@ -53,7 +49,7 @@ class PriorityGate:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (0 if high else 1, next(self._order), future))
-        WAITING.inc()
+        AGENT_WAITING.inc()
         try:
             await future
         except asyncio.CancelledError:
@@ -61,7 +57,7 @@ class PriorityGate:
                 self.release()
             raise
         finally:
-            WAITING.dec()
+            AGENT_WAITING.dec()
 
     def release(self) -> None:
         while self._waiters:

@@ -175,7 +175,7 @@ def test_logs_are_one_json_object_per_line_with_event_level_and_utc_timestamp(re
     """Not on a terminal, so JSON lines: the dead-lettered refusal is one parseable line with its fields."""
     records = log_records(refused.stderr)
     assert records and all({"event", "level", "timestamp"} <= record.keys() for record in records)
-    dead = next(record for record in records if record["event"] == "dead-lettering")
+    dead = next(record for record in records if record["event"] == "dead-lettered")
     assert dead["level"] == "warning" and dead["topic"] == "docs.ingest" and "127.0.0.1" in dead["reason"]
     assert datetime.fromisoformat(dead["timestamp"]).utcoffset() == timedelta(0)
 

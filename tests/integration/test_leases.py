@@ -20,6 +20,7 @@ import pytest
 from schemas.events import utcnow
 from schemas.settings import Settings
 from schemas.tables import TaskRecord
+from streams.workers.agent import SWEEPS_PER_LEASE
 from tests.e2e.conftest import Processes, free_port, processes, wait_healthy
 from tests.integration.test_task_queue import LONG, gateway, sse_events, submit, wait_status
 from tests.support import wait_for
@@ -27,7 +28,7 @@ from tests.support import wait_for
 pytestmark = pytest.mark.slow  # real agents answer with the real SmolLM2
 
 LEASE_S = 3.0
-SWEEP_S = max(LEASE_S / 3, 0.5)  # how often an agent looks for lapsed leases (streams/workers/agent.py)
+SWEEP_S = max(LEASE_S / SWEEPS_PER_LEASE, 0.5)  # how often an agent looks for lapsed leases (streams/workers/agent.py)
 
 
 @pytest.fixture(params=["embedded", "kafka"])

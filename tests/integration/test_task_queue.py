@@ -86,7 +86,7 @@ def agent_lag(settings: Settings, samples: Samples) -> float:
     """The agents' backlog as exported: the embedded broker's undelivered messages, or the agent group's lag on `chat.requests`."""
     if settings.is_embedded_broker:
         return sample(samples, "ragloop_consumer_lag", group="embedded", topic="all")
-    return sample(samples, "ragloop_consumer_lag", group="ragloop.agent", topic="chat.requests")
+    return sample(samples, "ragloop_consumer_lag", group=f"{settings.topic_prefix}ragloop.agent", topic="chat.requests")
 
 
 def scrape_once_lag(settings: Settings, client: httpx.Client, ok: Callable[[float], bool]) -> Samples | None:

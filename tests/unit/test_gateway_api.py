@@ -21,7 +21,7 @@ README_ROUTES = {("post", "/v1/documents"), ("get", "/v1/documents/{document_id}
                  ("post", "/v1/chat"), ("get", "/v1/tasks/{task_id}"), ("get", "/v1/tasks/{task_id}/events"),
                  ("delete", "/v1/tasks/{task_id}"), ("post", "/v1/chat/completions"), ("post", "/v1/feedback"), ("get", "/v1/models"),
                  ("post", "/v1/webhooks/generic"), ("post", "/v1/webhooks/slack"), ("get", "/healthz"), ("get", "/metrics"),
-                 ("get", "/asyncapi.json")}
+                 ("get", "/asyncapi.json"), ("get", "/v1/dead-letters")}
 
 
 @contextmanager
@@ -204,7 +204,7 @@ def test_openapi_json_describes_every_route_and_field_the_readme_lists(client: T
     assert README_ROUTES <= served, README_ROUTES - served
     schemas = document["components"]["schemas"]
     fields = {name: set(schemas[name]["properties"]) for name in ("DocumentIn", "ChatIn", "FeedbackIn", "CompletionIn")}
-    assert {"text", "url", "content_b64", "media_type", "filename", "title", "id", "tenant", "metadata", "access"} <= fields["DocumentIn"]
+    assert {"text", "url", "content_b64", "media_type", "filename", "title", "document_id", "tenant", "metadata", "access"} <= fields["DocumentIn"]
     assert {"messages", "conversation_id", "tenant", "principals", "retrieval", "model_version", "priority", "callback_url"} <= fields["ChatIn"]
     assert {"task_id", "rating", "correction", "comment"} <= fields["FeedbackIn"]
     assert {"retrieval", "principals"} <= fields["CompletionIn"]  # the extra_body extensions
