@@ -36,7 +36,7 @@ def help_panels(*args: str) -> dict[str, dict[str, str]]:
             rows = None
         elif rows is not None and line.startswith("│"):
             cell = line.strip("│").rstrip()
-            if cell[:2].strip():  # a new row starts in the first column
+            if cell[:6].strip():  # a new row starts in the first columns (an optional argument is indented past the `*` column)
                 name, _, rest = cell.strip().partition("  ")
                 rows[name] = rest.strip()
             else:
@@ -61,12 +61,12 @@ def readme_cli_lines() -> list[str]:
 
 def test_help_lists_exactly_the_commands_each_with_what_it_does() -> None:
     commands = help_panels()["Commands"]
-    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval"}
+    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval", "dlq"}
     assert all(commands.values()), commands
 
 
 @pytest.mark.parametrize(("group", "subcommands"), [("topics", {"create", "list", "asyncapi"}), ("models", {"fetch", "list"}),
-                                                    ("eval", {"retrieval", "qa"})])
+                                                    ("eval", {"retrieval", "qa"}), ("dlq", {"list", "show", "replay"})])
 def test_each_command_group_lists_exactly_its_subcommands(group: str, subcommands: set[str]) -> None:
     commands = help_panels(group)["Commands"]
     assert set(commands) == subcommands and all(commands.values()), commands
@@ -77,7 +77,7 @@ def test_every_readme_cli_line_is_a_command_whose_help_teaches_its_options(line:
     """`ragloop search "query" [--mode bm25|dense|hybrid] …`: the command exists, every option the README
     shows is one of its options, and the choices the README lists are named in that option's help."""
     words = line.split()[1:]
-    groups = {"topics", "models"}
+    groups = {"topics", "models", "dlq", "eval"}
     invocations = [[words[0], sub] for sub in words[1:] if sub != "|"] if words[0] in groups else [[words[0]]]
     for invocation in invocations:
         taught = options(help_panels(*invocation).get("Options", {}))

@@ -23,7 +23,7 @@ from schemas.tables import TaskRecord
 from streams.workers.agent import SWEEPS_PER_LEASE
 from tests.e2e.conftest import Processes, free_port, processes, wait_healthy
 from tests.integration.test_task_queue import LONG, gateway, sse_events, submit, wait_status
-from tests.support import wait_for
+from tests.support import read_topic, wait_for
 
 pytestmark = pytest.mark.slow  # real agents answer with the real SmolLM2
 
@@ -41,8 +41,9 @@ def lease_settings(request: pytest.FixtureRequest, settings: Settings, unique: s
 
 def test_a_task_running_longer_than_its_lease_keeps_it(lease_settings: Settings) -> None:
     """Renewal moves the lease forward while the answer is generated, so past the first lease's
-    end, with every agent sweeping for lapsed leases, the task is still held by its first claim.
-    On Kafka a second agent shares the consumer group and could take the task over."""
+    end, with every agent sweeping for lapsed leases, the task is still held by its first claim
+    and no retry of it was published for another agent to take (on Kafka a second agent shares
+    the consumer group)."""
     seen: list[tuple[datetime, TaskRecord]] = []
     with ExitStack() as stack:
         client, runtime = stack.enter_context(gateway(lease_settings))
@@ -55,10 +56,12 @@ def test_a_task_running_longer_than_its_lease_keeps_it(lease_settings: Settings)
             assert record is not None
             seen.append((now, record))
             first = next(r for _, r in seen if r.status == "running") if record.status == "running" else None
-            return first is not None and now > first.lease_expires_at + timedelta(seconds=SWEEP_S)
+            return first is not None and now > first.lease_expires_at + timedelta(seconds=2 * SWEEP_S)
 
-        wait_for(past_the_first_lease, timeout=300, interval=0.2, what="the task running past its first lease and a sweep")
+        wait_for(past_the_first_lease, timeout=300, interval=0.2, what="the task running past its first lease and two sweeps")
+        published = [m["event_id"] for m in read_topic(lease_settings, runtime.broker, "chat.requests") if m["task_id"] == task_id]
         client.delete(f"/v1/tasks/{task_id}")  # proven; no need to hear the whole story
+    assert len(published) == 1, f"the sweep re-queued a task whose agent was alive: {published}"
     running = [(at, record) for at, record in seen if record.status == "running"]
     assert {(r.lease_owner, r.attempts) for _, r in running} == {(running[0][1].lease_owner, 1)}
     expiries = [r.lease_expires_at for _, r in running]
