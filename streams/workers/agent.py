@@ -182,7 +182,7 @@ def background(services: Services, publisher: Publisher) -> list[Callable[[], Aw
             await asyncio.sleep(max(lease_s / SWEEPS_PER_LEASE, 0.5))
             for task in await asyncio.to_thread(store.expired_leases):
                 if await asyncio.to_thread(attempts.due_for_retry, task, lease_s):
-                    pass  # BREAK
+                    await publisher.publish(_retry_of(task))
                     log.warning("task lease expired; re-queued", task_id=task.id, attempt=task.attempts, agent=task.lease_owner)
 
     return [requeue_expired]
