@@ -21,7 +21,7 @@ def configure_logging(level: str | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
@@ -46,3 +46,15 @@ class ExpectedRaceFilter(logging.Filter):
             record.levelno, record.levelname = logging.DEBUG, "DEBUG"
             return logging.getLogger().isEnabledFor(logging.DEBUG)
         return True
+
+
+class _CurrentStderr:
+    """Whatever `sys.stderr` is when a line is written, not when logging was set up: tools and test
+    runners swap it, and a logger bound to a swapped-out (closed) stream would fail every later
+    log call, taking down the handler that logged."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
