@@ -36,6 +36,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(moment: datetime) -> datetime:
+    """A time without a zone read as UTC (SQLite hands stored times back naive)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class TraceContext(BaseModel):
     """W3C trace context carried across hops so one request can be followed through every worker."""
 

@@ -6,13 +6,13 @@ is idempotent: rows are keyed by the event's natural id and transitions are comp
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from schemas.events import principals_fingerprint, utcnow
+from schemas.events import as_utc, principals_fingerprint, utcnow
 
 TASK_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_TASK_STATES = ("succeeded", "failed", "cancelled")
@@ -47,7 +47,7 @@ class TaskRecord(SQLModel, table=True):
         expires = self.lease_expires_at
         if self.status != "running" or expires is None:
             return False
-        return (expires if expires.tzinfo else expires.replace(tzinfo=UTC)) < utcnow()  # SQLite returns naive UTC
+        return as_utc(expires) < utcnow()
 
     def asked_as(self) -> str:
         """Fingerprint of the principals the task was asked as ('' for none): who may see its answer."""

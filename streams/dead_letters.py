@@ -23,7 +23,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from schemas.events import DeadLetter, principals_fingerprint, utcnow
+from schemas.events import DeadLetter, as_utc, principals_fingerprint, utcnow
 from schemas.tables import DeadLetterRecord
 from streams.store import Store
 
@@ -100,7 +100,7 @@ def parse_since(text: str) -> datetime:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ValueError(f"since {text!r}: give a duration like 30m, 2h, 1d or an ISO time like 2026-11-30T12:00") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
+    return as_utc(moment)
 
 
 def replay_message(row: DeadLetterRecord) -> bytes:

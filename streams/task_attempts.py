@@ -12,7 +12,7 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from schemas.events import utcnow
+from schemas.events import as_utc, utcnow
 from schemas.tables import TaskAttemptRecord, TaskRecord
 from streams.store import Store, claim_statement
 
@@ -54,7 +54,7 @@ class TaskAttempts:
             if row is None:  # claimed before attempts were recorded
                 row = TaskAttemptRecord(task_id=task.id, attempt=task.attempts, agent=task.lease_owner or "unknown",
                                         started_at=task.started_at or now)
-            elif row.outcome == "lease_expired" and row.ended_at is not None and _aware(row.ended_at) > now - timedelta(seconds=lease_s):
+            elif row.outcome == "lease_expired" and row.ended_at is not None and as_utc(row.ended_at) > now - timedelta(seconds=lease_s):
                 return False
             row.outcome, row.ended_at = "lease_expired", now
             s.add(row)
@@ -65,6 +65,3 @@ class TaskAttempts:
         with self.store.session() as s:
             return list(s.exec(select(TaskAttemptRecord).where(TaskAttemptRecord.task_id == task_id).order_by(col(TaskAttemptRecord.attempt))))
 
-
-def _aware(moment):  # noqa: ANN001, ANN202 — SQLite returns naive UTC datetimes
-    return moment if moment.tzinfo else moment.replace(tzinfo=utcnow().tzinfo)
