@@ -29,6 +29,7 @@ from streams.logging import configure_logging
 from streams.runtime import ROLES, Runtime
 from streams.topics import TOPICS, all_topic_names, resolve
 from streams.store import task_from_request
+from streams.task_attempts import TaskAttempts
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
 topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).", no_args_is_help=True)
@@ -303,7 +304,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
         while time.monotonic() < deadline:
             task = await asyncio.to_thread(runtime.store.get_task, request.task_id)
             if task is not None and task.status in TERMINAL_TASK_STATES:
-                return TaskOut.of(task)
+                return TaskOut.of(task, await asyncio.to_thread(TaskAttempts(runtime.store).of, task.id))
             await asyncio.sleep(0.1)
         raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
 

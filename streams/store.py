@@ -144,13 +144,7 @@ class Store:
 
     def transition_task(self, task_id: str, *, from_states: Iterable[str], to: str, **values: Any) -> bool:
         """Compare-and-set: move a task only if it is in one of `from_states`."""
-        stamps = {"finished_at": utcnow(), "lease_owner": None, "lease_expires_at": None} if to in TERMINAL_TASK_STATES else {}
-        statement = (
-            update(TaskRecord)
-            .where(col(TaskRecord.id) == task_id, col(TaskRecord.status).in_(list(from_states)))
-            .values(status=to, **stamps, **values)
-        )
-        return self._changed(statement)
+        return self._changed(transition_statement(task_id, from_states=from_states, to=to, **values))
 
     def renew_lease(self, task_id: str, owner: str, lease_s: float) -> bool:
         """Extend the visibility timeout; False when the task was cancelled or taken over meanwhile."""
@@ -370,6 +364,16 @@ class Store:
             .values(callback_status=status, callback_attempts=TaskRecord.callback_attempts + 1, **final)
         )
         return self._changed(statement)
+
+
+def transition_statement(task_id: str, *, from_states: Iterable[str], to: str, held_by: str | None = None, **values: Any) -> Any:
+    """Compare-and-set on the status (and, with `held_by`, on the lease owner: an agent whose task was
+    taken over cannot finish it); a terminal state stamps `finished_at` and clears the lease."""
+    stamps = {"finished_at": utcnow(), "lease_owner": None, "lease_expires_at": None} if to in TERMINAL_TASK_STATES else {}
+    guards = [col(TaskRecord.id) == task_id, col(TaskRecord.status).in_(list(from_states))]
+    if held_by is not None:
+        guards.append(col(TaskRecord.lease_owner) == held_by)
+    return update(TaskRecord).where(*guards).values(status=to, **stamps, **values)
 
 
 def claim_statement(task_id: str, owner: str, lease_s: float, now: datetime) -> Any:

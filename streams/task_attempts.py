@@ -8,13 +8,14 @@ with its own start time, and `GET /v1/tasks/{id}` lists them all.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import update
 from sqlmodel import col, select
 
 from schemas.events import as_utc, utcnow
 from schemas.tables import TaskAttemptRecord, TaskRecord
-from streams.store import Store, claim_statement
+from streams.store import Store, claim_statement, transition_statement
 
 
 class TaskAttempts:
@@ -39,11 +40,20 @@ class TaskAttempts:
     def end(self, task_id: str, attempt: int, outcome: str) -> None:
         """Close a running attempt; an attempt already closed (e.g. marked lapsed) keeps its outcome."""
         with self.store.session() as s:
-            s.execute(update(TaskAttemptRecord)
-                      .where(col(TaskAttemptRecord.task_id) == task_id, col(TaskAttemptRecord.attempt) == attempt,
-                             col(TaskAttemptRecord.outcome) == "running")
-                      .values(outcome=outcome, ended_at=utcnow()))
+            s.execute(_close(task_id, attempt, outcome))
             s.commit()
+
+    def finish(self, task_id: str, attempt: int, agent: str, *, to: str, **values: Any) -> bool:
+        """Move the running task this agent still holds to `to` and close its attempt the same way, in one
+        transaction: nobody (a reader, a callback) sees a finished task whose attempt is still running.
+        False when the agent lost the task meanwhile (cancelled, or taken over after its lease lapsed)."""
+        with self.store.session() as s:
+            if not s.exec(transition_statement(task_id, from_states=("running",), to=to, held_by=agent, **values)).rowcount:  # type: ignore[call-overload]
+                s.rollback()
+                return False
+            s.execute(_close(task_id, attempt, to))
+            s.commit()
+            return True
 
     def due_for_retry(self, task: TaskRecord, lease_s: float) -> bool:
         """Whether the sweep should publish a retry of this lapsed task now, and mark it so: once when
@@ -65,3 +75,8 @@ class TaskAttempts:
         with self.store.session() as s:
             return list(s.exec(select(TaskAttemptRecord).where(TaskAttemptRecord.task_id == task_id).order_by(col(TaskAttemptRecord.attempt))))
 
+
+
+def _close(task_id: str, attempt: int, outcome: str) -> Any:
+    running = (col(TaskAttemptRecord.task_id) == task_id, col(TaskAttemptRecord.attempt) == attempt, col(TaskAttemptRecord.outcome) == "running")
+    return update(TaskAttemptRecord).where(*running).values(outcome=outcome, ended_at=utcnow())

@@ -112,7 +112,8 @@ class TaskOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, row: TaskRecord, attempts: Sequence[TaskAttemptRecord] = ()) -> TaskOut:
+    def of(cls, row: TaskRecord, attempts: Sequence[TaskAttemptRecord]) -> TaskOut:
+        """The one public view of a task: the API, the CLI and callbacks all send this same shape."""
         result = TaskResult.model_validate({k: v for k, v in row.result.items() if k != "response"}) if row.result else None
         return cls(task_id=row.id, status=row.status, conversation_id=row.conversation_id, result=result, error=row.error,  # type: ignore[arg-type]
                    attempts=row.attempts, lease_expired=row.lease_lapsed(), attempt_log=[AttemptOut.model_validate(a.model_dump()) for a in attempts],

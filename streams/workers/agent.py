@@ -97,13 +97,13 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _attempt(request: ChatRequest, attempt: int) -> None:
         try:
-            outcome = await _run(request)
+            outcome = await _run(request, attempt)
         except BaseException:
             await asyncio.to_thread(attempts.end, request.task_id, attempt, "error")  # retried, or dead-lettered as failed
             raise
         await asyncio.to_thread(attempts.end, request.task_id, attempt, outcome)
 
-    async def _run(request: ChatRequest) -> str:
+    async def _run(request: ChatRequest, attempt: int) -> str:
         """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
         version = request.options.model_version or (await asyncio.to_thread(store.active_version, settings.model_family)).version
         try:
@@ -138,7 +138,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                   "cited": result.cited, "route": result.route, "evidence": result.evidence,
                   "timings_ms": response.timings_ms, "usage": response.usage, "token_events": published,
                   "response": response.model_dump(mode="json")}
-        if await asyncio.to_thread(store.transition_task, request.task_id, from_states=("running",), to="succeeded", result=stored, model_version=version, error=None):
+        if await asyncio.to_thread(attempts.finish, request.task_id, attempt, owner, to="succeeded", result=stored, model_version=version, error=None):
             TASKS.labels("succeeded").inc()
             TASK_SECONDS.labels("succeeded").observe((utcnow() - request.occurred_at).total_seconds())
             await publisher.publish(response)

@@ -47,6 +47,7 @@ from streams.publisher import Publisher
 from streams.services import Services
 from streams.signing import DELIVERY_HEADER, RAGLOOP, keyed_tag
 from streams.store import Store
+from streams.task_attempts import TaskAttempts
 from streams.topics import TOPICS
 
 GROUP = "ragloop.callbacks"
@@ -112,7 +113,7 @@ class CallbackSender:
     """Delivers callbacks concurrently, each claimed in the store, retried with exponential backoff."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings, self.store = settings, store
+        self.settings, self.store, self.attempts = settings, store, TaskAttempts(store)
         self.owner = f"callbacks:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_ATTEMPTS)
@@ -169,7 +170,7 @@ class CallbackSender:
         url = task.callback_url or ""
         if url.startswith("slack://"):
             return await self._post_to_slack(task, url)
-        body = TaskOut.of(task).model_dump_json().encode()
+        body = TaskOut.of(task, await asyncio.to_thread(self.attempts.of, task.id)).model_dump_json().encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: task.id,
                    "X-Ragloop-Attempt": str(attempt)}
         if self.settings.webhook_secret is not None:

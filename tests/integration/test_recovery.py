@@ -39,7 +39,7 @@ async def test_a_dead_agents_task_shows_the_lapse_and_is_taken_over_with_both_at
 
     follower = asyncio.create_task(follow())
     await eventually(lambda: any(e.data.get("lease_expired") for e in seen), timeout=lease_s * 5, what="the lapse in the event stream")
-    assert TaskOut.of(runtime.store.get_task(request.task_id)).lease_expired  # type: ignore[arg-type]
+    assert TaskOut.of(runtime.store.get_task(request.task_id), []).lease_expired  # type: ignore[arg-type]
 
     await runtime.start()  # a surviving agent: its sweep re-publishes the task, and it answers
     try:

@@ -12,6 +12,7 @@ from schemas.events import ChatRequest, ChatTurn, utcnow
 from schemas.settings import Settings
 from schemas.tables import FeedbackRecord, LargeLaneRecord
 from streams.store import LANE_TOMBSTONE_TTL, Store, task_from_request
+from streams.task_attempts import TaskAttempts
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -96,3 +97,17 @@ def test_the_trainer_reads_corrections_oldest_first_and_undisputed_up_voted_task
     liked = [t.id for t in store.approved_tasks(limit=50) if t.tenant == tenant]
     assert liked == [tasks[0], tasks[2]]  # an up-vote with a correction is a correction, not an approval
     assert store.approved_tasks(limit=0) == []
+
+
+def test_an_agent_that_lost_its_task_cannot_finish_it_and_a_finish_closes_the_attempt_with_it(store: Store) -> None:
+    request = ChatRequest(messages=[ChatTurn(role="user", content="hello")])
+    store.create_task(task_from_request(request))
+    attempts = TaskAttempts(store)
+    assert attempts.claim(request.task_id, "slow-agent", 0.0) == 1  # its lease lapses at once
+    assert attempts.claim(request.task_id, "new-agent", 60.0) == 2  # and another agent takes the task over
+    assert not attempts.finish(request.task_id, 1, "slow-agent", to="succeeded", result={"answer": "late"})
+    assert store.get_task(request.task_id).status == "running"  # type: ignore[union-attr]
+    assert attempts.finish(request.task_id, 2, "new-agent", to="succeeded", result={"answer": "hi"})
+    task = store.get_task(request.task_id)
+    assert task is not None and (task.status, task.result, task.lease_owner) == ("succeeded", {"answer": "hi"}, None)
+    assert [(a.attempt, a.outcome, a.ended_at is not None) for a in attempts.of(request.task_id)][1] == (2, "succeeded", True)

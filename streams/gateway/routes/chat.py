@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from schemas.events import ChatOptions, ChatRequest, new_id
-from schemas.tables import TERMINAL_TASK_STATES
+from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn, TaskOut
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
@@ -67,7 +67,7 @@ def router(ctx: GatewayContext) -> APIRouter:
             task = await ctx.tasks.wait(task.id, timeout) or task
         if task.status in TERMINAL_TASK_STATES:
             response.status_code = 200
-        return TaskOut.of(task)
+        return await _out(task)
 
     @api.get("/v1/tasks/{task_id}", response_model=TaskOut)
     async def get_task(task_id: str, wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
@@ -75,7 +75,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         task = await _task_or_404(task_id)
         if wait:
             task = await ctx.tasks.wait(task_id, timeout) or task
-        return TaskOut.of(task, await asyncio.to_thread(ctx.tasks.attempts.of, task_id))
+        return await _out(task)
 
     @api.delete("/v1/tasks/{task_id}", response_model=TaskOut)
     async def cancel_task(task_id: str) -> TaskOut:
@@ -83,7 +83,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         await _task_or_404(task_id)
         task = await ctx.tasks.cancel(task_id)
         assert task is not None
-        return TaskOut.of(task)
+        return await _out(task)
 
     @api.get("/v1/tasks/{task_id}/events", response_class=EventSourceResponse)
     async def task_events(task_id: str) -> AsyncIterator[ServerSentEvent]:
@@ -99,5 +99,8 @@ def router(ctx: GatewayContext) -> APIRouter:
         if task is None:
             raise HTTPException(404, f"unknown task_id {task_id!r}")
         return task
+
+    async def _out(task: TaskRecord) -> TaskOut:
+        return TaskOut.of(task, await asyncio.to_thread(ctx.tasks.attempts.of, task.id))
 
     return api
