@@ -19,7 +19,7 @@ export RAGLOOP_TEST_KAFKA_URL ?= kafka://127.0.0.1:$(RAGLOOP_KAFKA_PORT)
 export RAGLOOP_TEST_OPENSEARCH_URL ?= http://127.0.0.1:$(RAGLOOP_OPENSEARCH_PORT)
 export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAGLOOP_POSTGRES_PORT)/ragloop_test
 
-.PHONY: setup models run demo services services-stop test test-fast test-unit lint
+.PHONY: setup models run services services-stop test test-fast test-unit lint
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv

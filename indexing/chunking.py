@@ -38,21 +38,6 @@ def approximate_tokens(text: str) -> int:
     return total
 
 
-def tokenizer_counter(tokenizer: Any) -> TokenCounter:
-    """Wrap a Hugging Face tokenizer (``tokenizers.Tokenizer`` or a transformers one) as a
-    counter of tokens without special tokens, for exact sizing against an embedder's window.
-
-    A ``tokenizers.Tokenizer`` read from a sentence-transformers ``tokenizer.json`` pads and
-    truncates every text to the window (MiniLM: 128), which would make every text "128 tokens";
-    the counter uses a copy with both switched off, leaving the caller's tokenizer as it was."""
-    if hasattr(tokenizer, "encode") and hasattr(tokenizer, "get_vocab_size"):  # tokenizers.Tokenizer
-        counting = type(tokenizer).from_str(tokenizer.to_str())
-        counting.no_padding()
-        counting.no_truncation()
-        return lambda text: len(counting.encode(text, add_special_tokens=False).ids)
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
-
 def chunk_id(tenant: str, document_id: str, text: str, occurrence: int = 0) -> str:
     """Content hash naming a chunk; ``occurrence`` separates repeated passages of one document."""
     key = "\x1f".join([tenant, document_id, text] + ([str(occurrence)] if occurrence else []))

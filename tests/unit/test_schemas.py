@@ -23,7 +23,7 @@ SAMPLES = {
     "images.generate": {"task_id": "t1", "prompt": "a cat"},
     "eval.results": {"task_id": "t1", "model_version": "m", "metrics": {"rouge_l": 0.5, "token_f1": None}},
     "feedback.events": {"task_id": "t1", "rating": "down", "correction": "Paris"},
-    "train.requests": {"model_family": "m", "reason": "threshold", "feedback_ids": ["f1"]},
+    "train.requests": {"model_family": "m", "reason": "threshold"},
     "model.updated": {"model_family": "m", "version": "m-lora-1", "adapter_path": "/a", "state": "active"},
 }
 
