@@ -29,8 +29,8 @@ _WORDISH = re.compile(r"[^\W\d_]+|\d+|[^\w\s]", re.UNICODE)
 
 def approximate_tokens(text: str) -> int:
     """A subword-token estimate without a tokenizer: one per 7 letters of a word, one per 2
-    digits of a number, one per punctuation mark. On SciFact abstracts it is within ~3% of
-    MiniLM's WordPiece count on average (10th-90th percentile ratio 0.93-1.13)."""
+    digits of a number, one per punctuation mark: close to MiniLM's WordPiece count on English
+    prose, and never calling a tokenizer in the ingest path."""
     total = 0
     for match in _WORDISH.finditer(text):
         n = match.end() - match.start()
@@ -67,10 +67,9 @@ class Chunker:
     ``overlap_tokens`` of them, when the cut falls inside a paragraph. Sentences longer than
     ``max_tokens`` are cut into word windows.
 
-    Defaults measured on SciFact train (benchmarks/retrieval_scifact.py, hybrid nDCG@10 with
-    the retriever's defaults): 128/32 gives 0.743 vs 0.740 at 200/32; smaller passages sharpen
-    MiniLM (dense 0.695 vs 0.690) while BM25 loses a little (0.679 vs 0.690), and they stay
-    well inside MiniLM's 256-token window with the title prepended.
+    The defaults (128/32) were chosen on SciFact train with benchmarks/retrieval_scifact.py
+    (figures in benchmarks/README.md, "Tuning sweep"): smaller passages sharpen MiniLM more than
+    they cost BM25, and they stay well inside MiniLM's 256-token window with the title prepended.
     """
 
     def __init__(self, max_tokens: int = 128, overlap_tokens: int = 32,

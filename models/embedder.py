@@ -8,9 +8,9 @@ Vectors come back L2-normalised float32, so cosine similarity is a dot product e
     query = embedder.embed_query("what is in the passage?")
 
 ``backend`` picks the runtime (``RAGLOOP_EMBEDDER_BACKEND``): ``onnx`` (default) runs an ONNX
-Runtime export of the same model, equal vectors at about half the CPU time of ``torch``;
-``onnx-int8`` is its int8 copy, about 2x faster again at nDCG@10 within 0.002 on SciFact
-(see models/onnx_embedder.py and benchmarks/README.md). The export is built once and cached
+Runtime export of the same model, equal vectors in less CPU time than ``torch``; ``onnx-int8``
+is its int8 copy, faster again at slightly moved vectors, so it is opt-in (why: see
+models/onnx_embedder.py; figures: benchmarks/README.md). The export is built once and cached
 (``ragloop models fetch`` builds it ahead of serving).
 """
 

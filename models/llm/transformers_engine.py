@@ -10,8 +10,8 @@ so a ``model.updated`` event costs an adapter load (milliseconds), never a base 
 
 Any local Hugging Face causal-LM folder with a chat template works (SmolLM2, Qwen2, Llama 3).
 There is deliberately no int8 mode: ``benchmarks/engine_throughput.py`` shows dynamic int8 decoding
-SmolLM2 ~2.4x faster but answering SQuAD questions about half as often, and torchao's int8 CPU
-paths slower than fp32.
+SmolLM2 faster but answering SQuAD questions less often, and torchao's int8 CPU paths slower than
+fp32 (figures in benchmarks/README.md, "Engine throughput").
 """
 
 from __future__ import annotations
