@@ -186,3 +186,17 @@ class _Reader:
                 if isinstance(node.iter, ast.Name):  # `for event in documents`, with `documents: list[Event]`
                     return self._bound(node.iter)
         return None
+
+
+def flows_mermaid() -> str:
+    """Components and topics as a Mermaid flowchart: an arrow into a topic publishes, out of it consumes
+    (docs/architecture.md embeds it; a test keeps it current)."""
+    ident = lambda prefix, name: prefix + "".join(c if c.isalnum() else "_" for c in name)  # noqa: E731
+    lines = ["flowchart LR"]
+    for topic, flow in flows().items():
+        if not flow.producers and not flow.consumers:
+            continue
+        lines.append(f'    {ident("t_", topic)}(["{topic}"])')
+        lines += [f'    {ident("c_", p)}["{p}"] --> {ident("t_", topic)}' for p in flow.producers]
+        lines += [f'    {ident("t_", topic)} --> {ident("c_", c)}["{c}"]' for c in flow.consumers]
+    return "\n".join(lines)
