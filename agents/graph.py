@@ -79,6 +79,9 @@ class RunContext:
     should_stop: Callable[[], bool] | None = None
 
 
+AgentGraph = StateGraph[AgentState, RunContext, AgentState, AgentState]
+
+
 def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
@@ -211,8 +214,8 @@ class RagAgent:
 
     # -- wiring ------------------------------------------------------------------------------------
 
-    def _builder(self) -> StateGraph:
-        steps = {"recall": self._recall, "route": self._route, "retrieve": self._retrieve, "grade": self._grade,
+    def _builder(self) -> AgentGraph:
+        steps: dict[str, Callable[..., dict[str, Any]]] = {"recall": self._recall, "route": self._route, "retrieve": self._retrieve, "grade": self._grade,
                  "rewrite": self._rewrite, "tool": self._run_tool, "generate": self._generate, "remember": self._remember}
         return _wire(steps)
 
@@ -269,7 +272,7 @@ def _after_grade(state: AgentState) -> str:
     return "rewrite" if state.get("next_query") else "generate"
 
 
-def _wire(steps: Mapping[str, Callable[..., dict[str, Any]]]) -> StateGraph:
+def _wire(steps: Mapping[str, Callable[..., dict[str, Any]]]) -> AgentGraph:
     """The agent's nodes and edges; `steps` maps each name of `STEPS` to its node function."""
     graph = StateGraph(AgentState, context_schema=RunContext)
     for name in STEPS:
