@@ -57,13 +57,13 @@ def router(ctx: GatewayContext) -> APIRouter:
         if done is None or done.status != "succeeded" or not done.result:
             raise HTTPException(502 if done and done.status == "failed" else 504, f"task {task.id} ended {done.status if done else 'missing'}: {done.error if done else ''}")
         result = done.result
-        usage = result.get("usage", {})
+        usage = result.usage
         prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", usage.get("stream_deltas", 0))
         return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": result["model_version"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": result["answer"]}, "finish_reason": "stop"}],
+            "id": completion_id, "object": "chat.completion", "created": created, "model": result.model_version,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
-            "citations": result.get("citations", []),
+            "citations": [c.model_dump(mode="json") for c in result.citations],
         }
 
     async def _chunks(task_id: str, completion_id: str, created: int, model: str) -> AsyncIterator[bytes]:
