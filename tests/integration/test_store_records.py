@@ -8,12 +8,13 @@ from datetime import timedelta
 
 import pytest
 
-from schemas.events import ChatRequest, ChatResponse, ChatTurn, Citation, utcnow
+from schemas.events import ChatRequest, ChatTurn, utcnow
 from schemas.settings import Settings
 from schemas.tables import FeedbackRecord, LargeLaneRecord
 from schemas.task_result import TaskOutcome
 from streams.store import LANE_TOMBSTONE_TTL, Store, task_from_request
 from streams.task_attempts import TaskAttempts
+from tests.support import outcome_of
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -112,14 +113,6 @@ def test_an_agent_that_lost_its_task_cannot_finish_it_and_a_finish_closes_the_at
     task = store.get_task(request.task_id)
     assert task is not None and (task.status, task.result, task.lease_owner) == ("succeeded", outcome_of(request, "hi"), None)
     assert [(a.attempt, a.outcome, a.ended_at is not None) for a in attempts.of(request.task_id)][1] == (2, "succeeded", True)
-
-
-def outcome_of(request: ChatRequest, answer: str) -> TaskOutcome:
-    response = ChatResponse(event_id=f"{request.task_id}.response", occurred_at=request.occurred_at, task_id=request.task_id,
-                            conversation_id=request.conversation_id, question="hello", answer=answer, model_version="v1",
-                            citations=[Citation(document_id="ostra", chunk_id="ostra#0", score=0.5, text="The Ostra is 612 km long.")],
-                            prompt=[ChatTurn(role="user", content="hello")], timings_ms={"generation": 1.5}, usage={"completion_tokens": 2})
-    return TaskOutcome(response=response, cited=["ostra#0"], route="retrieve", evidence="found", token_events=2)
 
 
 def test_a_succeeded_task_reads_back_its_outcome_typed_with_the_response_it_published(store: Store) -> None:
