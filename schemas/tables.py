@@ -13,6 +13,7 @@ from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from schemas.events import as_utc, principals_fingerprint, utcnow
+from schemas.task_result import TaskOutcome, TaskOutcomeColumn
 
 TASK_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_TASK_STATES = ("succeeded", "failed", "cancelled")
@@ -29,7 +30,7 @@ class TaskRecord(SQLModel, table=True):
     priority: str = Field(default="normal", description="normal or high; high is served first by agents.")
     idempotency_key: str | None = Field(default=None, description="A repeat with the same key returns this task.")
     request: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    result: TaskOutcome | None = Field(default=None, sa_column=Column(TaskOutcomeColumn), description="Set once it succeeded.")
     error: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0
     model_version: str | None = None

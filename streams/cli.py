@@ -435,8 +435,9 @@ def eval_qa(dataset: Annotated[Path, typer.Option(help="BEIR folder with answers
                 await runtime.publisher.publish(request)
                 while (task := await asyncio.to_thread(runtime.store.get_task, request.task_id)) is None or task.status not in TERMINAL_TASK_STATES:
                     await asyncio.sleep(0.05)
-                result = task.result or {}
-                return result.get("answer", ""), [c["document_id"] for c in result.get("citations", [])]
+                if task.result is None:
+                    return "", []
+                return task.result.answer, [c.document_id for c in task.result.citations]
 
             def answer(question: str) -> tuple[str, list[str]]:
                 return asyncio.run_coroutine_threadsafe(ask_one(question), loop).result()

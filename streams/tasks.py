@@ -174,13 +174,13 @@ class TaskService:
                     next_index = token.index + 1
                 pending = []
                 if task.status in TERMINAL_TASK_STATES:
-                    expected = int((task.result or {}).get("token_events", 0))
+                    expected = task.result.token_events if task.result else 0
                     grace_until = grace_until or time.monotonic() + token_grace_s
                     if next_index >= expected or time.monotonic() > grace_until:
                         if status != task.status:
                             yield TaskEvent("status", {"task_id": task_id, "status": task.status, "attempts": task.attempts})
-                        result = {k: v for k, v in (task.result or {}).items() if k != "response"}
-                        yield TaskEvent("result", {"task_id": task_id, "status": task.status, "result": result or None, "error": task.error})
+                        result = task.result.summary() if task.result else None
+                        yield TaskEvent("result", {"task_id": task_id, "status": task.status, "result": result, "error": task.error})
                         return
                 elif task.status != status and not (status == "running" and task.status == "queued"):
                     status = task.status

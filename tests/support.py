@@ -15,7 +15,9 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 from kafka import KafkaConsumer
 
+from schemas.events import ChatRequest, ChatResponse, ChatTurn, Citation
 from schemas.settings import Settings
+from schemas.task_result import TaskOutcome
 from streams.brokers.base import Broker
 from streams.brokers.embedded import EmbeddedBroker
 
@@ -78,3 +80,13 @@ def require_path(path: Path, what: str) -> Path:
     if not path.exists():
         unavailable(f"{what} is not at {path}; it lives in the project's shared data folder (../shared/data)")
     return path
+
+
+def outcome_of(request: ChatRequest, answer: str) -> TaskOutcome:
+    """What an agent that answered `request` with `answer` (citing one passage) stores on its task."""
+    response = ChatResponse(event_id=f"{request.task_id}.response", occurred_at=request.occurred_at, task_id=request.task_id,
+                            conversation_id=request.conversation_id, question=request.messages[-1].content, answer=answer, model_version="v1",
+                            citations=[Citation(document_id="ostra", chunk_id="ostra#0", score=0.5, text="The Ostra is 612 km long.")],
+                            prompt=[ChatTurn(role="user", content=request.messages[-1].content)], timings_ms={"generation": 1.5}, usage={"completion_tokens": 2})
+    return TaskOutcome(response=response, cited=["ostra#0"], route="retrieve", evidence="found", token_events=2)
+

@@ -10,6 +10,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, require_one_body
 from schemas.tables import DocumentRecord, ModelVersionRecord, TaskAttemptRecord, TaskRecord
+from schemas.task_result import TaskOutcome
 
 
 class DocumentIn(BaseModel):
@@ -82,11 +83,17 @@ class ChatIn(BaseModel):
 
 
 class TaskResult(BaseModel):
+    # The public part of a task's stored `TaskOutcome`: the answer and what it cost, not the prompt.
     answer: str
     citations: list[dict[str, Any]]
     model_version: str
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, outcome: TaskOutcome) -> TaskResult:
+        return cls(answer=outcome.answer, citations=[c.model_dump(mode="json") for c in outcome.citations],
+                   model_version=outcome.model_version, timings_ms=outcome.timings_ms, usage=outcome.usage)
 
 
 class AttemptOut(BaseModel):
@@ -114,7 +121,7 @@ class TaskOut(BaseModel):
     @classmethod
     def of(cls, row: TaskRecord, attempts: Sequence[TaskAttemptRecord]) -> TaskOut:
         """The one public view of a task: the API, the CLI and callbacks all send this same shape."""
-        result = TaskResult.model_validate({k: v for k, v in row.result.items() if k != "response"}) if row.result else None
+        result = TaskResult.of(row.result) if row.result else None
         return cls(task_id=row.id, status=row.status, conversation_id=row.conversation_id, result=result, error=row.error,  # type: ignore[arg-type]
                    attempts=row.attempts, lease_expired=row.lease_lapsed(), attempt_log=[AttemptOut.model_validate(a.model_dump()) for a in attempts],
                    created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)

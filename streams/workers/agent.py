@@ -23,6 +23,7 @@ from agents.graph import AgentQuery
 from models.llm.base import ChatMessage
 from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citation, ModelUpdated, new_id, utcnow
 from schemas.tables import TaskRecord
+from schemas.task_result import TaskOutcome
 from streams.consumer import EventConsumer, PermanentError
 from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
@@ -89,8 +90,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                 await asyncio.to_thread(store.create_task, task_from_request(request))
                 if (attempt := await claim(request.task_id)) is not None:
                     await _attempt(request, attempt)
-            elif task.status == "succeeded":  # redelivered after the effect: make sure the response went out
-                await publisher.publish(ChatResponse.model_validate(task.result["response"]))
+            elif task.status == "succeeded" and task.result:  # redelivered after the effect: make sure the response went out
+                await publisher.publish(task.result.response)
             # otherwise: cancelled, failed, or another live agent holds the lease
         finally:
             gate.release()
@@ -134,11 +135,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
         )
-        stored = {"answer": response.answer, "citations": [c.model_dump() for c in response.citations], "model_version": version,
-                  "cited": result.cited, "route": result.route, "evidence": result.evidence,
-                  "timings_ms": response.timings_ms, "usage": response.usage, "token_events": published,
-                  "response": response.model_dump(mode="json")}
-        if await asyncio.to_thread(attempts.finish, request.task_id, attempt, owner, to="succeeded", result=stored, model_version=version, error=None):
+        outcome = TaskOutcome(response=response, cited=result.cited, route=result.route, evidence=result.evidence, token_events=published)
+        if await asyncio.to_thread(attempts.finish, request.task_id, attempt, owner, to="succeeded", result=outcome, model_version=version, error=None):
             TASKS.labels("succeeded").inc()
             TASK_SECONDS.labels("succeeded").observe((utcnow() - request.occurred_at).total_seconds())
             await publisher.publish(response)

@@ -85,8 +85,8 @@ def _slack_target(settings: Settings, url: str) -> tuple[str, str]:
 def slack_text(task: TaskRecord) -> str:
     """What the bot says in the thread: the answer and its sources, or why there is none."""
     if task.status == "succeeded" and task.result:
-        text = _escape(task.result.get("answer", ""))
-        titles = [c.get("title") or c.get("document_id", "") for c in task.result.get("citations", [])]
+        text = _escape(task.result.answer)
+        titles = [c.title or c.document_id for c in task.result.citations]
         if titles:
             text += "\n\nSources: " + ", ".join(f"[{n}] {_escape(t)}" for n, t in enumerate(titles, start=1))
         return text

@@ -40,7 +40,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         task = await asyncio.to_thread(store.get_task, feedback.task_id)
         if task is None or not task.result:
             return
-        await record(ChatResponse.model_validate(task.result["response"]), feedback.correction, f"{feedback.task_id}.eval.{feedback.event_id}")
+        await record(task.result.response, feedback.correction, f"{feedback.task_id}.eval.{feedback.event_id}")
 
     return [
         EventConsumer(TOPICS["chat.responses"], GROUP, on_response),

@@ -35,8 +35,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     def served_prompt(task: TaskRecord) -> list[ChatMessage] | None:
         """The prompt the model saw for this task, as recorded with its result."""
-        turns = (task.result or {}).get("response", {}).get("prompt")
-        return [ChatMessage(role=t["role"], content=t["content"]) for t in turns] if turns else None
+        turns = task.result.response.prompt if task.result else []
+        return [ChatMessage(role=t.role, content=t.content) for t in turns] or None
 
     def trainable(task: TaskRecord) -> bool:
         """The adapter serves every tenant and principal, so it never learns from a prompt that may
@@ -51,9 +51,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         """The latest up-voted answers, in two disjoint parts: guard (the newest, held out for the
         gate) and rehearsal (trained on beside the corrections, so the adapter keeps what worked)."""
         guard_n, rehearsal_n = settings.gate_guard_examples, settings.train_rehearsal_examples
-        liked = [TrainingExample(messages=prompt, target=task.result["answer"])
+        liked = [TrainingExample(messages=prompt, target=task.result.answer)
                  for task in store.approved_tasks(4 * (guard_n + rehearsal_n))  # room for the ones left out below
-                 if trainable(task) and (prompt := served_prompt(task)) and (task.result or {}).get("answer")]
+                 if trainable(task) and (prompt := served_prompt(task)) and task.result and task.result.answer]
         return liked[guard_n:guard_n + rehearsal_n], liked[:guard_n]
 
     def train_and_gate(request: TrainRequest, version: str) -> ModelVersionRecord:

@@ -133,7 +133,8 @@ def asked_prompt(indexed: Indexed, *flags: str) -> tuple[dict[str, Any], str]:
     task = Cli({**indexed.cli.env, "RAGLOOP_MAX_NEW_TOKENS": "8"}).json("ask", QUESTION, "--json", *flags)  # the prompt is what counts
     row = Store.from_settings(in_process(indexed.home)).get_task(task["task_id"])
     assert task["status"] == "succeeded" and row is not None, task
-    return task, json.dumps(row.result["response"]["prompt"])
+    assert row.result is not None, task
+    return task, json.dumps([turn.model_dump() for turn in row.result.response.prompt])
 
 
 @pytest.mark.slow

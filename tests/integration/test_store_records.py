@@ -11,8 +11,10 @@ import pytest
 from schemas.events import ChatRequest, ChatTurn, utcnow
 from schemas.settings import Settings
 from schemas.tables import FeedbackRecord, LargeLaneRecord
+from schemas.task_result import TaskOutcome
 from streams.store import LANE_TOMBSTONE_TTL, Store, task_from_request
 from streams.task_attempts import TaskAttempts
+from tests.support import outcome_of
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -105,9 +107,22 @@ def test_an_agent_that_lost_its_task_cannot_finish_it_and_a_finish_closes_the_at
     attempts = TaskAttempts(store)
     assert attempts.claim(request.task_id, "slow-agent", 0.0) == 1  # its lease lapses at once
     assert attempts.claim(request.task_id, "new-agent", 60.0) == 2  # and another agent takes the task over
-    assert not attempts.finish(request.task_id, 1, "slow-agent", to="succeeded", result={"answer": "late"})
+    assert not attempts.finish(request.task_id, 1, "slow-agent", to="succeeded", result=outcome_of(request, "late"))
     assert store.get_task(request.task_id).status == "running"  # type: ignore[union-attr]
-    assert attempts.finish(request.task_id, 2, "new-agent", to="succeeded", result={"answer": "hi"})
+    assert attempts.finish(request.task_id, 2, "new-agent", to="succeeded", result=outcome_of(request, "hi"))
     task = store.get_task(request.task_id)
-    assert task is not None and (task.status, task.result, task.lease_owner) == ("succeeded", {"answer": "hi"}, None)
+    assert task is not None and (task.status, task.result, task.lease_owner) == ("succeeded", outcome_of(request, "hi"), None)
     assert [(a.attempt, a.outcome, a.ended_at is not None) for a in attempts.of(request.task_id)][1] == (2, "succeeded", True)
+
+
+def test_a_succeeded_task_reads_back_its_outcome_typed_with_the_response_it_published(store: Store) -> None:
+    request = ChatRequest(messages=[ChatTurn(role="user", content="hello")])
+    store.create_task(task_from_request(request))
+    attempts = TaskAttempts(store)
+    attempt = attempts.claim(request.task_id, "agent", 60.0)
+    assert attempt is not None and attempts.finish(request.task_id, attempt, "agent", to="succeeded", result=outcome_of(request, "hi"))
+    task = store.get_task(request.task_id)
+    assert task is not None and isinstance(task.result, TaskOutcome)
+    assert task.result.response == outcome_of(request, "hi").response  # the very event a redelivery re-publishes
+    assert (task.result.answer, task.result.model_version, task.result.citations[0].document_id) == ("hi", "v1", "ostra")
+
