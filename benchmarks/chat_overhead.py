@@ -23,14 +23,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import httpx  # noqa: E402
+import httpx
 
-from agents.graph import AgentQuery  # noqa: E402
-from indexing.types import SourceDocument  # noqa: E402
-from schemas.settings import Settings  # noqa: E402
-from streams.gateway.app import create_app  # noqa: E402
-from streams.gateway.server import serve_in_thread  # noqa: E402
-from streams.runtime import Runtime  # noqa: E402
+from agents.graph import AgentQuery
+from indexing.types import SourceDocument
+from schemas.settings import Settings
+from streams.gateway.app import create_app
+from streams.gateway.server import serve_in_thread
+from streams.runtime import Runtime
 
 PASSAGES = [
     "The Ostra river flows 612 kilometres from the Kessel glacier to the Northern Sea.",

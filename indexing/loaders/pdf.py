@@ -15,7 +15,8 @@ rather than indexed empty.
 from __future__ import annotations
 
 import io
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PyPdfError

@@ -17,9 +17,10 @@ paths slower than fp32.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 from transformers import (

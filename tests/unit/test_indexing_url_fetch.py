@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 
@@ -40,7 +40,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server hook's name)
+    def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         port = self.server.server_address[1]
         if path == "/guide.html":

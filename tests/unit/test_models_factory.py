@@ -11,15 +11,15 @@ from fastapi import FastAPI, Header
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import GenerationParams, LLMEngine  # noqa: E402
-from models.llm.chat_format import encode_prompt  # noqa: E402
-from models.llm.factory import open_engine  # noqa: E402
-from models.llm.openai_engine import OpenAICompatibleEngine  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from streams.gateway.server import serve_in_thread  # noqa: E402
-from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT  # noqa: E402
-from tests.vllm_protocol_double import create_app, serve  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import GenerationParams, LLMEngine
+from models.llm.chat_format import encode_prompt
+from models.llm.factory import open_engine
+from models.llm.openai_engine import OpenAICompatibleEngine
+from models.llm.transformers_engine import TransformersEngine
+from streams.gateway.server import serve_in_thread
+from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT
+from tests.vllm_protocol_double import create_app, serve
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import models.fetch  # noqa: E402
-from models.fetch import default_model_cache, ensure_smollm2, minilm_path  # noqa: E402
+import models.fetch
+from models.fetch import default_model_cache, ensure_smollm2, minilm_path
 
 
 def test_model_cache_follows_the_environment_variable(monkeypatch, tmp_path):

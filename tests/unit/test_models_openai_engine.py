@@ -16,12 +16,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import GenerationParams, LLMEngine  # noqa: E402
-from models.llm.openai_engine import EngineServerError, OpenAICompatibleEngine  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT, make_random_adapter  # noqa: E402
-from tests.vllm_protocol_double import create_app, serve  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import GenerationParams, LLMEngine
+from models.llm.openai_engine import EngineServerError, OpenAICompatibleEngine
+from models.llm.transformers_engine import TransformersEngine
+from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT, make_random_adapter
+from tests.vllm_protocol_double import create_app, serve
 
 pytestmark = pytest.mark.slow  # generates with SmolLM2
 
@@ -195,6 +195,5 @@ def test_empty_conversation_is_rejected_before_any_request(remote):
 def test_unreachable_server_fails_fast():
     import httpx
 
-    with OpenAICompatibleEngine("http://127.0.0.1:9/v1", BASE, timeout=2) as engine:
-        with pytest.raises(httpx.ConnectError):
-            engine.generate(RAG_MESSAGES, SHORT)
+    with OpenAICompatibleEngine("http://127.0.0.1:9/v1", BASE, timeout=2) as engine, pytest.raises(httpx.ConnectError):
+        engine.generate(RAG_MESSAGES, SHORT)

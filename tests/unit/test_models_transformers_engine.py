@@ -14,10 +14,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import ChatMessage, GenerationParams, LLMEngine  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from trainers.dataset import IGNORE_INDEX, TrainingExample, tokenize_example  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import ChatMessage, GenerationParams, LLMEngine
+from models.llm.transformers_engine import TransformersEngine
+from trainers.dataset import IGNORE_INDEX, TrainingExample, tokenize_example
 
 RAG_MESSAGES = [
     ChatMessage(role="system", content="You are a helpful assistant. Answer using the context."),
