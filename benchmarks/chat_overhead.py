@@ -92,7 +92,8 @@ def main() -> None:
     print(f"\nChat overhead beyond generation ({args.requests} requests per path, {args.max_new_tokens} new tokens)\n")
     print(f"{'path':<34}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for name, in_process, gateway in rows:
-        print(f"{'in-process graph (' + name + ' run)':<34}{percentile(in_process, .5):>10.1f}{percentile(in_process, .95):>10.1f}{statistics.mean(in_process):>10.1f}")
+        print(f"{'in-process graph (' + name + ' run)':<34}{percentile(in_process, .5):>10.1f}{percentile(in_process, .95):>10.1f}"
+              f"{statistics.mean(in_process):>10.1f}")
         print(f"{'HTTP → ' + name + ' → agent → HTTP':<34}{percentile(gateway, .5):>10.1f}{percentile(gateway, .95):>10.1f}{statistics.mean(gateway):>10.1f}")
         print(f"{'  extra over in-process (p50)':<34}{percentile(gateway, .5) - percentile(in_process, .5):>10.1f}")
     print("\ntarget: Kafka path p50 overhead ≤ 25 ms")

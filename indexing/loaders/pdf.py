@@ -82,6 +82,6 @@ def _title(reader: PdfReader) -> str | None:
     try:
         info: Any = reader.metadata
         title = (info.title if info is not None else None) or ""
-    except Exception:  # broken metadata is no reason to lose the text
+    except Exception:  # noqa: BLE001 — broken metadata is no reason to lose the text
         return None
     return str(title).strip() or None

@@ -44,7 +44,8 @@ class Generation(BaseModel):
 class LLMEngine(Protocol):
     """Chat generation with hot-swappable LoRA adapters over one resident base model."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def generate(
         self,

@@ -95,7 +95,7 @@ def test_a_server_url_reaches_the_server(base_url, local):
     ["gpt-4", "/no/such/folder", "ftp://h:1?model=m", "vllm+grpc://h:1?model=m", "vllm://?model=m", "vllm://h:1?modle=m"],
 )
 def test_unusable_specs_are_refused_naming_the_accepted_forms(spec):
-    with pytest.raises(ValueError, match="accepted|unknown parameters") as caught:
+    with pytest.raises(ValueError, match=r"accepted|unknown parameters") as caught:
         open_engine(spec)
     assert spec in str(caught.value)
 

@@ -175,15 +175,20 @@ def test_adapter_path_the_server_cannot_find_is_reported(remote, tmp_path):
 
 
 def test_server_without_runtime_lora_says_how_to_enable_it(local):
-    with serve(create_app(local, BASE, runtime_lora=False)) as url, OpenAICompatibleEngine(url, BASE) as engine:
-        with pytest.raises(RuntimeError, match="VLLM_ALLOW_RUNTIME_LORA_UPDATING"):
-            engine.load_adapter("v1", Path("/adapters/v1"))
+    with (
+        serve(create_app(local, BASE, runtime_lora=False)) as url,
+        OpenAICompatibleEngine(url, BASE) as engine,
+        pytest.raises(RuntimeError, match="VLLM_ALLOW_RUNTIME_LORA_UPDATING"),
+    ):
+        engine.load_adapter("v1", Path("/adapters/v1"))
 
 
 def test_server_errors_carry_status_and_the_url(base_url):
-    with OpenAICompatibleEngine(base_url + "/wrong-prefix", BASE) as engine:
-        with pytest.raises(EngineServerError, match="wrong-prefix/chat/completions answered 404") as caught:
-            engine.generate(RAG_MESSAGES, SHORT)
+    with (
+        OpenAICompatibleEngine(base_url + "/wrong-prefix", BASE) as engine,
+        pytest.raises(EngineServerError, match="wrong-prefix/chat/completions answered 404") as caught,
+    ):
+        engine.generate(RAG_MESSAGES, SHORT)
     assert caught.value.status == 404
 
 

@@ -144,7 +144,7 @@ def test_adapter_changes_output_and_none_keeps_base_behaviour(engine, random_ada
 
 
 def test_missing_adapter_folder_is_reported(engine, tmp_path):
-    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+    with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
         engine.load_adapter("ghost", tmp_path)
 
 
@@ -194,5 +194,5 @@ def test_empty_batch_is_empty(engine):
 
 
 def test_folder_without_a_model_is_reported(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
         TransformersEngine(tmp_path)
