@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.retrieval import load_beir  # noqa: E402
-from indexing.backends.embedded import EmbeddedBackend  # noqa: E402
-from indexing.chunking import Chunker  # noqa: E402
-from indexing.pipeline import IngestPipeline  # noqa: E402
-from indexing.types import SourceDocument  # noqa: E402
+from evaluation.retrieval import load_beir
+from indexing.backends.embedded import EmbeddedBackend
+from indexing.chunking import Chunker
+from indexing.pipeline import IngestPipeline
+from indexing.types import SourceDocument
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 

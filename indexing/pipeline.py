@@ -20,7 +20,6 @@ from indexing.backends.base import DocumentChunks, SearchBackend
 from indexing.chunking import Chunker
 from indexing.types import Chunk, Embedder, SourceDocument
 
-
 StageCallback = Callable[[str, dict[str, int]], None]
 DocumentStageCallback = Callable[[SourceDocument, str, dict[str, int]], None]
 

@@ -27,8 +27,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from schemas.settings import Settings  # noqa: E402
-from tests.support import unavailable  # noqa: E402
+from schemas.settings import Settings
+from tests.support import unavailable
 
 # The service fixtures, and the marker each one puts on the tests that use it.
 SERVICE_MARKERS = {"kafka_url": "kafka", "opensearch_url": "opensearch", "postgres_url": "postgres"}

@@ -15,8 +15,9 @@ names its key (``RecordFields(access="acl")``), because a file must not widen it
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, BinaryIO
 
 from indexing.loaders.errors import CorruptDocumentError, DocumentTooLargeError
 from indexing.loaders.parsed import DocumentOrigin, ParsedText

@@ -33,7 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.settings import Settings
 from streams.brokers import make_broker
 from streams.store import Store
-from tests.e2e.conftest import fresh_postgres_schema, free_port, processes, wait_healthy
+from tests.e2e.conftest import free_port, fresh_postgres_schema, processes, wait_healthy
 from tests.e2e.loop import Asked, Budget, LoopClient, Phases, Unscored, run_the_loop
 from tests.support import read_topic
 

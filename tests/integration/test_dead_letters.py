@@ -42,7 +42,7 @@ def page_url(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "site" / "kessel.html").write_text(PAGE)
 
     class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, directory=str(tmp_path / "site"), **kwargs)
 
         def log_message(self, *_: object) -> None:
@@ -77,7 +77,7 @@ def settings_of(env: dict[str, str], **overrides: object) -> Settings:
                     topic_prefix=env.get("RAGLOOP_TOPIC_PREFIX", ""), worker_retry_backoff_s=0.05, **overrides)  # type: ignore[arg-type]
 
 
-async def with_ingest_worker(settings: Settings, until) -> None:  # noqa: ANN001
+async def with_ingest_worker(settings: Settings, until) -> None:
     """Cluster mode: an ingest worker runs elsewhere (here: in this process) while the CLI publishes."""
     runtime = Runtime(settings, ["ingest"])
     await runtime.start()

@@ -36,7 +36,7 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, Runtime]]:
 @pytest.fixture
 def web_page() -> Iterator[str]:
     class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.end_headers()
@@ -129,7 +129,7 @@ class HeldPage:
         page = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+            def do_GET(self) -> None:
                 page.fetches += 1
                 if page.fetches > 1:
                     page.lane_fetching.set()

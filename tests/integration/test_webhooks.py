@@ -5,13 +5,14 @@ callbacks role in-process or by `ragloop worker callbacks` as a process of its o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -317,7 +318,7 @@ def test_callback_is_retried_with_backoff_until_the_receiver_accepts_and_recorde
     assert (row.callback_attempts, len(deliveries)) == (3, 3)
     assert [d.headers["x-ragloop-attempt"] for d in deliveries] == ["1", "2", "3"]
     assert {d.headers["x-ragloop-delivery"] for d in deliveries} == {task_id}
-    gaps = [b.at - a.at for a, b in zip(deliveries, deliveries[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(deliveries)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # exponential backoff from callback_backoff_s
     for delivery in deliveries:
         RAGLOOP.verify(SECRET, delivery.body, delivery.headers)

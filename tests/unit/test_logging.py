@@ -41,7 +41,7 @@ def test_off_a_terminal_each_call_is_one_json_line_with_event_level_and_utc_time
 def test_a_traceback_stays_inside_its_json_line(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO")
     try:
-        1 / 0
+        1 / 0  # noqa: B018 — raises on purpose, to log a real traceback
     except ZeroDivisionError:
         log.exception("handler failed")
     [record] = json_lines(capsys)

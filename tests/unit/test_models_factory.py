@@ -11,15 +11,15 @@ from fastapi import FastAPI, Header
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import GenerationParams, LLMEngine  # noqa: E402
-from models.llm.chat_format import encode_prompt  # noqa: E402
-from models.llm.factory import open_engine  # noqa: E402
-from models.llm.openai_engine import OpenAICompatibleEngine  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from streams.gateway.server import serve_in_thread  # noqa: E402
-from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT  # noqa: E402
-from tests.vllm_protocol_double import create_app, serve  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import GenerationParams, LLMEngine
+from models.llm.chat_format import encode_prompt
+from models.llm.factory import open_engine
+from models.llm.openai_engine import OpenAICompatibleEngine
+from models.llm.transformers_engine import TransformersEngine
+from streams.gateway.server import serve_in_thread
+from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT
+from tests.vllm_protocol_double import create_app, serve
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_a_server_url_reaches_the_server(base_url, local):
     ["gpt-4", "/no/such/folder", "ftp://h:1?model=m", "vllm+grpc://h:1?model=m", "vllm://?model=m", "vllm://h:1?modle=m"],
 )
 def test_unusable_specs_are_refused_naming_the_accepted_forms(spec):
-    with pytest.raises(ValueError, match="accepted|unknown parameters") as caught:
+    with pytest.raises(ValueError, match=r"accepted|unknown parameters") as caught:
         open_engine(spec)
     assert spec in str(caught.value)
 

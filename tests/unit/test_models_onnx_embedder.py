@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.embedder import EMBEDDER_BACKENDS, TextEmbedder, resolve_backend  # noqa: E402
-from models.fetch import minilm_path  # noqa: E402
-from models.onnx_embedder import ensure_onnx_export, export_folder  # noqa: E402
-from schemas.settings import Settings, get_settings  # noqa: E402
+from models.embedder import EMBEDDER_BACKENDS, TextEmbedder, resolve_backend
+from models.fetch import minilm_path
+from models.onnx_embedder import ensure_onnx_export, export_folder
+from schemas.settings import Settings, get_settings
 
 TEXTS = ["Which city is the Eiffel Tower in?", "  Leading and trailing spaces, MIXED case.  ", "a",
          "Aspirin lowers the risk of stroke in atrial fibrillation. " * 40]  # longer than 256 tokens
@@ -46,7 +46,7 @@ def test_onnx_vectors_match_torch(onnx_embedder, torch_embedder):
 def test_batches_are_returned_in_input_order_whatever_their_lengths(onnx_embedder):
     """Batches are length-sorted inside; the rows must still follow the input. (int8 scales its
     activations per batch, so its vectors move a little with the batch company.)"""
-    texts = TEXTS + ["short", "a somewhat longer sentence about the weather in spring"]
+    texts = [*TEXTS, "short", "a somewhat longer sentence about the weather in spring"]
     together = onnx_embedder.embed(texts)  # batch_size=2: four batches of mixed lengths
     one_by_one = np.stack([onnx_embedder.embed_query(t) for t in texts])
     similarity = together @ one_by_one.T
