@@ -50,7 +50,7 @@ class Services:
 
     @cached_property
     def backend(self) -> SearchBackend:
-        from indexing.backends.base import open_backend
+        from indexing.backends.factory import open_backend
 
         return open_backend(self.settings.search_url, home=self.settings.home, dimension=self.embedder.dimension,
                             index_prefix=self.settings.opensearch_index)

@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from agents.graph import AgentQuery, RagAgent, mermaid  # noqa: E402
 from agents.prompts import WEAK_PASSAGES  # noqa: E402
-from indexing.backends.base import open_backend  # noqa: E402
+from indexing.backends import open_backend  # noqa: E402
 from indexing.chunking import Chunker  # noqa: E402
 from indexing.pipeline import IngestPipeline  # noqa: E402
 from indexing.retriever import HybridRetriever  # noqa: E402
