@@ -290,7 +290,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
         json_output: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600) -> None:
     """Ask a question through the same path chat uses and print the answer with its citations."""
-    from streams.gateway.api_models import TaskOut
+    from streams.task_view import TaskOut
 
     settings = get_settings()
     tenant, principals = _acting_as(settings, tenant, principal, api_key)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from indexing.retriever import HybridRetriever
     from models.embedder import TextEmbedder
     from models.llm.base import LLMEngine
+    from streams.callbacks.sender import CallbackSender
 
 log = structlog.get_logger(__name__)
 
@@ -104,6 +105,13 @@ class Services:
         from agents.graph import RagAgent
 
         return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"))  # type: ignore[arg-type]
+
+    @cached_property
+    def callbacks(self) -> CallbackSender:
+        """The process's one callback sender: the callbacks role's consumer starts deliveries on it, its sweep owns its lifetime."""
+        from streams.callbacks.sender import CallbackSender
+
+        return CallbackSender(self.settings, self.store)
 
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""
