@@ -72,14 +72,9 @@ class Services:
     @cached_property
     def base_model_path(self) -> Path:
         """The checkpoint LoRA trains on: RAGLOOP_TRAIN_BASE_MODEL, else the served model when it is local."""
-        from models.fetch import default_model_cache, ensure_smollm2
+        from models.llm.factory import local_checkpoint
 
-        spec = str(self.settings.train_base_model or self.settings.llm)
-        if spec == "smollm2":
-            return ensure_smollm2(self.settings.model_cache or default_model_cache())
-        if "://" in spec:
-            raise ValueError(f"RAGLOOP_LLM={spec!r} is a remote server; set RAGLOOP_TRAIN_BASE_MODEL to the checkpoint it serves")
-        return Path(spec).expanduser()
+        return local_checkpoint(str(self.settings.train_base_model or self.settings.llm), model_cache=self.settings.model_cache)
 
     @cached_property
     def engine(self) -> LLMEngine:
