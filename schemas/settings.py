@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     task_lease_s: float = Field(60.0, gt=0, description="Visibility timeout: a running task whose agent stops renewing is retried.")
     topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
     opensearch_index: str = "ragloop-chunks"
-    # Webhooks, callbacks and API keys (streams/signing.py, streams/gateway/auth.py, streams/workers/callbacks.py).
+    # Webhooks, callbacks and API keys (streams/signing.py, streams/gateway/auth.py, streams/callbacks/).
     webhook_secret: SecretStr | None = Field(None, description="HMAC secret of inbound webhooks and outbound callbacks (X-Ragloop-Signature).")
     webhook_tolerance_s: int = Field(300, ge=1, description="Replay window: signed requests older or newer than this are refused.")
     slack_signing_secret: SecretStr | None = Field(None, description="Your Slack app's signing secret (Basic Information page).")

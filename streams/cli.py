@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from schemas.events import ChatOptions, ChatRequest, ChatTurn, DocumentIngest, Event
 from schemas.settings import Settings, get_settings
 from schemas.tables import TERMINAL_TASK_STATES
+from streams.brokers import EmbeddedBroker
 from streams.cli_runtime import in_process, run_with
 from streams.dead_letters_cli import dlq_app
 from streams.logging import configure_logging
@@ -167,10 +168,10 @@ def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ing
     async def send(runtime: Runtime) -> list[str]:
         for key, value in messages:
             await runtime.broker.publish(target.name, value, key=key)
-        if not settings.is_embedded_broker:
+        if not isinstance(runtime.broker, EmbeddedBroker):
             return []
-        await runtime.broker.join()  # type: ignore[attr-defined]
-        return [json.loads(m.value)["reason"] for m in runtime.broker.retained[target.dlq]]  # type: ignore[attr-defined]
+        await runtime.broker.join()
+        return [json.loads(m.value)["reason"] for m in runtime.broker.retained[target.dlq]]
 
     dead = run_with(settings, in_process(settings, list(ROLES)), send)
     console.print(f"published {len(messages)} event(s) to {target.name}")
@@ -290,7 +291,7 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
         json_output: Annotated[bool, typer.Option("--json", help="Print the task as JSON.")] = False,
         timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 600) -> None:
     """Ask a question through the same path chat uses and print the answer with its citations."""
-    from streams.gateway.api_models import TaskOut
+    from streams.task_view import TaskOut
 
     settings = get_settings()
     tenant, principals = _acting_as(settings, tenant, principal, api_key)

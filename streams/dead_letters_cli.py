@@ -15,6 +15,7 @@ from rich.table import Table
 from schemas.events import utcnow
 from schemas.settings import get_settings
 from schemas.tables import DeadLetterRecord
+from streams.brokers import EmbeddedBroker
 from streams.cli_runtime import in_process, run_with
 from streams.dead_letters import DeadLetterStore, parse_since, replay_message, revive
 from streams.runtime import ROLES, Runtime
@@ -112,9 +113,9 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="The topic the letters 
             await asyncio.to_thread(revive, runtime.store, row)
             await runtime.broker.publish(row.topic, replay_message(row), key=row.key)
             await asyncio.to_thread(letters.mark_replayed, row.id, by)
-        if not settings.is_embedded_broker:
+        if not isinstance(runtime.broker, EmbeddedBroker):
             return []
-        await runtime.broker.join()  # type: ignore[attr-defined]
+        await runtime.broker.join()
         return letters.list(topic=target.name, since=started)
 
     again = run_with(settings, in_process(settings, list(ROLES)), send)

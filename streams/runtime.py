@@ -15,7 +15,7 @@ import structlog
 from sqlalchemy.engine import make_url
 
 from schemas.settings import Settings
-from streams.brokers import make_broker
+from streams.brokers import EmbeddedBroker, make_broker
 from streams.consumer import EventConsumer, RetryPolicy
 from streams.metrics import CONSUMER_LAG
 from streams.publisher import Publisher
@@ -92,8 +92,8 @@ class Runtime:
 
     async def refresh_lag_metrics(self, *, min_interval_s: float = 10.0) -> None:
         """Consumer lag for `/metrics`: Kafka group offsets (throttled), or the embedded broker's backlog."""
-        if self.settings.is_embedded_broker:
-            CONSUMER_LAG.labels("embedded", "all").set(self.broker.pending())  # type: ignore[attr-defined]
+        if isinstance(self.broker, EmbeddedBroker):
+            CONSUMER_LAG.labels("embedded", "all").set(self.broker.pending())
             return
         now = time.monotonic()
         if now - self._lag_checked < min_interval_s:

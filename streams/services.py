@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from indexing.retriever import HybridRetriever
     from models.embedder import TextEmbedder
     from models.llm.base import LLMEngine
+    from streams.callbacks.sender import CallbackSender
 
 log = structlog.get_logger(__name__)
 
@@ -50,7 +51,7 @@ class Services:
 
     @cached_property
     def backend(self) -> SearchBackend:
-        from indexing.backends.base import open_backend
+        from indexing.backends.factory import open_backend
 
         return open_backend(self.settings.search_url, home=self.settings.home, dimension=self.embedder.dimension,
                             index_prefix=self.settings.opensearch_index)
@@ -71,14 +72,9 @@ class Services:
     @cached_property
     def base_model_path(self) -> Path:
         """The checkpoint LoRA trains on: RAGLOOP_TRAIN_BASE_MODEL, else the served model when it is local."""
-        from models.fetch import default_model_cache, ensure_smollm2
+        from models.llm.factory import local_checkpoint
 
-        spec = str(self.settings.train_base_model or self.settings.llm)
-        if spec == "smollm2":
-            return ensure_smollm2(self.settings.model_cache or default_model_cache())
-        if "://" in spec:
-            raise ValueError(f"RAGLOOP_LLM={spec!r} is a remote server; set RAGLOOP_TRAIN_BASE_MODEL to the checkpoint it serves")
-        return Path(spec).expanduser()
+        return local_checkpoint(str(self.settings.train_base_model or self.settings.llm), model_cache=self.settings.model_cache)
 
     @cached_property
     def engine(self) -> LLMEngine:
@@ -104,6 +100,13 @@ class Services:
         from agents.graph import RagAgent
 
         return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"))  # type: ignore[arg-type]
+
+    @cached_property
+    def callbacks(self) -> CallbackSender:
+        """The process's one callback sender: the callbacks role's consumer starts deliveries on it, its sweep owns its lifetime."""
+        from streams.callbacks.sender import CallbackSender
+
+        return CallbackSender(self.settings, self.store)
 
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""

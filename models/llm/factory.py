@@ -37,16 +37,25 @@ def open_engine(
 ) -> LLMEngine:
     """Build the engine named by ``spec``; raises ValueError naming the accepted forms."""
     spec = spec.strip()
+    if "://" in spec:
+        return _remote(spec, api_key if api_key is not None else os.environ.get("RAGLOOP_LLM_API_KEY"))
+    path = local_checkpoint(spec, model_cache=model_cache)
+    if spec == "smollm2" or (path.is_dir() and (path / "config.json").exists()):
+        return _transformers(path)
+    raise ValueError(f"RAGLOOP_LLM={spec!r} is neither a known engine nor a model folder; accepted: {ACCEPTED_FORMS}")
+
+
+def local_checkpoint(spec: str, *, model_cache: Path | None = None) -> Path:
+    """The checkpoint folder a local spec names, SmolLM2 fetched into the cache on first use: what
+    LoRA trains on. A remote server keeps its weights to itself, so its spec raises ValueError."""
+    spec = spec.strip()
     if spec == "smollm2":
         from models.fetch import default_model_cache, ensure_smollm2
 
-        return _transformers(ensure_smollm2(model_cache or default_model_cache()))
+        return ensure_smollm2(model_cache or default_model_cache())
     if "://" in spec:
-        return _remote(spec, api_key if api_key is not None else os.environ.get("RAGLOOP_LLM_API_KEY"))
-    path = Path(spec).expanduser()
-    if path.is_dir() and (path / "config.json").exists():
-        return _transformers(path)
-    raise ValueError(f"RAGLOOP_LLM={spec!r} is neither a known engine nor a model folder; accepted: {ACCEPTED_FORMS}")
+        raise ValueError(f"RAGLOOP_LLM={spec!r} is a remote server; set RAGLOOP_TRAIN_BASE_MODEL to the checkpoint it serves")
+    return Path(spec).expanduser()
 
 
 def _transformers(path: Path) -> LLMEngine:

@@ -1,10 +1,18 @@
-"""Broker factory: the URL scheme picks the transport, the handlers stay the same."""
+"""Broker factory: the URL scheme picks the transport, the handlers stay the same.
+
+Every broker does what `Broker` declares. Only the in-process one can also say how much is pending,
+wait until every delivery is handled, and show what was published (`join`, `pending`, `retained`):
+a caller that wants those asks `isinstance(broker, EmbeddedBroker)`, which the type checker follows.
+"""
 
 from __future__ import annotations
 
 from schemas.settings import Settings
 from streams.brokers.base import Broker
 from streams.brokers.embedded import EmbeddedBroker
+
+
+__all__ = ["Broker", "EmbeddedBroker", "make_broker"]
 
 
 def make_broker(settings: Settings) -> Broker:

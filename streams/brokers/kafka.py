@@ -37,11 +37,6 @@ class KafkaBroker:
         self.prefix = topic_prefix
         self._broker = FastStreamKafkaBroker(bootstrap, logger=None)
 
-    @property
-    def faststream(self) -> FastStreamKafkaBroker:
-        """The underlying FastStream broker (AsyncAPI docs are generated from it)."""
-        return self._broker
-
     def subscribe(self, subscription: Subscription) -> None:
         # Groups carry the topic prefix too, so deployments (or test runs) sharing one Kafka
         # under different prefixes never join each other's groups and rebalance one another.

@@ -18,15 +18,14 @@ that lane follow it there, so a document's events still apply in order.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 
-from indexing.loaders import LoadError, load_bytes
+from indexing.loaders import LoadError
+from indexing.loaders.ingest_event import load_ingest_event
 from indexing.types import SourceDocument
-from indexing.url_fetch import load_url
 from schemas.events import DocumentDelete, DocumentIndexed, DocumentIngest, DocumentProgress, ProgressStage
 from streams.consumer import BatchOutcome, EventConsumer, PermanentError
 from streams.metrics import CHUNKS_INDEXED, DOCUMENTS_INDEXED
@@ -83,22 +82,13 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                                                  counts=counts, trace=event.trace))
 
     def load(event: DocumentIngest) -> SourceDocument:
-        common = {"tenant": event.tenant, "document_id": event.document_id, "metadata": event.metadata, "access": event.access}
         try:
-            if event.url is not None:
-                return load_url(event.url, title=event.title or None, max_bytes=settings.fetch_max_bytes,
-                                timeout_s=settings.fetch_timeout_s, allow_private=settings.fetch_allow_private, **common)
-            if event.content_b64 is not None:
-                return load_bytes(base64.b64decode(event.content_b64, validate=True), media_type=event.media_type, filename=event.filename,
-                                  source=event.source, title=event.title or None, max_bytes=settings.fetch_max_bytes, **common)
+            return load_ingest_event(event, max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s,
+                                     allow_private=settings.fetch_allow_private)
         except LoadError as error:
             if getattr(error, "retryable", False):
                 raise
             raise PermanentError(str(error)) from error
-        except ValueError as error:  # bad base64
-            raise PermanentError(f"content_b64 is not valid base64: {error}") from error
-        return SourceDocument(id=event.document_id, tenant=event.tenant, title=event.title, text=event.text or "",
-                              source=event.source, metadata=event.metadata, access=event.access)
 
     async def move_to_large_lane(event: DocumentIngest, size: int) -> None:
         entry = await asyncio.to_thread(store.enter_large_lane, event.document_id, event.event_id)

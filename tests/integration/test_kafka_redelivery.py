@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, TopicPartition
 
-from indexing.backends.base import open_backend
+from indexing.backends import open_backend
 from models.embedder import TextEmbedder
 from schemas.events import DocumentIngest
 from schemas.settings import Settings

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.events import ChatOptions, ChatRequest, ChatTurn
 from schemas.settings import Settings
-from streams.gateway.api_models import TaskOut
+from streams.task_view import TaskOut
 from streams.runtime import Runtime
 from streams.store import task_from_request
 from streams.task_attempts import TaskAttempts

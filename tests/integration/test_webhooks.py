@@ -28,13 +28,14 @@ from schemas.events import ChatRequest, ChatTurn, utcnow
 from schemas.settings import Settings
 from schemas.tables import TaskRecord
 from streams.brokers.kafka import create_topics
+from streams.callbacks.sender import CallbackSender
+from streams.callbacks.slack import slack_text
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
 from streams.signing import RAGLOOP, SLACK, SignatureError
 from streams.store import Store, task_from_request
 from streams.topics import all_topic_names
-from streams.workers.callbacks import CallbackSender, slack_text
 from tests.e2e.conftest import processes
 from tests.support import wait_for
 

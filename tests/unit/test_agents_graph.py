@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from agents.graph import AgentQuery, RagAgent, mermaid
 from agents.prompts import WEAK_PASSAGES
-from indexing.backends.base import open_backend
+from indexing.backends import open_backend
 from indexing.chunking import Chunker
 from indexing.pipeline import IngestPipeline
 from indexing.retriever import HybridRetriever

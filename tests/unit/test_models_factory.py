@@ -14,7 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from models.fetch import ensure_smollm2
 from models.llm.base import GenerationParams, LLMEngine
 from models.llm.chat_format import encode_prompt
-from models.llm.factory import open_engine
+from models.llm.factory import local_checkpoint, open_engine
 from models.llm.openai_engine import OpenAICompatibleEngine
 from models.llm.transformers_engine import TransformersEngine
 from streams.gateway.server import serve_in_thread
@@ -98,6 +98,16 @@ def test_unusable_specs_are_refused_naming_the_accepted_forms(spec):
     with pytest.raises(ValueError, match=r"accepted|unknown parameters") as caught:
         open_engine(spec)
     assert spec in str(caught.value)
+
+
+def test_the_checkpoint_to_train_on_is_the_local_folder_a_spec_names(tmp_path):
+    assert local_checkpoint("smollm2") == ensure_smollm2()
+    assert local_checkpoint(f" {tmp_path} ") == tmp_path
+
+
+def test_a_remote_server_has_no_checkpoint_to_train_on():
+    with pytest.raises(ValueError, match="is a remote server; set RAGLOOP_TRAIN_BASE_MODEL"):
+        local_checkpoint("vllm://gpu-1:8000?model=m")
 
 
 def _tiny_checkpoint(path, *, chat_template: bool = True, eos: list[int] | None = None):

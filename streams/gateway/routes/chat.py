@@ -11,9 +11,10 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from schemas.events import ChatOptions, ChatRequest, new_id
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
-from streams.gateway.api_models import ChatIn, TaskOut
+from streams.gateway.api_models import ChatIn
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
+from streams.task_view import TaskOut
 from streams.tasks import IdempotencyConflict, QueueFull
 
 

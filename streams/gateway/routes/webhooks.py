@@ -2,7 +2,7 @@
 
 Both check a signature over the raw body before reading it (401, and nothing enqueued, when it is
 missing, wrong or outside the replay window), which is why they need no API key. The answer goes
-back through the callbacks role (`streams/workers/callbacks.py`): to the generic webhook's
+back through the callbacks role (`streams/callbacks/`): to the generic webhook's
 `callback_url`, or into the Slack thread the question came from.
 
     curl -X POST localhost:8000/v1/webhooks/generic -H "X-Ragloop-Timestamp: $TS" \
@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from starlette.datastructures import Headers
 
 from schemas.events import ChatTurn, Identifier, NonEmpty, Principal
+from streams.callbacks.slack import slack_reply_url
 from streams.gateway.api_models import ChatIn
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, submit
 from streams.signing import DEFAULT_TOLERANCE_S, RAGLOOP, SLACK, SignatureError, SigningScheme
-from streams.workers.callbacks import slack_reply_url
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
