@@ -91,7 +91,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                 if (attempt := await claim(request.task_id)) is not None:
                     await _attempt(request, attempt)
             elif task.status == "succeeded" and task.result:  # redelivered after the effect: make sure the response went out
-                await publisher.publish(task.result.response)
+                response: ChatResponse = task.result.response
+                await publisher.publish(response)
             # otherwise: cancelled, failed, or another live agent holds the lease
         finally:
             gate.release()

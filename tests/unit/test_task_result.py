@@ -6,7 +6,7 @@ from typing import Any
 
 from schemas.events import ChatResponse, ChatTurn, Citation
 from schemas.task_result import TaskOutcome
-from streams.gateway.api_models import TaskResult
+from streams.task_view import TaskResult
 
 RESPONSE = ChatResponse(task_id="t1", conversation_id="c1", question="How long is the Ostra?", answer="612 km [1].", model_version="m@base",
                         citations=[Citation(document_id="ostra", chunk_id="ostra#0", title="Ostra", score=0.7, text="The Ostra is 612 km long.")],

@@ -18,7 +18,8 @@ from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import ChatTurn, Principal
-from streams.gateway.api_models import PRINCIPALS, ChatIn, TaskResult
+from streams.gateway.api_models import PRINCIPALS, ChatIn
+from streams.task_view import TaskResult
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, ensure_model_version, submit
