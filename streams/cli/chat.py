@@ -40,7 +40,8 @@ async def answered(tasks: TaskService, request: ChatRequest, timeout: float) -> 
         raise typer.Exit(EX_TEMPFAIL) from None
     task = await tasks.wait(request.task_id, timeout, poll_s=POLL_S)
     if task is None or task.status not in TERMINAL_TASK_STATES:
-        raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
+        console.print(f"no answer within {timeout:.0f}s (task {request.task_id})", markup=False)
+        raise typer.Exit(1)
     return task
 
 
