@@ -33,11 +33,17 @@ log = structlog.get_logger(__name__)
 
 
 class Services:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store
+        self._store = store  # None in a process that only reads the index (`ragloop search`): no database opened
         self._lock = threading.RLock()  # cached_property is not thread-safe; roles warm up from threads
         self._adapter_paths: dict[str, str | None] = {}
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise LookupError("these services were built without a store (index only)")
+        return self._store
 
     def _once(self, name: str) -> object:
         with self._lock:

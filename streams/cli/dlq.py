@@ -16,7 +16,7 @@ from schemas.events import utcnow
 from schemas.settings import get_settings
 from schemas.tables import DeadLetterRecord
 from streams.brokers import EmbeddedBroker
-from streams.cli_runtime import in_process, run_with
+from streams.cli.runtime import in_process, run_with
 from streams.dead_letters import DeadLetterStore, parse_since, replay_message, revive
 from streams.runtime import ROLES, Runtime
 from streams.store import Store
