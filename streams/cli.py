@@ -27,9 +27,8 @@ from streams.cli_runtime import in_process, run_with
 from streams.dead_letters_cli import dlq_app
 from streams.logging import configure_logging
 from streams.runtime import ROLES, Runtime
+from streams.task_store import task_from_request
 from streams.topics import TOPICS, all_topic_names, resolve
-from streams.store import task_from_request
-from streams.task_attempts import TaskAttempts
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
 topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).", no_args_is_help=True)
@@ -244,7 +243,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
 
     async def send(runtime: Runtime) -> dict[str, int]:
         for event in documents:
-            await asyncio.to_thread(runtime.store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
+            await asyncio.to_thread(runtime.stores.documents.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
             await runtime.publisher.publish(event)
         return await _follow_documents(runtime, [d.document_id for d in documents], timeout)
 
@@ -265,7 +264,7 @@ async def _follow_documents(runtime: Runtime, ids: list[str], timeout: float) ->
             for doc_id in ids:
                 if doc_id in done:
                     continue
-                row = await asyncio.to_thread(runtime.store.get_document, doc_id)
+                row = await asyncio.to_thread(runtime.stores.documents.get_document, doc_id)
                 if row is not None and row.status in ("indexed", "failed"):
                     done[doc_id] = row.status
                     chunks += row.chunks
@@ -298,13 +297,13 @@ def ask(question: Annotated[str, typer.Argument(help="The question.")],
                           options=ChatOptions(retrieval=retrieval))
 
     async def send(runtime: Runtime) -> TaskOut:
-        await asyncio.to_thread(runtime.store.create_task, task_from_request(request))
+        await asyncio.to_thread(runtime.stores.tasks.create_task, task_from_request(request))
         await runtime.publisher.publish(request)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            task = await asyncio.to_thread(runtime.store.get_task, request.task_id)
+            task = await asyncio.to_thread(runtime.stores.tasks.get_task, request.task_id)
             if task is not None and task.status in TERMINAL_TASK_STATES:
-                return TaskOut.of(task, await asyncio.to_thread(TaskAttempts(runtime.store).of, task.id))
+                return TaskOut.of(task, await asyncio.to_thread(runtime.stores.attempts.of, task.id))
             await asyncio.sleep(0.1)
         raise typer.Exit(f"no answer within {timeout:.0f}s (task {request.task_id})")
 
@@ -331,13 +330,13 @@ def search(query: Annotated[str, typer.Argument(help="What to look for.")],
            json_output: Annotated[bool, typer.Option("--json", help="Print hits as JSON.")] = False) -> None:
     """Search the index directly (no LLM): the chunks the agent would see, with their scores."""
     from streams.services import Services
-    from streams.store import Store
+    from streams.stores import Stores
 
     if mode not in ("bm25", "dense", "hybrid"):
         raise typer.BadParameter(f"--mode {mode!r}: choose bm25, dense or hybrid")
     settings = get_settings()
     tenant, principals = _acting_as(settings, tenant, principal, api_key)
-    services = Services(settings, Store.from_settings(settings))
+    services = Services(settings, Stores.from_settings(settings))
     try:
         hits = services.retriever.retrieve(query, tenant=tenant, k=k, mode=mode, principals=principals)  # type: ignore[arg-type]
     finally:
@@ -378,7 +377,7 @@ def eval_retrieval(dataset: Annotated[Path, typer.Option(help="BEIR folder: corp
 
     from evaluation.retrieval import evaluate_retrieval
     from streams.services import Services
-    from streams.store import Store
+    from streams.stores import Stores
 
     if mode not in ("bm25", "dense", "hybrid"):
         raise typer.BadParameter(f"--mode {mode!r}: choose bm25, dense or hybrid")
@@ -391,7 +390,7 @@ def eval_retrieval(dataset: Annotated[Path, typer.Option(help="BEIR folder: corp
         settings = base.model_copy(update={"home": Path(home), "database_url": None,
                                            "search_url": base.search_url if backend == "opensearch" else "embedded://",
                                            "opensearch_index": f"ragloop-eval-{uuid.uuid4().hex[:8]}"})
-        services = Services(settings, Store.from_settings(settings))
+        services = Services(settings, Stores.from_settings(settings))
         try:
             report = evaluate_retrieval(dataset, pipeline=services.pipeline, retriever=services.retriever, split=split,
                                         mode=mode, progress=_tqdm_progress())  # type: ignore[arg-type]
@@ -431,9 +430,9 @@ def eval_qa(dataset: Annotated[Path, typer.Option(help="BEIR folder with answers
 
             async def ask_one(question: str) -> tuple[str, list[str]]:
                 request = ChatRequest(messages=[ChatTurn(role="user", content=question)], options=ChatOptions(k=5, stream=False))
-                await asyncio.to_thread(runtime.store.create_task, task_from_request(request))
+                await asyncio.to_thread(runtime.stores.tasks.create_task, task_from_request(request))
                 await runtime.publisher.publish(request)
-                while (task := await asyncio.to_thread(runtime.store.get_task, request.task_id)) is None or task.status not in TERMINAL_TASK_STATES:
+                while (task := await asyncio.to_thread(runtime.stores.tasks.get_task, request.task_id)) is None or task.status not in TERMINAL_TASK_STATES:
                     await asyncio.sleep(0.05)
                 result = task.result or {}
                 return result.get("answer", ""), [c["document_id"] for c in result.get("citations", [])]
@@ -468,12 +467,13 @@ def models_fetch() -> None:
 @models_app.command("list")
 def models_list() -> None:
     """Show model versions and which one is active."""
-    from streams.store import Store
+    from models.registry import ModelRegistry
+    from schemas.database import Database
 
     settings = get_settings()
-    store = Store.from_settings(settings)
-    store.ensure_base_version(settings.model_family)
-    for row in store.list_versions(settings.model_family):
+    registry = ModelRegistry(Database.from_settings(settings))
+    registry.ensure_base_version(settings.model_family)
+    for row in registry.list_versions(settings.model_family):
         listing.print(f"{'*' if row.state == 'active' else ' '} {row.version:45} {row.state:9} {row.adapter_path or '(base weights)'}")
 
 

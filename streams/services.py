@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from schemas.settings import Settings
-from streams.store import Store
+from streams.stores import Stores
 
 # Heavy modules (torch, transformers, search clients) are imported inside the properties that need
 # them: a gateway or eval process starts in a second instead of importing a deep-learning stack.
@@ -32,9 +32,9 @@ log = structlog.get_logger(__name__)
 
 
 class Services:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, stores: Stores) -> None:
         self.settings = settings
-        self.store = store
+        self.stores = stores
         self._lock = threading.RLock()  # cached_property is not thread-safe; roles warm up from threads
         self._adapter_paths: dict[str, str | None] = {}
 
@@ -108,7 +108,7 @@ class Services:
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""
         if version not in self._adapter_paths:  # a version's adapter never changes: look it up once
-            record = self.store.get_version(version)
+            record = self.stores.registry.get_version(version)
             if record is None:
                 raise LookupError(f"unknown model version {version!r}")
             self._adapter_paths[version] = record.adapter_path

@@ -4,8 +4,8 @@ A task with an `http(s)://` `callback_url` receives the finished task (the JSON 
 `GET /v1/tasks/{id}`) as a POST signed exactly like inbound webhooks (`streams/signing.py`), with
 `X-Ragloop-Delivery: <task_id>` for the receiver to de-duplicate on. A task that came from Slack
 carries `slack://<channel>/<thread_ts>?sig=…` instead and is answered in its thread through
-`chat.postMessage`. Succeeded, failed and cancelled tasks all get their callback; the task row
-records `callback_status` (pending → delivering → delivered | failed) and `callback_attempts`.
+`chat.postMessage`. Succeeded, failed and cancelled tasks all get their callback; its delivery row
+(`streams/callback_deliveries.py`) records the status (pending → delivering → delivered | failed) and attempts.
 
 Why this shape:
 - `chat.responses` starts a delivery at once; a sweep of the store finds what no event announces
@@ -46,8 +46,7 @@ from streams.gateway.api_models import TaskOut
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.signing import DELIVERY_HEADER, RAGLOOP, keyed_tag
-from streams.store import Store
-from streams.task_attempts import TaskAttempts
+from streams.stores import Stores
 from streams.topics import TOPICS
 
 GROUP = "ragloop.callbacks"
@@ -112,8 +111,8 @@ class Outcome:
 class CallbackSender:
     """Delivers callbacks concurrently, each claimed in the store, retried with exponential backoff."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings, self.store, self.attempts = settings, store, TaskAttempts(store)
+    def __init__(self, settings: Settings, stores: Stores) -> None:
+        self.settings, self.tasks, self.deliveries, self.attempts = settings, stores.tasks, stores.callbacks, stores.attempts
         self.owner = f"callbacks:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_ATTEMPTS)
@@ -136,7 +135,7 @@ class CallbackSender:
         return delivery
 
     async def sweep(self) -> None:
-        for task in await asyncio.to_thread(self.store.callbacks_due):
+        for task in await asyncio.to_thread(self.deliveries.callbacks_due):
             self.schedule(task.id)
 
     async def close(self) -> None:
@@ -146,12 +145,13 @@ class CallbackSender:
         await asyncio.gather(*running, return_exceptions=True)
 
     async def _deliver(self, task_id: str) -> None:
-        if not await asyncio.to_thread(self.store.claim_callback, task_id, self.owner, self.lease_s):
+        if not await asyncio.to_thread(self.deliveries.claim_callback, task_id, self.owner, self.lease_s):
             return  # no callback, already delivered, or another sender holds it
         while True:
-            task = await asyncio.to_thread(self.store.get_task, task_id)
-            assert task is not None and task.callback_url
-            attempt = task.callback_attempts + 1
+            task = await asyncio.to_thread(self.tasks.get_task, task_id)
+            delivery = await asyncio.to_thread(self.deliveries.get, task_id)
+            assert task is not None and task.callback_url and delivery is not None
+            attempt = delivery.attempts + 1
             async with self._slots:
                 try:
                     outcome = await self._attempt(task, attempt)
@@ -159,7 +159,7 @@ class CallbackSender:
                     outcome = Outcome(False, True, f"{type(error).__name__}: {error}")
             last = outcome.delivered or not outcome.retry or attempt >= self.settings.callback_max_attempts
             status = "delivered" if outcome.delivered else "failed" if last else "delivering"
-            held = await asyncio.to_thread(self.store.record_callback_attempt, task_id, self.owner, status=status)
+            held = await asyncio.to_thread(self.deliveries.record_callback_attempt, task_id, self.owner, status=status)
             (log.info if outcome.delivered else log.warning)("callback attempt", task_id=task_id, attempt=attempt,
                                                              status=status, detail=outcome.detail)
             if last or not held:
@@ -243,7 +243,7 @@ _senders: WeakKeyDictionary[Services, CallbackSender] = WeakKeyDictionary()
 def _sender(services: Services) -> CallbackSender:
     """One sender per process, shared by the consumer (which starts deliveries) and the sweep (which owns its lifetime)."""
     if services not in _senders:
-        _senders[services] = CallbackSender(services.settings, services.store)
+        _senders[services] = CallbackSender(services.settings, services.stores)
     return _senders[services]
 
 
