@@ -13,8 +13,6 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event as sa_event
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 from sqlmodel import Session, SQLModel, create_engine
@@ -83,10 +81,3 @@ class Database:
             changed = s.exec(statement).rowcount  # type: ignore[call-overload]
             s.commit()
             return bool(changed)
-
-    def insert_ignoring_conflicts(self) -> Any:
-        """This dialect's INSERT, which has `on_conflict_do_nothing` (a duplicate skipped by the database, not by a racy read)."""
-        inserts = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
-        if self.engine.dialect.name not in inserts:
-            raise NotImplementedError(f"ragloop supports SQLite and PostgreSQL, not {self.engine.dialect.name}")
-        return inserts[self.engine.dialect.name]

@@ -34,9 +34,8 @@ class TaskRecord(SQLModel, table=True):
     lease_owner: str | None = Field(default=None, description="The agent process working on it.")
     lease_expires_at: datetime | None = Field(default=None, index=True, description="Visibility timeout: past it, another worker may take over.")
     callback_url: str | None = Field(default=None, description="Where the finished task is sent: see CallbackDeliveryRecord.")
-    # Columns of databases created before `callback_deliveries`, kept so their inserts still succeed
-    # (`callback_attempts` is NOT NULL there); nothing reads them. Drop them with the first migration.
-    callback_status: str | None = None
+    # A column of databases created before `callback_deliveries`: NOT NULL there, so it stays declared
+    # for their inserts to succeed. Nothing reads it; drop it with the first migration.
     callback_attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None

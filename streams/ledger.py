@@ -7,7 +7,10 @@ the batch's effects are durable, so a redelivered event is skipped instead of ap
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 
 from schemas.database import Database
@@ -36,7 +39,11 @@ class EventLedger:
     def mark_processed_many(self, consumer: str, event_ids: Iterable[str]) -> None:
         """Record a batch's events in one statement. Ids already recorded (a redelivery racing
         another worker) are skipped by the database, not by a read-then-write that could race."""
-        insert, now = self.db.insert_ignoring_conflicts(), utcnow()
+        inserts: dict[str, Any] = {"postgresql": postgresql_insert, "sqlite": sqlite_insert}
+        dialect = self.db.engine.dialect.name
+        if dialect not in inserts:
+            raise NotImplementedError(f"the ledger supports SQLite and PostgreSQL, not {dialect}")
+        insert, now = inserts[dialect], utcnow()
         # Sorted, so two workers recording overlapping batches lock rows in the same order (no deadlock).
         rows = [{"consumer": consumer, "event_id": event_id, "processed_at": now} for event_id in sorted(set(event_ids))]
         with self.db.session() as s:
