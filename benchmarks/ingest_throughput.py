@@ -80,7 +80,7 @@ async def wait_indexed(runtime, ids: set[str], started: float, timeout_s: float)
         if time.perf_counter() - started > timeout_s:
             raise TimeoutError(f"{len(pending)} of {total} documents not indexed after {timeout_s:.0f} s")
         await asyncio.sleep(0.2)
-        records = await asyncio.to_thread(lambda: {i: runtime.store.get_document(i) for i in list(pending)})
+        records = await asyncio.to_thread(lambda: {i: runtime.stores.documents.get_document(i) for i in list(pending)})
         failed = [i for i, r in records.items() if r is not None and r.status == "failed"]
         if failed:
             raise RuntimeError(f"documents failed to ingest: {failed[:5]} ({records[failed[0]].error})")

@@ -1,4 +1,4 @@
-"""Assembles a process: broker, store, services and the consumers of the requested roles.
+"""Assembles a process: broker, stores, services and the consumers of the requested roles.
 
 `ragloop up` runs every role in one process on the embedded broker; `ragloop worker ROLE` runs
 one role against the configured broker. Either way the handlers are the same functions.
@@ -20,7 +20,7 @@ from streams.consumer import EventConsumer, RetryPolicy
 from streams.metrics import CONSUMER_LAG
 from streams.publisher import Publisher
 from streams.services import Services
-from streams.store import Store
+from streams.stores import Stores
 from streams.topics import all_topic_names
 
 log = structlog.get_logger(__name__)
@@ -49,11 +49,11 @@ class Runtime:
             raise ValueError(f"unknown role(s) {sorted(unknown)}; choose from {sorted(ROLES)}")
         self.settings = settings
         self.roles = list(roles)
-        self.store = Store.from_settings(settings)
-        self.store.ensure_base_version(settings.model_family)
+        self.stores = Stores.from_settings(settings)
+        self.stores.registry.ensure_base_version(settings.model_family)
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
-        self.services = Services(settings, self.store)
+        self.services = Services(settings, self.stores)
         self.retry = RetryPolicy(settings.worker_max_retries, settings.worker_retry_backoff_s)
         self._background: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -68,7 +68,7 @@ class Runtime:
 
     def bind(self, consumer: EventConsumer) -> None:
         """Add a consumer (before `start`): roles bind theirs, the gateway binds its token listener."""
-        consumer.bind(self.broker, self.store, self.retry)
+        consumer.bind(self.broker, self.stores.db, self.retry)
         self.consumed.append(consumer.topic.name)
 
     def describe(self) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from schemas.settings import Settings
-from streams.store import Store
+from streams.stores import Stores
 
 # Heavy modules (torch, transformers, search clients) are imported inside the properties that need
 # them: a gateway or eval process starts in a second instead of importing a deep-learning stack.
@@ -33,17 +33,17 @@ log = structlog.get_logger(__name__)
 
 
 class Services:
-    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+    def __init__(self, settings: Settings, stores: Stores | None = None) -> None:
         self.settings = settings
-        self._store = store  # None in a process that only reads the index (`ragloop search`): no database opened
+        self._stores = stores  # None in a process that only reads the index (`ragloop search`): no database opened
         self._lock = threading.RLock()  # cached_property is not thread-safe; roles warm up from threads
         self._adapter_paths: dict[str, str | None] = {}
 
     @property
-    def store(self) -> Store:
-        if self._store is None:
-            raise LookupError("these services were built without a store (index only)")
-        return self._store
+    def stores(self) -> Stores:
+        if self._stores is None:
+            raise LookupError("these services were built without stores (index only)")
+        return self._stores
 
     def _once(self, name: str) -> object:
         with self._lock:
@@ -112,12 +112,12 @@ class Services:
         """The process's one callback sender: the callbacks role's consumer starts deliveries on it, its sweep owns its lifetime."""
         from streams.callbacks.sender import CallbackSender
 
-        return CallbackSender(self.settings, self.store)
+        return CallbackSender(self.settings, self.stores)
 
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""
         if version not in self._adapter_paths:  # a version's adapter never changes: look it up once
-            record = self.store.get_version(version)
+            record = self.stores.registry.get_version(version)
             if record is None:
                 raise LookupError(f"unknown model version {version!r}")
             self._adapter_paths[version] = record.adapter_path

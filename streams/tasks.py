@@ -19,8 +19,8 @@ from schemas.settings import Settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.metrics import QUEUE_DEPTH
 from streams.publisher import Publisher
-from streams.store import Store, task_from_request
 from streams.task_attempts import TaskAttempts
+from streams.task_store import TaskStore, task_from_request
 
 
 class IdempotencyConflict(Exception):
@@ -72,9 +72,8 @@ class TokenHub:
 
 
 class TaskService:
-    def __init__(self, store: Store, publisher: Publisher, settings: Settings, tokens: TokenHub) -> None:
-        self.store, self.publisher, self.settings, self.tokens = store, publisher, settings, tokens
-        self.attempts = TaskAttempts(store)
+    def __init__(self, store: TaskStore, attempts: TaskAttempts, publisher: Publisher, settings: Settings, tokens: TokenHub) -> None:
+        self.store, self.attempts, self.publisher, self.settings, self.tokens = store, attempts, publisher, settings, tokens
         self._waiters: dict[str, asyncio.Event] = {}
 
     async def submit(self, request: ChatRequest, *, idempotency_key: str | None = None) -> tuple[TaskRecord, bool]:

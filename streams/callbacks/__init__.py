@@ -5,7 +5,7 @@ A task with an `http(s)://` `callback_url` receives the finished task (the JSON 
 `X-Ragloop-Delivery: <task_id>` for the receiver to de-duplicate on (`webhook.py`). A task that
 came from Slack carries `slack://<channel>/<thread_ts>?sig=…` instead and is answered in its thread
 through `chat.postMessage` (`slack.py`). Succeeded, failed and cancelled tasks all get their
-callback; the task row records `callback_status` (pending → delivering → delivered | failed) and
-`callback_attempts`. `sender.py` claims, retries and records each delivery; the callbacks role
+callback; its delivery row (`streams/callback_deliveries.py`) records the status (pending →
+delivering → delivered | failed) and attempts. `sender.py` claims, retries and records each delivery; the callbacks role
 (`streams/workers/callbacks.py`) only starts them.
 """

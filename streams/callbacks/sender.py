@@ -23,8 +23,7 @@ from streams.callbacks.outcome import USER_AGENT, Outcome
 from streams.callbacks.slack import post_to_slack
 from streams.callbacks.webhook import post_guarded
 from streams.signing import DELIVERY_HEADER, RAGLOOP
-from streams.store import Store
-from streams.task_attempts import TaskAttempts
+from streams.stores import Stores
 from streams.task_view import TaskOut
 
 MAX_CONCURRENT_ATTEMPTS = 64
@@ -34,8 +33,8 @@ log = structlog.get_logger(__name__)
 class CallbackSender:
     """Delivers callbacks concurrently, each claimed in the store, retried with exponential backoff."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
-        self.settings, self.store, self.attempts = settings, store, TaskAttempts(store)
+    def __init__(self, settings: Settings, stores: Stores) -> None:
+        self.settings, self.tasks, self.deliveries, self.attempts = settings, stores.tasks, stores.callbacks, stores.attempts
         self.owner = f"callbacks:{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self._running: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_ATTEMPTS)
@@ -58,7 +57,7 @@ class CallbackSender:
         return delivery
 
     async def sweep(self) -> None:
-        for task in await asyncio.to_thread(self.store.callbacks_due):
+        for task in await asyncio.to_thread(self.deliveries.callbacks_due):
             self.schedule(task.id)
 
     async def close(self) -> None:
@@ -68,12 +67,13 @@ class CallbackSender:
         await asyncio.gather(*running, return_exceptions=True)
 
     async def _deliver(self, task_id: str) -> None:
-        if not await asyncio.to_thread(self.store.claim_callback, task_id, self.owner, self.lease_s):
+        if not await asyncio.to_thread(self.deliveries.claim_callback, task_id, self.owner, self.lease_s):
             return  # no callback, already delivered, or another sender holds it
         while True:
-            task = await asyncio.to_thread(self.store.get_task, task_id)
-            assert task is not None and task.callback_url
-            attempt = task.callback_attempts + 1
+            task = await asyncio.to_thread(self.tasks.get_task, task_id)
+            delivery = await asyncio.to_thread(self.deliveries.get, task_id)
+            assert task is not None and task.callback_url and delivery is not None
+            attempt = delivery.attempts + 1
             async with self._slots:
                 try:
                     outcome = await self._attempt(task, attempt)
@@ -81,7 +81,7 @@ class CallbackSender:
                     outcome = Outcome(False, True, f"{type(error).__name__}: {error}")
             last = outcome.delivered or not outcome.retry or attempt >= self.settings.callback_max_attempts
             status = "delivered" if outcome.delivered else "failed" if last else "delivering"
-            held = await asyncio.to_thread(self.store.record_callback_attempt, task_id, self.owner, status=status)
+            held = await asyncio.to_thread(self.deliveries.record_callback_attempt, task_id, self.owner, status=status)
             (log.info if outcome.delivered else log.warning)("callback attempt", task_id=task_id, attempt=attempt,
                                                              status=status, detail=outcome.detail)
             if last or not held:

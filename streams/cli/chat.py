@@ -28,7 +28,7 @@ POLL_S = 0.1  # no chat.responses listener here to wake the wait early: poll the
 
 def task_service(runtime: Runtime) -> TaskService:
     """The HTTP API's task queue over this command's runtime."""
-    return TaskService(runtime.store, runtime.publisher, runtime.settings, TokenHub())
+    return TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, runtime.settings, TokenHub())
 
 
 async def answered(tasks: TaskService, request: ChatRequest, timeout: float) -> TaskRecord:

@@ -119,7 +119,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
 
     async def send(runtime: Runtime) -> dict[str, int]:
         for event in documents:
-            await asyncio.to_thread(runtime.store.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
+            await asyncio.to_thread(runtime.stores.documents.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
             await runtime.publisher.publish(event)
         return await _follow_documents(runtime, [d.document_id for d in documents], timeout)
 
@@ -141,7 +141,7 @@ async def _follow_documents(runtime: Runtime, ids: list[str], timeout: float) ->
             for doc_id in ids:
                 if doc_id in done:
                     continue
-                row = await asyncio.to_thread(runtime.store.get_document, doc_id)
+                row = await asyncio.to_thread(runtime.stores.documents.get_document, doc_id)
                 if row is not None and row.status in ("indexed", "failed"):
                     done[doc_id] = row.status
                     chunks += row.chunks

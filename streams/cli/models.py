@@ -27,10 +27,11 @@ def models_fetch() -> None:
 @models_app.command("list")
 def models_list() -> None:
     """Show model versions and which one is active."""
-    from streams.store import Store
+    from models.registry import ModelRegistry
+    from schemas.database import Database
 
     settings = get_settings()
-    store = Store.from_settings(settings)
-    store.ensure_base_version(settings.model_family)
-    for row in store.list_versions(settings.model_family):
+    registry = ModelRegistry(Database.from_settings(settings))
+    registry.ensure_base_version(settings.model_family)
+    for row in registry.list_versions(settings.model_family):
         listing.print(f"{'*' if row.state == 'active' else ' '} {row.version:45} {row.state:9} {row.adapter_path or '(base weights)'}")

@@ -83,7 +83,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:
-        QUEUE_DEPTH.set(await asyncio.to_thread(runtime.store.count_queued))
+        QUEUE_DEPTH.set(await asyncio.to_thread(runtime.stores.tasks.count_queued))
         await runtime.refresh_lag_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

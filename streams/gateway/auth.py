@@ -133,10 +133,10 @@ async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: s
     """Another tenant's task or document is indistinguishable from a missing one: 404 before the route runs."""
     params = request.path_params
     if "task_id" in params:
-        task = await asyncio.to_thread(ctx.store.get_task, params["task_id"])
+        task = await asyncio.to_thread(ctx.stores.tasks.get_task, params["task_id"])
         if task is not None and not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
     if "document_id" in params:
-        document = await asyncio.to_thread(ctx.store.get_document, params["document_id"])
+        document = await asyncio.to_thread(ctx.stores.documents.get_document, params["document_id"])
         if document is not None and document.tenant != tenant:
             raise HTTPException(404, f"unknown document_id {params['document_id']!r}")

@@ -28,8 +28,7 @@ from streams.consumer import EventConsumer, PermanentError
 from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
 from streams.services import Services
-from streams.store import task_from_request
-from streams.task_attempts import TaskAttempts
+from streams.task_store import task_from_request
 from streams.topics import TOPICS
 
 GROUP = "ragloop.agent"
@@ -70,8 +69,7 @@ class PriorityGate:
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, settings = services.store, services.settings
-    attempts = TaskAttempts(store)
+    store, registry, attempts, settings = services.stores.tasks, services.stores.registry, services.stores.attempts, services.settings
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     gate = PriorityGate()
 
@@ -107,7 +105,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _run(request: ChatRequest, attempt: int) -> str:
         """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
-        version = request.options.model_version or (await asyncio.to_thread(store.active_version, settings.model_family)).version
+        version = request.options.model_version or (await asyncio.to_thread(registry.active_version, settings.model_family)).version
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
         except LookupError as error:
@@ -173,8 +171,7 @@ SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGL
 
 def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
     """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
-    store, lease_s = services.store, services.settings.task_lease_s
-    attempts = TaskAttempts(store)
+    store, attempts, lease_s = services.stores.tasks, services.stores.attempts, services.settings.task_lease_s
 
     async def requeue_expired() -> None:
         while True:

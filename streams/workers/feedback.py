@@ -20,10 +20,10 @@ GROUP = "ragloop.feedback"
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, settings = services.store, services.settings
+    tasks, store, settings = services.stores.tasks, services.stores.feedback, services.settings
 
     async def on_feedback(feedback: FeedbackEvent) -> None:
-        if await asyncio.to_thread(store.get_task, feedback.task_id) is None:
+        if await asyncio.to_thread(tasks.get_task, feedback.task_id) is None:
             raise PermanentError(f"feedback for unknown task_id {feedback.task_id!r}")
         await asyncio.to_thread(store.add_feedback, FeedbackRecord(
             id=feedback.event_id, task_id=feedback.task_id, tenant=feedback.tenant, rating=feedback.rating,

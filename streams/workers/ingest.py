@@ -75,7 +75,7 @@ class StagePump:
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, settings = services.store, services.settings
+    store, settings = services.stores.documents, services.settings
 
     async def progress(event: DocumentIngest | DocumentDelete, stage: ProgressStage, reason: str | None = None, **counts: int) -> None:
         await publisher.publish(DocumentProgress(tenant=event.tenant, document_id=event.document_id, stage=stage, reason=reason,

@@ -8,8 +8,7 @@ import pytest
 from schemas.events import ChatOptions, ChatRequest, ChatTurn
 from schemas.settings import Settings
 from streams.runtime import Runtime
-from streams.store import task_from_request
-from streams.task_attempts import TaskAttempts
+from streams.task_store import task_from_request
 from tests.support import eventually, outcome_of, read_topic
 
 
@@ -20,8 +19,8 @@ async def test_a_request_redelivered_after_success_republishes_the_stored_respon
         settings = settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"{unique}."})
     runtime = Runtime(settings, ["agent"])
     asked = ChatRequest(messages=[ChatTurn(role="user", content="How long is the Ostra?")], options=ChatOptions(stream=False))
-    runtime.store.create_task(task_from_request(asked))
-    attempts = TaskAttempts(runtime.store)
+    runtime.stores.tasks.create_task(task_from_request(asked))
+    attempts = runtime.stores.attempts
     attempt = attempts.claim(asked.task_id, "first-agent", 60.0)  # it answered, then died before its offset was committed
     assert attempt is not None and attempts.finish(asked.task_id, attempt, "first-agent", to="succeeded", result=outcome_of(asked, "612 km."))
 

@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
+from indexing.document_store import DocumentStore
+from models.registry import ModelRegistry
+from schemas.database import Database
 from schemas.settings import Settings
 from streams.brokers.kafka import KafkaBroker
-from streams.store import Store
 from streams.topics import all_topic_names
 from tests.e2e.conftest import Processes, processes
 from tests.integration.cli_harness import Cli, html, web_pages
@@ -66,8 +68,8 @@ class Cluster:
     settings: Settings
     workers: Processes
 
-    def store(self) -> Store:
-        return Store.from_settings(self.settings)
+    def documents(self) -> DocumentStore:
+        return DocumentStore(Database.from_settings(self.settings))
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +81,7 @@ def cluster(kafka_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
            "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix, "RAGLOOP_FETCH_ALLOW_PRIVATE": "true"}  # pages are served on loopback
     # The shared SQLite file is created before two processes open it at once: once, a CLI started
     # beside the worker on a fresh file failed inside SQLAlchemy.
-    Store.from_settings(settings).ensure_base_version(settings.model_family)
+    ModelRegistry(Database.from_settings(settings)).ensure_base_version(settings.model_family)
     try:
         with processes(env, folder / "logs") as workers:
             workers.start("ingest", "worker", "ingest")
@@ -106,7 +108,7 @@ def test_publish_file_on_kafka_reaches_the_worker_process(cluster: Cluster, tmp_
     (tmp_path / "events.json").write_text(json.dumps(events))
     result = cluster.cli.ok("publish", "docs.ingest", str(tmp_path / "events.json"))
     assert "published 2 event(s) to docs.ingest" in result.stderr
-    store = cluster.store()
+    store = cluster.documents()
 
     def indexed() -> bool:
         rows = [store.get_document(event["document_id"]) for event in events]

@@ -20,6 +20,8 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from indexing.document_store import DocumentStore
+from schemas.database import Database
 from schemas.events import DeadLetter, DocumentIngest
 from schemas.settings import Settings
 from streams.brokers.kafka import create_topics
@@ -27,7 +29,6 @@ from streams.dead_letters import DeadLetterStore
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.store import Store
 from streams.topics import all_topic_names
 from tests.support import eventually
 
@@ -99,7 +100,7 @@ def test_a_letter_is_listed_shown_and_replayed_after_the_cause_is_fixed(cluster:
 
         async def publish_and_wait_for_the_letter() -> None:
             await asyncio.to_thread(ragloop, cluster, "publish", "docs.ingest", "-", stdin=event)
-            await eventually(lambda: DeadLetterStore(Store.from_settings(settings_of(cluster))).list(topic="docs.ingest"),
+            await eventually(lambda: DeadLetterStore(Database.from_settings(settings_of(cluster))).list(topic="docs.ingest"),
                              timeout=60, what="the dead letter")
 
         asyncio.run(with_ingest_worker(settings_of(cluster), publish_and_wait_for_the_letter))
@@ -119,7 +120,7 @@ def test_a_letter_is_listed_shown_and_replayed_after_the_cause_is_fixed(cluster:
         async def replay_and_wait_for_the_index() -> None:
             out = await asyncio.to_thread(ragloop, fixed, "dlq", "replay", "docs.ingest", "--ids", str(letter["id"]), "--by", "ops-anna")
             assert json.loads(out.stdout) == {"replayed": [letter["id"]], "failed_again": []}
-            store = Store.from_settings(settings_of(cluster))
+            store = DocumentStore(Database.from_settings(settings_of(cluster)))
             await eventually(lambda: (d := store.get_document("kessel")) is not None and d.status == "indexed", timeout=120,
                              what="the replayed document indexed")
 
@@ -160,7 +161,7 @@ def test_schema_invalid_events_are_recorded_with_the_field_named_counted_and_log
 
 
 def test_a_redelivered_dead_lettering_is_recorded_once(settings: Settings) -> None:
-    letters = DeadLetterStore(Store.from_settings(settings))
+    letters = DeadLetterStore(Database.from_settings(settings))
     letter = DeadLetter(topic="docs.ingest", key="d1", consumer="ragloop.ingest", reason="PermanentError: no", error_type="PermanentError",
                         attempts=1, payload=DocumentIngest(document_id="d1", title="T", text="x").model_dump_json())
     first, second = letters.record(letter), letters.record(letter)
@@ -171,7 +172,7 @@ def test_a_redelivered_dead_lettering_is_recorded_once(settings: Settings) -> No
 def test_over_http_a_key_sees_only_its_own_tenants_letters(settings: Settings) -> None:
     keyed = settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA,key-b=tenantB,key-x=tenantA|team-x")})
     runtime = Runtime(keyed, [])
-    letters = DeadLetterStore(runtime.store)
+    letters = DeadLetterStore(runtime.stores.db)
 
     def letter(tenant: str, document_id: str, **extra: object) -> str:
         payload = json.dumps({"type": "chat.requests", "tenant": tenant, "task_id": document_id, **extra})

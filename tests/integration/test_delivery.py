@@ -10,12 +10,12 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from schemas.database import Database
 from schemas.events import DocumentIngest
 from schemas.settings import Settings
 from streams.brokers import make_broker
 from streams.consumer import EventConsumer, PermanentError, RetryPolicy
 from streams.publisher import Publisher
-from streams.store import Store
 from streams.topics import TOPICS, all_topic_names
 from tests.support import eventually, read_topic
 
@@ -36,7 +36,7 @@ class Harness:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store.from_settings(settings)
+        self.db = Database.from_settings(settings)
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
         self.effects: Counter[str] = Counter()
@@ -81,7 +81,7 @@ class Harness:
         batched = self.settings.ingest_batch > 1
         EventConsumer(TOPICS["docs.ingest"], "test.delivery", self.handle, on_dead_letter=self.on_dead_letter,
                       handle_many=self.handle_many if batched else None, max_batch=self.settings.ingest_batch).bind(
-            self.broker, self.store, RetryPolicy(max_retries=2, backoff_s=0.01))
+            self.broker, self.db, RetryPolicy(max_retries=2, backoff_s=0.01))
         await self.broker.start()
         return self
 

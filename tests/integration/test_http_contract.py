@@ -129,7 +129,7 @@ def test_feedback_comment_travels_on_feedback_events_and_is_stored(settings: Set
         assert reply.status_code == 202, reply.text
 
         def stored() -> list[FeedbackRecord]:
-            with runtime.store.session() as session:
+            with runtime.stores.db.session() as session:
                 return list(session.exec(select(FeedbackRecord).where(FeedbackRecord.task_id == task_id)).all())
 
         rows = wait_for(stored, timeout=120, what="the feedback worker to store the feedback")
@@ -156,4 +156,4 @@ def test_a_webhook_delivery_naming_another_signers_task_is_409(settings: Setting
         foreign = deliver(client, {"text": QUESTION}, f"d-1#{principals_fingerprint(['alice'])}")
         assert foreign.status_code == 409
         assert foreign.json() == {"detail": "this Idempotency-Key was used by another caller; choose another key"}
-        assert runtime.store.count_queued() == 1
+        assert runtime.stores.tasks.count_queued() == 1

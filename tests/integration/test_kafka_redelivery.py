@@ -15,12 +15,14 @@ from pathlib import Path
 from kafka import KafkaAdminClient, TopicPartition
 
 from indexing.backends import open_backend
+from indexing.document_store import DocumentStore
 from models.embedder import TextEmbedder
+from schemas.database import Database
 from schemas.events import DocumentIngest
 from schemas.settings import Settings
 from streams.brokers.kafka import KafkaBroker, create_topics
+from streams.ledger import EventLedger
 from streams.publisher import Publisher
-from streams.store import Store
 from streams.topics import all_topic_names
 from streams.workers.ingest import GROUP
 from tests.e2e.conftest import processes
@@ -64,12 +66,13 @@ def test_killed_worker_redelivers_and_every_effect_happens_once(tmp_path: Path, 
     first_run = [draft, *notes]
     everything = [*first_run, final]
     asyncio.run(_publish(settings, everything))
-    store = Store.from_settings(settings)
+    db = Database.from_settings(settings)
+    store, ledger = DocumentStore(db), EventLedger(db)
     env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
            "RAGLOOP_INGEST_BATCH": "64"}
 
     def recorded(events: list[DocumentIngest]) -> bool:
-        return store.processed_among(GROUP, [e.event_id for e in events]) == {e.event_id for e in events}
+        return ledger.processed_among(GROUP, [e.event_id for e in events]) == {e.event_id for e in events}
 
     with processes(env, tmp_path / "logs") as procs:
         procs.start("worker-1", "worker", "ingest")
@@ -78,7 +81,7 @@ def test_killed_worker_redelivers_and_every_effect_happens_once(tmp_path: Path, 
         procs.kill("worker-1")  # SIGKILL: no graceful shutdown, no commit
         # What worker-2 will be handed again: the whole batch, including the run already done.
         assert _committed_offset(settings, "docs.ingest") <= 0, "the batch was committed: nothing would be redelivered"
-        assert not store.already_processed(GROUP, final.event_id)
+        assert not ledger.already_processed(GROUP, final.event_id)
 
         procs.start("worker-2", "worker", "ingest")
         # Done means the final version indexed *and* recorded: the ledger is written after the effect.

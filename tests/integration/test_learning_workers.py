@@ -86,7 +86,7 @@ async def up_vote(client: httpx.Client, runtime: Runtime, task_ids: list[str]) -
     """Up-vote answers and wait until the feedback worker has stored them as approved."""
     for task_id in task_ids:
         rate(client, task_id, "up")
-    await eventually(lambda: {t.id for t in runtime.store.approved_tasks(100)} >= set(task_ids), what="up-votes stored")
+    await eventually(lambda: {t.id for t in runtime.stores.feedback.approved_tasks(100)} >= set(task_ids), what="up-votes stored")
 
 
 def versions(client: httpx.Client) -> list[dict[str, Any]]:

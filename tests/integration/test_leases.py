@@ -52,7 +52,7 @@ def test_a_task_running_longer_than_its_lease_keeps_it(lease_settings: Settings)
         task_id = submit(client, LONG, max_new_tokens=400)["task_id"]
 
         def past_the_first_lease() -> bool:
-            now, record = utcnow(), runtime.store.get_task(task_id)
+            now, record = utcnow(), runtime.stores.tasks.get_task(task_id)
             assert record is not None
             seen.append((now, record))
             first = next(r for _, r in seen if r.status == "running") if record.status == "running" else None

@@ -151,7 +151,7 @@ def test_a_prompt_over_max_prompt_chars_is_413_saying_what_to_change(settings: S
         refused = client.post("/v1/chat", json={"messages": messages(20, 21)})
         assert refused.status_code == 413
         assert refused.json()["detail"] == "messages hold 41 characters; the limit is 40 (RAGLOOP_MAX_PROMPT_CHARS)"
-        assert runtime.store.count_queued() == 0
+        assert runtime.stores.tasks.count_queued() == 0
         assert client.post("/v1/chat", json={"messages": messages(20, 20)}).status_code == 202  # the limit itself is allowed
 
 
@@ -162,7 +162,7 @@ def test_an_openai_prompt_over_max_prompt_chars_is_413_as_an_openai_error(settin
         assert refused.status_code == 413
         assert refused.json() == {"error": {"message": "messages hold 41 characters; the limit is 40 (RAGLOOP_MAX_PROMPT_CHARS)",
                                             "type": "invalid_request_error", "code": 413}}
-        assert runtime.store.count_queued() == 0
+        assert runtime.stores.tasks.count_queued() == 0
 
 
 def test_a_tenant_over_max_queued_per_tenant_is_503_with_retry_after(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -177,7 +177,7 @@ def test_a_tenant_over_max_queued_per_tenant_is_503_with_retry_after(settings: S
         assert refused.json()["detail"] == "tenant 'acme' has 2 waiting tasks (limit 2); retry later"
         assert [client.get(f"/v1/tasks/{r.json()['task_id']}").json()["status"] for r in accepted] == ["queued", "queued"]
         assert client.post("/v1/chat", json={**ask, "tenant": "globex"}).status_code == 202
-        assert runtime.store.count_queued("acme") == 2
+        assert runtime.stores.tasks.count_queued("acme") == 2
 
 
 # --- served documents ----------------------------------------------------------------------------
