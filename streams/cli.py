@@ -24,6 +24,7 @@ from schemas.events import ChatOptions, ChatRequest, ChatTurn, DocumentIngest, E
 from schemas.settings import Settings, get_settings
 from schemas.tables import TERMINAL_TASK_STATES
 from streams.cli_runtime import in_process, run_with
+from streams.config_cli import config_app
 from streams.dead_letters_cli import dlq_app
 from streams.logging import configure_logging
 from streams.runtime import ROLES, Runtime
@@ -39,6 +40,7 @@ eval_app = typer.Typer(help="Measure retrieval and answer quality on BEIR-layout
 app.add_typer(models_app, name="models")
 app.add_typer(eval_app, name="eval")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(config_app, name="config")
 console = Console(stderr=True, soft_wrap=True)  # progress, summaries, errors
 listing = Console(soft_wrap=True)  # what a list command lists goes to stdout, so it can be piped
 
@@ -106,7 +108,7 @@ def _serve(roles: list[str], host: str | None, port: int | None) -> None:
     settings = get_settings()
     runtime = Runtime(settings, roles)
     app = create_app(runtime)  # binds the gateway's own listeners, so describe() names them too
-    host, port = host or settings.api_host, port or settings.api_port
+    host, port = host or settings.gateway.host, port or settings.gateway.port
     console.print(f"[green]ragloop[/] roles={[*roles, 'gateway']} {runtime.describe()}")
     console.print(f"[green]serving[/] http://{host}:{port} (API docs http://{host}:{port}/docs, metrics /metrics); Ctrl-C to stop")
     uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -116,12 +118,12 @@ def _serve(roles: list[str], host: str | None, port: int | None) -> None:
 def topics_create(partitions: Annotated[int | None, typer.Option(help="Partitions per topic [RAGLOOP_KAFKA_PARTITIONS].")] = None) -> None:
     """Create every topic and its .dlq on the configured Kafka cluster (existing ones are kept)."""
     settings = get_settings()
-    if settings.is_embedded_broker:
+    if settings.broker.is_embedded:
         raise typer.BadParameter("RAGLOOP_BROKER_URL is memory:// — topics exist in-process; set kafka://host:port")
     from streams.brokers.kafka import create_topics
 
-    names = [settings.topic_prefix + name for name in all_topic_names()]
-    created = create_topics(settings.kafka_bootstrap, names, partitions=partitions or settings.kafka_partitions)
+    names = [settings.broker.topic_prefix + name for name in all_topic_names()]
+    created = create_topics(settings.broker.kafka_bootstrap, names, partitions=partitions or settings.broker.kafka_partitions)
     console.print(f"created {len(created)} topic(s); {len(all_topic_names()) - len(created)} already existed")
 
 
@@ -167,7 +169,7 @@ def publish(topic: Annotated[str, typer.Argument(help="Topic name, e.g. docs.ing
     async def send(runtime: Runtime) -> list[str]:
         for key, value in messages:
             await runtime.broker.publish(target.name, value, key=key)
-        if not settings.is_embedded_broker:
+        if not settings.broker.is_embedded:
             return []
         await runtime.broker.join()  # type: ignore[attr-defined]
         return [json.loads(m.value)["reason"] for m in runtime.broker.retained[target.dlq]]  # type: ignore[attr-defined]
@@ -237,7 +239,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
             try:
                 documents += [DocumentIngest(tenant=doc.tenant, document_id=doc.id, title=doc.title, text=doc.text, source=doc.source,
                                              metadata=doc.metadata, access=access or doc.access)
-                              for doc in iter_documents(file, tenant=tenant, max_bytes=settings.fetch_max_bytes)]
+                              for doc in iter_documents(file, tenant=tenant, max_bytes=settings.ingest.fetch_max_bytes)]
             except LoadError as error:
                 unreadable += 1
                 console.print(f"[red]skipped[/] {file}: {error}")
@@ -385,12 +387,12 @@ def eval_retrieval(dataset: Annotated[Path, typer.Option(help="BEIR folder: corp
     if backend not in ("embedded", "opensearch"):
         raise typer.BadParameter(f"--backend {backend!r}: choose embedded or opensearch")
     base = get_settings()
-    if backend == "opensearch" and not base.search_url.startswith(("http://", "https://", "opensearch://")):
+    if backend == "opensearch" and not base.search.url.startswith(("http://", "https://", "opensearch://")):
         raise typer.BadParameter("--backend opensearch needs RAGLOOP_SEARCH_URL=http://host:9200")
     with tempfile.TemporaryDirectory(prefix="ragloop-eval-") as home:
-        settings = base.model_copy(update={"home": Path(home), "database_url": None,
-                                           "search_url": base.search_url if backend == "opensearch" else "embedded://",
-                                           "opensearch_index": f"ragloop-eval-{uuid.uuid4().hex[:8]}"})
+        settings = base.override(home=Path(home), database_url=None,
+                                 search_url=base.search.url if backend == "opensearch" else "embedded://",
+                                 opensearch_index=f"ragloop-eval-{uuid.uuid4().hex[:8]}")
         services = Services(settings, Store.from_settings(settings))
         try:
             report = evaluate_retrieval(dataset, pipeline=services.pipeline, retriever=services.retriever, split=split,
@@ -421,8 +423,8 @@ def eval_qa(dataset: Annotated[Path, typer.Option(help="BEIR folder with answers
     from evaluation.retrieval import ingest_corpus, load_beir
 
     with tempfile.TemporaryDirectory(prefix="ragloop-eval-") as home:
-        settings = get_settings().model_copy(update={"home": Path(home), "database_url": None, "broker_url": "memory://",
-                                                     "search_url": "embedded://"})
+        settings = get_settings().override(home=Path(home), database_url=None, broker_url="memory://",
+                                           search_url="embedded://")
 
         async def run(runtime: Runtime):  # noqa: ANN202 — QAReport
             corpus = load_beir(dataset, split=split)
@@ -461,7 +463,7 @@ def models_fetch() -> None:
     settings = get_settings()
     path = ensure_smollm2(settings.model_cache or default_model_cache())
     console.print(f"LLM checkpoint: {path}")
-    embedder = TextEmbedder(settings.embedder, backend=settings.embedder_backend, cache_dir=settings.model_cache)
+    embedder = TextEmbedder(settings.embedder.model, backend=settings.embedder.backend, cache_dir=settings.model_cache)
     console.print(f"embedder: {embedder.name} ({embedder.dimension}-d, {embedder.backend})")
 
 
@@ -472,8 +474,8 @@ def models_list() -> None:
 
     settings = get_settings()
     store = Store.from_settings(settings)
-    store.ensure_base_version(settings.model_family)
-    for row in store.list_versions(settings.model_family):
+    store.ensure_base_version(settings.llm.model_family)
+    for row in store.list_versions(settings.llm.model_family):
         listing.print(f"{'*' if row.state == 'active' else ' '} {row.version:45} {row.state:9} {row.adapter_path or '(base weights)'}")
 
 

@@ -112,7 +112,7 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="The topic the letters 
             await asyncio.to_thread(revive, runtime.store, row)
             await runtime.broker.publish(row.topic, replay_message(row), key=row.key)
             await asyncio.to_thread(letters.mark_replayed, row.id, by)
-        if not settings.is_embedded_broker:
+        if not settings.broker.is_embedded:
             return []
         await runtime.broker.join()  # type: ignore[attr-defined]
         return letters.list(topic=target.name, since=started)

@@ -76,7 +76,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def claim(task_id: str) -> int | None:
         """The attempt number this agent now holds, or None when the task is not claimable."""
-        return await asyncio.to_thread(attempts.claim, task_id, owner, settings.task_lease_s)
+        return await asyncio.to_thread(attempts.claim, task_id, owner, settings.tasks.lease_s)
 
     async def answer(request: ChatRequest) -> None:
         await gate.acquire(high=request.options.priority == "high")
@@ -105,15 +105,15 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _run(request: ChatRequest, attempt: int) -> str:
         """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
-        version = request.options.model_version or (await asyncio.to_thread(store.active_version, settings.model_family)).version
+        version = request.options.model_version or (await asyncio.to_thread(store.active_version, settings.llm.model_family)).version
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
         except LookupError as error:
             raise PermanentError(str(error)) from error
         turns = request.messages
         query = AgentQuery(question=turns[-1].content, history=[ChatMessage(role=t.role, content=t.content) for t in turns[:-1]],
-                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval_k,
-                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.max_new_tokens,
+                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval.k,
+                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.llm.max_new_tokens,
                            conversation_id=request.conversation_id, turn_id=request.task_id)
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
@@ -147,8 +147,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
         while True:
-            await asyncio.sleep(settings.task_lease_s / 3)
-            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.task_lease_s):
+            await asyncio.sleep(settings.tasks.lease_s / 3)
+            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.tasks.lease_s):
                 stopped.set()  # cancelled (or taken over): the generating thread stops at its next token
                 return
 
@@ -157,7 +157,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             TASKS.labels("failed").inc()
 
     async def swap(update: ModelUpdated) -> None:
-        if update.state == "active" and update.model_family == settings.model_family:
+        if update.state == "active" and update.model_family == settings.llm.model_family:
             await asyncio.to_thread(services.adapter_for, update.version)
             ACTIVE_MODEL.labels(update.model_family, update.version).set(1)
             log.info("model hot-swapped", version=update.version)
@@ -174,7 +174,7 @@ SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGL
 
 def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
     """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
-    store, lease_s = services.store, services.settings.task_lease_s
+    store, lease_s = services.store, services.settings.tasks.lease_s
     attempts = TaskAttempts(store)
 
     async def requeue_expired() -> None:

@@ -68,7 +68,7 @@ def slack_reply_url(settings: Settings, channel: str, thread_ts: str) -> str:
 
 
 def _slack_tag(settings: Settings, channel: str, thread_ts: str) -> str:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    token = settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else ""
     return keyed_tag(token, f"slack-reply:{channel}/{thread_ts}")
 
 
@@ -123,7 +123,7 @@ class CallbackSender:
     def lease_s(self) -> float:
         """Long enough for every attempt and backoff of one callback, so only a dead sender's lease lapses."""
         s = self.settings
-        return s.callback_max_attempts * 2 * s.callback_timeout_s + s.callback_backoff_s * 2 ** (s.callback_max_attempts - 1) + 30
+        return s.callbacks.max_attempts * 2 * s.callbacks.timeout_s + s.callbacks.backoff_s * 2 ** (s.callbacks.max_attempts - 1) + 30
 
     def schedule(self, task_id: str) -> asyncio.Task[None]:
         """Start delivering a task's callback (or return the delivery already under way); the
@@ -157,14 +157,14 @@ class CallbackSender:
                     outcome = await self._attempt(task, attempt)
                 except Exception as error:  # noqa: BLE001 — a bug in one delivery must not end the role
                     outcome = Outcome(False, True, f"{type(error).__name__}: {error}")
-            last = outcome.delivered or not outcome.retry or attempt >= self.settings.callback_max_attempts
+            last = outcome.delivered or not outcome.retry or attempt >= self.settings.callbacks.max_attempts
             status = "delivered" if outcome.delivered else "failed" if last else "delivering"
             held = await asyncio.to_thread(self.store.record_callback_attempt, task_id, self.owner, status=status)
             (log.info if outcome.delivered else log.warning)("callback attempt", task_id=task_id, attempt=attempt,
                                                              status=status, detail=outcome.detail)
             if last or not held:
                 return
-            await asyncio.sleep(self.settings.callback_backoff_s * 2 ** (attempt - 1))
+            await asyncio.sleep(self.settings.callbacks.backoff_s * 2 ** (attempt - 1))
 
     async def _attempt(self, task: TaskRecord, attempt: int) -> Outcome:
         url = task.callback_url or ""
@@ -173,8 +173,8 @@ class CallbackSender:
         body = TaskOut.of(task, await asyncio.to_thread(self.attempts.of, task.id)).model_dump_json().encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: task.id,
                    "X-Ragloop-Attempt": str(attempt)}
-        if self.settings.webhook_secret is not None:
-            headers |= RAGLOOP.sign(self.settings.webhook_secret.get_secret_value(), body)
+        if self.settings.security.webhook_secret is not None:
+            headers |= RAGLOOP.sign(self.settings.security.webhook_secret.get_secret_value(), body)
         elif not self._warned_unsigned:  # once, and only when a callback is really sent
             self._warned_unsigned = True
             log.warning("RAGLOOP_WEBHOOK_SECRET is not set: callbacks are sent unsigned")
@@ -190,9 +190,9 @@ class CallbackSender:
             return Outcome(False, False, f"callback_url {url!r} must be an http:// or https:// URL with a host")
         host = target.raw_host.decode("ascii")
         port = target.port or (443 if target.scheme == "https" else 80)
-        timeout = self.settings.callback_timeout_s
+        timeout = self.settings.callbacks.timeout_s
         try:
-            addresses = await asyncio.to_thread(resolve_allowed, host, port, allow_private=self.settings.allow_private_callbacks,
+            addresses = await asyncio.to_thread(resolve_allowed, host, port, allow_private=self.settings.callbacks.allow_private,
                                                 timeout_s=timeout)
         except ForbiddenURLError as error:
             return Outcome(False, False, f"{error} (set RAGLOOP_ALLOW_PRIVATE_CALLBACKS=1 to allow private callback hosts)")
@@ -214,17 +214,17 @@ class CallbackSender:
         return Outcome(False, True, last)
 
     async def _post_to_slack(self, task: TaskRecord, url: str) -> Outcome:
-        if self.settings.slack_bot_token is None:
+        if self.settings.slack.bot_token is None:
             return Outcome(False, False, "RAGLOOP_SLACK_BOT_TOKEN is not set: cannot reply on Slack")
         try:
             channel, thread_ts = _slack_target(self.settings, url)
         except ValueError as error:
             return Outcome(False, False, str(error))
-        endpoint = self.settings.slack_api_url.rstrip("/") + "/chat.postMessage"
-        headers = {"Authorization": f"Bearer {self.settings.slack_bot_token.get_secret_value()}", "User-Agent": USER_AGENT}
+        endpoint = self.settings.slack.api_url.rstrip("/") + "/chat.postMessage"
+        headers = {"Authorization": f"Bearer {self.settings.slack.bot_token.get_secret_value()}", "User-Agent": USER_AGENT}
         payload = {"channel": channel, "text": slack_text(task), "thread_ts": thread_ts}
         try:
-            async with httpx.AsyncClient(trust_env=False, timeout=self.settings.callback_timeout_s) as client:
+            async with httpx.AsyncClient(trust_env=False, timeout=self.settings.callbacks.timeout_s) as client:
                 response = await client.post(endpoint, json=payload, headers=headers)
         except httpx.HTTPError as error:
             return Outcome(False, True, f"chat.postMessage: {type(error).__name__}: {error}")

@@ -86,11 +86,11 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         common = {"tenant": event.tenant, "document_id": event.document_id, "metadata": event.metadata, "access": event.access}
         try:
             if event.url is not None:
-                return load_url(event.url, title=event.title or None, max_bytes=settings.fetch_max_bytes,
-                                timeout_s=settings.fetch_timeout_s, allow_private=settings.fetch_allow_private, **common)
+                return load_url(event.url, title=event.title or None, max_bytes=settings.ingest.fetch_max_bytes,
+                                timeout_s=settings.ingest.fetch_timeout_s, allow_private=settings.ingest.fetch_allow_private, **common)
             if event.content_b64 is not None:
                 return load_bytes(base64.b64decode(event.content_b64, validate=True), media_type=event.media_type, filename=event.filename,
-                                  source=event.source, title=event.title or None, max_bytes=settings.fetch_max_bytes, **common)
+                                  source=event.source, title=event.title or None, max_bytes=settings.ingest.fetch_max_bytes, **common)
         except LoadError as error:
             if getattr(error, "retryable", False):
                 raise
@@ -153,7 +153,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         following = await asyncio.to_thread(store.on_large_lane, [e.document_id for e in events])
         small: list[DocumentIngest] = []
         for event in events:
-            if event.document_id in following or inline_bytes(event) > settings.ingest_large_bytes:
+            if event.document_id in following or inline_bytes(event) > settings.ingest.large_bytes:
                 await move_to_large_lane(event, inline_bytes(event))
             else:
                 small.append(event)
@@ -161,7 +161,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         for event, outcome in zip(small, await start(small) if small else []):
             if isinstance(outcome, Exception):
                 failures[event.event_id] = outcome
-            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest_large_bytes:
+            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest.large_bytes:
                 await move_to_large_lane(event, size)
             else:
                 pairs.append((event, outcome))
@@ -190,7 +190,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         await asyncio.to_thread(store.leave_large_lane, event.document_id, event.event_id)
 
     return [
-        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest_batch),
+        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest.batch),
         EventConsumer(LARGE_LANE, LARGE_GROUP, ingest_large, on_dead_letter=failed_large, max_processing_s=3600.0),
         EventConsumer(TOPICS["docs.delete"], GROUP, delete, on_dead_letter=failed),
     ]

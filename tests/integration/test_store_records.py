@@ -18,7 +18,7 @@ from streams.task_attempts import TaskAttempts
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest, settings: Settings) -> Store:
     if request.param == "postgres":
-        settings = settings.model_copy(update={"database_url": request.getfixturevalue("postgres_url")})
+        settings = settings.override(database_url=request.getfixturevalue("postgres_url"))
     return Store.from_settings(settings)
 
 

@@ -93,10 +93,8 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 @pytest.fixture
 def hook_settings(settings: Settings, receiver: tuple[Receiver, str]) -> Settings:
-    return settings.model_copy(update={
-        "max_new_tokens": 8, "webhook_secret": SecretStr(SECRET), "allow_private_callbacks": True, "callback_backoff_s": 0.2,
-        "slack_signing_secret": SecretStr(SLACK_SECRET), "slack_bot_token": SecretStr(BOT_TOKEN), "slack_api_url": f"{receiver[1]}/api",
-    })
+    return settings.override(max_new_tokens=8, webhook_secret=SecretStr(SECRET), allow_private_callbacks=True, callback_backoff_s=0.2,
+                             slack_signing_secret=SecretStr(SLACK_SECRET), slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{receiver[1]}/api")
 
 
 @contextmanager
@@ -144,8 +142,8 @@ def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_s
     fake, url = receiver
     if broker == "kafka":
         # Cluster mode turns API keys on: the webhook needs none (it is signed), reading the task does.
-        hook_settings = hook_settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"wh{unique}.",
-                                                         "api_keys": SecretStr("key-1=default")})
+        hook_settings = hook_settings.override(broker_url=request.getfixturevalue("kafka_url"), topic_prefix=f"wh{unique}.",
+                                               api_keys=SecretStr("key-1=default"))
     with gateway(hook_settings, ("agent", "callbacks")) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "What is the capital of France?", "callback_url": f"{url}/hook"},
                             headers={"X-Ragloop-Delivery": "delivery-1"})
@@ -200,7 +198,7 @@ def test_replay_window_is_ragloop_webhook_tolerance_s(settings: Settings, monkey
                                                     tolerance_s: int, age_s: int, accepted: bool) -> None:
     """Each age is on the other side of the 300 s default, so only the configured window decides."""
     monkeypatch.setenv("RAGLOOP_WEBHOOK_TOLERANCE_S", str(tolerance_s))
-    configured = Settings(home=settings.home, broker_url="memory://", webhook_secret=SecretStr(SECRET))
+    configured = Settings(home=settings.home, broker={"url": "memory://"}, security={"webhook_secret": SecretStr(SECRET)})
     with gateway(configured) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, now=time.time() - age_s)
         tasks = all_tasks(runtime)
@@ -336,7 +334,7 @@ async def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_att
                                                                                         receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
     fake.fail_first = 100
-    settings = hook_settings.model_copy(update={"callback_max_attempts": 3, "callback_backoff_s": 0.05})
+    settings = hook_settings.override(callback_max_attempts=3, callback_backoff_s=0.05)
     store = Store.from_settings(settings)
     task_id = finished_task(store, f"{url}/hook")
     sender = CallbackSender(settings, store)
@@ -349,7 +347,7 @@ async def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_att
 
 def test_one_slow_receiver_does_not_delay_another(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
-    with gateway(hook_settings.model_copy(update={"callback_timeout_s": 300}), ("callbacks",)) as (_, runtime):
+    with gateway(hook_settings.override(callback_timeout_s=300), ("callbacks",)) as (_, runtime):
         held = finished_task(runtime.store, f"{url}/held")
         wait_for(lambda: fake.at("/held"), what="the first callback held by its receiver")
         other = finished_task(runtime.store, f"{url}/hook")
@@ -361,7 +359,7 @@ def test_one_slow_receiver_does_not_delay_another(hook_settings: Settings, recei
 
 def test_callback_to_a_private_address_is_refused_unless_allowed(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
-    with gateway(hook_settings.model_copy(update={"allow_private_callbacks": False}), ("callbacks",)) as (_, runtime):
+    with gateway(hook_settings.override(allow_private_callbacks=False), ("callbacks",)) as (_, runtime):
         task_id = finished_task(runtime.store, f"{url}/hook")
         row = callback(runtime.store, task_id, "failed")
     assert row.callback_attempts == 1 and fake.at("/hook") == []  # refused outright: retrying cannot help
@@ -387,10 +385,10 @@ def test_callbacks_worker_process_delivers_a_finished_task_signed(tmp_path: Path
                                                                   receiver: tuple[Receiver, str]) -> None:
     """Cluster mode: the process shares only the broker and the database with whoever finished the task."""
     fake, url = receiver
-    settings = Settings(home=tmp_path / "home", broker_url=kafka_url, topic_prefix=f"cb{unique}.")
-    create_topics(settings.kafka_bootstrap, [settings.topic_prefix + n for n in all_topic_names()], partitions=1)
+    settings = Settings(home=tmp_path / "home", broker={"url": kafka_url, "topic_prefix": f"cb{unique}."})
+    create_topics(settings.broker.kafka_bootstrap, [settings.broker.topic_prefix + n for n in all_topic_names()], partitions=1)
     store = Store.from_settings(settings)
-    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
+    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix,
            "RAGLOOP_WEBHOOK_SECRET": SECRET, "RAGLOOP_ALLOW_PRIVATE_CALLBACKS": "1"}
     with processes(env, tmp_path / "logs") as procs:
         procs.start("callbacks", "worker", "callbacks")
