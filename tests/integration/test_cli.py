@@ -61,12 +61,13 @@ def readme_cli_lines() -> list[str]:
 
 def test_help_lists_exactly_the_commands_each_with_what_it_does() -> None:
     commands = help_panels()["Commands"]
-    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval", "dlq"}
+    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval", "dlq", "config"}
     assert all(commands.values()), commands
 
 
 @pytest.mark.parametrize(("group", "subcommands"), [("topics", {"create", "list", "asyncapi"}), ("models", {"fetch", "list"}),
-                                                    ("eval", {"retrieval", "qa"}), ("dlq", {"list", "show", "replay"})])
+                                                    ("eval", {"retrieval", "qa"}), ("dlq", {"list", "show", "replay"}),
+                                                    ("config", {"show"})])
 def test_each_command_group_lists_exactly_its_subcommands(group: str, subcommands: set[str]) -> None:
     commands = help_panels(group)["Commands"]
     assert set(commands) == subcommands and all(commands.values()), commands

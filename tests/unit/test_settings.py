@@ -5,6 +5,7 @@ module that reads the environment."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -139,6 +140,18 @@ def test_the_redacted_configuration_hides_every_secret_and_shows_the_rest(workdi
     assert shown["security"]["api_keys"] == shown["llm"]["api_key"] == "**********"
     assert shown["security"]["webhook_secret"] is None  # unset secrets say so
     assert shown["tasks"]["lease_s"] == 9.0 and "k1=acme" not in repr(shown) and "sk-123" not in repr(shown)
+
+
+def test_config_show_prints_the_effective_configuration_without_secrets(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from streams.cli import app
+
+    (workdir / "ragloop.toml").write_text("[retrieval]\nk = 6\n")
+    monkeypatch.setenv("RAGLOOP_WEBHOOK_SECRET", "whsec-1")
+    shown = CliRunner().invoke(app, ["config", "show"])
+    assert shown.exit_code == 0 and "whsec-1" not in shown.output
+    assert json.loads(shown.output)["retrieval"]["k"] == 6
 
 
 def test_a_bad_value_in_the_file_is_refused_naming_the_variable(workdir: Path) -> None:
