@@ -81,11 +81,11 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as home:
-        base = Settings(home=Path(home), broker_url="memory://", search_url="embedded://", auth="off")
+        base = Settings(home=Path(home), broker={"url": "memory://"}, search={"url": "embedded://"}, security={"auth": "off"})
         paths = [("embedded broker", base)]
         if args.kafka:
-            paths.append(("Kafka", base.model_copy(update={"home": Path(home) / "kafka", "broker_url": args.kafka,
-                                                            "topic_prefix": f"bench{uuid.uuid4().hex[:6]}."})))
+            paths.append(("Kafka", base.override(home=Path(home) / "kafka", broker_url=args.kafka,
+                                                 topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")))
         for name, settings in paths:
             in_process, gateway = measure(settings, args.requests, args.max_new_tokens)
             rows.append((name, in_process, gateway))

@@ -32,15 +32,16 @@ class TextEmbedder:
         self,
         model_path: str | Path | None = None,
         *,
-        backend: str | None = None,
+        backend: str = "onnx",
         batch_size: int = 64,
         device: str = "cpu",
         threads: int | None = None,
         cache_dir: Path | None = None,
     ) -> None:
-        """``backend=None`` takes ``RAGLOOP_EMBEDDER_BACKEND``; ``threads`` caps ONNX Runtime's
-        threads (default: torch's ``get_num_threads()``, so one knob governs both runtimes);
-        ``cache_dir`` is where ONNX exports live (default ``RAGLOOP_MODEL_CACHE``)."""
+        """``backend`` is one of ``EMBEDDER_BACKENDS`` (processes pass ``settings.embedder.backend``);
+        ``threads`` caps ONNX Runtime's threads (default: torch's ``get_num_threads()``, so one knob
+        governs both runtimes); ``cache_dir`` is where ONNX exports live (default
+        ``models.fetch.default_model_cache()``)."""
         from models.fetch import minilm_path
 
         self.backend = resolve_backend(backend)
@@ -58,7 +59,7 @@ class TextEmbedder:
         else:
             from models.onnx_embedder import OnnxEncoder, ensure_onnx_export
 
-            folder = ensure_onnx_export(path, self.name, cache_dir or _settings_model_cache())
+            folder = ensure_onnx_export(path, self.name, cache_dir)
             self._onnx = OnnxEncoder(folder, quantized=self.backend == "onnx-int8", threads=threads or _torch_threads())
             self.dimension = self._onnx.dimension
 
@@ -82,13 +83,8 @@ class TextEmbedder:
         return self.embed([text])[0]
 
 
-def resolve_backend(backend: str | None) -> str:
-    """The explicit value, else the ``RAGLOOP_EMBEDDER_BACKEND`` setting; unknown names fail
-    here, at start-up, naming the choices."""
-    if backend is None:
-        from schemas.settings import get_settings
-
-        backend = get_settings().embedder_backend
+def resolve_backend(backend: str) -> str:
+    """Unknown names fail here, at start-up, naming the choices."""
     if backend not in EMBEDDER_BACKENDS:
         raise ValueError(f"embedder backend {backend!r} is not one of {EMBEDDER_BACKENDS} (RAGLOOP_EMBEDDER_BACKEND)")
     return backend
@@ -109,13 +105,6 @@ def _dimension_of(model) -> int:
     if dimension is None:
         dimension = int(model.encode(["probe"], convert_to_numpy=True).shape[1])
     return int(dimension)
-
-
-def _settings_model_cache() -> Path | None:
-    """``RAGLOOP_MODEL_CACHE`` as the settings see it (environment or TOML file)."""
-    from schemas.settings import get_settings
-
-    return get_settings().model_cache
 
 
 def _torch_threads() -> int:

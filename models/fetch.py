@@ -30,9 +30,9 @@ _READY_MARKER = ".ragloop-ready"
 
 
 def default_model_cache() -> Path:
-    """The folder shared by tests, workers and the CLI (``RAGLOOP_MODEL_CACHE`` overrides it)."""
-    env = os.environ.get("RAGLOOP_MODEL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ragloop" / "models"
+    """The folder shared by tests, workers and the CLI when ``RAGLOOP_MODEL_CACHE``
+    (``settings.model_cache``, passed in by the caller) is not set."""
+    return Path.home() / ".cache" / "ragloop" / "models"
 
 
 def minilm_path() -> Path:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 import structlog
 
 
-def configure_logging(level: str | None = None) -> None:
-    level = (level or os.environ.get("RAGLOOP_LOG_LEVEL", "INFO")).upper()
+def configure_logging(level: str = "INFO") -> None:
+    """`level` is `settings.log_level` (RAGLOOP_LOG_LEVEL) or the CLI's `--log-level`."""
+    level = level.upper()
     renderer = structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[

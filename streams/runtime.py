@@ -75,20 +75,20 @@ class Runtime:
         """What this process consumes and the services it uses, for its first line of output (no secrets)."""
         topics = ", ".join(dict.fromkeys(self.consumed)) or "nothing"
         database = make_url(self.settings.sqlalchemy_url).render_as_string(hide_password=True)
-        return f"consuming {topics} from {self.settings.broker_url}; search {self.settings.search_url}; database {database}"
+        return f"consuming {topics} from {self.settings.broker.url}; search {self.settings.search.url}; database {database}"
 
     async def start(self, *, warm: bool = True) -> None:
-        if not self.settings.is_embedded_broker:
+        if not self.settings.broker.is_embedded:
             from streams.brokers.kafka import create_topics
 
-            names = [self.settings.topic_prefix + name for name in all_topic_names()]
-            await asyncio.to_thread(create_topics, self.settings.kafka_bootstrap, names, partitions=self.settings.kafka_partitions)
+            names = [self.settings.broker.topic_prefix + name for name in all_topic_names()]
+            await asyncio.to_thread(create_topics, self.settings.broker.kafka_bootstrap, names, partitions=self.settings.broker.kafka_partitions)
         if warm:
             names = [name for role in self.roles for name in WARM_UP.get(role, ())]
             await asyncio.to_thread(self.services.warm, *names)
         await self.broker.start()
         self._tasks = [asyncio.create_task(loop(), name=getattr(loop, "__name__", "background")) for loop in self._background]
-        log.info("runtime started", roles=self.roles, broker=self.settings.broker_url, search=self.settings.search_url)
+        log.info("runtime started", roles=self.roles, broker=self.settings.broker.url, search=self.settings.search.url)
 
     async def refresh_lag_metrics(self, *, min_interval_s: float = 10.0) -> None:
         """Consumer lag for `/metrics`: Kafka group offsets (throttled), or the embedded broker's backlog."""
@@ -102,8 +102,8 @@ class Runtime:
         from streams.brokers.kafka import consumer_lag
 
         try:
-            prefix = self.settings.topic_prefix
-            lags = await asyncio.to_thread(consumer_lag, self.settings.kafka_bootstrap, group_prefix=f"{prefix}ragloop.", topic_prefix=prefix)
+            prefix = self.settings.broker.topic_prefix
+            lags = await asyncio.to_thread(consumer_lag, self.settings.broker.kafka_bootstrap, group_prefix=f"{prefix}ragloop.", topic_prefix=prefix)
         except Exception as error:  # noqa: BLE001 — metrics must never take the API down
             log.warning("consumer lag unavailable", error=repr(error))
             return

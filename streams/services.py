@@ -53,27 +53,27 @@ class Services:
     def embedder(self) -> TextEmbedder:
         from models.embedder import TextEmbedder
 
-        return TextEmbedder(self.settings.embedder, backend=self.settings.embedder_backend, cache_dir=self.settings.model_cache)
+        return TextEmbedder(self.settings.embedder.model, backend=self.settings.embedder.backend, cache_dir=self.settings.model_cache)
 
     @cached_property
     def backend(self) -> SearchBackend:
         from indexing.backends.factory import open_backend
 
-        return open_backend(self.settings.search_url, home=self.settings.home, dimension=self.embedder.dimension,
-                            index_prefix=self.settings.opensearch_index)
+        return open_backend(self.settings.search.url, home=self.settings.home, dimension=self.embedder.dimension,
+                            index_prefix=self.settings.search.opensearch_index)
 
     @cached_property
     def pipeline(self) -> IngestPipeline:
         from indexing.chunking import Chunker
         from indexing.pipeline import IngestPipeline
 
-        return IngestPipeline(Chunker(), self.embedder, self.backend)
+        return IngestPipeline(Chunker(**self.settings.chunking.model_dump()), self.embedder, self.backend)
 
     @cached_property
     def retriever(self) -> HybridRetriever:
         from indexing.retriever import HybridRetriever
 
-        return HybridRetriever(self.embedder, self.backend)
+        return HybridRetriever(self.embedder, self.backend, **self.settings.retrieval.model_dump(exclude={"k"}))
 
     @cached_property
     def base_model_path(self) -> Path:
@@ -88,7 +88,9 @@ class Services:
         OpenAI-compatible server (`vllm://host:8000?model=…`), which loads adapters at runtime."""
         from models.llm.factory import open_engine
 
-        return open_engine(self.settings.llm, model_cache=self.settings.model_cache)
+        api_key = self.settings.llm.api_key
+        return open_engine(self.settings.llm.model, model_cache=self.settings.model_cache,
+                           api_key=api_key.get_secret_value() if api_key is not None else None)
 
     @cached_property
     def checkpointer(self) -> BaseCheckpointSaver:
@@ -105,7 +107,8 @@ class Services:
     def agent(self) -> RagAgent:
         from agents.graph import RagAgent
 
-        return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"))  # type: ignore[arg-type]
+        return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"),  # type: ignore[arg-type]
+                        **self.settings.agent.model_dump())
 
     @cached_property
     def callbacks(self) -> CallbackSender:

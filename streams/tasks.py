@@ -108,11 +108,11 @@ class TaskService:
         total, mine = await asyncio.to_thread(self.store.queue_depth, tenant)
         QUEUE_DEPTH.set(total)
         limits = self.settings
-        if total >= limits.max_queued_tasks:
-            raise QueueFull(f"the queue holds {total} waiting tasks (limit {limits.max_queued_tasks}); retry later", limits.queue_full_retry_after_s)
-        if mine >= limits.max_queued_per_tenant:
-            raise QueueFull(f"tenant {tenant!r} has {mine} waiting tasks (limit {limits.max_queued_per_tenant}); retry later",
-                            limits.queue_full_retry_after_s)
+        if total >= limits.tasks.max_queued:
+            raise QueueFull(f"the queue holds {total} waiting tasks (limit {limits.tasks.max_queued}); retry later", limits.tasks.retry_after_s)
+        if mine >= limits.tasks.max_queued_per_tenant:
+            raise QueueFull(f"tenant {tenant!r} has {mine} waiting tasks (limit {limits.tasks.max_queued_per_tenant}); retry later",
+                            limits.tasks.retry_after_s)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return await asyncio.to_thread(self.store.get_task, task_id)

@@ -129,4 +129,4 @@ def unique() -> str:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded everything under a fresh folder; tests override fields with `model_copy(update=…)`."""
-    return Settings(home=tmp_path / "home", broker_url="memory://", search_url="embedded://", worker_retry_backoff_s=0.05)
+    return Settings(home=tmp_path / "home", broker={"url": "memory://"}, search={"url": "embedded://"}, workers={"retry_backoff_s": 0.05})

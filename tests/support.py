@@ -51,7 +51,7 @@ def read_topic(settings: Settings, broker: Broker, topic: str, *, timeout_s: flo
     """Every JSON message on a topic so far (embedded: the retained log; Kafka: a fresh consumer from the start)."""
     if isinstance(broker, EmbeddedBroker):
         return [json.loads(m.value) for m in broker.retained[topic]]
-    consumer = KafkaConsumer(settings.topic_prefix + topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+    consumer = KafkaConsumer(settings.broker.topic_prefix + topic, bootstrap_servers=settings.broker.kafka_bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, consumer_timeout_ms=int(timeout_s * 1000), group_id=None)
     try:
         return [json.loads(record.value) for record in consumer]

@@ -9,13 +9,12 @@ Accepted specs (see docs/engines.md)::
     open_engine("vllm+https://llm.example.com?model=m&timeout=60")       # TLS: add "+https"
 
 The model query parameter may be left out: the engine then serves the first base model the server
-lists. The API key comes from ``api_key=`` or the ``RAGLOOP_LLM_API_KEY`` environment variable,
-never the URL, so it does not end up in logs.
+lists. The API key comes from ``api_key=`` (processes pass ``settings.llm.api_key``, set by
+``RAGLOOP_LLM_API_KEY``), never the URL, so it does not end up in logs.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -38,7 +37,7 @@ def open_engine(
     """Build the engine named by ``spec``; raises ValueError naming the accepted forms."""
     spec = spec.strip()
     if "://" in spec:
-        return _remote(spec, api_key if api_key is not None else os.environ.get("RAGLOOP_LLM_API_KEY"))
+        return _remote(spec, api_key)
     path = local_checkpoint(spec, model_cache=model_cache)
     if spec == "smollm2" or (path.is_dir() and (path / "config.json").exists()):
         return _transformers(path)

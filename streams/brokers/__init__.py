@@ -16,8 +16,8 @@ __all__ = ["Broker", "EmbeddedBroker", "make_broker"]
 
 
 def make_broker(settings: Settings) -> Broker:
-    if settings.is_embedded_broker:
-        return EmbeddedBroker(partitions=settings.kafka_partitions)
+    if settings.broker.is_embedded:
+        return EmbeddedBroker(partitions=settings.broker.kafka_partitions)
     from streams.brokers.kafka import KafkaBroker  # imported lazily: embedded mode needs no Kafka client
 
-    return KafkaBroker(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+    return KafkaBroker(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix)

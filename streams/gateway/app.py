@@ -74,7 +74,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:
         settings = runtime.settings
-        return {"status": "ok", "roles": [*runtime.roles, "gateway"], "broker": settings.broker_url.split("://")[0], "search": settings.search_url.split("://")[0]}
+        return {"status": "ok", "roles": [*runtime.roles, "gateway"], "broker": settings.broker.url.split("://")[0], "search": settings.search.url.split("://")[0]}
 
     @app.get("/asyncapi.json", tags=["ops"])
     async def asyncapi() -> dict[str, object]:

@@ -75,7 +75,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def claim(task_id: str) -> int | None:
         """The attempt number this agent now holds, or None when the task is not claimable."""
-        return await asyncio.to_thread(attempts.claim, task_id, owner, settings.task_lease_s)
+        return await asyncio.to_thread(attempts.claim, task_id, owner, settings.tasks.lease_s)
 
     async def answer(request: ChatRequest) -> None:
         await gate.acquire(high=request.options.priority == "high")
@@ -112,8 +112,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             raise PermanentError(str(error)) from error
         turns = request.messages
         query = AgentQuery(question=turns[-1].content, history=[ChatMessage(role=t.role, content=t.content) for t in turns[:-1]],
-                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval_k,
-                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.max_new_tokens,
+                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval.k,
+                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.llm.max_new_tokens,
                            conversation_id=request.conversation_id, turn_id=request.task_id)
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
@@ -144,8 +144,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
         while True:
-            await asyncio.sleep(settings.task_lease_s / 3)
-            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.task_lease_s):
+            await asyncio.sleep(settings.tasks.lease_s / 3)
+            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.tasks.lease_s):
                 stopped.set()  # cancelled (or taken over): the generating thread stops at its next token
                 return
 
@@ -154,7 +154,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             TASKS.labels("failed").inc()
 
     async def swap(update: ModelUpdated) -> None:
-        if update.state == "active" and update.model_family == settings.model_family:
+        if update.state == "active" and update.model_family == settings.llm.model_family:
             await asyncio.to_thread(services.adapter_for, update.version)
             ACTIVE_MODEL.labels(update.model_family, update.version).set(1)
             log.info("model hot-swapped", version=update.version)

@@ -29,7 +29,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             id=feedback.event_id, task_id=feedback.task_id, tenant=feedback.tenant, rating=feedback.rating,
             correction=feedback.correction, comment=feedback.comment))
         claimed = await asyncio.to_thread(store.claimed_by, feedback.event_id)
-        if not claimed and await asyncio.to_thread(store.unclaimed_corrections) >= settings.feedback_min_corrections:
+        if not claimed and await asyncio.to_thread(store.unclaimed_corrections) >= settings.training.feedback_min_corrections:
             claimed = await asyncio.to_thread(store.claim_corrections, feedback.event_id)
         if claimed:
             await publisher.publish(TrainRequest(

@@ -143,7 +143,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         following = await asyncio.to_thread(store.on_large_lane, [e.document_id for e in events])
         small: list[DocumentIngest] = []
         for event in events:
-            if event.document_id in following or inline_bytes(event) > settings.ingest_large_bytes:
+            if event.document_id in following or inline_bytes(event) > settings.ingest.large_bytes:
                 await move_to_large_lane(event, inline_bytes(event))
             else:
                 small.append(event)
@@ -151,7 +151,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         for event, outcome in zip(small, await start(small) if small else []):
             if isinstance(outcome, Exception):
                 failures[event.event_id] = outcome
-            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest_large_bytes:
+            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest.large_bytes:
                 await move_to_large_lane(event, size)
             else:
                 pairs.append((event, outcome))
@@ -180,7 +180,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         await asyncio.to_thread(store.leave_large_lane, event.document_id, event.event_id)
 
     return [
-        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest_batch),
+        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest.batch),
         EventConsumer(LARGE_LANE, LARGE_GROUP, ingest_large, on_dead_letter=failed_large, max_processing_s=3600.0),
         EventConsumer(TOPICS["docs.delete"], GROUP, delete, on_dead_letter=failed),
     ]

@@ -64,12 +64,12 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         recipe = LoraRecipe.from_yaml(settings.train_recipe or DEFAULT_RECIPE)
         incumbent = registry.active_version(settings.model_family)
         report = train_lora(services.base_model_path, examples + rehearsal, recipe, settings.adapters_dir / version, progress=False)
-        candidate = ModelVersionRecord(version=version, family=settings.model_family, state="candidate", adapter_path=str(report.adapter_path),
+        candidate = ModelVersionRecord(version=version, family=settings.llm.model_family, state="candidate", adapter_path=str(report.adapter_path),
                                        parent=incumbent.version, metrics={"final_loss": report.final_loss, "steps": report.steps, "examples": report.examples})
         registry.register_version(candidate)
         candidate_adapter = services.adapter_for(version)
         gate = gate_candidate(services.engine, examples, candidate=candidate_adapter or version, incumbent=services.adapter_for(incumbent.version),
-                              guard=guard, max_guard_drop=settings.gate_max_guard_drop)
+                              guard=guard, max_guard_drop=settings.training.gate_max_guard_drop)
         candidate.metrics |= {"gate_candidate": gate.candidate_score, "gate_incumbent": gate.incumbent_score,
                               "rehearsal_examples": len(rehearsal)}
         if gate.guard_candidate_score is not None and gate.guard_incumbent_score is not None:

@@ -117,6 +117,6 @@ def test_whole_loop_on_kafka_opensearch_postgres(tmp_path: Path, unique: str, ka
                     procs.start(role, "worker", role)
                 procs.start("gateway", "worker", "gateway")
                 wait_healthy(base_url, procs, timeout=BUDGET.healthy)
-            unscored = unscored_on_topic(Settings(broker_url=kafka_url, topic_prefix=prefix))
+            unscored = unscored_on_topic(Settings(broker={"url": kafka_url, "topic_prefix": prefix}))
             run_the_loop(LoopClient(base_url, procs.wait_until, api_key="e2e-key"), unscored, BUDGET, phase)
             procs.assert_alive()

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from schemas.events import ChatRequest, ChatTurn, principals_fingerprint
 from schemas.settings import Settings
+from schemas.settings_sections import SecuritySettings
 from streams.gateway.app import create_app
 from streams.gateway.auth import KeyGrant, parse_api_keys
 from streams.gateway.server import serve_in_thread
@@ -34,8 +35,8 @@ CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 
 @pytest.fixture
 def keyed(settings: Settings) -> Settings:
-    return settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA, key-b=tenantB, key-p=tenantA|alice|team-x"),
-                                       "webhook_secret": SecretStr("whsec")})
+    return settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB, key-p=tenantA|alice|team-x"),
+                             webhook_secret=SecretStr("whsec"))
 
 
 @contextmanager
@@ -52,16 +53,16 @@ def stored_task(runtime: Runtime, tenant: str) -> str:
 
 
 def test_auth_is_off_by_default_in_embedded_mode(settings: Settings) -> None:
-    embedded = settings.model_copy(update={"auth": Settings.model_fields["auth"].default})
-    assert embedded.auth == "auto" and not embedded.auth_enabled
+    embedded = settings.override(auth=SecuritySettings.model_fields["auth"].default)
+    assert embedded.security.auth == "auto" and not embedded.auth_enabled
     with gateway(embedded) as (client, _, _):
         assert client.post("/v1/chat", json=CHAT).status_code == 202
 
 
 def test_auth_is_on_by_default_with_a_kafka_broker_unless_turned_off(settings: Settings) -> None:
-    cluster = settings.model_copy(update={"broker_url": "kafka://127.0.0.1:9092", "auth": Settings.model_fields["auth"].default})
-    assert cluster.auth_enabled and not cluster.model_copy(update={"auth": "off"}).auth_enabled
-    assert settings.model_copy(update={"auth": "on"}).auth_enabled
+    cluster = settings.override(broker_url="kafka://127.0.0.1:9092", auth=SecuritySettings.model_fields["auth"].default)
+    assert cluster.auth_enabled and not cluster.override(auth="off").auth_enabled
+    assert settings.override(auth="on").auth_enabled
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/v1/models"), ("POST", "/v1/chat"), ("GET", "/v1/tasks/t1"), ("DELETE", "/v1/tasks/t1"),
@@ -129,7 +130,7 @@ def test_another_tenants_document_is_404(keyed: Settings) -> None:
 
 
 def test_with_auth_on_and_no_keys_configured_everything_is_refused(settings: Settings) -> None:
-    with gateway(settings.model_copy(update={"auth": "on"})) as (client, _, _):
+    with gateway(settings.override(auth="on")) as (client, _, _):
         assert client.post("/v1/chat", json=CHAT, headers=A).status_code == 401
 
 
@@ -140,13 +141,13 @@ def test_the_keys_tenant_overrides_the_tenant_named_in_the_body(keyed: Settings)
 
 
 def test_api_keys_setting_is_key_equals_tenant_pairs(settings: Settings) -> None:
-    assert parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(" key-a=tenantA,key-b=tenantB, ")})) == KEYS
+    assert parse_api_keys(settings.override(api_keys=SecretStr(" key-a=tenantA,key-b=tenantB, "))) == KEYS
     with pytest.raises(ValueError, match="entry 2 is not `key=tenant`"):
-        parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA,key-b")}))
+        parse_api_keys(settings.override(api_keys=SecretStr("key-a=tenantA,key-b")))
 
 
 def test_api_keys_may_grant_principals_after_a_bar(settings: Settings) -> None:
-    keys = parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA, key-p = tenantA | alice | team-x")}))
+    keys = parse_api_keys(settings.override(api_keys=SecretStr("key-a=tenantA, key-p = tenantA | alice | team-x")))
     assert keys == {"key-a": KeyGrant("tenantA"), "key-p": KeyGrant("tenantA", ("alice", "team-x"))}
     for bad in ("key-p=tenantA||team-x", "key-p=tenant A|alice"):
         with pytest.raises(ValueError, match=re.escape("entry 1 is not `key=tenant` or `key=tenant|principal|…`")):
@@ -206,7 +207,7 @@ def test_a_task_asked_with_principals_is_invisible_to_another_key_of_the_same_te
 def test_api_key_principals_must_fit_what_a_request_can_carry(settings: Settings) -> None:
     for bad in ("key-p=tenantA|" + "x" * 201, "key-p=tenantA|" + "|".join(f"p{n}" for n in range(101))):
         with pytest.raises(ValueError, match="entry 1: principals must be 1-200 printable characters each, at most 100"):
-            parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(bad)}))
+            parse_api_keys(settings.override(api_keys=SecretStr(bad)))
 
 
 def test_an_idempotency_key_naming_another_callers_task_is_409(keyed: Settings) -> None:

@@ -33,7 +33,7 @@ PASSAGE = "612 kilometres from the Kessel glacier"
 
 def in_process(home: Path) -> Settings:
     """The settings the CLI ran with, to read what it left behind in its home."""
-    return Settings(home=home, broker_url="memory://", search_url="embedded://", database_url=None)
+    return Settings(home=home, database_url=None, broker={"url": "memory://"}, search={"url": "embedded://"})
 
 
 # --- topics -------------------------------------------------------------------------------------

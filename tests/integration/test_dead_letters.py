@@ -74,8 +74,8 @@ def ragloop(env: dict[str, str], *args: str, stdin: str | None = None) -> subpro
 
 
 def settings_of(env: dict[str, str], **overrides: object) -> Settings:
-    return Settings(home=Path(env["RAGLOOP_HOME"]), broker_url=env["RAGLOOP_BROKER_URL"], search_url="embedded://",
-                    topic_prefix=env.get("RAGLOOP_TOPIC_PREFIX", ""), worker_retry_backoff_s=0.05, **overrides)  # type: ignore[arg-type]
+    return Settings(home=Path(env["RAGLOOP_HOME"]), broker={"url": env["RAGLOOP_BROKER_URL"], "topic_prefix": env.get("RAGLOOP_TOPIC_PREFIX", "")},
+                    search={"url": "embedded://"}, workers={"retry_backoff_s": 0.05}).override(**overrides)
 
 
 async def with_ingest_worker(settings: Settings, until) -> None:
@@ -96,7 +96,7 @@ def test_a_letter_is_listed_shown_and_replayed_after_the_cause_is_fixed(cluster:
     event = DocumentIngest(tenant="acme", document_id="kessel", title="Kessel", url=page_url).model_dump_json()
     kafka = not cluster["RAGLOOP_BROKER_URL"].startswith("memory")
     if kafka:
-        create_topics(settings_of(cluster).kafka_bootstrap, [cluster["RAGLOOP_TOPIC_PREFIX"] + n for n in all_topic_names()], partitions=3)
+        create_topics(settings_of(cluster).broker.kafka_bootstrap, [cluster["RAGLOOP_TOPIC_PREFIX"] + n for n in all_topic_names()], partitions=3)
 
         async def publish_and_wait_for_the_letter() -> None:
             await asyncio.to_thread(ragloop, cluster, "publish", "docs.ingest", "-", stdin=event)
@@ -170,7 +170,7 @@ def test_a_redelivered_dead_lettering_is_recorded_once(settings: Settings) -> No
 
 
 def test_over_http_a_key_sees_only_its_own_tenants_letters(settings: Settings) -> None:
-    keyed = settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA,key-b=tenantB,key-x=tenantA|team-x")})
+    keyed = settings.override(auth="on", api_keys=SecretStr("key-a=tenantA,key-b=tenantB,key-x=tenantA|team-x"))
     runtime = Runtime(keyed, [])
     letters = DeadLetterStore(runtime.stores.db)
 

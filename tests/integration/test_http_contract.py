@@ -57,7 +57,7 @@ def cited(task: dict[str, Any]) -> list[str]:
 def answering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, str]]:
     """One gateway with the ingest and agent roles for the tests that generate (the model loads once); short answers."""
     home: Path = tmp_path_factory.mktemp("answering") / "home"
-    settings = Settings(home=home, broker_url="memory://", search_url="embedded://", max_new_tokens=4)
+    settings = Settings(home=home, broker={"url": "memory://"}, search={"url": "embedded://"}, llm={"max_new_tokens": 4})
     with serving(settings, ["ingest", "agent"]) as (client, _, url):
         yield client, url
 
@@ -143,7 +143,7 @@ def test_feedback_comment_travels_on_feedback_events_and_is_stored(settings: Set
 def test_a_webhook_delivery_naming_another_signers_task_is_409(settings: Settings) -> None:
     """A webhook delivery id is the task's idempotency key, scoped like any other by the principals asking. A delivery
     id spelled as another caller's scoped key finds that caller's task, and is refused rather than handed it."""
-    signed = settings.model_copy(update={"webhook_secret": SecretStr("whsec")})
+    signed = settings.override(webhook_secret=SecretStr("whsec"))
 
     def deliver(client: httpx.Client, payload: dict[str, Any], delivery: str) -> httpx.Response:
         body = json.dumps(payload).encode()

@@ -174,7 +174,7 @@ async def test_corrections_asked_only_with_principals_start_no_training(env_sett
             return bool(dead)
 
         await eventually(dead_lettered, timeout=120, what="the training request on train.requests.dlq")
-        assert [m["version"] for m in versions(client)] == [f"{runtime.settings.model_family}@base"]
+        assert [m["version"] for m in versions(client)] == [f"{runtime.settings.llm.model_family}@base"]
     assert (dead[0]["consumer"], dead[0]["error_type"]) == ("ragloop.trainer", "PermanentError"), dead[0]
     assert "never trained on" in dead[0]["reason"], dead[0]
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow  # the surviving agent generates the answer with S
 
 async def test_a_dead_agents_task_shows_the_lapse_and_is_taken_over_with_both_attempts_kept(settings: Settings) -> None:
     lease_s = 2.0
-    settings = settings.model_copy(update={"task_lease_s": lease_s, "max_new_tokens": 8})
+    settings = settings.override(task_lease_s=lease_s, max_new_tokens=8)
     runtime = Runtime(settings, ["agent"])
     request = ChatRequest(messages=[ChatTurn(role="user", content="Say hello.")], options=ChatOptions(retrieval=False, stream=False))
     runtime.stores.tasks.create_task(task_from_request(request))

@@ -96,10 +96,8 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 @pytest.fixture
 def hook_settings(settings: Settings, receiver: tuple[Receiver, str]) -> Settings:
-    return settings.model_copy(update={
-        "max_new_tokens": 8, "webhook_secret": SecretStr(SECRET), "allow_private_callbacks": True, "callback_backoff_s": 0.2,
-        "slack_signing_secret": SecretStr(SLACK_SECRET), "slack_bot_token": SecretStr(BOT_TOKEN), "slack_api_url": f"{receiver[1]}/api",
-    })
+    return settings.override(max_new_tokens=8, webhook_secret=SecretStr(SECRET), allow_private_callbacks=True, callback_backoff_s=0.2,
+                             slack_signing_secret=SecretStr(SLACK_SECRET), slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{receiver[1]}/api")
 
 
 @contextmanager
@@ -147,8 +145,8 @@ def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_s
     fake, url = receiver
     if broker == "kafka":
         # Cluster mode turns API keys on: the webhook needs none (it is signed), reading the task does.
-        hook_settings = hook_settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"wh{unique}.",
-                                                         "api_keys": SecretStr("key-1=default")})
+        hook_settings = hook_settings.override(broker_url=request.getfixturevalue("kafka_url"), topic_prefix=f"wh{unique}.",
+                                               api_keys=SecretStr("key-1=default"))
     with gateway(hook_settings, ("agent", "callbacks")) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "What is the capital of France?", "callback_url": f"{url}/hook"},
                             headers={"X-Ragloop-Delivery": "delivery-1"})
@@ -203,7 +201,7 @@ def test_replay_window_is_ragloop_webhook_tolerance_s(settings: Settings, monkey
                                                     tolerance_s: int, age_s: int, accepted: bool) -> None:
     """Each age is on the other side of the 300 s default, so only the configured window decides."""
     monkeypatch.setenv("RAGLOOP_WEBHOOK_TOLERANCE_S", str(tolerance_s))
-    configured = Settings(home=settings.home, broker_url="memory://", webhook_secret=SecretStr(SECRET))
+    configured = Settings(home=settings.home, broker={"url": "memory://"}, security={"webhook_secret": SecretStr(SECRET)})
     with gateway(configured) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, now=time.time() - age_s)
         tasks = all_tasks(runtime)

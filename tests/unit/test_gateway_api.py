@@ -41,7 +41,7 @@ def from_env(settings: Settings, monkeypatch: pytest.MonkeyPatch, **env: str) ->
     """Settings as a process reads them with these `RAGLOOP_*` variables set: the names the README documents."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return Settings(home=settings.home, broker_url=settings.broker_url, search_url=settings.search_url)
+    return Settings(home=settings.home, broker={"url": settings.broker.url}, search={"url": settings.search.url})
 
 
 def messages(system_chars: int, user_chars: int) -> list[dict[str, str]]:
@@ -77,7 +77,7 @@ def test_unsupported_upload_is_415(client: TestClient) -> None:
 
 
 def test_oversized_upload_is_413(settings: Settings) -> None:
-    with TestClient(create_app(Runtime(settings.model_copy(update={"fetch_max_bytes": 10}), roles=[]))) as small:
+    with TestClient(create_app(Runtime(settings.override(fetch_max_bytes=10), roles=[]))) as small:
         reply = small.post("/v1/documents", json={"content_b64": base64.b64encode(b"x" * 11).decode(), "filename": "a.txt"})
     assert reply.status_code == 413 and "limit is 10" in reply.json()["detail"]
 

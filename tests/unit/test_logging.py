@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 import structlog
 
+from schemas.settings import Settings
 from streams.logging import configure_logging
 
 log = structlog.get_logger("ragloop.test")
@@ -63,9 +64,9 @@ def test_lines_below_the_level_are_dropped(capsys: pytest.CaptureFixture[str]) -
     assert [record["event"] for record in json_lines(capsys)] == ["unusual"]
 
 
-def test_the_level_comes_from_ragloop_log_level_when_none_is_given(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_level_of_the_settings_comes_from_ragloop_log_level(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("RAGLOOP_LOG_LEVEL", "ERROR")
-    configure_logging()
+    configure_logging(Settings().log_level)
     log.warning("unusual")
     log.error("broken")
     assert [record["event"] for record in json_lines(capsys)] == ["broken"]

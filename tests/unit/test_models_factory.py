@@ -17,6 +17,7 @@ from models.llm.chat_format import encode_prompt
 from models.llm.factory import local_checkpoint, open_engine
 from models.llm.openai_engine import OpenAICompatibleEngine
 from models.llm.transformers_engine import TransformersEngine
+from schemas.settings import Settings
 from streams.gateway.server import serve_in_thread
 from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT
 from tests.vllm_protocol_double import create_app, serve
@@ -66,8 +67,8 @@ def test_server_urls_become_openai_compatible_engines(spec, base_url, model):
     assert (engine.base_url, engine.model) == (base_url, model)
 
 
-def test_api_key_comes_from_the_argument_or_environment(monkeypatch):
-    """The key reaches the server as a bearer token: the argument wins over RAGLOOP_LLM_API_KEY."""
+def test_api_key_reaches_the_server_as_a_bearer_token(monkeypatch):
+    """Processes pass RAGLOOP_LLM_API_KEY through the settings (streams/services.py does so)."""
     received: list[str | None] = []
     app = FastAPI()
 
@@ -79,7 +80,9 @@ def test_api_key_comes_from_the_argument_or_environment(monkeypatch):
     monkeypatch.setenv("RAGLOOP_LLM_API_KEY", "from-env")
     with serve_in_thread(app) as url:
         spec = url.replace("http://", "vllm://") + "/v1"  # no model named: the engine asks /v1/models
-        assert (open_engine(spec).name, open_engine(spec, api_key="given").name) == ("m", "m")
+        key = Settings().llm.api_key
+        assert key is not None and open_engine(spec, api_key=key.get_secret_value()).name == "m"
+        assert open_engine(spec, api_key="given").name == "m"
     assert received == ["Bearer from-env", "Bearer given"]
 
 

@@ -12,16 +12,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import models.fetch
 from models.fetch import default_model_cache, ensure_smollm2, minilm_path
+from schemas.settings import Settings
 
 
 def test_model_cache_follows_the_environment_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("RAGLOOP_MODEL_CACHE", str(tmp_path / "cache"))
-    assert default_model_cache() == tmp_path / "cache"
+    assert Settings().model_cache == tmp_path / "cache"
 
 
 def test_model_cache_defaults_to_the_user_cache(monkeypatch):
     monkeypatch.delenv("RAGLOOP_MODEL_CACHE", raising=False)
-    assert default_model_cache() == Path.home() / ".cache" / "ragloop" / "models"
+    assert Settings().model_cache is None and default_model_cache() == Path.home() / ".cache" / "ragloop" / "models"
 
 
 def test_smollm2_folder_holds_safetensors_and_tokenizer():

@@ -77,22 +77,18 @@ def test_changed_weights_get_a_new_export_folder(tmp_path):
 
 def test_the_setting_selects_the_backend(monkeypatch):
     monkeypatch.setenv("RAGLOOP_EMBEDDER_BACKEND", "onnx-int8")
-    get_settings.cache_clear()
-    try:
-        assert resolve_backend(None) == "onnx-int8"
-    finally:
-        get_settings.cache_clear()
+    assert resolve_backend(Settings().embedder.backend) == "onnx-int8"
     assert resolve_backend("torch") == "torch"
 
 
 def test_the_default_backend_is_onnx():
-    assert Settings().embedder_backend == "onnx"
+    assert Settings().embedder.backend == "onnx"
     assert set(EMBEDDER_BACKENDS) == {"torch", "onnx", "onnx-int8"}
 
 
 def test_an_unknown_backend_is_refused_naming_the_choices():
     with pytest.raises(ValidationError, match="onnx-int8"):
-        Settings(embedder_backend="tensorrt")
+        Settings(embedder={"backend": "tensorrt"})
     with pytest.raises(ValueError, match="'tensorrt' is not one of"):
         TextEmbedder(backend="tensorrt")
 

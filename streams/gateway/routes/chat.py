@@ -21,8 +21,8 @@ from streams.tasks import IdempotencyConflict, QueueFull
 def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
     """Validate what the queue cannot: prompt size and model version. Raises HTTPException."""
     size = sum(len(m.content) for m in body.messages)
-    if size > ctx.settings.max_prompt_chars:
-        raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
+    if size > ctx.settings.gateway.max_prompt_chars:
+        raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.gateway.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
     return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=body.messages,
                        options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
                                            max_new_tokens=body.max_new_tokens, priority=body.priority,

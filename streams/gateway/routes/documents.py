@@ -37,7 +37,7 @@ def router(ctx: GatewayContext) -> APIRouter:
             parts = urlsplit(body.url)
             try:
                 await asyncio.to_thread(resolve_allowed, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
-                                        allow_private=settings.fetch_allow_private)
+                                        allow_private=settings.ingest.fetch_allow_private)
             except LoadError as error:
                 raise HTTPException(422, f"url: {error}") from None
         if body.content_b64 is not None:
@@ -45,8 +45,8 @@ def router(ctx: GatewayContext) -> APIRouter:
                 data = base64.b64decode(body.content_b64, validate=True)
             except binascii.Error:
                 raise HTTPException(422, "content_b64: not valid base64") from None
-            if len(data) > settings.fetch_max_bytes:
-                raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
+            if len(data) > settings.ingest.fetch_max_bytes:
+                raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
             try:
                 detect_format(media_type=body.media_type, name=body.filename or "", head=data[:512])
             except LoadError as error:

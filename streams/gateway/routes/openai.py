@@ -41,7 +41,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(tags=["openai"])
 
     def version_of(model: str) -> str | None:
-        return None if model in ("ragloop", ctx.settings.model_family, "") else model
+        return None if model in ("ragloop", ctx.settings.llm.model_family, "") else model
 
     @api.post("/v1/chat/completions", response_model=None)
     async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:

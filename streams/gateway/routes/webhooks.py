@@ -88,7 +88,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                       ) -> WebhookAccepted:
         """A signed question becomes a chat task (202); its answer is POSTed, signed, to `callback_url`."""
         raw = await request.body()
-        _verify(RAGLOOP, settings.webhook_secret, "RAGLOOP_WEBHOOK_SECRET", raw, request.headers, settings.webhook_tolerance_s)
+        _verify(RAGLOOP, settings.security.webhook_secret, "RAGLOOP_WEBHOOK_SECRET", raw, request.headers, settings.security.webhook_tolerance_s)
         body = _validated(WebhookIn, raw)
         if x_ragloop_delivery is not None and not 0 < len(x_ragloop_delivery) <= 200:
             raise HTTPException(422, "X-Ragloop-Delivery must be 1 to 200 characters")
@@ -105,7 +105,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         """Slack Events API: answers `url_verification`, and turns `message` / `app_mention` events into
         chat tasks answered in the message's thread. Retries and duplicate events map to the same task."""
         raw = await request.body()
-        _verify(SLACK, settings.slack_signing_secret, "RAGLOOP_SLACK_SIGNING_SECRET", raw, request.headers, DEFAULT_TOLERANCE_S)
+        _verify(SLACK, settings.slack.signing_secret, "RAGLOOP_SLACK_SIGNING_SECRET", raw, request.headers, DEFAULT_TOLERANCE_S)
         try:
             payload = json.loads(raw)
         except ValueError:
@@ -122,7 +122,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         channel, ts = str(event["channel"]), str(event["ts"])
         thread_ts = str(event.get("thread_ts") or ts)
         text = html.unescape(_MENTION.sub("", event.get("text", ""))).strip()
-        question = _validated(ChatIn, {"messages": [{"role": "user", "content": text}], "tenant": settings.slack_tenant,
+        question = _validated(ChatIn, {"messages": [{"role": "user", "content": text}], "tenant": settings.slack.tenant,
                                        "conversation_id": f"slack:{channel}:{thread_ts}",
                                        "callback_url": slack_reply_url(settings, channel, thread_ts)})
         # Keyed by the message, not the event: a retry (X-Slack-Retry-Num) and the `message` +
