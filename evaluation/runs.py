@@ -51,9 +51,9 @@ def retrieval_on_fresh_index(dataset: Path, base: Settings, open_services: Calla
     """Index a BEIR corpus into a fresh index (`embedded`: under a temporary home; `opensearch`: a new
     index on `base.search_url`, dropped afterwards) and score its judged queries of `split`."""
     with tempfile.TemporaryDirectory(prefix="ragloop-eval-") as home:
-        settings = base.model_copy(update={"home": Path(home), "database_url": None,
-                                           "search_url": base.search_url if backend == "opensearch" else "embedded://",
-                                           "opensearch_index": f"ragloop-eval-{uuid.uuid4().hex[:8]}"})
+        settings = base.override(home=Path(home), database_url=None,
+                                 search_url=base.search.url if backend == "opensearch" else "embedded://",
+                                 opensearch_index=f"ragloop-eval-{uuid.uuid4().hex[:8]}")
         services = open_services(settings)
         try:
             return evaluate_retrieval(dataset, pipeline=services.pipeline, retriever=services.retriever, split=split,
@@ -69,8 +69,8 @@ def qa_on_fresh_home(dataset: Path, base: Settings, run_chat: RunChat, *, limit:
     """Index the dataset's corpus into a fresh embedded home, ask every question (up to `limit`)
     through the chat path `run_chat` provides, and score the answers and their citations."""
     with tempfile.TemporaryDirectory(prefix="ragloop-eval-") as home:
-        settings = base.model_copy(update={"home": Path(home), "database_url": None, "broker_url": "memory://",
-                                           "search_url": "embedded://"})
+        settings = base.override(home=Path(home), database_url=None, broker_url="memory://",
+                                 search_url="embedded://")
 
         def session(pipeline: IngestPipeline, answer: AnswerFn) -> QAReport:
             ingest_corpus(load_beir(dataset, split=split), pipeline, progress=progress)

@@ -16,6 +16,7 @@ URLs pick the backend so the same code runs embedded on a laptop and against a c
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -51,7 +52,8 @@ __all__ = ["BROKER_SCHEMES", "SEARCH_SCHEMES", "Settings", "get_settings"]
 ENV_PREFIX = "RAGLOOP_"
 TOP_LEVEL = ("home", "database_url", "model_cache", "log_level")
 FLAT = flat_names()  # flat name -> (section, field), for the environment, TOML keys and `override`
-REDACTED = "**********"
+REDACTED = "**********"  # how pydantic prints a SecretStr in JSON mode
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
 
 
 def _default_home() -> Path:
@@ -179,6 +181,8 @@ class Settings(BaseSettings):
         def plain(value: Any) -> Any:
             if isinstance(value, SecretStr):
                 return REDACTED
+            if isinstance(value, str):  # a password inside a URL (`postgresql://user:secret@host`) is a secret too
+                return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
             return str(value) if isinstance(value, Path) else value
 
         shown: dict[str, Any] = {name: plain(getattr(self, name)) for name in TOP_LEVEL}

@@ -50,11 +50,11 @@ class Runtime:
         self.settings = settings
         self.roles = list(roles)
         self.stores = Stores.from_settings(settings)
-        self.stores.registry.ensure_base_version(settings.model_family)
+        self.stores.registry.ensure_base_version(settings.llm.model_family)
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
         self.services = Services(settings, self.stores)
-        self.retry = RetryPolicy(settings.worker_max_retries, settings.worker_retry_backoff_s)
+        self.retry = RetryPolicy(settings.workers.max_retries, settings.workers.retry_backoff_s)
         self._background: list[Callable[[], Awaitable[None]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lag_checked = 0.0

@@ -80,7 +80,7 @@ class Services:
         """The checkpoint LoRA trains on: RAGLOOP_TRAIN_BASE_MODEL, else the served model when it is local."""
         from models.llm.factory import local_checkpoint
 
-        return local_checkpoint(str(self.settings.train_base_model or self.settings.llm), model_cache=self.settings.model_cache)
+        return local_checkpoint(str(self.settings.training.base_model or self.settings.llm.model), model_cache=self.settings.model_cache)
 
     @cached_property
     def engine(self) -> LLMEngine:

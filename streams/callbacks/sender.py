@@ -44,7 +44,7 @@ class CallbackSender:
     def lease_s(self) -> float:
         """Long enough for every attempt and backoff of one callback, so only a dead sender's lease lapses."""
         s = self.settings
-        return s.callback_max_attempts * 2 * s.callback_timeout_s + s.callback_backoff_s * 2 ** (s.callback_max_attempts - 1) + 30
+        return s.callbacks.max_attempts * 2 * s.callbacks.timeout_s + s.callbacks.backoff_s * 2 ** (s.callbacks.max_attempts - 1) + 30
 
     def schedule(self, task_id: str) -> asyncio.Task[None]:
         """Start delivering a task's callback (or return the delivery already under way); the
@@ -79,14 +79,14 @@ class CallbackSender:
                     outcome = await self._attempt(task, attempt)
                 except Exception as error:  # noqa: BLE001 — a bug in one delivery must not end the role
                     outcome = Outcome(False, True, f"{type(error).__name__}: {error}")
-            last = outcome.delivered or not outcome.retry or attempt >= self.settings.callback_max_attempts
+            last = outcome.delivered or not outcome.retry or attempt >= self.settings.callbacks.max_attempts
             status = "delivered" if outcome.delivered else "failed" if last else "delivering"
             held = await asyncio.to_thread(self.deliveries.record_callback_attempt, task_id, self.owner, status=status)
             (log.info if outcome.delivered else log.warning)("callback attempt", task_id=task_id, attempt=attempt,
                                                              status=status, detail=outcome.detail)
             if last or not held:
                 return
-            await asyncio.sleep(self.settings.callback_backoff_s * 2 ** (attempt - 1))
+            await asyncio.sleep(self.settings.callbacks.backoff_s * 2 ** (attempt - 1))
 
     async def _attempt(self, task: TaskRecord, attempt: int) -> Outcome:
         url = task.callback_url or ""
@@ -95,10 +95,10 @@ class CallbackSender:
         body = TaskOut.of(task, await asyncio.to_thread(self.attempts.of, task.id)).model_dump_json().encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: task.id,
                    "X-Ragloop-Attempt": str(attempt)}
-        if self.settings.webhook_secret is not None:
-            headers |= RAGLOOP.sign(self.settings.webhook_secret.get_secret_value(), body)
+        if self.settings.security.webhook_secret is not None:
+            headers |= RAGLOOP.sign(self.settings.security.webhook_secret.get_secret_value(), body)
         elif not self._warned_unsigned:  # once, and only when a callback is really sent
             self._warned_unsigned = True
             log.warning("RAGLOOP_WEBHOOK_SECRET is not set: callbacks are sent unsigned")
-        return await post_guarded(url, body, headers, timeout_s=self.settings.callback_timeout_s,
-                                  allow_private=self.settings.allow_private_callbacks)
+        return await post_guarded(url, body, headers, timeout_s=self.settings.callbacks.timeout_s,
+                                  allow_private=self.settings.callbacks.allow_private)

@@ -29,7 +29,7 @@ def slack_reply_url(settings: Settings, channel: str, thread_ts: str) -> str:
 
 
 def _slack_tag(settings: Settings, channel: str, thread_ts: str) -> str:
-    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
+    token = settings.slack.bot_token.get_secret_value() if settings.slack.bot_token else ""
     return keyed_tag(token, f"slack-reply:{channel}/{thread_ts}")
 
 
@@ -63,17 +63,17 @@ def _escape(text: str) -> str:
 
 async def post_to_slack(settings: Settings, task: TaskRecord, url: str) -> Outcome:
     """Answer `task` in the Slack thread its `slack://` address names, through `chat.postMessage`."""
-    if settings.slack_bot_token is None:
+    if settings.slack.bot_token is None:
         return Outcome(False, False, "RAGLOOP_SLACK_BOT_TOKEN is not set: cannot reply on Slack")
     try:
         channel, thread_ts = _slack_target(settings, url)
     except ValueError as error:
         return Outcome(False, False, str(error))
-    endpoint = settings.slack_api_url.rstrip("/") + "/chat.postMessage"
-    headers = {"Authorization": f"Bearer {settings.slack_bot_token.get_secret_value()}", "User-Agent": USER_AGENT}
+    endpoint = settings.slack.api_url.rstrip("/") + "/chat.postMessage"
+    headers = {"Authorization": f"Bearer {settings.slack.bot_token.get_secret_value()}", "User-Agent": USER_AGENT}
     payload = {"channel": channel, "text": slack_text(task), "thread_ts": thread_ts}
     try:
-        async with httpx.AsyncClient(trust_env=False, timeout=settings.callback_timeout_s) as client:
+        async with httpx.AsyncClient(trust_env=False, timeout=settings.callbacks.timeout_s) as client:
             response = await client.post(endpoint, json=payload, headers=headers)
     except httpx.HTTPError as error:
         return Outcome(False, True, f"chat.postMessage: {type(error).__name__}: {error}")

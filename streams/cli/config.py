@@ -4,39 +4,19 @@ with its secrets redacted, so it can be pasted into an issue or compared between
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any
 
 import typer
 
-from schemas.settings import Settings, get_settings
+from schemas.settings import get_settings
 
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
-
-REDACTED = "**********"  # how pydantic prints a SecretStr in JSON mode; URL passwords get the same
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
-
-
-def effective(settings: Settings) -> dict[str, Any]:
-    """Every setting as JSON-ready data: SecretStr fields dump as `**********`, and a password
-    inside any URL (`postgresql://user:secret@host`) is replaced the same way."""
-    return _redacted(settings.model_dump(mode="json"))
-
-
-def _redacted(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _redacted(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_redacted(item) for item in value]
-    if isinstance(value, str):
-        return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
-    return value
 
 
 @config_app.command("show")
 def config_show(toml: Annotated[bool, typer.Option("--toml", help="Print TOML (the ragloop.toml format) instead of JSON.")] = False) -> None:
     """Print the effective configuration (ragloop.toml or RAGLOOP_CONFIG, then RAGLOOP_* variables), secrets redacted."""
-    values = effective(get_settings())
+    values = get_settings().redacted()
     print(_toml(values) if toml else json.dumps(values, indent=2))
 
 

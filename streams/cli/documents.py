@@ -112,7 +112,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
             try:
                 documents += [DocumentIngest(tenant=doc.tenant, document_id=doc.id, title=doc.title, text=doc.text, source=doc.source,
                                              metadata=doc.metadata, access=access or doc.access)
-                              for doc in iter_documents(file, tenant=tenant, max_bytes=settings.fetch_max_bytes)]
+                              for doc in iter_documents(file, tenant=tenant, max_bytes=settings.ingest.fetch_max_bytes)]
             except LoadError as error:
                 unreadable += 1
                 console.print(f"[red]skipped[/] {file}: {error}")

@@ -57,7 +57,7 @@ def eval_retrieval(dataset: Annotated[Path, typer.Option(help="BEIR folder: corp
     if backend not in ("embedded", "opensearch"):
         raise typer.BadParameter(f"--backend {backend!r}: choose embedded or opensearch")
     base = get_settings()
-    if backend == "opensearch" and not base.search_url.startswith(("http://", "https://", "opensearch://")):
+    if backend == "opensearch" and not base.search.url.startswith(("http://", "https://", "opensearch://")):
         raise typer.BadParameter("--backend opensearch needs RAGLOOP_SEARCH_URL=http://host:9200")
     report = retrieval_on_fresh_index(dataset, base, Services, backend=backend, split=split, mode=mode,  # type: ignore[arg-type]  # mode checked above
                                       progress=_tqdm_progress())

@@ -20,7 +20,7 @@ def models_fetch() -> None:
     settings = get_settings()
     path = ensure_smollm2(settings.model_cache or default_model_cache())
     console.print(f"LLM checkpoint: {path}")
-    embedder = TextEmbedder(settings.embedder, backend=settings.embedder_backend, cache_dir=settings.model_cache)
+    embedder = TextEmbedder(settings.embedder.model, backend=settings.embedder.backend, cache_dir=settings.model_cache)
     console.print(f"embedder: {embedder.name} ({embedder.dimension}-d, {embedder.backend})")
 
 
@@ -32,6 +32,6 @@ def models_list() -> None:
 
     settings = get_settings()
     registry = ModelRegistry(Database.from_settings(settings))
-    registry.ensure_base_version(settings.model_family)
-    for row in registry.list_versions(settings.model_family):
+    registry.ensure_base_version(settings.llm.model_family)
+    for row in registry.list_versions(settings.llm.model_family):
         listing.print(f"{'*' if row.state == 'active' else ' '} {row.version:45} {row.state:9} {row.adapter_path or '(base weights)'}")

@@ -51,7 +51,7 @@ def _serve(roles: list[str], host: str | None, port: int | None) -> None:
     settings = get_settings()
     runtime = Runtime(settings, roles)
     app = create_app(runtime)  # binds the gateway's own listeners, so describe() names them too
-    host, port = host or settings.api_host, port or settings.api_port
+    host, port = host or settings.gateway.host, port or settings.gateway.port
     console.print(f"[green]ragloop[/] roles={[*roles, 'gateway']} {runtime.describe()}")
     console.print(f"[green]serving[/] http://{host}:{port} (API docs http://{host}:{port}/docs, metrics /metrics); Ctrl-C to stop")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -19,12 +19,12 @@ topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).",
 def topics_create(partitions: Annotated[int | None, typer.Option(help="Partitions per topic [RAGLOOP_KAFKA_PARTITIONS].")] = None) -> None:
     """Create every topic and its .dlq on the configured Kafka cluster (existing ones are kept)."""
     settings = get_settings()
-    if settings.is_embedded_broker:
+    if settings.broker.is_embedded:
         raise typer.BadParameter("RAGLOOP_BROKER_URL is memory:// — topics exist in-process; set kafka://host:port")
     from streams.brokers.kafka import create_topics
 
-    names = [settings.topic_prefix + name for name in all_topic_names()]
-    created = create_topics(settings.kafka_bootstrap, names, partitions=partitions or settings.kafka_partitions)
+    names = [settings.broker.topic_prefix + name for name in all_topic_names()]
+    created = create_topics(settings.broker.kafka_bootstrap, names, partitions=partitions or settings.broker.kafka_partitions)
     console.print(f"created {len(created)} topic(s); {len(all_topic_names()) - len(created)} already existed")
 
 

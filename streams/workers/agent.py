@@ -105,7 +105,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _run(request: ChatRequest, attempt: int) -> str:
         """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
-        version = request.options.model_version or (await asyncio.to_thread(registry.active_version, settings.model_family)).version
+        version = request.options.model_version or (await asyncio.to_thread(registry.active_version, settings.llm.model_family)).version
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
         except LookupError as error:
@@ -171,7 +171,7 @@ SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGL
 
 def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
     """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
-    store, attempts, lease_s = services.stores.tasks, services.stores.attempts, services.settings.task_lease_s
+    store, attempts, lease_s = services.stores.tasks, services.stores.attempts, services.settings.tasks.lease_s
 
     async def requeue_expired() -> None:
         while True:

@@ -33,7 +33,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             claimed = await asyncio.to_thread(store.claim_corrections, feedback.event_id)
         if claimed:
             await publisher.publish(TrainRequest(
-                event_id=feedback.event_id, tenant=feedback.tenant, model_family=settings.model_family,
-                reason=f"{len(claimed)} corrections reached the threshold of {settings.feedback_min_corrections}"))
+                event_id=feedback.event_id, tenant=feedback.tenant, model_family=settings.llm.model_family,
+                reason=f"{len(claimed)} corrections reached the threshold of {settings.training.feedback_min_corrections}"))
 
     return [EventConsumer(TOPICS["feedback.events"], GROUP, on_feedback)]

@@ -83,8 +83,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     def load(event: DocumentIngest) -> SourceDocument:
         try:
-            return load_ingest_event(event, max_bytes=settings.fetch_max_bytes, timeout_s=settings.fetch_timeout_s,
-                                     allow_private=settings.fetch_allow_private)
+            return load_ingest_event(event, max_bytes=settings.ingest.fetch_max_bytes, timeout_s=settings.ingest.fetch_timeout_s,
+                                     allow_private=settings.ingest.fetch_allow_private)
         except LoadError as error:
             if getattr(error, "retryable", False):
                 raise

@@ -50,7 +50,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     def liked_answers() -> tuple[list[TrainingExample], list[TrainingExample]]:
         """The latest up-voted answers, in two disjoint parts: guard (the newest, held out for the
         gate) and rehearsal (trained on beside the corrections, so the adapter keeps what worked)."""
-        guard_n, rehearsal_n = settings.gate_guard_examples, settings.train_rehearsal_examples
+        guard_n, rehearsal_n = settings.training.gate_guard_examples, settings.training.rehearsal_examples
         liked = [TrainingExample(messages=prompt, target=task.result.answer)
                  for task in feedback_store.approved_tasks(4 * (guard_n + rehearsal_n))  # room for the ones left out below
                  if trainable(task) and (prompt := served_prompt(task)) and task.result and task.result.answer]
@@ -61,8 +61,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         if not examples:
             raise PermanentError("no corrections with a recorded prompt to train on (requests asked with principals are never trained on)")
         rehearsal, guard = liked_answers()
-        recipe = LoraRecipe.from_yaml(settings.train_recipe or DEFAULT_RECIPE)
-        incumbent = registry.active_version(settings.model_family)
+        recipe = LoraRecipe.from_yaml(settings.training.recipe or DEFAULT_RECIPE)
+        incumbent = registry.active_version(settings.llm.model_family)
         report = train_lora(services.base_model_path, examples + rehearsal, recipe, settings.adapters_dir / version, progress=False)
         candidate = ModelVersionRecord(version=version, family=settings.llm.model_family, state="candidate", adapter_path=str(report.adapter_path),
                                        parent=incumbent.version, metrics={"final_loss": report.final_loss, "steps": report.steps, "examples": report.examples})
@@ -77,7 +77,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                                   "gate_guard_examples": len(gate.guard_per_example), "gate_max_guard_drop": gate.max_guard_drop}
         registry.register_version(candidate)
         if gate.promoted:
-            registry.activate_version(settings.model_family, version)  # retires the incumbent in the same transaction
+            registry.activate_version(settings.llm.model_family, version)  # retires the incumbent in the same transaction
             candidate.state = "active"
         else:
             candidate.state = "rejected"

@@ -16,7 +16,7 @@ from tests.support import eventually, outcome_of, read_topic
 async def test_a_request_redelivered_after_success_republishes_the_stored_response(settings: Settings, broker: str,
                                                                                    request: pytest.FixtureRequest, unique: str) -> None:
     if broker == "kafka":
-        settings = settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"{unique}."})
+        settings = settings.override(broker_url=request.getfixturevalue("kafka_url"), topic_prefix=f"{unique}.")
     runtime = Runtime(settings, ["agent"])
     asked = ChatRequest(messages=[ChatTurn(role="user", content="How long is the Ostra?")], options=ChatOptions(stream=False))
     runtime.stores.tasks.create_task(task_from_request(asked))

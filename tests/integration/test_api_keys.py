@@ -151,7 +151,7 @@ def test_api_keys_may_grant_principals_after_a_bar(settings: Settings) -> None:
     assert keys == {"key-a": KeyGrant("tenantA"), "key-p": KeyGrant("tenantA", ("alice", "team-x"))}
     for bad in ("key-p=tenantA||team-x", "key-p=tenant A|alice"):
         with pytest.raises(ValueError, match=re.escape("entry 1 is not `key=tenant` or `key=tenant|principal|…`")):
-            parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(bad)}))
+            parse_api_keys(settings.override(api_keys=SecretStr(bad)))
 
 
 def test_the_keys_principals_replace_the_principals_named_in_the_body(keyed: Settings) -> None:

@@ -147,7 +147,7 @@ def test_ask_is_refused_when_the_queue_is_full_as_the_api_refuses_it(tmp_path: P
     """The CLI submits through the same task queue as the API: above RAGLOOP_MAX_QUEUED_TASKS it accepts
     nothing (no task row), says why, and exits 75 (EX_TEMPFAIL: try again later) where the API answers 503."""
     home = tmp_path / "home"
-    store = Stores.from_settings(Settings(home=home, broker_url="memory://", search_url="embedded://", database_url=None)).tasks
+    store = Stores.from_settings(Settings(home=home, database_url=None, broker={"url": "memory://"}, search={"url": "embedded://"})).tasks
     for n in range(2):
         store.create_task(task_from_request(ChatRequest(messages=[ChatTurn(role="user", content=f"waiting {n}")])))
     result = Cli(embedded_env(home, RAGLOOP_MAX_QUEUED_TASKS="2"))("ask", "How long is the Ostra river?", "--timeout", "5")

@@ -80,7 +80,7 @@ def cluster(kafka_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
            "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix, "RAGLOOP_FETCH_ALLOW_PRIVATE": "true"}  # pages are served on loopback
     # The shared SQLite file is created before two processes open it at once: once, a CLI started
     # beside the worker on a fresh file failed inside SQLAlchemy.
-    ModelRegistry(Database.from_settings(settings)).ensure_base_version(settings.model_family)
+    ModelRegistry(Database.from_settings(settings)).ensure_base_version(settings.llm.model_family)
     try:
         with processes(env, folder / "logs") as workers:
             workers.start("ingest", "worker", "ingest")

@@ -80,7 +80,7 @@ class Harness:
             await asyncio.to_thread(create_topics, self.settings.broker.kafka_bootstrap, names, partitions=3)
         batched = self.settings.ingest.batch > 1
         EventConsumer(TOPICS["docs.ingest"], "test.delivery", self.handle, on_dead_letter=self.on_dead_letter,
-                      handle_many=self.handle_many if batched else None, max_batch=self.settings.ingest_batch).bind(
+                      handle_many=self.handle_many if batched else None, max_batch=self.settings.ingest.batch).bind(
             self.broker, self.db, RetryPolicy(max_retries=2, backoff_s=0.01))
         await self.broker.start()
         return self

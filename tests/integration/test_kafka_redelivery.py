@@ -68,7 +68,7 @@ def test_killed_worker_redelivers_and_every_effect_happens_once(tmp_path: Path, 
     asyncio.run(_publish(settings, everything))
     db = Database.from_settings(settings)
     store, ledger = DocumentStore(db), EventLedger(db)
-    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
+    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix,
            "RAGLOOP_INGEST_BATCH": "64"}
 
     def recorded(events: list[DocumentIngest]) -> bool:

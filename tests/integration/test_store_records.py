@@ -26,7 +26,7 @@ from tests.support import outcome_of
 @pytest.fixture(params=["sqlite", "postgres"])
 def db(request: pytest.FixtureRequest, settings: Settings) -> Database:
     if request.param == "postgres":
-        settings = settings.model_copy(update={"database_url": request.getfixturevalue("postgres_url")})
+        settings = settings.override(database_url=request.getfixturevalue("postgres_url"))
     return Database.from_settings(settings)
 
 

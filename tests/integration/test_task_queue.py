@@ -170,7 +170,7 @@ def test_failed_attempts_are_retried_then_succeed(queue_settings: Settings, tmp_
     _random_adapter(queue_settings, built)  # built beforehand, so it appears at `adapter` in one rename
     patient = queue_settings.override(worker_max_retries=8, worker_retry_backoff_s=0.05)  # ~12 s of retries
     with gateway(patient) as (client, runtime):
-        runtime.stores.registry.register_version(ModelVersionRecord(version="v-late", family=patient.model_family, state="candidate",
+        runtime.stores.registry.register_version(ModelVersionRecord(version="v-late", family=patient.llm.model_family, state="candidate",
                                                           adapter_path=str(adapter)))
         task = submit(client, model_version="v-late")
         wait_for(lambda: client.get(f"/v1/tasks/{task['task_id']}").json()["attempts"] >= 2, timeout=120, interval=0.05,
@@ -183,7 +183,7 @@ def test_failed_attempts_are_retried_then_succeed(queue_settings: Settings, tmp_
 
 def test_exhausted_retries_fail_the_task_and_dead_letter_it(queue_settings: Settings, tmp_path: Path) -> None:
     with gateway(queue_settings) as (client, runtime):
-        runtime.stores.registry.register_version(ModelVersionRecord(version="v-broken", family=queue_settings.model_family, state="candidate",
+        runtime.stores.registry.register_version(ModelVersionRecord(version="v-broken", family=queue_settings.llm.model_family, state="candidate",
                                                           adapter_path=str(tmp_path / "missing")))
         task = submit(client, model_version="v-broken")
         final = wait_status(client, task["task_id"], {"failed", "succeeded"}, timeout=120)

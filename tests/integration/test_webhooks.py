@@ -338,7 +338,7 @@ async def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_att
                                                                                         receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
     fake.fail_first = 100
-    settings = hook_settings.model_copy(update={"callback_max_attempts": 3, "callback_backoff_s": 0.05})
+    settings = hook_settings.override(callback_max_attempts=3, callback_backoff_s=0.05)
     stores = Stores.from_settings(settings)
     task_id = finished_task(stores.tasks, f"{url}/hook")
     sender = CallbackSender(settings, stores)
@@ -351,7 +351,7 @@ async def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_att
 
 def test_one_slow_receiver_does_not_delay_another(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
-    with gateway(hook_settings.model_copy(update={"callback_timeout_s": 300}), ("callbacks",)) as (_, runtime):
+    with gateway(hook_settings.override(callback_timeout_s=300), ("callbacks",)) as (_, runtime):
         held = finished_task(runtime.stores.tasks, f"{url}/held")
         wait_for(lambda: fake.at("/held"), what="the first callback held by its receiver")
         other = finished_task(runtime.stores.tasks, f"{url}/hook")
@@ -363,7 +363,7 @@ def test_one_slow_receiver_does_not_delay_another(hook_settings: Settings, recei
 
 def test_callback_to_a_private_address_is_refused_unless_allowed(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
-    with gateway(hook_settings.model_copy(update={"allow_private_callbacks": False}), ("callbacks",)) as (_, runtime):
+    with gateway(hook_settings.override(allow_private_callbacks=False), ("callbacks",)) as (_, runtime):
         task_id = finished_task(runtime.stores.tasks, f"{url}/hook")
         row = callback(runtime.stores, task_id, "failed")
     assert row.attempts == 1 and fake.at("/hook") == []  # refused outright: retrying cannot help
@@ -389,10 +389,10 @@ def test_callbacks_worker_process_delivers_a_finished_task_signed(tmp_path: Path
                                                                   receiver: tuple[Receiver, str]) -> None:
     """Cluster mode: the process shares only the broker and the database with whoever finished the task."""
     fake, url = receiver
-    settings = Settings(home=tmp_path / "home", broker_url=kafka_url, topic_prefix=f"cb{unique}.")
-    create_topics(settings.kafka_bootstrap, [settings.topic_prefix + n for n in all_topic_names()], partitions=1)
+    settings = Settings(home=tmp_path / "home", broker={"url": kafka_url, "topic_prefix": f"cb{unique}."})
+    create_topics(settings.broker.kafka_bootstrap, [settings.broker.topic_prefix + n for n in all_topic_names()], partitions=1)
     stores = Stores.from_settings(settings)
-    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
+    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix,
            "RAGLOOP_WEBHOOK_SECRET": SECRET, "RAGLOOP_ALLOW_PRIVATE_CALLBACKS": "1"}
     with processes(env, tmp_path / "logs") as procs:
         procs.start("callbacks", "worker", "callbacks")

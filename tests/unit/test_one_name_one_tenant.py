@@ -21,7 +21,7 @@ def test_a_document_is_named_document_id_over_http_and_the_old_id_still_works() 
 
 
 def test_the_cli_acts_as_the_api_keys_tenant_and_principals() -> None:
-    settings = Settings(api_keys=SecretStr("demo-key=acme,hr-key=acme|team-hr"))
+    settings = Settings(security={"api_keys": SecretStr("demo-key=acme,hr-key=acme|team-hr")})
     assert acting_as(settings, "default", ["someone"], None) == ("default", ["someone"])
     assert acting_as(settings, "default", None, "demo-key") == ("acme", [])
     assert acting_as(settings, "other", ["someone"], "hr-key") == ("acme", ["team-hr"])

@@ -11,9 +11,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def settings_env_names() -> list[str]:
-    """Every environment variable `Settings` reads: its prefix plus each field name, upper case."""
-    prefix = Settings.model_config.get("env_prefix", "")
-    return [f"{prefix}{name}".upper() for name in Settings.model_fields]
+    """Every environment variable `Settings` reads."""
+    return Settings.env_names()
 
 
 def readme_settings_table() -> str:

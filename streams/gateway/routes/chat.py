@@ -32,7 +32,7 @@ def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
 
 async def ensure_model_version(ctx: GatewayContext, version: str | None) -> None:
     if version and await asyncio.to_thread(ctx.stores.registry.get_version, version) is None:
-        versions = [v.version for v in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.model_family)]
+        versions = [v.version for v in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
         raise HTTPException(404, f"unknown model_version {version!r}; available: {versions}")
 
 

@@ -27,7 +27,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     @api.get("/v1/models", response_model=ModelList, tags=["models"])
     async def list_models() -> ModelList:
         """Model versions, exactly one `active`; also the OpenAI list shape (`object`, `data`)."""
-        rows = [ModelOut.of(r) for r in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.model_family)]
+        rows = [ModelOut.of(r) for r in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
         return ModelList(models=rows, data=rows)
 
     return api
