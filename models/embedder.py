@@ -16,8 +16,9 @@ models/onnx_embedder.py; figures: benchmarks/README.md). The export is built onc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Sequence, get_args
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -98,9 +99,7 @@ def _load_sentence_transformer(path: Path, device: str):
 
 
 def _dimension_of(model) -> int:
-    get_dimension = getattr(model, "get_embedding_dimension", None) or getattr(
-        model, "get_sentence_embedding_dimension"
-    )
+    get_dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dimension = get_dimension()
     if dimension is None:
         dimension = int(model.encode(["probe"], convert_to_numpy=True).shape[1])

@@ -12,6 +12,7 @@ from schemas.events import DeadLetter
 from streams.flows import flows
 from streams.topics import TOPICS
 
+
 def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
     models = {topic.event for topic in TOPICS.values()} | {DeadLetter}
     _, definitions = models_json_schema([(m, "validation") for m in sorted(models, key=lambda m: m.__name__)],

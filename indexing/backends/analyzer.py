@@ -95,5 +95,5 @@ class EnglishAnalyzer:
                 "min_token_length": self.min_token_length}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EnglishAnalyzer":
+    def from_dict(cls, data: dict[str, Any]) -> EnglishAnalyzer:
         return cls(**data)

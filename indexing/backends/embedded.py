@@ -28,9 +28,10 @@ import copy
 import functools
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import bm25s
 import numpy as np

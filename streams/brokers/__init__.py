@@ -11,7 +11,6 @@ from schemas.settings import Settings
 from streams.brokers.base import Broker
 from streams.brokers.embedded import EmbeddedBroker
 
-
 __all__ = ["Broker", "EmbeddedBroker", "make_broker"]
 
 

@@ -16,8 +16,7 @@ from collections.abc import Iterable
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker as FastStreamKafkaBroker
-from faststream.kafka import KafkaMessage
+from faststream.kafka import KafkaBroker as FastStreamKafkaBroker, KafkaMessage
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from kafka.protocol.consumer.offsets import OffsetSpec

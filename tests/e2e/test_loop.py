@@ -34,7 +34,7 @@ from schemas.database import Database
 from schemas.settings import Settings
 from schemas.tables import EvalRecord
 from streams.brokers import make_broker
-from tests.e2e.conftest import fresh_postgres_schema, free_port, processes, wait_healthy
+from tests.e2e.conftest import free_port, fresh_postgres_schema, processes, wait_healthy
 from tests.e2e.loop import Asked, Budget, LoopClient, Phases, Unscored, run_the_loop
 from tests.support import read_topic
 

@@ -10,9 +10,9 @@ import pytest
 
 from schemas.events import ChatOptions, ChatRequest, ChatTurn
 from schemas.settings import Settings
-from streams.task_view import TaskOut
 from streams.runtime import Runtime
 from streams.task_store import task_from_request
+from streams.task_view import TaskOut
 from streams.tasks import TaskEvent, TaskService, TokenHub
 from tests.support import eventually
 

@@ -19,8 +19,8 @@ from streams.callback_deliveries import CallbackDeliveries
 from streams.ledger import EventLedger
 from streams.task_attempts import TaskAttempts
 from streams.task_store import TaskStore, task_from_request
-from trainers.feedback_store import FeedbackStore
 from tests.support import outcome_of
+from trainers.feedback_store import FeedbackStore
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from models.embedder import EMBEDDER_BACKENDS, TextEmbedder, resolve_backend
 from models.fetch import minilm_path
 from models.onnx_embedder import ensure_onnx_export, export_folder
-from schemas.settings import Settings, get_settings
+from schemas.settings import Settings
 
 TEXTS = ["Which city is the Eiffel Tower in?", "  Leading and trailing spaces, MIXED case.  ", "a",
          "Aspirin lowers the risk of stroke in atrial fibrillation. " * 40]  # longer than 256 tokens

@@ -19,10 +19,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.events import ChatTurn, Principal
 from streams.gateway.api_models import PRINCIPALS, ChatIn
-from streams.task_view import TaskResult
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, ensure_model_version, submit
+from streams.task_view import TaskResult
 
 
 class CompletionIn(BaseModel):

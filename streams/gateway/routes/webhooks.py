@@ -82,8 +82,8 @@ def router(ctx: GatewayContext) -> APIRouter:
                          401: {"description": "Missing or wrong signature, or a timestamp outside the replay window."}})
     async def generic(request: Request, response: Response,
                       # Declared so the OpenAPI document shows them; the signature check reads the raw headers.
-                      x_ragloop_timestamp: Annotated[str | None, Header(description="Unix seconds when the request was signed.")] = None,  # noqa: ARG001
-                      x_ragloop_signature: Annotated[str | None, Header(description='`v1=` + hex HMAC-SHA256(secret, f"{timestamp}.{raw_body}").')] = None,  # noqa: ARG001
+                      x_ragloop_timestamp: Annotated[str | None, Header(description="Unix seconds when the request was signed.")] = None,
+                      x_ragloop_signature: Annotated[str | None, Header(description='`v1=` + hex HMAC-SHA256(secret, f"{timestamp}.{raw_body}").')] = None,
                       x_ragloop_delivery: Annotated[str | None, Header(description="Your delivery id; a retried delivery returns the same task.")] = None,
                       ) -> WebhookAccepted:
         """A signed question becomes a chat task (202); its answer is POSTed, signed, to `callback_url`."""
