@@ -182,9 +182,9 @@ class _Reader:
                 return self._annotated(node.annotation, node)
             if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
                 return self.event_types(node.value)
-            if isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name) and node.target.id == name:
-                if isinstance(node.iter, ast.Name):  # `for event in documents`, with `documents: list[Event]`
-                    return self._bound(node.iter)
+            if (isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name) and node.target.id == name
+                    and isinstance(node.iter, ast.Name)):  # `for event in documents`, with `documents: list[Event]`
+                return self._bound(node.iter)
         return None
 
 

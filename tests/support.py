@@ -87,6 +87,7 @@ def outcome_of(request: ChatRequest, answer: str) -> TaskOutcome:
     response = ChatResponse(event_id=f"{request.task_id}.response", occurred_at=request.occurred_at, task_id=request.task_id,
                             conversation_id=request.conversation_id, question=request.messages[-1].content, answer=answer, model_version="v1",
                             citations=[Citation(document_id="ostra", chunk_id="ostra#0", score=0.5, text="The Ostra is 612 km long.")],
-                            prompt=[ChatTurn(role="user", content=request.messages[-1].content)], timings_ms={"generation": 1.5}, usage={"completion_tokens": 2})
+                            prompt=[ChatTurn(role="user", content=request.messages[-1].content)], timings_ms={"generation": 1.5},
+                            usage={"completion_tokens": 2})
     return TaskOutcome(response=response, cited=["ostra#0"], route="retrieve", evidence="found", token_events=2)
 

@@ -118,7 +118,7 @@ class EmbeddedBackend:
         with self._lock:
             self._open_db()
             stale: list[str] = []
-            for doc, entries in writes:
+            for doc, _ in writes:
                 keep = doc.keep_ids()
                 stale += [cid for cid, e in self._tenants.get(doc.tenant, {}).items()
                           if e.chunk.document_id == doc.document_id and cid not in keep]

@@ -43,9 +43,11 @@ def _tqdm_progress() -> Callable[[str, int, int], None]:
 
 
 @eval_app.command("retrieval")
-def eval_retrieval(dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl[.gz], queries.jsonl, qrels/<split>.tsv.", exists=True, file_okay=False)],
+def eval_retrieval(dataset: Annotated[Path, typer.Option(help="BEIR folder: corpus.jsonl[.gz], queries.jsonl, qrels/<split>.tsv.",
+                                                          exists=True, file_okay=False)],
                    split: Annotated[str, typer.Option(help="Which qrels file to score (train, test, dev).")] = "test",
-                   backend: Annotated[str, typer.Option(help="embedded (a fresh temporary index) or opensearch (RAGLOOP_SEARCH_URL, a fresh index).")] = "embedded",
+                   backend: Annotated[str, typer.Option(help="embedded (a fresh temporary index) or opensearch "
+                                                             "(RAGLOOP_SEARCH_URL, a fresh index).")] = "embedded",
                    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
                    json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
     """Index a BEIR corpus into a fresh index and report nDCG@10, recall@100 and MRR@10 over its judged queries."""

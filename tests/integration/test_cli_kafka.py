@@ -75,7 +75,9 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(kafka_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("cli-kafka")
-    settings = Settings(home=folder / "home", database_url=None, broker={"url": kafka_url, "topic_prefix": f"clik{uuid.uuid4().hex[:10]}."}, search={"url": "embedded://"})  # the `unique` fixture is per test
+    # A prefix of its own: the `unique` fixture is per test, this cluster per module.
+    settings = Settings(home=folder / "home", database_url=None, broker={"url": kafka_url, "topic_prefix": f"clik{uuid.uuid4().hex[:10]}."},
+                        search={"url": "embedded://"})
     env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_SEARCH_URL": "embedded://",
            "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix, "RAGLOOP_FETCH_ALLOW_PRIVATE": "true"}  # pages are served on loopback
     # The shared SQLite file is created before two processes open it at once: once, a CLI started

@@ -55,7 +55,8 @@ def router(ctx: GatewayContext) -> APIRouter:
     async def post_chat(body: ChatIn, request: Request, response: Response,
                         wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
                         timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
-                        idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$", description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
+                        idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$",
+                                                                      description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
         await ensure_model_version(ctx, body.model_version)
         body.tenant = tenant_of(request, body.tenant)
         body.principals = principals_of(request, body.principals)

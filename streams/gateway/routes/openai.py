@@ -56,7 +56,8 @@ def router(ctx: GatewayContext) -> APIRouter:
             return StreamingResponse(_chunks(task.id, completion_id, created, body.model), media_type="text/event-stream")
         done = await ctx.tasks.wait(task.id, timeout_s=3600)
         if done is None or done.status != "succeeded" or not done.result:
-            raise HTTPException(502 if done and done.status == "failed" else 504, f"task {task.id} ended {done.status if done else 'missing'}: {done.error if done else ''}")
+            raise HTTPException(502 if done and done.status == "failed" else 504,
+                                f"task {task.id} ended {done.status if done else 'missing'}: {done.error if done else ''}")
         result = TaskResult.of(done.result)
         usage = result.usage
         prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", usage.get("stream_deltas", 0))
