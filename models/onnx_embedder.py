@@ -134,11 +134,13 @@ def _export(source: Path, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(source), device="cpu").eval()
-    tokenizer = model.tokenizer
+    tokenizer, max_seq_length = model.tokenizer, model.max_seq_length
     if tokenizer is None:
         raise ValueError(f"{source} has no text tokenizer; only text sentence-transformers models export to ONNX")
+    if max_seq_length is None:  # the export's metadata needs it, and the tokenizer truncates to it
+        raise ValueError(f"{source} sets no max_seq_length; only models with one export to ONNX")
     out.mkdir(parents=True)
-    sample = tokenizer(_PROBES[:2], padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
+    sample = tokenizer(_PROBES[:2], padding=True, truncation=True, max_length=max_seq_length, return_tensors="pt")
     inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     # The tracer warns about shape-dependent Python branches (mask padding, pooling); they hold
     # for every input shape because mask and tokens always have the same length.
@@ -155,7 +157,7 @@ def _export(source: Path, out: Path) -> None:
                      op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
     tokenizer.save_pretrained(str(out))
     reference = model.encode(_PROBES, convert_to_numpy=True, normalize_embeddings=True)
-    meta: dict[str, Any] = {"dimension": int(reference.shape[1]), "max_seq_length": int(model.max_seq_length),
+    meta: dict[str, Any] = {"dimension": int(reference.shape[1]), "max_seq_length": int(max_seq_length),
                             "inputs": inputs, "source": str(source), "export_version": EXPORT_VERSION}
     (out / META_FILE).write_text(json.dumps(meta, indent=1))
     _check_export(out, reference)

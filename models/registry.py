@@ -20,7 +20,7 @@ class ModelRegistry:
         self.db.insert_once(ModelVersionRecord(version=version, family=family, state="active"))
         with self.db.session() as s:
             if s.exec(select(ModelVersionRecord).where(ModelVersionRecord.family == family, ModelVersionRecord.state == "active")).first() is None:
-                s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))  # type: ignore[call-overload]
+                s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))
                 s.commit()
         return self.active_version(family)
 
@@ -50,10 +50,10 @@ class ModelRegistry:
     def activate_version(self, family: str, version: str) -> None:
         """Make `version` the one active version of its family, retiring the previous one, atomically."""
         with self.db.session() as s:
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(ModelVersionRecord)
                 .where(col(ModelVersionRecord.family) == family, col(ModelVersionRecord.state) == "active", col(ModelVersionRecord.version) != version)
                 .values(state="retired")
             )
-            s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))  # type: ignore[call-overload]
+            s.exec(update(ModelVersionRecord).where(col(ModelVersionRecord.version) == version).values(state="active"))
             s.commit()

@@ -78,6 +78,6 @@ class Database:
     def changed(self, statement: Any) -> bool:
         """Run a compare-and-set statement; whether it changed a row (False: the guard did not hold)."""
         with self.session() as s:
-            changed = s.exec(statement).rowcount  # type: ignore[call-overload]
+            changed = s.exec(statement).rowcount
             s.commit()
             return bool(changed)

@@ -173,7 +173,9 @@ class Settings(BaseSettings):
                 section = getattr(self, key)
                 update[key] = type(section).model_validate({**dict(section), **value})
             else:
-                update[key] = TypeAdapter(type(self).model_fields[key].annotation).validate_python(value)
+                annotation = type(self).model_fields[key].annotation
+                assert annotation is not None, key  # every field of Settings is declared with a type
+                update[key] = TypeAdapter(annotation).validate_python(value)
         return self.model_copy(update=update)
 
     def redacted(self) -> dict[str, Any]:

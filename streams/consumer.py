@@ -169,7 +169,7 @@ async def dead_letter(broker: Broker, letters: DeadLetterStore, topic: Topic, me
     except UnicodeDecodeError:
         payload, encoding = base64.b64encode(message.value).decode(), "base64"
     letter = DeadLetter(topic=topic.name, key=message.key, consumer=consumer, reason=reason, error_type=error_type,
-                        attempts=attempts, payload=payload, payload_encoding=encoding)  # type: ignore[arg-type]
+                        attempts=attempts, payload=payload, payload_encoding=encoding)
     row = await asyncio.to_thread(letters.record, letter)
     await broker.publish(topic.dlq, letter.model_dump_json().encode(), key=message.key, headers={"reason": reason[:200]})
     DEAD_LETTERS.labels(topic.name, error_type).inc()

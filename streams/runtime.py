@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import make_url
@@ -26,7 +27,9 @@ from streams.topics import all_topic_names
 log = structlog.get_logger(__name__)
 
 ConsumerFactory = Callable[[Services, Publisher], list[EventConsumer]]
-BackgroundFactory = Callable[[Services, Publisher], list[Callable[[], Awaitable[None]]]]
+# A coroutine function, not any awaitable: each loop runs as its own task (`asyncio.create_task`).
+BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
+BackgroundFactory = Callable[[Services, Publisher], list[BackgroundLoop]]
 # Role → module with `consumers(services, publisher)` (and optionally `background(...)`, loops that
 # run beside the consumers); imported only when the role runs, so a process pays for (and needs)
 # only its own role's dependencies.
@@ -55,7 +58,7 @@ class Runtime:
         self.publisher = Publisher(self.broker)
         self.services = Services(settings, self.stores)
         self.retry = RetryPolicy(settings.workers.max_retries, settings.workers.retry_backoff_s)
-        self._background: list[Callable[[], Awaitable[None]]] = []
+        self._background: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lag_checked = 0.0
         self.consumed: list[str] = []

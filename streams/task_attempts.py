@@ -30,7 +30,7 @@ class TaskAttempts:
         and with one clock reading; returns the attempt's number, or None when it was not claimable."""
         now = utcnow()
         with self.db.session() as s:
-            if not s.exec(claim_statement(task_id, agent, lease_s, now)).rowcount:  # type: ignore[call-overload]
+            if not s.exec(claim_statement(task_id, agent, lease_s, now)).rowcount:
                 s.rollback()
                 return None
             number = s.exec(select(TaskRecord.attempts).where(TaskRecord.id == task_id)).one()
@@ -49,7 +49,7 @@ class TaskAttempts:
         transaction: nobody (a reader, a callback) sees a finished task whose attempt is still running.
         False when the agent lost the task meanwhile (cancelled, or taken over after its lease lapsed)."""
         with self.db.session() as s:
-            if not s.exec(transition_statement(task_id, from_states=("running",), to=to, held_by=agent, **values)).rowcount:  # type: ignore[call-overload]
+            if not s.exec(transition_statement(task_id, from_states=("running",), to=to, held_by=agent, **values)).rowcount:
                 s.rollback()
                 return False
             s.execute(_close(task_id, attempt, to))

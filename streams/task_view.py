@@ -56,6 +56,6 @@ class TaskOut(BaseModel):
     def of(cls, row: TaskRecord, attempts: Sequence[TaskAttemptRecord]) -> TaskOut:
         """The one public view of a task: the API, the CLI and callbacks all send this same shape."""
         result = TaskResult.of(row.result) if row.result else None
-        return cls(task_id=row.id, status=row.status, conversation_id=row.conversation_id, result=result, error=row.error,  # type: ignore[arg-type]
+        return cls(task_id=row.id, status=row.status, conversation_id=row.conversation_id, result=result, error=row.error,
                    attempts=row.attempts, lease_expired=row.lease_lapsed(), attempt_log=[AttemptOut.model_validate(a.model_dump()) for a in attempts],
                    created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)

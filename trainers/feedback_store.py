@@ -34,7 +34,7 @@ class FeedbackStore:
     def claim_corrections(self, train_request_id: str) -> list[str]:
         """Atomically hand every unclaimed correction to one training run; returns their ids."""
         with self.db.session() as s:
-            s.exec(  # type: ignore[call-overload]
+            s.exec(
                 update(FeedbackRecord)
                 .where(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None))
                 .values(train_request_id=train_request_id)

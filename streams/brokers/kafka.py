@@ -12,6 +12,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable
+from typing import Literal
 
 import structlog
 from aiokafka import ConsumerRecord
@@ -40,7 +41,7 @@ class KafkaBroker:
         # Groups carry the topic prefix too, so deployments (or test runs) sharing one Kafka
         # under different prefixes never join each other's groups and rebalance one another.
         group = self.prefix + subscription.group
-        offset_reset = "earliest"
+        offset_reset: Literal["earliest", "latest"] = "earliest"
         if subscription.broadcast:
             group = f"{group}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
             offset_reset = "latest"

@@ -52,7 +52,7 @@ class DocumentOut(BaseModel):
 
     @classmethod
     def of(cls, row: DocumentRecord) -> DocumentOut:
-        return cls(document_id=row.id, tenant=row.tenant, title=row.title, status=row.status, error=row.error,  # type: ignore[arg-type]
+        return cls(document_id=row.id, tenant=row.tenant, title=row.title, status=row.status, error=row.error,
                    chunks=row.chunks, updated_at=row.updated_at)
 
 

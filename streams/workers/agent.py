@@ -15,7 +15,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -112,7 +113,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             raise PermanentError(str(error)) from error
         turns = request.messages
         query = AgentQuery(question=turns[-1].content, history=[ChatMessage(role=t.role, content=t.content) for t in turns[:-1]],
-                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval.k,
+                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval,
+                           k=request.options.k or settings.retrieval.k,
                            adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.llm.max_new_tokens,
                            conversation_id=request.conversation_id, turn_id=request.task_id)
         stopped = threading.Event()
@@ -130,7 +132,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         response = ChatResponse(
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
-            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text) for h in result.hits],
+            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text)
+                       for h in result.hits],
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
         )
@@ -169,7 +172,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGLOOP_TASK_LEASE_S)
 
 
-def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
+def background(services: Services, publisher: Publisher) -> list[Callable[[], Coroutine[Any, Any, None]]]:
     """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
     store, attempts, lease_s = services.stores.tasks, services.stores.attempts, services.settings.tasks.lease_s
 

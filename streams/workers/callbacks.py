@@ -8,7 +8,8 @@ tasks) and what a dead sender left behind. Both hand the task to the process's o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -32,7 +33,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     return [EventConsumer(TOPICS["chat.responses"], GROUP, on_response)]
 
 
-def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
+def background(services: Services, publisher: Publisher) -> list[Callable[[], Coroutine[Any, Any, None]]]:
     sender = services.callbacks
 
     async def sweep_callbacks() -> None:

@@ -25,6 +25,7 @@ import structlog
 
 from indexing.loaders import LoadError
 from indexing.loaders.ingest_event import load_ingest_event
+from indexing.pipeline import IngestStage
 from indexing.types import SourceDocument
 from schemas.events import DocumentDelete, DocumentIndexed, DocumentIngest, DocumentProgress, ProgressStage
 from streams.consumer import BatchOutcome, EventConsumer, PermanentError
@@ -54,13 +55,13 @@ class StagePump:
     """Carries stage reports from the indexing thread to the event loop, in order, without making
     the thread wait for each publish: embedding goes on while progress events are being sent."""
 
-    def __init__(self, send: Callable[[str, str, dict[str, int]], Awaitable[None]]) -> None:
+    def __init__(self, send: Callable[[str, IngestStage, dict[str, int]], Awaitable[None]]) -> None:
         self._send = send
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[tuple[str, str, dict[str, int]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, IngestStage, dict[str, int]] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
 
-    def report(self, document: SourceDocument, stage: str, counts: dict[str, int]) -> None:
+    def report(self, document: SourceDocument, stage: IngestStage, counts: dict[str, int]) -> None:
         """The pipeline's ``on_stage``; called from the indexing thread."""
         self._loop.call_soon_threadsafe(self._queue.put_nowait, (document.id, stage, dict(counts)))
 
@@ -117,7 +118,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def index(pairs: list[tuple[DocumentIngest, SourceDocument]]) -> None:
         events = {document.id: event for event, document in pairs}
-        pump = StagePump(lambda document_id, stage, counts: progress(events[document_id], stage, **counts))
+        pump = StagePump(lambda document_id, stage, counts: progress(events[document_id], stage, reason=None, **counts))
         started = time.perf_counter()
         try:
             reports = await asyncio.to_thread(services.pipeline.ingest_many, [d for _, d in pairs], on_stage=pump.report)

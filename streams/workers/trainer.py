@@ -93,7 +93,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             record = await asyncio.to_thread(train_and_gate, request, version)
             TRAINING_RUNS.labels("promoted" if record.state == "active" else "rejected").inc()
         await publisher.publish(ModelUpdated(event_id=f"{version}.{record.state}", tenant=request.tenant, model_family=record.family,
-                                             version=version, adapter_path=record.adapter_path, state=record.state,  # type: ignore[arg-type]
+                                             version=version, adapter_path=record.adapter_path, state=record.state,
                                              metrics={k: float(v) for k, v in record.metrics.items()}, trace=request.trace))
 
     return [EventConsumer(TOPICS["train.requests"], GROUP, train, max_processing_s=3600)]
