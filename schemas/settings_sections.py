@@ -20,6 +20,13 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _with_scheme(url: str, schemes: tuple[str, ...], variable: str) -> str:
+    """The URL, if it names a backend ragloop has (the scheme picks embedded or cluster)."""
+    if not url.startswith(schemes):
+        raise ValueError(f"{variable} must start with one of {schemes}, got {url!r}")
+    return url
+
+
 class BrokerSettings(Section):
     url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
     kafka_partitions: int = Field(3, ge=1)
@@ -28,9 +35,7 @@ class BrokerSettings(Section):
     @field_validator("url")
     @classmethod
     def _known_broker(cls, value: str) -> str:
-        if not value.startswith(BROKER_SCHEMES):
-            raise ValueError(f"RAGLOOP_BROKER_URL must start with one of {BROKER_SCHEMES}, got {value!r}")
-        return value
+        return _with_scheme(value, BROKER_SCHEMES, "RAGLOOP_BROKER_URL")
 
     @property
     def kafka_bootstrap(self) -> list[str]:
@@ -48,9 +53,7 @@ class SearchSettings(Section):
     @field_validator("url")
     @classmethod
     def _known_search(cls, value: str) -> str:
-        if not value.startswith(SEARCH_SCHEMES):
-            raise ValueError(f"RAGLOOP_SEARCH_URL must start with one of {SEARCH_SCHEMES}, got {value!r}")
-        return value
+        return _with_scheme(value, SEARCH_SCHEMES, "RAGLOOP_SEARCH_URL")
 
 
 class LLMSettings(Section):
