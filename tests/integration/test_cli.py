@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -83,7 +84,8 @@ def test_every_readme_cli_line_is_a_command_whose_help_teaches_its_options(line:
     shows is one of its options, and the choices the README lists are named in that option's help."""
     words = line.split()[1:]
     groups = {"topics", "models", "dlq", "eval", "config"}
-    invocations = [[words[0], sub] for sub in words[1:] if sub != "|"] if words[0] in groups else [[words[0]]]
+    subcommands = itertools.takewhile(lambda word: word == "|" or word.isalpha() and word.islower(), words[1:])
+    invocations = [[words[0], sub] for sub in subcommands if sub != "|"] if words[0] in groups else [[words[0]]]
     for invocation in invocations:
         taught = options(help_panels(*invocation).get("Options", {}))
         for option, value in re.findall(r"\[(--[a-z-]+)(?: ([^\]]+))?\]", line):

@@ -59,10 +59,10 @@ def test_config_show_prints_the_effective_configuration_with_every_secret_redact
     config(tmp_path / "project", "ragloop.toml", "from-workdir")
     cli = Cli({**SECRETS, "RAGLOOP_MAX_NEW_TOKENS": "33"}, cwd=tmp_path / "project", drop=UNSET)
     shown = cli.json("config", "show")
-    assert (shown["model_family"], shown["max_new_tokens"], shown["home"]) == ("from-workdir", 33, str(tmp_path / "project" / "home"))
-    assert shown["webhook_secret"] == shown["api_keys"] == shown["slack_bot_token"] == "**********"
+    assert (shown["llm"]["model_family"], shown["llm"]["max_new_tokens"], shown["home"]) == ("from-workdir", 33, str(tmp_path / "project" / "home"))
+    assert shown["security"]["webhook_secret"] == shown["security"]["api_keys"] == shown["slack"]["bot_token"] == "**********"
     assert shown["database_url"] == "postgresql://ragloop:**********@db:5432/ragloop"
     as_toml = cli.ok("config", "show", "--toml").stdout
-    assert tomllib.loads(as_toml)["model_family"] == "from-workdir"
+    assert tomllib.loads(as_toml)["llm"]["model_family"] == "from-workdir"  # by section, as a ragloop.toml may be written
     for output in (json.dumps(shown), as_toml):
         assert not [secret for secret in ("hush-webhook-42", "key-7f3a", "xoxb-secret-token", "pw-in-url-99") if secret in output]
