@@ -84,7 +84,7 @@ def test_every_readme_cli_line_is_a_command_whose_help_teaches_its_options(line:
     shows is one of its options, and the choices the README lists are named in that option's help."""
     words = line.split()[1:]
     groups = {"topics", "models", "dlq", "eval", "config"}
-    subcommands = itertools.takewhile(lambda word: word == "|" or word.isalpha() and word.islower(), words[1:])
+    subcommands = itertools.takewhile(lambda word: word == "|" or (word.isalpha() and word.islower()), words[1:])
     invocations = [[words[0], sub] for sub in subcommands if sub != "|"] if words[0] in groups else [[words[0]]]
     for invocation in invocations:
         taught = options(help_panels(*invocation).get("Options", {}))
