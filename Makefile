@@ -2,6 +2,7 @@
 #   make run   — create the environment, fetch the models, run the whole loop embedded (no servers)
 #   make test  — create the environment, fetch the models, start Kafka/OpenSearch/PostgreSQL, run the tests
 #   make test-fast — the same without the tests marked slow (real-model generation and training), for the edit-test loop
+#   make lint  — ruff and mypy over the code, as CI runs them before the tests
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +20,7 @@ export RAGLOOP_TEST_KAFKA_URL ?= kafka://127.0.0.1:$(RAGLOOP_KAFKA_PORT)
 export RAGLOOP_TEST_OPENSEARCH_URL ?= http://127.0.0.1:$(RAGLOOP_OPENSEARCH_PORT)
 export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAGLOOP_POSTGRES_PORT)/ragloop_test
 
-.PHONY: setup models run demo services services-stop test test-fast test-unit lint
+.PHONY: setup models run services services-stop test test-fast test-unit lint
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -47,6 +48,10 @@ test: models services
 
 test-fast: models services
 	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra -m "not slow" $(PYTEST_ARGS)
+
+# ruff (lint) and mypy (types), configured in pyproject.toml; both run so one pass shows every finding. CI runs this before the tests.
+lint: setup
+	status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
 
 test-unit: setup
 	$(BIN)/pytest -p no:cacheprovider -ra tests/unit

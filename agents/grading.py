@@ -2,12 +2,10 @@
 
 Grading: a passage is relevant when it contains at least `threshold` (0.5) of the query's content
 terms (English analysis: lowercase, stopwords and question words dropped, Snowball stems; title
-included). Measured on squad-mini (200 questions, hybrid top-4, see docs/agent-graph.md): at 0.5,
-91% of questions keep at least one passage, 8 of 8 off-topic questions keep none, and keeping only
-the relevant passages shows 2.35 passages instead of 4 while the gold one stays in the context for
-94% of questions (96.5% with all 4). Re-embedding passages for a cosine grade separates no better
-(cosine >= 0.4: 91% / 0%) and cost ~0.9 s per question on this loaded 2-core machine; SmolLM2-135M
-as a yes/no grader costs seconds per passage on CPU. Lexical grading costs well under a millisecond.
+included). The threshold keeps a passage for nearly every answerable question and none for
+off-topic ones, while the gold passage stays in the context; re-embedding passages for a cosine
+grade separates no better and costs far more, and SmolLM2-135M as a yes/no grader costs seconds
+per passage on CPU. The measurements are in docs/agent-graph.md ("Why the decisions are rules").
 
 Rewrite: when nothing is relevant, search again with the question's content terms plus those of
 the earlier user turns of the conversation (a follow-up like "How tall is it?" names its subject

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, TypedDict
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
@@ -58,6 +59,7 @@ class AgentState(TypedDict, total=False):
     queries: list[str]
     candidates: list[SearchHit]  # the last search's hits, before grading
     grades: list[float]
+    next_query: str | None  # set by grading when a rewritten search is worth trying
     hits: list[SearchHit]  # context passages given to the model
     evidence: Evidence
     tool_text: str
@@ -78,12 +80,20 @@ class RunContext:
     should_stop: Callable[[], bool] | None = None
 
 
+AgentGraph = StateGraph[AgentState, RunContext, AgentState, AgentState]
+
+
 def _elapsed_ms(start: float) -> float:
     return round((time.perf_counter() - start) * 1000, 2)
 
 
 def _timed(state: AgentState, step: str, start: float) -> dict[str, float]:
-    timings = dict(state.get("timings_ms", {}))
+    return _add_time(state.get("timings_ms", {}), step, start)
+
+
+def _add_time(timings: dict[str, float], step: str, start: float) -> dict[str, float]:
+    """A copy of `timings` with the time since `start` added to `step` (a step may run more than once)."""
+    timings = dict(timings)
     timings[step] = round(timings.get(step, 0.0) + _elapsed_ms(start), 2)
     return timings
 
@@ -95,12 +105,12 @@ class RagAgent:
         >>> agent.answer(AgentQuery(question="How long is the Ostra river?", conversation_id="c1")).cited  # doctest: +SKIP
     """
 
-    def __init__(self, retriever: HybridRetriever, engine: LLMEngine, *, tools: Iterable[Tool] = (),  # type: ignore[type-arg]
+    def __init__(self, retriever: HybridRetriever, engine: LLMEngine, *, tools: Iterable[Tool] = (),
                  checkpointer: BaseCheckpointSaver | None = None, max_rewrites: int = 1,
                  relevance_threshold: float = grading.RELEVANCE_THRESHOLD, memory_turns: int = 3) -> None:
         self.retriever = retriever
         self.engine = engine
-        self.tools: dict[str, Tool] = {RETRIEVAL: RetrievalTool(retriever)}  # type: ignore[type-arg]
+        self.tools: dict[str, Tool] = {RETRIEVAL: RetrievalTool(retriever)}
         for tool in tools:
             self.tools[tool.name] = tool
         self.checkpointer = checkpointer
@@ -138,15 +148,30 @@ class RagAgent:
         candidates = state.get("candidates", [])
         grades = grading.grade(state["queries"][-1], candidates)  # the query searched, which a rewrite may have widened
         relevant = [hit for hit, g in zip(candidates, grades) if g >= self.relevance_threshold]
+        timings = _timed(state, "grading", start)
+        next_query = None
+        if not relevant:
+            start = time.perf_counter()
+            next_query = self._next_query(state)
+            if next_query is not None:  # timings cover the steps that ran; a rewrite not taken did not
+                timings = _add_time(timings, "rewrite", start)
         # Nothing relevant: the passages stay in the prompt with a note and the model judges them (no hard gate).
         return {"grades": grades, "hits": relevant or candidates, "evidence": "found" if relevant else "insufficient",
-                "timings_ms": _timed(state, "grading", start)}
+                "next_query": next_query, "timings_ms": timings}
 
-    def _rewrite(self, state: AgentState) -> dict[str, Any]:
-        start = time.perf_counter()
+    def _next_query(self, state: AgentState) -> str | None:
+        """The rewritten search to try after a failed one: None once `max_rewrites` retries are spent or
+        when the rewrite would search for terms already tried."""
+        queries = state.get("queries", [])
+        if len(queries) > self.max_rewrites:
+            return None
         earlier = [m.content for m in state.get("history", []) if m.role == "user"]
         rewritten = grading.rewrite(state["query"].question, earlier)
-        return {"queries": [*state.get("queries", []), rewritten], "timings_ms": _timed(state, "rewrite", start)}
+        tried = {" ".join(sorted(grading.content_terms(q))) for q in queries}
+        return None if not rewritten or " ".join(sorted(grading.content_terms(rewritten))) in tried else rewritten
+
+    def _rewrite(self, state: AgentState) -> dict[str, Any]:
+        return {"queries": [*state.get("queries", []), state["next_query"]], "next_query": None}
 
     def _run_tool(self, state: AgentState) -> dict[str, Any]:
         query, start, name = state["query"], time.perf_counter(), state["tool"] or ""
@@ -188,41 +213,12 @@ class RagAgent:
             return {}
         return {"turns": [Turn(id=state["turn_id"], question=state["query"].question, answer=state["answer"])]}
 
-    # -- edges -------------------------------------------------------------------------------------
+    # -- wiring ------------------------------------------------------------------------------------
 
-    def _after_route(self, state: AgentState) -> str:
-        return state["route"]
-
-    def _after_grade(self, state: AgentState) -> str:
-        """Retry with a rewritten query only when nothing was relevant, within budget, and when the
-        rewrite would search for something new."""
-        if state["evidence"] == "found" or len(state.get("queries", [])) > self.max_rewrites:
-            return "generate"
-        earlier = [m.content for m in state.get("history", []) if m.role == "user"]
-        rewritten = grading.rewrite(state["query"].question, earlier)
-        tried = {" ".join(sorted(grading.content_terms(q))) for q in state.get("queries", [])}
-        return "generate" if not rewritten or " ".join(sorted(grading.content_terms(rewritten))) in tried else "rewrite"
-
-    def _builder(self) -> StateGraph:
-        graph = StateGraph(AgentState, context_schema=RunContext)
-        graph.add_node("recall", self._recall)
-        graph.add_node("route", self._route)
-        graph.add_node("retrieve", self._retrieve)
-        graph.add_node("grade", self._grade)
-        graph.add_node("rewrite", self._rewrite)
-        graph.add_node("tool", self._run_tool)
-        graph.add_node("generate", self._generate)
-        graph.add_node("remember", self._remember)
-        graph.add_edge(START, "recall")
-        graph.add_edge("recall", "route")
-        graph.add_conditional_edges("route", self._after_route, {"retrieve": "retrieve", "tool": "tool", "direct": "generate"})
-        graph.add_edge("retrieve", "grade")
-        graph.add_conditional_edges("grade", self._after_grade, {"rewrite": "rewrite", "generate": "generate"})
-        graph.add_edge("rewrite", "retrieve")
-        graph.add_edge("tool", "generate")
-        graph.add_edge("generate", "remember")
-        graph.add_edge("remember", END)
-        return graph
+    def _builder(self) -> AgentGraph:
+        steps: dict[str, Callable[..., dict[str, Any]]] = {"recall": self._recall, "route": self._route, "retrieve": self._retrieve, "grade": self._grade,
+                 "rewrite": self._rewrite, "tool": self._run_tool, "generate": self._generate, "remember": self._remember}
+        return _wire(steps)
 
     # -- entry points ------------------------------------------------------------------------------
 
@@ -233,10 +229,10 @@ class RagAgent:
         # Every per-run channel is reset here: with memory, the thread's last checkpoint holds the previous run's values.
         fresh: AgentState = {"query": query, "turn_id": turn_id, "history": [], "route": "", "tool": None, "queries": [],
                              "candidates": [], "grades": [], "hits": [], "evidence": "not_searched", "tool_text": "",
-                             "cited": [], "stopped": False, "timings_ms": {}}
+                             "next_query": None, "cited": [], "stopped": False, "timings_ms": {}}
         context = RunContext(on_delta=on_delta, should_stop=should_stop)
         if query.conversation_id is not None and self.memory_graph is not None:
-            config = {"configurable": {"thread_id": thread_id(query.tenant, query.conversation_id, query.principals)}}
+            config: RunnableConfig = {"configurable": {"thread_id": thread_id(query.tenant, query.conversation_id, query.principals)}}
             # One checkpoint write per turn (at the end) instead of one per node.
             state = self.memory_graph.invoke(fresh, config, context=context, durability="exit")
         else:
@@ -254,7 +250,7 @@ class RagAgent:
         return list(snapshot.values.get("turns", []))
 
     def mermaid(self) -> str:
-        return mermaid(self)
+        return self.graph.get_graph().draw_mermaid()
 
 
 def thread_id(tenant: str, conversation_id: str, principals: Sequence[str] = ()) -> str:
@@ -265,8 +261,40 @@ def thread_id(tenant: str, conversation_id: str, principals: Sequence[str] = ())
     return f"{tenant}/{conversation_id}/{who}" if who else f"{tenant}/{conversation_id}"
 
 
-def mermaid(agent: RagAgent | None = None) -> str:
-    """The graph in Mermaid syntax (the README embeds it from docs/agent-graph.md)."""
-    if agent is None:
-        agent = RagAgent.__new__(RagAgent)  # drawing needs only the wiring, not a retriever or a model
-    return agent._builder().compile().get_graph().draw_mermaid()
+STEPS = ("recall", "route", "retrieve", "grade", "rewrite", "tool", "generate", "remember")
+
+
+def _after_route(state: AgentState) -> str:
+    return state["route"]
+
+
+def _after_grade(state: AgentState) -> str:
+    """Retry with a rewritten query only when grading proposed one (see `RagAgent._next_query`)."""
+    return "rewrite" if state.get("next_query") else "generate"
+
+
+def _wire(steps: Mapping[str, Callable[..., dict[str, Any]]]) -> AgentGraph:
+    """The agent's nodes and edges; `steps` maps each name of `STEPS` to its node function."""
+    graph = StateGraph(AgentState, context_schema=RunContext)
+    for name in STEPS:
+        graph.add_node(name, steps[name])
+    graph.add_edge(START, "recall")
+    graph.add_edge("recall", "route")
+    graph.add_conditional_edges("route", _after_route, {"retrieve": "retrieve", "tool": "tool", "direct": "generate"})
+    graph.add_edge("retrieve", "grade")
+    graph.add_conditional_edges("grade", _after_grade, {"rewrite": "rewrite", "generate": "generate"})
+    graph.add_edge("rewrite", "retrieve")
+    graph.add_edge("tool", "generate")
+    graph.add_edge("generate", "remember")
+    graph.add_edge("remember", END)
+    return graph
+
+
+def _not_drawn(state: AgentState) -> dict[str, Any]:
+    raise AssertionError("a graph built for drawing is never run")
+
+
+def mermaid() -> str:
+    """The graph in Mermaid syntax (the README embeds it from docs/agent-graph.md). Drawing needs only
+    the wiring, so the nodes are placeholders and no retriever or model is loaded."""
+    return _wire(dict.fromkeys(STEPS, _not_drawn)).compile().get_graph().draw_mermaid()

@@ -35,7 +35,7 @@ class Route(BaseModel):
     reason: str
 
 
-def route(query: AgentQuery, tools: Mapping[str, Tool]) -> Route:  # type: ignore[type-arg]
+def route(query: AgentQuery, tools: Mapping[str, Tool]) -> Route:
     """The first rule that applies, in the order of the module docstring."""
     if not query.retrieval:
         return Route(node="direct", reason="retrieval disabled by the request")

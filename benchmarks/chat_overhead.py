@@ -23,14 +23,14 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import httpx  # noqa: E402
+import httpx
 
-from agents.graph import AgentQuery  # noqa: E402
-from indexing.types import SourceDocument  # noqa: E402
-from schemas.settings import Settings  # noqa: E402
-from streams.gateway.app import create_app  # noqa: E402
-from streams.gateway.server import serve_in_thread  # noqa: E402
-from streams.runtime import Runtime  # noqa: E402
+from agents.graph import AgentQuery
+from indexing.types import SourceDocument
+from schemas.settings import Settings
+from streams.gateway.app import create_app
+from streams.gateway.server import serve_in_thread
+from streams.runtime import Runtime
 
 PASSAGES = [
     "The Ostra river flows 612 kilometres from the Kessel glacier to the Northern Sea.",
@@ -81,18 +81,19 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as home:
-        base = Settings(home=Path(home), broker_url="memory://", search_url="embedded://", auth="off")
+        base = Settings(home=Path(home), broker={"url": "memory://"}, search={"url": "embedded://"}, security={"auth": "off"})
         paths = [("embedded broker", base)]
         if args.kafka:
-            paths.append(("Kafka", base.model_copy(update={"home": Path(home) / "kafka", "broker_url": args.kafka,
-                                                            "topic_prefix": f"bench{uuid.uuid4().hex[:6]}."})))
+            paths.append(("Kafka", base.override(home=Path(home) / "kafka", broker_url=args.kafka,
+                                                 topic_prefix=f"bench{uuid.uuid4().hex[:6]}.")))
         for name, settings in paths:
             in_process, gateway = measure(settings, args.requests, args.max_new_tokens)
             rows.append((name, in_process, gateway))
     print(f"\nChat overhead beyond generation ({args.requests} requests per path, {args.max_new_tokens} new tokens)\n")
     print(f"{'path':<34}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
     for name, in_process, gateway in rows:
-        print(f"{'in-process graph (' + name + ' run)':<34}{percentile(in_process, .5):>10.1f}{percentile(in_process, .95):>10.1f}{statistics.mean(in_process):>10.1f}")
+        print(f"{'in-process graph (' + name + ' run)':<34}{percentile(in_process, .5):>10.1f}{percentile(in_process, .95):>10.1f}"
+              f"{statistics.mean(in_process):>10.1f}")
         print(f"{'HTTP → ' + name + ' → agent → HTTP':<34}{percentile(gateway, .5):>10.1f}{percentile(gateway, .95):>10.1f}{statistics.mean(gateway):>10.1f}")
         print(f"{'  extra over in-process (p50)':<34}{percentile(gateway, .5) - percentile(in_process, .5):>10.1f}")
     print("\ntarget: Kafka path p50 overhead ≤ 25 ms")

@@ -23,12 +23,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import ChatMessage, Generation, GenerationParams  # noqa: E402
-from models.llm.chat_format import encode_prompt  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import ChatMessage, Generation, GenerationParams
+from models.llm.chat_format import encode_prompt
+from models.llm.transformers_engine import TransformersEngine
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "squad-mini"
 SYSTEM = "Answer the question in one short sentence using only the context."

@@ -29,11 +29,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.retrieval import load_beir  # noqa: E402
-from indexing.backends.embedded import EmbeddedBackend  # noqa: E402
-from indexing.chunking import Chunker  # noqa: E402
-from indexing.pipeline import IngestPipeline  # noqa: E402
-from indexing.types import SourceDocument  # noqa: E402
+from evaluation.retrieval import load_beir
+from indexing.backends.embedded import EmbeddedBackend
+from indexing.chunking import Chunker
+from indexing.pipeline import IngestPipeline
+from indexing.types import SourceDocument
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 
@@ -67,10 +67,10 @@ async def through_runtime(settings, docs: list[SourceDocument], timeout_s: float
         return time.perf_counter() - started
     finally:
         await runtime.stop()
-        if not settings.search_url.startswith("embedded"):
+        if not settings.search.url.startswith("embedded"):
             from indexing.backends.opensearch import OpenSearchBackend
 
-            OpenSearchBackend(settings.search_url, dimension=384, index_prefix=settings.opensearch_index).drop_index()
+            OpenSearchBackend(settings.search.url, dimension=384, index_prefix=settings.search.opensearch_index).drop_index()
 
 
 async def wait_indexed(runtime, ids: set[str], started: float, timeout_s: float) -> None:
@@ -80,7 +80,7 @@ async def wait_indexed(runtime, ids: set[str], started: float, timeout_s: float)
         if time.perf_counter() - started > timeout_s:
             raise TimeoutError(f"{len(pending)} of {total} documents not indexed after {timeout_s:.0f} s")
         await asyncio.sleep(0.2)
-        records = await asyncio.to_thread(lambda: {i: runtime.store.get_document(i) for i in list(pending)})
+        records = await asyncio.to_thread(lambda: {i: runtime.stores.documents.get_document(i) for i in list(pending)})
         failed = [i for i, r in records.items() if r is not None and r.status == "failed"]
         if failed:
             raise RuntimeError(f"documents failed to ingest: {failed[:5]} ({records[failed[0]].error})")
@@ -133,7 +133,7 @@ def main() -> None:
     if "per-document" not in args.skip:
         rows.append(("library: IngestPipeline.ingest per document, embedded", library(False)))
     with tempfile.TemporaryDirectory() as home:
-        base = Settings(home=Path(home) / "home", broker_url="memory://", search_url="embedded://")
+        base = Settings(home=Path(home) / "home", broker={"url": "memory://"}, search={"url": "embedded://"})
         if "embedded" not in args.skip:
             seconds = asyncio.run(through_runtime(base, docs, args.timeout))
             rows.append(("runtime: in-process broker -> ingest worker -> embedded", seconds))
@@ -141,9 +141,9 @@ def main() -> None:
         os_up = reachable(*args.opensearch.split("//")[1].split(":")[:1], int(args.opensearch.rsplit(":", 1)[1]))
         if "kafka" not in args.skip and reachable(host, int(port)) and os_up:
             unique = uuid.uuid4().hex[:8]
-            settings = base.model_copy(update={"home": Path(home) / "kafka", "broker_url": args.kafka,
-                                               "search_url": args.opensearch, "topic_prefix": f"bench-{unique}.",
-                                               "opensearch_index": f"bench-ingest-{unique}"})
+            settings = base.override(home=Path(home) / "kafka", broker_url=args.kafka,
+                                     search_url=args.opensearch, topic_prefix=f"bench-{unique}.",
+                                     opensearch_index=f"bench-ingest-{unique}")
             seconds = asyncio.run(through_runtime(settings, docs, args.timeout))
             rows.append(("runtime: Kafka -> ingest worker -> OpenSearch", seconds))
         elif "kafka" not in args.skip:

@@ -17,7 +17,7 @@ Imported only by benchmarks: the peers are the optional ``bench`` extra.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

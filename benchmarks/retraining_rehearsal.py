@@ -27,18 +27,17 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from models.embedder import TextEmbedder  # noqa: E402
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from tests.unit.test_trainers_lora_cpu import EXAMPLES as CORRECTIONS  # noqa: E402
-from tests.unit.test_trainers_lora_cpu import rag_messages  # noqa: E402
-from trainers.dataset import TrainingExample  # noqa: E402
-from trainers.gate import answer_all, gate_candidate  # noqa: E402
-from trainers.lora_cpu import train_lora  # noqa: E402
-from trainers.recipe import DEFAULT_CPU_RECIPE, LoraRecipe  # noqa: E402
+from models.embedder import TextEmbedder
+from models.fetch import ensure_smollm2
+from models.llm.transformers_engine import TransformersEngine
+from tests.unit.test_trainers_lora_cpu import EXAMPLES as CORRECTIONS, rag_messages
+from trainers.dataset import TrainingExample
+from trainers.gate import answer_all, gate_candidate
+from trainers.lora_cpu import train_lora
+from trainers.recipe import DEFAULT_CPU_RECIPE, LoraRecipe
 
 ORDINARY = [
     ("What is the boiling point of water at sea level?", "Water boils at 100 degrees Celsius at sea level."),

@@ -29,20 +29,20 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from embedding_cache import CachedEmbedder, cache_file  # noqa: E402
+from embedding_cache import CachedEmbedder, cache_file
 
-from evaluation.retrieval import BeirDataset, RECALL_DEPTH, documents_of, load_beir, score_rankings  # noqa: E402
-from indexing.backends.analyzer import EnglishAnalyzer  # noqa: E402
-from indexing.backends.embedded import EmbeddedBackend  # noqa: E402
-from indexing.chunking import Chunker  # noqa: E402
-from indexing.retriever import HybridRetriever  # noqa: E402
-from models.embedder import EMBEDDER_BACKENDS  # noqa: E402
+from evaluation.retrieval import RECALL_DEPTH, BeirDataset, documents_of, load_beir, score_rankings
+from indexing.backends.analyzer import EnglishAnalyzer
+from indexing.backends.embedded import EmbeddedBackend
+from indexing.chunking import Chunker
+from indexing.retriever import HybridRetriever
+from models.embedder import EMBEDDER_BACKENDS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SPLITS = {"scifact": "train", "squad-mini": "test"}

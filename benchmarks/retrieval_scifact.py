@@ -32,15 +32,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from embedding_cache import CachedEmbedder, cache_file  # noqa: E402
+from embedding_cache import CachedEmbedder, cache_file
 
-from evaluation.retrieval import documents_of, load_beir, score_rankings  # noqa: E402
-from indexing.backends.embedded import EmbeddedBackend  # noqa: E402
-from indexing.chunking import Chunker  # noqa: E402
-from indexing.fusion import convex_fusion, reciprocal_rank_fusion  # noqa: E402
-from indexing.pipeline import IngestPipeline  # noqa: E402
-from indexing.retriever import ALPHA, NORMALISATION  # noqa: E402
-from indexing.types import SearchHit  # noqa: E402
+from evaluation.retrieval import documents_of, load_beir, score_rankings
+from indexing.backends.embedded import EmbeddedBackend
+from indexing.chunking import Chunker
+from indexing.fusion import convex_fusion, reciprocal_rank_fusion
+from indexing.pipeline import IngestPipeline
+from indexing.retriever import ALPHA, NORMALISATION
+from indexing.types import SearchHit
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"
 

@@ -19,7 +19,7 @@ a gold document is among the first five distinct cited documents.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,7 +97,7 @@ def evaluate_qa(dataset: Path, *, answer_fn: AnswerFn, limit: int | None = None,
     data = load_qa(dataset, split=split)
     qids = list(data.questions)[:limit]
     totals = dict.fromkeys(("exact_match", "f1", "contains", "hit_at_5"), 0.0)
-    iterator = qids
+    iterator: Iterable[str] = qids
     if progress:
         from tqdm import tqdm
 

@@ -1,7 +1,7 @@
 """Scores one generated answer: quality against a reference, groundedness, cost.
 
-Why one function: the eval worker sees one `chat.responses` event at a time, and the same
-scores feed windows and regression checks, so the per-answer record is the unit of evaluation.
+Why one function: the eval worker sees one `chat.responses` event at a time (and again when a
+correction for it arrives), so the per-answer record is the unit of evaluation.
 Reference-based metrics exist only when a reference or user correction does; the context metric
 only when retrieval returned something. None means "not measurable", never "scored zero".
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from indexing.types import Chunk, SourceDocument
 
@@ -29,28 +30,13 @@ _WORDISH = re.compile(r"[^\W\d_]+|\d+|[^\w\s]", re.UNICODE)
 
 def approximate_tokens(text: str) -> int:
     """A subword-token estimate without a tokenizer: one per 7 letters of a word, one per 2
-    digits of a number, one per punctuation mark. On SciFact abstracts it is within ~3% of
-    MiniLM's WordPiece count on average (10th-90th percentile ratio 0.93-1.13)."""
+    digits of a number, one per punctuation mark: close to MiniLM's WordPiece count on English
+    prose, and never calling a tokenizer in the ingest path."""
     total = 0
     for match in _WORDISH.finditer(text):
         n = match.end() - match.start()
         total += 1 + (n - 1) // (2 if text[match.start()].isdigit() else 7)
     return total
-
-
-def tokenizer_counter(tokenizer: Any) -> TokenCounter:
-    """Wrap a Hugging Face tokenizer (``tokenizers.Tokenizer`` or a transformers one) as a
-    counter of tokens without special tokens, for exact sizing against an embedder's window.
-
-    A ``tokenizers.Tokenizer`` read from a sentence-transformers ``tokenizer.json`` pads and
-    truncates every text to the window (MiniLM: 128), which would make every text "128 tokens";
-    the counter uses a copy with both switched off, leaving the caller's tokenizer as it was."""
-    if hasattr(tokenizer, "encode") and hasattr(tokenizer, "get_vocab_size"):  # tokenizers.Tokenizer
-        counting = type(tokenizer).from_str(tokenizer.to_str())
-        counting.no_padding()
-        counting.no_truncation()
-        return lambda text: len(counting.encode(text, add_special_tokens=False).ids)
-    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 def chunk_id(tenant: str, document_id: str, text: str, occurrence: int = 0) -> str:
@@ -82,10 +68,9 @@ class Chunker:
     ``overlap_tokens`` of them, when the cut falls inside a paragraph. Sentences longer than
     ``max_tokens`` are cut into word windows.
 
-    Defaults measured on SciFact train (benchmarks/retrieval_scifact.py, hybrid nDCG@10 with
-    the retriever's defaults): 128/32 gives 0.743 vs 0.740 at 200/32; smaller passages sharpen
-    MiniLM (dense 0.695 vs 0.690) while BM25 loses a little (0.679 vs 0.690), and they stay
-    well inside MiniLM's 256-token window with the title prepended.
+    The defaults (128/32) were chosen on SciFact train with benchmarks/retrieval_scifact.py
+    (figures in benchmarks/README.md, "Tuning sweep"): smaller passages sharpen MiniLM more than
+    they cost BM25, and they stay well inside MiniLM's 256-token window with the title prepended.
     """
 
     def __init__(self, max_tokens: int = 128, overlap_tokens: int = 32,

@@ -17,7 +17,8 @@ list's lowest normalised score, it ranked below everything the list holds (0 for
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 

@@ -12,6 +12,7 @@ content-hash ids, and a replayed event changes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -20,9 +21,9 @@ from indexing.backends.base import DocumentChunks, SearchBackend
 from indexing.chunking import Chunker
 from indexing.types import Chunk, Embedder, SourceDocument
 
-
-StageCallback = Callable[[str, dict[str, int]], None]
-DocumentStageCallback = Callable[[SourceDocument, str, dict[str, int]], None]
+IngestStage = Literal["chunked", "embedded"]
+StageCallback = Callable[[IngestStage, dict[str, int]], None]
+DocumentStageCallback = Callable[[SourceDocument, IngestStage, dict[str, int]], None]
 
 
 class IngestReport(BaseModel):

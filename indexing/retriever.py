@@ -3,19 +3,18 @@
 Hybrid is the default because the two retrievers miss different things: BM25 finds rare
 exact terms (gene names, error codes) that embeddings blur, embeddings find paraphrases that
 share no words. Each retriever contributes ``candidates`` hits and the fused list is cut to
-``k``. Defaults, chosen on SciFact train (benchmarks/retrieval_scifact.py; 128/32-token chunks):
-convex fusion with each list divided by its best score (``normalisation="max"``) and
-``alpha=0.70`` (dense weight): nDCG@10 0.743 vs BM25 0.679, dense 0.695, min-max convex 0.736
-(its best alpha), z-score 0.737, RRF 0.730-0.732 (k 5-60). Max normalisation also makes the
-top of the list nearly independent of how many candidates were fetched (100 vs 300: 0.743 vs
-0.742), unlike min-max, whose floor moves with the depth.
+``k``.
 
-Measured and left out, because none moved nDCG@10 on all 809 train queries beyond +0.004 of
-0.742 (benchmarks/README.md, "Tuning sweep"): dense pseudo-relevance feedback (Rocchio on the
-query vector, feedback from the dense or the fused list; it lifts dense alone to 0.725 but
-adds nothing once fused with BM25; SQuAD-mini moves -0.011..+0.004), RM3 expansion of the BM25
-query, a third fused list, other BM25 k1/b, per-query alpha, score transforms and
-document-level aggregation.
+The fusion is convex: each list's scores are divided by its best score (``normalisation="max"``)
+and mixed with weight ``alpha`` on the dense side. Dividing by the best score, unlike min-max,
+keeps the top of the fused list nearly independent of how many candidates were fetched, because
+no list's floor moves with the depth. RRF stays available (``fusion="rrf"``) for backends whose
+scores are not comparable. The defaults were chosen on SciFact train with
+benchmarks/retrieval_scifact.py, where convex max-norm fusion beat BM25, dense, min-max, z-score
+and RRF; pseudo-relevance feedback, RM3, a third list, other BM25 parameters, per-query alpha,
+score transforms and document-level aggregation were measured and left out because none moved
+the result beyond noise. The figures are in benchmarks/README.md ("Tuning sweep", "Levers
+beyond the fusion settings").
 
     >>> retriever = HybridRetriever(TextEmbedder(), backend)                 # doctest: +SKIP
     >>> retriever.retrieve("does aspirin prevent stroke?", tenant="acme", k=5)  # doctest: +SKIP
@@ -32,7 +31,8 @@ from indexing.types import Embedder, SearchHit, SearchMode
 
 FusionMethod = Literal["rrf", "convex"]
 # Chosen on SciFact train (benchmarks/retrieval_scifact.py); see the module docstring.
-ALPHA, CANDIDATES, NORMALISATION = 0.70, 100, "max"
+ALPHA, CANDIDATES = 0.70, 100
+NORMALISATION: Normalisation = "max"
 _MODES = ("bm25", "dense", "hybrid")
 
 

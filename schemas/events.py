@@ -260,7 +260,6 @@ class TrainRequest(Event):
     type: Literal["train.requests"] = "train.requests"
     model_family: NonEmpty
     reason: str
-    feedback_ids: list[str] = Field(default_factory=list, description="The corrections that triggered this run.")
 
     def key(self) -> str:
         return self.model_family

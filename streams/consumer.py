@@ -18,11 +18,12 @@ from typing import Generic, TypeVar
 import structlog
 from pydantic import ValidationError
 
+from schemas.database import Database
 from schemas.events import DeadLetter, Event
 from streams.brokers.base import Broker, RawMessage, Subscription
 from streams.dead_letters import DeadLetterStore
+from streams.ledger import EventLedger
 from streams.metrics import DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
-from streams.store import Store
 from streams.topics import Topic
 
 log = structlog.get_logger(__name__)
@@ -64,23 +65,23 @@ class EventConsumer(Generic[E]):
     handle_many: Callable[[list[E]], Awaitable[BatchOutcome]] | None = None
     max_batch: int = 1
 
-    def bind(self, broker: Broker, store: Store, retry: RetryPolicy) -> None:
-        letters = DeadLetterStore(store)
+    def bind(self, broker: Broker, db: Database, retry: RetryPolicy) -> None:
+        ledger, letters = EventLedger(db), DeadLetterStore(db)
 
         async def deliver(messages: list[RawMessage]) -> None:
-            await self._deliver(messages, broker, store, retry, letters)
+            await self._deliver(messages, broker, ledger, retry, letters)
 
         max_batch = self.max_batch if self.handle_many is not None else 1
         broker.subscribe(Subscription(self.topic.name, self.group, deliver, self.broadcast, self.max_processing_s, max_batch))
 
-    async def _deliver(self, messages: list[RawMessage], broker: Broker, store: Store, retry: RetryPolicy, letters: DeadLetterStore) -> None:
+    async def _deliver(self, messages: list[RawMessage], broker: Broker, ledger: EventLedger, retry: RetryPolicy, letters: DeadLetterStore) -> None:
         events: list[tuple[E, RawMessage]] = []
         for message in messages:
             event = await self._validate(message, broker, letters)
             if event is not None:
                 events.append((event, message))
         if not self.broadcast and events:
-            done = await asyncio.to_thread(store.processed_among, self.group, [e.event_id for e, _ in events])
+            done = await asyncio.to_thread(ledger.processed_among, self.group, [e.event_id for e, _ in events])
             fresh: list[tuple[E, RawMessage]] = []
             for event, message in events:
                 if event.event_id in done:
@@ -90,9 +91,9 @@ class EventConsumer(Generic[E]):
                 fresh.append((event, message))
             events = fresh
         for run in _runs_of_distinct_keys(events):
-            await self._handle_run(run, broker, store, retry, letters)
+            await self._handle_run(run, broker, ledger, retry, letters)
 
-    async def _handle_run(self, events: list[tuple[E, RawMessage]], broker: Broker, store: Store, retry: RetryPolicy,
+    async def _handle_run(self, events: list[tuple[E, RawMessage]], broker: Broker, ledger: EventLedger, retry: RetryPolicy,
                           letters: DeadLetterStore) -> None:
         failures: BatchOutcome = {}
         batched = self.handle_many is not None and len(events) > 1
@@ -107,7 +108,7 @@ class EventConsumer(Generic[E]):
             if ok:
                 EVENTS_CONSUMED.labels(self.topic.name, self.group, "ok").inc()
         if not self.broadcast:  # one ledger write for the whole run, after every effect is durable
-            await asyncio.to_thread(store.mark_processed_many, self.group, [e.event_id for e, _ in events])
+            await asyncio.to_thread(ledger.mark_processed_many, self.group, [e.event_id for e, _ in events])
 
     async def _validate(self, message: RawMessage, broker: Broker, letters: DeadLetterStore) -> E | None:
         try:
@@ -168,7 +169,7 @@ async def dead_letter(broker: Broker, letters: DeadLetterStore, topic: Topic, me
     except UnicodeDecodeError:
         payload, encoding = base64.b64encode(message.value).decode(), "base64"
     letter = DeadLetter(topic=topic.name, key=message.key, consumer=consumer, reason=reason, error_type=error_type,
-                        attempts=attempts, payload=payload, payload_encoding=encoding)  # type: ignore[arg-type]
+                        attempts=attempts, payload=payload, payload_encoding=encoding)
     row = await asyncio.to_thread(letters.record, letter)
     await broker.publish(topic.dlq, letter.model_dump_json().encode(), key=message.key, headers={"reason": reason[:200]})
     DEAD_LETTERS.labels(topic.name, error_type).inc()

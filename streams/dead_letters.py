@@ -23,9 +23,11 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from indexing.document_store import DocumentStore
+from schemas.database import Database
 from schemas.events import DeadLetter, as_utc, principals_fingerprint, utcnow
 from schemas.tables import DeadLetterRecord
-from streams.store import Store
+from streams.task_store import TaskStore
 
 log = structlog.get_logger(__name__)
 CHAT_TOPICS = ("chat.requests", "chat.requests.high")
@@ -35,10 +37,10 @@ UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 class DeadLetterStore:
-    """The `dead_letters` table; shares the store's engine and sessions."""
+    """The `dead_letters` table."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def record(self, letter: DeadLetter) -> DeadLetterRecord:
         """Keep a letter once per (consumer, message): a redelivered dead-lettering adds nothing."""
@@ -54,7 +56,7 @@ class DeadLetterStore:
             asked_as=principals_fingerprint(p for p in principals if isinstance(p, str)) if isinstance(principals, list) else "",
             event_id=event_id, reason=letter.reason, error_type=letter.error_type, attempts=letter.attempts,
             payload=letter.payload, payload_encoding=letter.payload_encoding, failed_at=letter.failed_at)
-        with self.store.session() as s:
+        with self.db.session() as s:
             s.add(row)
             try:
                 s.commit()
@@ -77,15 +79,15 @@ class DeadLetterStore:
         if ids is not None:
             query = query.where(col(DeadLetterRecord.id).in_(list(ids)))
         query = query.order_by(col(DeadLetterRecord.failed_at).desc(), col(DeadLetterRecord.id)).limit(limit)
-        with self.store.session() as s:
+        with self.db.session() as s:
             return list(s.exec(query))
 
     def get(self, letter_id: str) -> DeadLetterRecord | None:
-        with self.store.session() as s:
+        with self.db.session() as s:
             return s.get(DeadLetterRecord, letter_id)
 
     def mark_replayed(self, letter_id: str, by: str) -> None:
-        with self.store.session() as s:
+        with self.db.session() as s:
             s.execute(update(DeadLetterRecord).where(col(DeadLetterRecord.id) == letter_id)
                       .values(replays=DeadLetterRecord.replays + 1, replayed_at=utcnow(), replayed_by=by))
             s.commit()
@@ -113,16 +115,17 @@ def replay_message(row: DeadLetterRecord) -> bytes:
     return json.dumps(payload).encode()
 
 
-def revive(store: Store, row: DeadLetterRecord) -> None:
+def revive(db: Database, row: DeadLetterRecord) -> None:
     """Put what the letter concerns back to `queued`, so the replayed event is worked on again:
     a dead-lettered chat request left its task `failed`, a document its row `failed`."""
     payload = _payload_json_text(row.payload) if row.payload_encoding == "utf-8" else {}
     if row.topic in CHAT_TOPICS and isinstance(payload.get("task_id"), str):
-        store.transition_task(payload["task_id"], from_states=("failed",), to="queued", error=None, finished_at=None)
+        TaskStore(db).transition_task(payload["task_id"], from_states=("failed",), to="queued", error=None, finished_at=None)
     elif row.topic in DOCUMENT_TOPICS and isinstance(payload.get("document_id"), str) and isinstance(payload.get("tenant", "default"), str):
-        document = store.get_document(payload["document_id"])
+        documents = DocumentStore(db)
+        document = documents.get_document(payload["document_id"])
         if document is not None and document.status == "failed":
-            store.upsert_document(payload["document_id"], document.tenant, status="queued", error=None)
+            documents.upsert_document(payload["document_id"], document.tenant, status="queued", error=None)
 
 
 def _payload_json(letter: DeadLetter) -> dict[str, Any]:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
+from typing import TextIO, cast
 
 import structlog
 
 
-def configure_logging(level: str | None = None) -> None:
-    level = (level or os.environ.get("RAGLOOP_LOG_LEVEL", "INFO")).upper()
+def configure_logging(level: str = "INFO") -> None:
+    """`level` is `settings.log_level` (RAGLOOP_LOG_LEVEL) or the CLI's `--log-level`."""
+    level = level.upper()
     renderer = structlog.dev.ConsoleRenderer() if sys.stderr.isatty() else structlog.processors.JSONRenderer()
     structlog.configure(
         processors=[
@@ -21,7 +22,8 @@ def configure_logging(level: str | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),
+        # PrintLogger only print()s to its file (write, then flush), all that `_CurrentStderr` has of a TextIO.
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()

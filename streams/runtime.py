@@ -1,4 +1,4 @@
-"""Assembles a process: broker, store, services and the consumers of the requested roles.
+"""Assembles a process: broker, stores, services and the consumers of the requested roles.
 
 `ragloop up` runs every role in one process on the embedded broker; `ragloop worker ROLE` runs
 one role against the configured broker. Either way the handlers are the same functions.
@@ -9,24 +9,27 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import structlog
 from sqlalchemy.engine import make_url
 
 from schemas.settings import Settings
-from streams.brokers import make_broker
+from streams.brokers import EmbeddedBroker, make_broker
 from streams.consumer import EventConsumer, RetryPolicy
 from streams.metrics import CONSUMER_LAG
 from streams.publisher import Publisher
 from streams.services import Services
-from streams.store import Store
+from streams.stores import Stores
 from streams.topics import all_topic_names
 
 log = structlog.get_logger(__name__)
 
 ConsumerFactory = Callable[[Services, Publisher], list[EventConsumer]]
-BackgroundFactory = Callable[[Services, Publisher], list[Callable[[], Awaitable[None]]]]
+# A coroutine function, not any awaitable: each loop runs as its own task (`asyncio.create_task`).
+BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
+BackgroundFactory = Callable[[Services, Publisher], list[BackgroundLoop]]
 # Role → module with `consumers(services, publisher)` (and optionally `background(...)`, loops that
 # run beside the consumers); imported only when the role runs, so a process pays for (and needs)
 # only its own role's dependencies.
@@ -49,13 +52,13 @@ class Runtime:
             raise ValueError(f"unknown role(s) {sorted(unknown)}; choose from {sorted(ROLES)}")
         self.settings = settings
         self.roles = list(roles)
-        self.store = Store.from_settings(settings)
-        self.store.ensure_base_version(settings.model_family)
+        self.stores = Stores.from_settings(settings)
+        self.stores.registry.ensure_base_version(settings.llm.model_family)
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
-        self.services = Services(settings, self.store)
-        self.retry = RetryPolicy(settings.worker_max_retries, settings.worker_retry_backoff_s)
-        self._background: list[Callable[[], Awaitable[None]]] = []
+        self.services = Services(settings, self.stores)
+        self.retry = RetryPolicy(settings.workers.max_retries, settings.workers.retry_backoff_s)
+        self._background: list[BackgroundLoop] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lag_checked = 0.0
         self.consumed: list[str] = []
@@ -68,32 +71,32 @@ class Runtime:
 
     def bind(self, consumer: EventConsumer) -> None:
         """Add a consumer (before `start`): roles bind theirs, the gateway binds its token listener."""
-        consumer.bind(self.broker, self.store, self.retry)
+        consumer.bind(self.broker, self.stores.db, self.retry)
         self.consumed.append(consumer.topic.name)
 
     def describe(self) -> str:
         """What this process consumes and the services it uses, for its first line of output (no secrets)."""
         topics = ", ".join(dict.fromkeys(self.consumed)) or "nothing"
         database = make_url(self.settings.sqlalchemy_url).render_as_string(hide_password=True)
-        return f"consuming {topics} from {self.settings.broker_url}; search {self.settings.search_url}; database {database}"
+        return f"consuming {topics} from {self.settings.broker.url}; search {self.settings.search.url}; database {database}"
 
     async def start(self, *, warm: bool = True) -> None:
-        if not self.settings.is_embedded_broker:
+        if not self.settings.broker.is_embedded:
             from streams.brokers.kafka import create_topics
 
-            names = [self.settings.topic_prefix + name for name in all_topic_names()]
-            await asyncio.to_thread(create_topics, self.settings.kafka_bootstrap, names, partitions=self.settings.kafka_partitions)
+            names = [self.settings.broker.topic_prefix + name for name in all_topic_names()]
+            await asyncio.to_thread(create_topics, self.settings.broker.kafka_bootstrap, names, partitions=self.settings.broker.kafka_partitions)
         if warm:
             names = [name for role in self.roles for name in WARM_UP.get(role, ())]
             await asyncio.to_thread(self.services.warm, *names)
         await self.broker.start()
         self._tasks = [asyncio.create_task(loop(), name=getattr(loop, "__name__", "background")) for loop in self._background]
-        log.info("runtime started", roles=self.roles, broker=self.settings.broker_url, search=self.settings.search_url)
+        log.info("runtime started", roles=self.roles, broker=self.settings.broker.url, search=self.settings.search.url)
 
     async def refresh_lag_metrics(self, *, min_interval_s: float = 10.0) -> None:
         """Consumer lag for `/metrics`: Kafka group offsets (throttled), or the embedded broker's backlog."""
-        if self.settings.is_embedded_broker:
-            CONSUMER_LAG.labels("embedded", "all").set(self.broker.pending())  # type: ignore[attr-defined]
+        if isinstance(self.broker, EmbeddedBroker):
+            CONSUMER_LAG.labels("embedded", "all").set(self.broker.pending())
             return
         now = time.monotonic()
         if now - self._lag_checked < min_interval_s:
@@ -102,8 +105,8 @@ class Runtime:
         from streams.brokers.kafka import consumer_lag
 
         try:
-            prefix = self.settings.topic_prefix
-            lags = await asyncio.to_thread(consumer_lag, self.settings.kafka_bootstrap, group_prefix=f"{prefix}ragloop.", topic_prefix=prefix)
+            prefix = self.settings.broker.topic_prefix
+            lags = await asyncio.to_thread(consumer_lag, self.settings.broker.kafka_bootstrap, group_prefix=f"{prefix}ragloop.", topic_prefix=prefix)
         except Exception as error:  # noqa: BLE001 — metrics must never take the API down
             log.warning("consumer lag unavailable", error=repr(error))
             return

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from schemas.settings import Settings
-from streams.store import Store
+from streams.stores import Stores
 
 # Heavy modules (torch, transformers, search clients) are imported inside the properties that need
 # them: a gateway or eval process starts in a second instead of importing a deep-learning stack.
@@ -27,16 +27,23 @@ if TYPE_CHECKING:
     from indexing.retriever import HybridRetriever
     from models.embedder import TextEmbedder
     from models.llm.base import LLMEngine
+    from streams.callbacks.sender import CallbackSender
 
 log = structlog.get_logger(__name__)
 
 
 class Services:
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, stores: Stores | None = None) -> None:
         self.settings = settings
-        self.store = store
+        self._stores = stores  # None in a process that only reads the index (`ragloop search`): no database opened
         self._lock = threading.RLock()  # cached_property is not thread-safe; roles warm up from threads
         self._adapter_paths: dict[str, str | None] = {}
+
+    @property
+    def stores(self) -> Stores:
+        if self._stores is None:
+            raise LookupError("these services were built without stores (index only)")
+        return self._stores
 
     def _once(self, name: str) -> object:
         with self._lock:
@@ -46,39 +53,34 @@ class Services:
     def embedder(self) -> TextEmbedder:
         from models.embedder import TextEmbedder
 
-        return TextEmbedder(self.settings.embedder, backend=self.settings.embedder_backend, cache_dir=self.settings.model_cache)
+        return TextEmbedder(self.settings.embedder.model, backend=self.settings.embedder.backend, cache_dir=self.settings.model_cache)
 
     @cached_property
     def backend(self) -> SearchBackend:
-        from indexing.backends.base import open_backend
+        from indexing.backends.factory import open_backend
 
-        return open_backend(self.settings.search_url, home=self.settings.home, dimension=self.embedder.dimension,
-                            index_prefix=self.settings.opensearch_index)
+        return open_backend(self.settings.search.url, home=self.settings.home, dimension=self.embedder.dimension,
+                            index_prefix=self.settings.search.opensearch_index)
 
     @cached_property
     def pipeline(self) -> IngestPipeline:
         from indexing.chunking import Chunker
         from indexing.pipeline import IngestPipeline
 
-        return IngestPipeline(Chunker(), self.embedder, self.backend)
+        return IngestPipeline(Chunker(**self.settings.chunking.model_dump()), self.embedder, self.backend)
 
     @cached_property
     def retriever(self) -> HybridRetriever:
         from indexing.retriever import HybridRetriever
 
-        return HybridRetriever(self.embedder, self.backend)
+        return HybridRetriever(self.embedder, self.backend, **self.settings.retrieval.model_dump(exclude={"k"}))
 
     @cached_property
     def base_model_path(self) -> Path:
         """The checkpoint LoRA trains on: RAGLOOP_TRAIN_BASE_MODEL, else the served model when it is local."""
-        from models.fetch import default_model_cache, ensure_smollm2
+        from models.llm.factory import local_checkpoint
 
-        spec = str(self.settings.train_base_model or self.settings.llm)
-        if spec == "smollm2":
-            return ensure_smollm2(self.settings.model_cache or default_model_cache())
-        if "://" in spec:
-            raise ValueError(f"RAGLOOP_LLM={spec!r} is a remote server; set RAGLOOP_TRAIN_BASE_MODEL to the checkpoint it serves")
-        return Path(spec).expanduser()
+        return local_checkpoint(str(self.settings.training.base_model or self.settings.llm.model), model_cache=self.settings.model_cache)
 
     @cached_property
     def engine(self) -> LLMEngine:
@@ -86,7 +88,9 @@ class Services:
         OpenAI-compatible server (`vllm://host:8000?model=…`), which loads adapters at runtime."""
         from models.llm.factory import open_engine
 
-        return open_engine(self.settings.llm, model_cache=self.settings.model_cache)
+        api_key = self.settings.llm.api_key
+        return open_engine(self.settings.llm.model, model_cache=self.settings.model_cache,
+                           api_key=api_key.get_secret_value() if api_key is not None else None)
 
     @cached_property
     def checkpointer(self) -> BaseCheckpointSaver:
@@ -103,12 +107,20 @@ class Services:
     def agent(self) -> RagAgent:
         from agents.graph import RagAgent
 
-        return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"))  # type: ignore[arg-type]
+        return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"),  # type: ignore[arg-type]
+                        **self.settings.agent.model_dump())
+
+    @cached_property
+    def callbacks(self) -> CallbackSender:
+        """The process's one callback sender: the callbacks role's consumer starts deliveries on it, its sweep owns its lifetime."""
+        from streams.callbacks.sender import CallbackSender
+
+        return CallbackSender(self.settings, self.stores)
 
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""
         if version not in self._adapter_paths:  # a version's adapter never changes: look it up once
-            record = self.store.get_version(version)
+            record = self.stores.registry.get_version(version)
             if record is None:
                 raise LookupError(f"unknown model version {version!r}")
             self._adapter_paths[version] = record.adapter_path

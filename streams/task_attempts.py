@@ -13,23 +13,24 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import col, select
 
+from schemas.database import Database
 from schemas.events import as_utc, utcnow
 from schemas.tables import TaskAttemptRecord, TaskRecord
-from streams.store import Store, claim_statement, transition_statement
+from streams.task_store import claim_statement, transition_statement
 
 
 class TaskAttempts:
-    """The `task_attempts` table; shares the store's engine and sessions."""
+    """The `task_attempts` table, written in the same transactions as the task it belongs to."""
 
-    def __init__(self, store: Store) -> None:
-        self.store = store
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def claim(self, task_id: str, agent: str, lease_s: float) -> int | None:
         """Claim the task (`claim_statement`) and record the attempt this starts, in one transaction
         and with one clock reading; returns the attempt's number, or None when it was not claimable."""
         now = utcnow()
-        with self.store.session() as s:
-            if not s.exec(claim_statement(task_id, agent, lease_s, now)).rowcount:  # type: ignore[call-overload]
+        with self.db.session() as s:
+            if not s.exec(claim_statement(task_id, agent, lease_s, now)).rowcount:
                 s.rollback()
                 return None
             number = s.exec(select(TaskRecord.attempts).where(TaskRecord.id == task_id)).one()
@@ -39,7 +40,7 @@ class TaskAttempts:
 
     def end(self, task_id: str, attempt: int, outcome: str) -> None:
         """Close a running attempt; an attempt already closed (e.g. marked lapsed) keeps its outcome."""
-        with self.store.session() as s:
+        with self.db.session() as s:
             s.execute(_close(task_id, attempt, outcome))
             s.commit()
 
@@ -47,8 +48,8 @@ class TaskAttempts:
         """Move the running task this agent still holds to `to` and close its attempt the same way, in one
         transaction: nobody (a reader, a callback) sees a finished task whose attempt is still running.
         False when the agent lost the task meanwhile (cancelled, or taken over after its lease lapsed)."""
-        with self.store.session() as s:
-            if not s.exec(transition_statement(task_id, from_states=("running",), to=to, held_by=agent, **values)).rowcount:  # type: ignore[call-overload]
+        with self.db.session() as s:
+            if not s.exec(transition_statement(task_id, from_states=("running",), to=to, held_by=agent, **values)).rowcount:
                 s.rollback()
                 return False
             s.execute(_close(task_id, attempt, to))
@@ -59,7 +60,7 @@ class TaskAttempts:
         """Whether the sweep should publish a retry of this lapsed task now, and mark it so: once when
         the lease first lapses, and again only if nobody claimed it for another whole lease."""
         now = utcnow()
-        with self.store.session() as s:
+        with self.db.session() as s:
             row = s.get(TaskAttemptRecord, (task.id, task.attempts))
             if row is None:  # claimed before attempts were recorded
                 row = TaskAttemptRecord(task_id=task.id, attempt=task.attempts, agent=task.lease_owner or "unknown",
@@ -72,7 +73,7 @@ class TaskAttempts:
             return True
 
     def of(self, task_id: str) -> list[TaskAttemptRecord]:
-        with self.store.session() as s:
+        with self.db.session() as s:
             return list(s.exec(select(TaskAttemptRecord).where(TaskAttemptRecord.task_id == task_id).order_by(col(TaskAttemptRecord.attempt))))
 
 

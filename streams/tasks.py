@@ -19,8 +19,8 @@ from schemas.settings import Settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.metrics import QUEUE_DEPTH
 from streams.publisher import Publisher
-from streams.store import Store, task_from_request
 from streams.task_attempts import TaskAttempts
+from streams.task_store import TaskStore, task_from_request
 
 
 class IdempotencyConflict(Exception):
@@ -72,9 +72,8 @@ class TokenHub:
 
 
 class TaskService:
-    def __init__(self, store: Store, publisher: Publisher, settings: Settings, tokens: TokenHub) -> None:
-        self.store, self.publisher, self.settings, self.tokens = store, publisher, settings, tokens
-        self.attempts = TaskAttempts(store)
+    def __init__(self, store: TaskStore, attempts: TaskAttempts, publisher: Publisher, settings: Settings, tokens: TokenHub) -> None:
+        self.store, self.attempts, self.publisher, self.settings, self.tokens = store, attempts, publisher, settings, tokens
         self._waiters: dict[str, asyncio.Event] = {}
 
     async def submit(self, request: ChatRequest, *, idempotency_key: str | None = None) -> tuple[TaskRecord, bool]:
@@ -109,11 +108,11 @@ class TaskService:
         total, mine = await asyncio.to_thread(self.store.queue_depth, tenant)
         QUEUE_DEPTH.set(total)
         limits = self.settings
-        if total >= limits.max_queued_tasks:
-            raise QueueFull(f"the queue holds {total} waiting tasks (limit {limits.max_queued_tasks}); retry later", limits.queue_full_retry_after_s)
-        if mine >= limits.max_queued_per_tenant:
-            raise QueueFull(f"tenant {tenant!r} has {mine} waiting tasks (limit {limits.max_queued_per_tenant}); retry later",
-                            limits.queue_full_retry_after_s)
+        if total >= limits.tasks.max_queued:
+            raise QueueFull(f"the queue holds {total} waiting tasks (limit {limits.tasks.max_queued}); retry later", limits.tasks.retry_after_s)
+        if mine >= limits.tasks.max_queued_per_tenant:
+            raise QueueFull(f"tenant {tenant!r} has {mine} waiting tasks (limit {limits.tasks.max_queued_per_tenant}); retry later",
+                            limits.tasks.retry_after_s)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         return await asyncio.to_thread(self.store.get_task, task_id)
@@ -174,13 +173,13 @@ class TaskService:
                     next_index = token.index + 1
                 pending = []
                 if task.status in TERMINAL_TASK_STATES:
-                    expected = int((task.result or {}).get("token_events", 0))
+                    expected = task.result.token_events if task.result else 0
                     grace_until = grace_until or time.monotonic() + token_grace_s
                     if next_index >= expected or time.monotonic() > grace_until:
                         if status != task.status:
                             yield TaskEvent("status", {"task_id": task_id, "status": task.status, "attempts": task.attempts})
-                        result = {k: v for k, v in (task.result or {}).items() if k != "response"}
-                        yield TaskEvent("result", {"task_id": task_id, "status": task.status, "result": result or None, "error": task.error})
+                        result = task.result.summary() if task.result else None
+                        yield TaskEvent("result", {"task_id": task_id, "status": task.status, "result": result, "error": task.error})
                         return
                 elif task.status != status and not (status == "running" and task.status == "queued"):
                     status = task.status

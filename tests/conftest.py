@@ -27,8 +27,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from schemas.settings import Settings  # noqa: E402
-from tests.support import unavailable  # noqa: E402
+from schemas.settings import Settings
+from tests.support import unavailable
 
 # The service fixtures, and the marker each one puts on the tests that use it.
 SERVICE_MARKERS = {"kafka_url": "kafka", "opensearch_url": "opensearch", "postgres_url": "postgres"}
@@ -129,4 +129,4 @@ def unique() -> str:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded everything under a fresh folder; tests override fields with `model_copy(update=…)`."""
-    return Settings(home=tmp_path / "home", broker_url="memory://", search_url="embedded://", worker_retry_backoff_s=0.05)
+    return Settings(home=tmp_path / "home", broker={"url": "memory://"}, search={"url": "embedded://"}, workers={"retry_backoff_s": 0.05})

@@ -15,7 +15,9 @@ from typing import Any, NoReturn, TypeVar
 import pytest
 from kafka import KafkaConsumer
 
+from schemas.events import ChatRequest, ChatResponse, ChatTurn, Citation
 from schemas.settings import Settings
+from schemas.task_result import TaskOutcome
 from streams.brokers.base import Broker
 from streams.brokers.embedded import EmbeddedBroker
 
@@ -49,7 +51,7 @@ def read_topic(settings: Settings, broker: Broker, topic: str, *, timeout_s: flo
     """Every JSON message on a topic so far (embedded: the retained log; Kafka: a fresh consumer from the start)."""
     if isinstance(broker, EmbeddedBroker):
         return [json.loads(m.value) for m in broker.retained[topic]]
-    consumer = KafkaConsumer(settings.topic_prefix + topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest",
+    consumer = KafkaConsumer(settings.broker.topic_prefix + topic, bootstrap_servers=settings.broker.kafka_bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, consumer_timeout_ms=int(timeout_s * 1000), group_id=None)
     try:
         return [json.loads(record.value) for record in consumer]
@@ -78,3 +80,14 @@ def require_path(path: Path, what: str) -> Path:
     if not path.exists():
         unavailable(f"{what} is not at {path}; it lives in the project's shared data folder (../shared/data)")
     return path
+
+
+def outcome_of(request: ChatRequest, answer: str) -> TaskOutcome:
+    """What an agent that answered `request` with `answer` (citing one passage) stores on its task."""
+    response = ChatResponse(event_id=f"{request.task_id}.response", occurred_at=request.occurred_at, task_id=request.task_id,
+                            conversation_id=request.conversation_id, question=request.messages[-1].content, answer=answer, model_version="v1",
+                            citations=[Citation(document_id="ostra", chunk_id="ostra#0", score=0.5, text="The Ostra is 612 km long.")],
+                            prompt=[ChatTurn(role="user", content=request.messages[-1].content)], timings_ms={"generation": 1.5},
+                            usage={"completion_tokens": 2})
+    return TaskOutcome(response=response, cited=["ostra#0"], route="retrieve", evidence="found", token_events=2)
+

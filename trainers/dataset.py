@@ -32,7 +32,7 @@ def tokenize_example(tokenizer: Any, ex: TrainingExample, max_len: int) -> dict[
     """
     prompt = encode_prompt(tokenizer, ex.messages)
     target = tokenizer(ex.target, add_special_tokens=False)["input_ids"]
-    target = target + [end_of_turn_token_id(tokenizer)]
+    target = [*target, end_of_turn_token_id(tokenizer)]
     if len(target) >= max_len:
         raise ValueError(
             f"target of {len(target)} tokens does not fit max_seq_len={max_len}; "

@@ -12,13 +12,11 @@ learns the corrections by forgetting what already worked is not published::
 
 from __future__ import annotations
 
-import re
-import string
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
+from evaluation.metrics.token_f1.token_f1 import pair_f1
 from models.llm.base import GenerationParams, LLMEngine
 from trainers.dataset import TrainingExample
 
@@ -54,26 +52,6 @@ class GateReport(BaseModel):
     reason: str = ""
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD normalisation: lower case, drop punctuation and articles, squash whitespace."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def token_f1(prediction: str, reference: str) -> float:
-    """SQuAD token-overlap F1 between two answers after :func:`normalize_answer`."""
-    pred, ref = normalize_answer(prediction).split(), normalize_answer(reference).split()
-    if not pred or not ref:
-        return float(pred == ref)
-    common = sum((Counter(pred) & Counter(ref)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(ref)
-    return 2 * precision * recall / (precision + recall)
-
-
 def answer_all(
     engine: LLMEngine,
     examples: list[TrainingExample],
@@ -94,7 +72,7 @@ def score_engine(
     if not examples:
         return 0.0
     answers = answer_all(engine, examples, adapter, params)
-    return sum(token_f1(a, ex.target) for a, ex in zip(answers, examples)) / len(examples)
+    return sum(pair_f1(a, ex.target) for a, ex in zip(answers, examples)) / len(examples)
 
 
 def gate_candidate(
@@ -153,9 +131,9 @@ def _score_both(engine: LLMEngine, examples: list[TrainingExample], candidate: s
             question=ex.messages[-1].content,
             target=ex.target,
             candidate_answer=c,
-            candidate_f1=token_f1(c, ex.target),
+            candidate_f1=pair_f1(c, ex.target),
             incumbent_answer=i,
-            incumbent_f1=token_f1(i, ex.target),
+            incumbent_f1=pair_f1(i, ex.target),
         )
         for ex, c, i in zip(examples, cand, inc)
     ]

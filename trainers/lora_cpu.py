@@ -14,6 +14,7 @@ import json
 import math
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,20 +81,20 @@ def _train(
     model.config.use_cache = False  # the KV cache only costs memory during training
     lora = LoraConfig(
         r=recipe.rank,
-        lora_alpha=recipe.alpha,
+        lora_alpha=recipe.alpha,  # type: ignore[arg-type]  # peft scales by lora_alpha / r: a float is fine
         lora_dropout=recipe.dropout,
         target_modules=recipe.target_modules,
         bias="none",
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
-    model.train()
+    peft_model = get_peft_model(model, lora)
+    peft_model.train()
 
     rows = [tokenize_example(tokenizer, ex, recipe.max_seq_len) for ex in examples]
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     batch_size = min(recipe.batch_size, len(rows))
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    trainable = [p for p in peft_model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=recipe.learning_rate, weight_decay=recipe.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(recipe))
 
@@ -110,7 +111,7 @@ def _train(
         del order[:batch_size]
         batch = _collate([rows[i] for i in picked], pad_id)
 
-        output = model(**batch)
+        output = peft_model(**batch)
         loss = output.loss
         loss.backward()
         if recipe.max_grad_norm is not None:
@@ -124,15 +125,14 @@ def _train(
             last_loss[i] = row_loss
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", worst=f"{max(last_loss.values()):.4f}")
-        if recipe.stop_loss is not None and len(last_loss) == len(rows):
-            if max(last_loss.values()) < recipe.stop_loss:
-                break  # every example is memorised; more steps only cost time
+        if recipe.stop_loss is not None and len(last_loss) == len(rows) and max(last_loss.values()) < recipe.stop_loss:
+            break  # every example is memorised; more steps only cost time
     bar.close()
     step_seconds = (time.perf_counter() - loop_started) / len(losses)
 
     # ---- checkpoint ----------------------------------------------------------------------
     output_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir)
+    peft_model.save_pretrained(str(output_dir))
     report = TrainReport(
         steps=len(losses),
         losses=losses,
@@ -175,7 +175,7 @@ def _per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> list[float]
     return (token_loss.sum(dim=1) / counts).tolist()
 
 
-def _lr_lambda(recipe: LoraRecipe):
+def _lr_lambda(recipe: LoraRecipe) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < recipe.warmup_steps:
             return (step + 1) / (recipe.warmup_steps + 1)

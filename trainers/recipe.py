@@ -47,7 +47,7 @@ class LoraRecipe(BaseModel):
     num_threads: int | None = Field(default=None, ge=1)  # torch CPU threads; None = torch default
 
     @classmethod
-    def from_yaml(cls, path: Path | str) -> "LoraRecipe":
+    def from_yaml(cls, path: Path | str) -> LoraRecipe:
         path = Path(path)
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):

@@ -42,6 +42,12 @@ _CJK = re.compile(f"[{_CJK_CHARS}]")
 _CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
 
 
+def has_cjk(text: str) -> bool:
+    """Whether `text` holds Chinese, Japanese or Korean script, which whitespace does not split into
+    words: both backends then also match it as character bigrams."""
+    return _CJK.search(text) is not None
+
+
 class EnglishAnalyzer:
     """Callable ``text -> list[str]`` of index terms; settings are data (``to_dict``)."""
 
@@ -54,7 +60,7 @@ class EnglishAnalyzer:
         self._stem = lru_cache(maxsize=200_000)(self._stemmer.stemWord) if self._stemmer else None
 
     def __call__(self, text: str) -> list[str]:
-        if _CJK.search(text):
+        if has_cjk(text):
             return self._mixed(text)
         return self._words(text)
 
@@ -89,5 +95,5 @@ class EnglishAnalyzer:
                 "min_token_length": self.min_token_length}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EnglishAnalyzer":
+    def from_dict(cls, data: dict[str, Any]) -> EnglishAnalyzer:
         return cls(**data)

@@ -1,4 +1,4 @@
-"""The search backend contract, and the URL that chooses an implementation.
+"""The search backend contract and the helpers every implementation shares (``factory.py`` chooses one).
 
 A backend stores chunks with their vectors and answers BM25 and dense queries, always
 filtered to one tenant *inside* the query (so a busy tenant can never starve another out of
@@ -11,20 +11,18 @@ with a non-empty list is visible only to a query whose ``principals`` share at l
 with it. ``principals=None`` (or empty) therefore sees only the tenant's unrestricted chunks —
 the safe default for callers that do not know who is asking. Both filters sit inside the query,
 before the top-k cut.
-
-    >>> backend = open_backend("embedded://", home=Path("~/.ragloop"), dimension=384)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol, Sequence, runtime_checkable
-from urllib.parse import urlsplit
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from indexing.types import Chunk, SearchHit
+
 
 @dataclass(frozen=True)
 class DocumentChunks:
@@ -44,9 +42,6 @@ class DocumentChunks:
     def keep_ids(self) -> set[str]:
         """Chunk ids of this document that must survive the write."""
         return set(self.all_ids) if self.all_ids is not None else {c.id for c in self.chunks}
-
-
-ACCEPTED_URLS = "'embedded://', 'http://host:port', 'https://host:port' or 'opensearch://host:port'"
 
 
 @runtime_checkable
@@ -83,25 +78,6 @@ class SearchBackend(Protocol):
 
     def close(self) -> None:
         """Release files, connections and threads."""
-
-
-def open_backend(search_url: str, *, home: Path, dimension: int, index_prefix: str = "ragloop-chunks") -> SearchBackend:
-    """Open the backend a URL names: ``embedded://`` stores the index under ``home/"index"``;
-    ``http(s)://`` and ``opensearch://`` (plain HTTP) connect to an OpenSearch node."""
-    parts = urlsplit(search_url)
-    scheme = parts.scheme.lower()
-    if scheme == "embedded":
-        from indexing.backends.embedded import EmbeddedBackend
-
-        return EmbeddedBackend(Path(home).expanduser() / "index", dimension=dimension)
-    if scheme in ("http", "https", "opensearch"):
-        if not parts.hostname:
-            raise ValueError(f"search URL {search_url!r} names no host; expected one of {ACCEPTED_URLS}")
-        from indexing.backends.opensearch import OpenSearchBackend
-
-        url = search_url if scheme != "opensearch" else "http://" + search_url.split("://", 1)[1]
-        return OpenSearchBackend(url, dimension=dimension, index_prefix=index_prefix)
-    raise ValueError(f"unsupported search URL {search_url!r}; expected one of {ACCEPTED_URLS}")
 
 
 def checked_vectors(document_id: str, tenant: str, chunks: Sequence[Chunk], vectors: np.ndarray, dimension: int) -> np.ndarray:

@@ -28,9 +28,10 @@ import copy
 import functools
 import sqlite3
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import bm25s
 import numpy as np
@@ -117,7 +118,7 @@ class EmbeddedBackend:
         with self._lock:
             self._open_db()
             stale: list[str] = []
-            for doc, entries in writes:
+            for doc, _ in writes:
                 keep = doc.keep_ids()
                 stale += [cid for cid, e in self._tenants.get(doc.tenant, {}).items()
                           if e.chunk.document_id == doc.document_id and cid not in keep]

@@ -32,14 +32,15 @@ Why this shape:
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import structlog
 from opensearchpy import OpenSearch, helpers
 from opensearchpy.exceptions import NotFoundError, RequestError
 
-from indexing.backends.analyzer import _CJK
+from indexing.backends.analyzer import has_cjk
 from indexing.backends.base import DocumentChunks, checked_vectors, last_per_document
 from indexing.types import Chunk, SearchHit
 
@@ -142,7 +143,7 @@ class OpenSearchBackend:
         if k <= 0 or not text.strip():
             return None
         english = {"match": {"content": {"query": text}}}
-        if _CJK.search(text):
+        if has_cjk(text):
             match: dict[str, Any] = {"bool": {"should": [english, {"match": {"content.cjk": {"query": text}}}],
                                               "minimum_should_match": 1}}
         else:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import zlib
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 from indexing.loaders.errors import (
     CorruptDocumentError,
@@ -72,7 +73,7 @@ def iter_documents(path: Path | str, *, tenant: str = "default", document_id: st
                             metadata={"path": str(resolved), **(metadata or {})}, access=tuple(access))
     if fmt.parse is None and fmt.lines:
         opener = gzip.open if compressed else open
-        with opener(path, "rb") as stream:  # type: ignore[operator]
+        with opener(path, "rb") as stream:
             try:
                 yield from iter_records(stream, name=name, origin=origin, lines=True, fields=fields,
                                         max_record_bytes=max_bytes)

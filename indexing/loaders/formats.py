@@ -8,8 +8,8 @@ first bytes decide for the formats that announce themselves (PDF, HTML).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from indexing.loaders.errors import UnsupportedFormatError
 from indexing.loaders.html import parse_html

@@ -107,7 +107,7 @@ def _render(root: LexborNode) -> tuple[str, list[str], str | None]:
     stack: list[tuple[LexborNode, bool]] = [(root, True)]
     while stack:
         node, entering = stack.pop()
-        tag = node.tag
+        tag = node.tag or ""
         if entering:
             if tag == "-text":
                 inline.append(node.text_content or "")

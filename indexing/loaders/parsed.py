@@ -7,9 +7,10 @@ not move itself into another tenant or widen its own access list.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from indexing.types import SourceDocument
 

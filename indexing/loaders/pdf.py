@@ -15,7 +15,8 @@ rather than indexed empty.
 from __future__ import annotations
 
 import io
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PyPdfError
@@ -81,6 +82,6 @@ def _title(reader: PdfReader) -> str | None:
     try:
         info: Any = reader.metadata
         title = (info.title if info is not None else None) or ""
-    except Exception:  # broken metadata is no reason to lose the text
+    except Exception:  # noqa: BLE001 — broken metadata is no reason to lose the text
         return None
     return str(title).strip() or None

@@ -15,14 +15,24 @@ names its key (``RecordFields(access="acl")``), because a file must not widen it
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Protocol
 
 from indexing.loaders.errors import CorruptDocumentError, DocumentTooLargeError
 from indexing.loaders.parsed import DocumentOrigin, ParsedText
 from indexing.types import SourceDocument
 
 _CONTAINER_KEYS = ("documents", "records", "data", "items", "corpus")
+
+
+class ByteStream(Protocol):
+    """What the records are read from besides bytes: an open binary file, a ``GzipFile`` among them
+    (which ``typing.BinaryIO`` does not cover)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def readline(self, size: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class RecordFields:
         return f"text keys {list(self.text)}, id keys {list(self.id)}, title keys {list(self.title)}"
 
 
-def iter_records(data: bytes | BinaryIO, *, name: str, origin: DocumentOrigin, lines: bool,
+def iter_records(data: bytes | ByteStream, *, name: str, origin: DocumentOrigin, lines: bool,
                  fields: RecordFields = RecordFields(), max_record_bytes: int | None = None) -> Iterator[SourceDocument]:
     """Yield one document per record: ``lines=True`` reads JSON Lines (from bytes or a binary
     file, one line at a time); ``lines=False`` reads one JSON value (an array of records, an
@@ -84,7 +94,7 @@ def _records_in(value: Any, *, name: str, fields: RecordFields) -> Iterable[Any]
                                f"({fields.describe()})")
 
 
-def _lines(data: bytes | BinaryIO, *, name: str, max_record_bytes: int | None) -> Iterator[tuple[int, bytes]]:
+def _lines(data: bytes | ByteStream, *, name: str, max_record_bytes: int | None) -> Iterator[tuple[int, bytes]]:
     if isinstance(data, bytes):
         for number, line in enumerate(data.splitlines(), 1):
             yield number, line

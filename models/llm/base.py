@@ -7,8 +7,9 @@ configuration. ``adapter`` names a LoRA adapter previously given to ``load_adapt
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -43,7 +44,8 @@ class Generation(BaseModel):
 class LLMEngine(Protocol):
     """Chat generation with hot-swappable LoRA adapters over one resident base model."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def generate(
         self,

@@ -9,13 +9,12 @@ Accepted specs (see docs/engines.md)::
     open_engine("vllm+https://llm.example.com?model=m&timeout=60")       # TLS: add "+https"
 
 The model query parameter may be left out: the engine then serves the first base model the server
-lists. The API key comes from ``api_key=`` or the ``RAGLOOP_LLM_API_KEY`` environment variable,
-never the URL, so it does not end up in logs.
+lists. The API key comes from ``api_key=`` (processes pass ``settings.llm.api_key``, set by
+``RAGLOOP_LLM_API_KEY``), never the URL, so it does not end up in logs.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,16 +36,25 @@ def open_engine(
 ) -> LLMEngine:
     """Build the engine named by ``spec``; raises ValueError naming the accepted forms."""
     spec = spec.strip()
+    if "://" in spec:
+        return _remote(spec, api_key)
+    path = local_checkpoint(spec, model_cache=model_cache)
+    if spec == "smollm2" or (path.is_dir() and (path / "config.json").exists()):
+        return _transformers(path)
+    raise ValueError(f"RAGLOOP_LLM={spec!r} is neither a known engine nor a model folder; accepted: {ACCEPTED_FORMS}")
+
+
+def local_checkpoint(spec: str, *, model_cache: Path | None = None) -> Path:
+    """The checkpoint folder a local spec names, SmolLM2 fetched into the cache on first use: what
+    LoRA trains on. A remote server keeps its weights to itself, so its spec raises ValueError."""
+    spec = spec.strip()
     if spec == "smollm2":
         from models.fetch import default_model_cache, ensure_smollm2
 
-        return _transformers(ensure_smollm2(model_cache or default_model_cache()))
+        return ensure_smollm2(model_cache or default_model_cache())
     if "://" in spec:
-        return _remote(spec, api_key if api_key is not None else os.environ.get("RAGLOOP_LLM_API_KEY"))
-    path = Path(spec).expanduser()
-    if path.is_dir() and (path / "config.json").exists():
-        return _transformers(path)
-    raise ValueError(f"RAGLOOP_LLM={spec!r} is neither a known engine nor a model folder; accepted: {ACCEPTED_FORMS}")
+        raise ValueError(f"RAGLOOP_LLM={spec!r} is a remote server; set RAGLOOP_TRAIN_BASE_MODEL to the checkpoint it serves")
+    return Path(spec).expanduser()
 
 
 def _transformers(path: Path) -> LLMEngine:

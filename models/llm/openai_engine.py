@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 
@@ -72,7 +73,7 @@ class OpenAICompatibleEngine:
         return self._model
 
     @property
-    def name(self) -> str:  # type: ignore[override]  # the protocol's attribute, resolved lazily
+    def name(self) -> str:  # resolved lazily, from the server's model list
         return self.model
 
     def close(self) -> None:

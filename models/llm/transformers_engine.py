@@ -10,16 +10,17 @@ so a ``model.updated`` event costs an adapter load (milliseconds), never a base 
 
 Any local Hugging Face causal-LM folder with a chat template works (SmolLM2, Qwen2, Llama 3).
 There is deliberately no int8 mode: ``benchmarks/engine_throughput.py`` shows dynamic int8 decoding
-SmolLM2 ~2.4x faster but answering SQuAD questions about half as often, and torchao's int8 CPU
-paths slower than fp32.
+SmolLM2 faster but answering SQuAD questions less often, and torchao's int8 CPU paths slower than
+fp32 (figures in benchmarks/README.md, "Engine throughput").
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, cast
 
 import torch
 from transformers import (
@@ -59,7 +60,7 @@ class TransformersEngine:
             )
         self.base_model = AutoModelForCausalLM.from_pretrained(
             self.model_path, dtype=torch.float32
-        ).to(device)
+        ).to(device)  # type: ignore[arg-type]  # transformers types `.to` through a decorator mypy reads as unbound
         self.base_model.eval()
         self._model: Any = self.base_model  # becomes a PeftModel with the first adapter
         self._adapter_paths: dict[str, Path] = {}
@@ -123,7 +124,7 @@ class TransformersEngine:
                 **self._decoding_kwargs(params),
             )
         new_ids = output[0, prompt_ids.shape[1] :].tolist()
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
+        text = cast(str, self.tokenizer.decode(new_ids, skip_special_tokens=True))  # one flat id list decodes to one string
         text, hit_stop = cut_at_stop(text, params.stop)
         ended = hit_stop or (bool(new_ids) and new_ids[-1] in self._end_ids)
         return Generation(
@@ -166,7 +167,7 @@ class TransformersEngine:
                             streamer=streamer,
                             **self._decoding_kwargs(params),
                         )
-                except BaseException as exc:  # surfaced to the consumer below
+                except BaseException as exc:  # noqa: BLE001 — surfaced to the consumer below
                     errors.append(exc)
                     streamer.end()
 
@@ -232,7 +233,7 @@ class TransformersEngine:
             else:
                 ends = [i for i, token in enumerate(new_ids) if token in self._end_ids]
                 new_ids = new_ids[: ends[0] + 1] if ends else new_ids
-            text, hit_stop = cut_at_stop(self.tokenizer.decode(new_ids, skip_special_tokens=True), params.stop)
+            text, hit_stop = cut_at_stop(cast(str, self.tokenizer.decode(new_ids, skip_special_tokens=True)), params.stop)
             ended = hit_stop or (bool(new_ids) and new_ids[-1] in self._end_ids)
             results.append(
                 Generation(
@@ -298,7 +299,7 @@ class _StopOnStrings(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
         self.on_step(int(input_ids.shape[0]))
-        done = torch.full((input_ids.shape[0],), self.cancelled, dtype=torch.bool, device=input_ids.device)
+        done = cast(torch.BoolTensor, torch.full((input_ids.shape[0],), self.cancelled, dtype=torch.bool, device=input_ids.device))
         if self.cancelled or not self.stops:
             return done
         new_len = input_ids.shape[1] - self.prompt_len

@@ -1,4 +1,9 @@
-"""Broker factory: the URL scheme picks the transport, the handlers stay the same."""
+"""Broker factory: the URL scheme picks the transport, the handlers stay the same.
+
+Every broker does what `Broker` declares. Only the in-process one can also say how much is pending,
+wait until every delivery is handled, and show what was published (`join`, `pending`, `retained`):
+a caller that wants those asks `isinstance(broker, EmbeddedBroker)`, which the type checker follows.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,12 @@ from schemas.settings import Settings
 from streams.brokers.base import Broker
 from streams.brokers.embedded import EmbeddedBroker
 
+__all__ = ["Broker", "EmbeddedBroker", "make_broker"]
+
 
 def make_broker(settings: Settings) -> Broker:
-    if settings.is_embedded_broker:
-        return EmbeddedBroker(partitions=settings.kafka_partitions)
+    if settings.broker.is_embedded:
+        return EmbeddedBroker(partitions=settings.broker.kafka_partitions)
     from streams.brokers.kafka import KafkaBroker  # imported lazily: embedded mode needs no Kafka client
 
-    return KafkaBroker(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+    return KafkaBroker(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix)

@@ -12,12 +12,12 @@ import os
 import socket
 import uuid
 from collections.abc import Iterable
+from typing import Literal
 
 import structlog
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker as FastStreamKafkaBroker
-from faststream.kafka import KafkaMessage
+from faststream.kafka import KafkaBroker as FastStreamKafkaBroker, KafkaMessage
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 from kafka.protocol.consumer.offsets import OffsetSpec
@@ -37,16 +37,11 @@ class KafkaBroker:
         self.prefix = topic_prefix
         self._broker = FastStreamKafkaBroker(bootstrap, logger=None)
 
-    @property
-    def faststream(self) -> FastStreamKafkaBroker:
-        """The underlying FastStream broker (AsyncAPI docs are generated from it)."""
-        return self._broker
-
     def subscribe(self, subscription: Subscription) -> None:
         # Groups carry the topic prefix too, so deployments (or test runs) sharing one Kafka
         # under different prefixes never join each other's groups and rebalance one another.
         group = self.prefix + subscription.group
-        offset_reset = "earliest"
+        offset_reset: Literal["earliest", "latest"] = "earliest"
         if subscription.broadcast:
             group = f"{group}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
             offset_reset = "latest"

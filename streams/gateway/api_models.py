@@ -1,15 +1,17 @@
-"""Request and response bodies of the HTTP API (published in the OpenAPI document)."""
+"""Request and response bodies of the HTTP API (published in the OpenAPI document).
+
+The task view (`TaskOut`) is in `streams/task_view.py`: the CLI and the callbacks role send it too.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, require_one_body
-from schemas.tables import DocumentRecord, ModelVersionRecord, TaskAttemptRecord, TaskRecord
+from schemas.tables import DocumentRecord, ModelVersionRecord
 
 
 class DocumentIn(BaseModel):
@@ -50,7 +52,7 @@ class DocumentOut(BaseModel):
 
     @classmethod
     def of(cls, row: DocumentRecord) -> DocumentOut:
-        return cls(document_id=row.id, tenant=row.tenant, title=row.title, status=row.status, error=row.error,  # type: ignore[arg-type]
+        return cls(document_id=row.id, tenant=row.tenant, title=row.title, status=row.status, error=row.error,
                    chunks=row.chunks, updated_at=row.updated_at)
 
 
@@ -79,46 +81,6 @@ class ChatIn(BaseModel):
         if self.messages[-1].role != "user":
             raise ValueError("the last message must have role 'user' (the question to answer)")
         return self
-
-
-class TaskResult(BaseModel):
-    answer: str
-    citations: list[dict[str, Any]]
-    model_version: str
-    timings_ms: dict[str, float] = Field(default_factory=dict)
-    usage: dict[str, int] = Field(default_factory=dict)
-
-
-class AttemptOut(BaseModel):
-    attempt: int
-    agent: str
-    started_at: datetime
-    ended_at: datetime | None
-    outcome: str = Field(description="running, succeeded, failed, stopped, error or lease_expired.")
-
-
-class TaskOut(BaseModel):
-    task_id: str
-    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
-    conversation_id: str
-    result: TaskResult | None
-    error: str | None
-    attempts: int
-    lease_expired: bool = Field(False, description="Running, but its agent stopped renewing the lease (it likely died): "
-                                                   "another agent takes it over within about RAGLOOP_TASK_LEASE_S.")
-    attempt_log: list[AttemptOut] = Field(default_factory=list, description="Every attempt with its own start and outcome.")
-    created_at: datetime
-    started_at: datetime | None = Field(description="When the first attempt started.")
-    finished_at: datetime | None
-
-    @classmethod
-    def of(cls, row: TaskRecord, attempts: Sequence[TaskAttemptRecord]) -> TaskOut:
-        """The one public view of a task: the API, the CLI and callbacks all send this same shape."""
-        result = TaskResult.model_validate({k: v for k, v in row.result.items() if k != "response"}) if row.result else None
-        return cls(task_id=row.id, status=row.status, conversation_id=row.conversation_id, result=result, error=row.error,  # type: ignore[arg-type]
-                   attempts=row.attempts, lease_expired=row.lease_lapsed(), attempt_log=[AttemptOut.model_validate(a.model_dump()) for a in attempts],
-                   created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at)
-
 
 
 class FeedbackIn(BaseModel):

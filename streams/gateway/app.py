@@ -74,7 +74,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:
         settings = runtime.settings
-        return {"status": "ok", "roles": [*runtime.roles, "gateway"], "broker": settings.broker_url.split("://")[0], "search": settings.search_url.split("://")[0]}
+        return {"status": "ok", "roles": [*runtime.roles, "gateway"], "broker": settings.broker.url.split("://")[0], "search": settings.search.url.split("://")[0]}
 
     @app.get("/asyncapi.json", tags=["ops"])
     async def asyncapi() -> dict[str, object]:
@@ -83,7 +83,7 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/metrics", tags=["ops"], response_class=Response)
     async def metrics() -> Response:
-        QUEUE_DEPTH.set(await asyncio.to_thread(runtime.store.count_queued))
+        QUEUE_DEPTH.set(await asyncio.to_thread(runtime.stores.tasks.count_queued))
         await runtime.refresh_lag_metrics()
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

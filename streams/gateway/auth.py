@@ -49,7 +49,7 @@ class KeyGrant(NamedTuple):
 
 def parse_api_keys(settings: Settings) -> dict[str, KeyGrant]:
     """`key1=tenantA,key2=tenantB|alice|team-a` → {key: KeyGrant}. Raises ValueError naming the bad entry."""
-    raw = settings.api_keys.get_secret_value() if settings.api_keys else ""
+    raw = settings.security.api_keys.get_secret_value() if settings.security.api_keys else ""
     keys: dict[str, KeyGrant] = {}
     for number, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
         if not entry:
@@ -100,7 +100,7 @@ def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
     keys = parse_api_keys(ctx.settings)
     if enabled and not keys:
         log.warning("API-key auth is on but RAGLOOP_API_KEYS is empty: every /v1 request will be refused",
-                    auth=ctx.settings.auth, broker=ctx.settings.broker_url.split("://")[0])
+                    auth=ctx.settings.security.auth, broker=ctx.settings.broker.url.split("://")[0])
 
     async def authenticate(request: Request,
                            bearer: HTTPAuthorizationCredentials | None = Depends(_bearer),  # noqa: B008 — FastAPI's idiom
@@ -133,10 +133,10 @@ async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: s
     """Another tenant's task or document is indistinguishable from a missing one: 404 before the route runs."""
     params = request.path_params
     if "task_id" in params:
-        task = await asyncio.to_thread(ctx.store.get_task, params["task_id"])
+        task = await asyncio.to_thread(ctx.stores.tasks.get_task, params["task_id"])
         if task is not None and not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
     if "document_id" in params:
-        document = await asyncio.to_thread(ctx.store.get_document, params["document_id"])
+        document = await asyncio.to_thread(ctx.stores.documents.get_document, params["document_id"])
         if document is not None and document.tenant != tenant:
             raise HTTPException(404, f"unknown document_id {params['document_id']!r}")

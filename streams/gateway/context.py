@@ -1,4 +1,4 @@
-"""What every route needs, built once per app: the runtime's store and publisher plus the task queue."""
+"""What every route needs, built once per app: the runtime's stores and publisher plus the task queue."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from schemas.settings import Settings
 from streams.publisher import Publisher
 from streams.runtime import Runtime
-from streams.store import Store
+from streams.stores import Stores
 from streams.tasks import TaskService, TokenHub
 
 
@@ -18,11 +18,11 @@ class GatewayContext:
 
     @classmethod
     def of(cls, runtime: Runtime) -> GatewayContext:
-        return cls(runtime, TaskService(runtime.store, runtime.publisher, runtime.settings, TokenHub()))
+        return cls(runtime, TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, runtime.settings, TokenHub()))
 
     @property
-    def store(self) -> Store:
-        return self.runtime.store
+    def stores(self) -> Stores:
+        return self.runtime.stores
 
     @property
     def publisher(self) -> Publisher:

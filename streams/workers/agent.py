@@ -15,7 +15,8 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import structlog
 
@@ -23,12 +24,12 @@ from agents.graph import AgentQuery
 from models.llm.base import ChatMessage
 from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citation, ModelUpdated, new_id, utcnow
 from schemas.tables import TaskRecord
+from schemas.task_result import TaskOutcome
 from streams.consumer import EventConsumer, PermanentError
 from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
 from streams.services import Services
-from streams.store import task_from_request
-from streams.task_attempts import TaskAttempts
+from streams.task_store import task_from_request
 from streams.topics import TOPICS
 
 GROUP = "ragloop.agent"
@@ -69,14 +70,13 @@ class PriorityGate:
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, settings = services.store, services.settings
-    attempts = TaskAttempts(store)
+    store, registry, attempts, settings = services.stores.tasks, services.stores.registry, services.stores.attempts, services.settings
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     gate = PriorityGate()
 
     async def claim(task_id: str) -> int | None:
         """The attempt number this agent now holds, or None when the task is not claimable."""
-        return await asyncio.to_thread(attempts.claim, task_id, owner, settings.task_lease_s)
+        return await asyncio.to_thread(attempts.claim, task_id, owner, settings.tasks.lease_s)
 
     async def answer(request: ChatRequest) -> None:
         await gate.acquire(high=request.options.priority == "high")
@@ -89,8 +89,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                 await asyncio.to_thread(store.create_task, task_from_request(request))
                 if (attempt := await claim(request.task_id)) is not None:
                     await _attempt(request, attempt)
-            elif task.status == "succeeded":  # redelivered after the effect: make sure the response went out
-                await publisher.publish(ChatResponse.model_validate(task.result["response"]))
+            elif task.status == "succeeded" and task.result:  # redelivered after the effect: make sure the response went out
+                response: ChatResponse = task.result.response
+                await publisher.publish(response)
             # otherwise: cancelled, failed, or another live agent holds the lease
         finally:
             gate.release()
@@ -105,15 +106,16 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _run(request: ChatRequest, attempt: int) -> str:
         """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
-        version = request.options.model_version or (await asyncio.to_thread(store.active_version, settings.model_family)).version
+        version = request.options.model_version or (await asyncio.to_thread(registry.active_version, settings.llm.model_family)).version
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
         except LookupError as error:
             raise PermanentError(str(error)) from error
         turns = request.messages
         query = AgentQuery(question=turns[-1].content, history=[ChatMessage(role=t.role, content=t.content) for t in turns[:-1]],
-                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval, k=request.options.k or settings.retrieval_k,
-                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.max_new_tokens,
+                           tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval,
+                           k=request.options.k or settings.retrieval.k,
+                           adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.llm.max_new_tokens,
                            conversation_id=request.conversation_id, turn_id=request.task_id)
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
@@ -130,15 +132,13 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         response = ChatResponse(
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
-            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text) for h in result.hits],
+            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text)
+                       for h in result.hits],
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
         )
-        stored = {"answer": response.answer, "citations": [c.model_dump() for c in response.citations], "model_version": version,
-                  "cited": result.cited, "route": result.route, "evidence": result.evidence,
-                  "timings_ms": response.timings_ms, "usage": response.usage, "token_events": published,
-                  "response": response.model_dump(mode="json")}
-        if await asyncio.to_thread(attempts.finish, request.task_id, attempt, owner, to="succeeded", result=stored, model_version=version, error=None):
+        outcome = TaskOutcome(response=response, cited=result.cited, route=result.route, evidence=result.evidence, token_events=published)
+        if await asyncio.to_thread(attempts.finish, request.task_id, attempt, owner, to="succeeded", result=outcome, model_version=version, error=None):
             TASKS.labels("succeeded").inc()
             TASK_SECONDS.labels("succeeded").observe((utcnow() - request.occurred_at).total_seconds())
             await publisher.publish(response)
@@ -147,8 +147,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
         while True:
-            await asyncio.sleep(settings.task_lease_s / 3)
-            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.task_lease_s):
+            await asyncio.sleep(settings.tasks.lease_s / 3)
+            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.tasks.lease_s):
                 stopped.set()  # cancelled (or taken over): the generating thread stops at its next token
                 return
 
@@ -157,7 +157,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             TASKS.labels("failed").inc()
 
     async def swap(update: ModelUpdated) -> None:
-        if update.state == "active" and update.model_family == settings.model_family:
+        if update.state == "active" and update.model_family == settings.llm.model_family:
             await asyncio.to_thread(services.adapter_for, update.version)
             ACTIVE_MODEL.labels(update.model_family, update.version).set(1)
             log.info("model hot-swapped", version=update.version)
@@ -172,10 +172,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGLOOP_TASK_LEASE_S)
 
 
-def background(services: Services, publisher: Publisher) -> list[Callable[[], Awaitable[None]]]:
+def background(services: Services, publisher: Publisher) -> list[Callable[[], Coroutine[Any, Any, None]]]:
     """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
-    store, lease_s = services.store, services.settings.task_lease_s
-    attempts = TaskAttempts(store)
+    store, attempts, lease_s = services.stores.tasks, services.stores.attempts, services.settings.tasks.lease_s
 
     async def requeue_expired() -> None:
         while True:

@@ -17,14 +17,14 @@ GROUP = "ragloop.eval"
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store = services.store
+    evals, tasks = services.stores.evals, services.stores.tasks
 
     async def record(response: ChatResponse, reference: str | None, event_id: str) -> None:
         latency = sum(response.timings_ms.values())
         scores = await asyncio.to_thread(score_answer, answer=response.answer, contexts=[c.text for c in response.citations],
                                          reference=reference, latency_ms=latency)
         metrics = scores.model_dump()
-        await asyncio.to_thread(store.save_eval, EvalRecord(task_id=response.task_id, model_version=response.model_version, metrics=metrics))
+        await asyncio.to_thread(evals.save_eval, EvalRecord(task_id=response.task_id, model_version=response.model_version, metrics=metrics))
         for name, value in metrics.items():
             if value is not None and name not in ("latency_ms", "answer_tokens"):
                 EVAL_METRIC.labels(name).observe(value)
@@ -37,10 +37,10 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     async def on_feedback(feedback: FeedbackEvent) -> None:
         if feedback.correction is None:
             return
-        task = await asyncio.to_thread(store.get_task, feedback.task_id)
+        task = await asyncio.to_thread(tasks.get_task, feedback.task_id)
         if task is None or not task.result:
             return
-        await record(ChatResponse.model_validate(task.result["response"]), feedback.correction, f"{feedback.task_id}.eval.{feedback.event_id}")
+        await record(task.result.response, feedback.correction, f"{feedback.task_id}.eval.{feedback.event_id}")
 
     return [
         EventConsumer(TOPICS["chat.responses"], GROUP, on_response),

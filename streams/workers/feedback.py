@@ -20,20 +20,20 @@ GROUP = "ragloop.feedback"
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, settings = services.store, services.settings
+    tasks, store, settings = services.stores.tasks, services.stores.feedback, services.settings
 
     async def on_feedback(feedback: FeedbackEvent) -> None:
-        if await asyncio.to_thread(store.get_task, feedback.task_id) is None:
+        if await asyncio.to_thread(tasks.get_task, feedback.task_id) is None:
             raise PermanentError(f"feedback for unknown task_id {feedback.task_id!r}")
         await asyncio.to_thread(store.add_feedback, FeedbackRecord(
             id=feedback.event_id, task_id=feedback.task_id, tenant=feedback.tenant, rating=feedback.rating,
             correction=feedback.correction, comment=feedback.comment))
         claimed = await asyncio.to_thread(store.claimed_by, feedback.event_id)
-        if not claimed and await asyncio.to_thread(store.unclaimed_corrections) >= settings.feedback_min_corrections:
+        if not claimed and await asyncio.to_thread(store.unclaimed_corrections) >= settings.training.feedback_min_corrections:
             claimed = await asyncio.to_thread(store.claim_corrections, feedback.event_id)
         if claimed:
             await publisher.publish(TrainRequest(
-                event_id=feedback.event_id, tenant=feedback.tenant, model_family=settings.model_family, feedback_ids=claimed,
-                reason=f"{len(claimed)} corrections reached the threshold of {settings.feedback_min_corrections}"))
+                event_id=feedback.event_id, tenant=feedback.tenant, model_family=settings.llm.model_family,
+                reason=f"{len(claimed)} corrections reached the threshold of {settings.training.feedback_min_corrections}"))
 
     return [EventConsumer(TOPICS["feedback.events"], GROUP, on_feedback)]

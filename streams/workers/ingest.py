@@ -18,15 +18,15 @@ that lane follow it there, so a document's events still apply in order.
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 
-from indexing.loaders import LoadError, load_bytes
+from indexing.loaders import LoadError
+from indexing.loaders.ingest_event import load_ingest_event
+from indexing.pipeline import IngestStage
 from indexing.types import SourceDocument
-from indexing.url_fetch import load_url
 from schemas.events import DocumentDelete, DocumentIndexed, DocumentIngest, DocumentProgress, ProgressStage
 from streams.consumer import BatchOutcome, EventConsumer, PermanentError
 from streams.metrics import CHUNKS_INDEXED, DOCUMENTS_INDEXED
@@ -55,13 +55,13 @@ class StagePump:
     """Carries stage reports from the indexing thread to the event loop, in order, without making
     the thread wait for each publish: embedding goes on while progress events are being sent."""
 
-    def __init__(self, send: Callable[[str, str, dict[str, int]], Awaitable[None]]) -> None:
+    def __init__(self, send: Callable[[str, IngestStage, dict[str, int]], Awaitable[None]]) -> None:
         self._send = send
         self._loop = asyncio.get_running_loop()
-        self._queue: asyncio.Queue[tuple[str, str, dict[str, int]] | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[tuple[str, IngestStage, dict[str, int]] | None] = asyncio.Queue()
         self._task = asyncio.create_task(self._run())
 
-    def report(self, document: SourceDocument, stage: str, counts: dict[str, int]) -> None:
+    def report(self, document: SourceDocument, stage: IngestStage, counts: dict[str, int]) -> None:
         """The pipeline's ``on_stage``; called from the indexing thread."""
         self._loop.call_soon_threadsafe(self._queue.put_nowait, (document.id, stage, dict(counts)))
 
@@ -76,29 +76,20 @@ class StagePump:
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, settings = services.store, services.settings
+    store, settings = services.stores.documents, services.settings
 
     async def progress(event: DocumentIngest | DocumentDelete, stage: ProgressStage, reason: str | None = None, **counts: int) -> None:
         await publisher.publish(DocumentProgress(tenant=event.tenant, document_id=event.document_id, stage=stage, reason=reason,
                                                  counts=counts, trace=event.trace))
 
     def load(event: DocumentIngest) -> SourceDocument:
-        common = {"tenant": event.tenant, "document_id": event.document_id, "metadata": event.metadata, "access": event.access}
         try:
-            if event.url is not None:
-                return load_url(event.url, title=event.title or None, max_bytes=settings.fetch_max_bytes,
-                                timeout_s=settings.fetch_timeout_s, allow_private=settings.fetch_allow_private, **common)
-            if event.content_b64 is not None:
-                return load_bytes(base64.b64decode(event.content_b64, validate=True), media_type=event.media_type, filename=event.filename,
-                                  source=event.source, title=event.title or None, max_bytes=settings.fetch_max_bytes, **common)
+            return load_ingest_event(event, max_bytes=settings.ingest.fetch_max_bytes, timeout_s=settings.ingest.fetch_timeout_s,
+                                     allow_private=settings.ingest.fetch_allow_private)
         except LoadError as error:
             if getattr(error, "retryable", False):
                 raise
             raise PermanentError(str(error)) from error
-        except ValueError as error:  # bad base64
-            raise PermanentError(f"content_b64 is not valid base64: {error}") from error
-        return SourceDocument(id=event.document_id, tenant=event.tenant, title=event.title, text=event.text or "",
-                              source=event.source, metadata=event.metadata, access=event.access)
 
     async def move_to_large_lane(event: DocumentIngest, size: int) -> None:
         entry = await asyncio.to_thread(store.enter_large_lane, event.document_id, event.event_id)
@@ -127,7 +118,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def index(pairs: list[tuple[DocumentIngest, SourceDocument]]) -> None:
         events = {document.id: event for event, document in pairs}
-        pump = StagePump(lambda document_id, stage, counts: progress(events[document_id], stage, **counts))
+        pump = StagePump(lambda document_id, stage, counts: progress(events[document_id], stage, reason=None, **counts))
         started = time.perf_counter()
         try:
             reports = await asyncio.to_thread(services.pipeline.ingest_many, [d for _, d in pairs], on_stage=pump.report)
@@ -153,7 +144,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         following = await asyncio.to_thread(store.on_large_lane, [e.document_id for e in events])
         small: list[DocumentIngest] = []
         for event in events:
-            if event.document_id in following or inline_bytes(event) > settings.ingest_large_bytes:
+            if event.document_id in following or inline_bytes(event) > settings.ingest.large_bytes:
                 await move_to_large_lane(event, inline_bytes(event))
             else:
                 small.append(event)
@@ -161,7 +152,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         for event, outcome in zip(small, await start(small) if small else []):
             if isinstance(outcome, Exception):
                 failures[event.event_id] = outcome
-            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest_large_bytes:
+            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest.large_bytes:
                 await move_to_large_lane(event, size)
             else:
                 pairs.append((event, outcome))
@@ -190,7 +181,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         await asyncio.to_thread(store.leave_large_lane, event.document_id, event.event_id)
 
     return [
-        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest_batch),
+        EventConsumer(TOPICS["docs.ingest"], GROUP, ingest, on_dead_letter=failed, handle_many=ingest_many, max_batch=settings.ingest.batch),
         EventConsumer(LARGE_LANE, LARGE_GROUP, ingest_large, on_dead_letter=failed_large, max_processing_s=3600.0),
         EventConsumer(TOPICS["docs.delete"], GROUP, delete, on_dead_letter=failed),
     ]

@@ -31,12 +31,12 @@ log = structlog.get_logger(__name__)
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, settings = services.store, services.settings
+    feedback_store, registry, settings = services.stores.feedback, services.stores.registry, services.settings
 
     def served_prompt(task: TaskRecord) -> list[ChatMessage] | None:
         """The prompt the model saw for this task, as recorded with its result."""
-        turns = (task.result or {}).get("response", {}).get("prompt")
-        return [ChatMessage(role=t["role"], content=t["content"]) for t in turns] if turns else None
+        turns = task.result.response.prompt if task.result else []
+        return [ChatMessage(role=t.role, content=t.content) for t in turns] or None
 
     def trainable(task: TaskRecord) -> bool:
         """The adapter serves every tenant and principal, so it never learns from a prompt that may
@@ -45,15 +45,15 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     def examples_from_feedback() -> list[TrainingExample]:
         return [TrainingExample(messages=prompt, target=feedback.correction or "")
-                for feedback, task in store.corrections_with_tasks() if trainable(task) and (prompt := served_prompt(task))]
+                for feedback, task in feedback_store.corrections_with_tasks() if trainable(task) and (prompt := served_prompt(task))]
 
     def liked_answers() -> tuple[list[TrainingExample], list[TrainingExample]]:
         """The latest up-voted answers, in two disjoint parts: guard (the newest, held out for the
         gate) and rehearsal (trained on beside the corrections, so the adapter keeps what worked)."""
-        guard_n, rehearsal_n = settings.gate_guard_examples, settings.train_rehearsal_examples
-        liked = [TrainingExample(messages=prompt, target=task.result["answer"])
-                 for task in store.approved_tasks(4 * (guard_n + rehearsal_n))  # room for the ones left out below
-                 if trainable(task) and (prompt := served_prompt(task)) and (task.result or {}).get("answer")]
+        guard_n, rehearsal_n = settings.training.gate_guard_examples, settings.training.rehearsal_examples
+        liked = [TrainingExample(messages=prompt, target=task.result.answer)
+                 for task in feedback_store.approved_tasks(4 * (guard_n + rehearsal_n))  # room for the ones left out below
+                 if trainable(task) and (prompt := served_prompt(task)) and task.result and task.result.answer]
         return liked[guard_n:guard_n + rehearsal_n], liked[:guard_n]
 
     def train_and_gate(request: TrainRequest, version: str) -> ModelVersionRecord:
@@ -61,39 +61,39 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         if not examples:
             raise PermanentError("no corrections with a recorded prompt to train on (requests asked with principals are never trained on)")
         rehearsal, guard = liked_answers()
-        recipe = LoraRecipe.from_yaml(settings.train_recipe or DEFAULT_RECIPE)
-        incumbent = store.active_version(settings.model_family)
+        recipe = LoraRecipe.from_yaml(settings.training.recipe or DEFAULT_RECIPE)
+        incumbent = registry.active_version(settings.llm.model_family)
         report = train_lora(services.base_model_path, examples + rehearsal, recipe, settings.adapters_dir / version, progress=False)
-        candidate = ModelVersionRecord(version=version, family=settings.model_family, state="candidate", adapter_path=str(report.adapter_path),
+        candidate = ModelVersionRecord(version=version, family=settings.llm.model_family, state="candidate", adapter_path=str(report.adapter_path),
                                        parent=incumbent.version, metrics={"final_loss": report.final_loss, "steps": report.steps, "examples": report.examples})
-        store.register_version(candidate)
+        registry.register_version(candidate)
         candidate_adapter = services.adapter_for(version)
         gate = gate_candidate(services.engine, examples, candidate=candidate_adapter or version, incumbent=services.adapter_for(incumbent.version),
-                              guard=guard, max_guard_drop=settings.gate_max_guard_drop)
+                              guard=guard, max_guard_drop=settings.training.gate_max_guard_drop)
         candidate.metrics |= {"gate_candidate": gate.candidate_score, "gate_incumbent": gate.incumbent_score,
                               "rehearsal_examples": len(rehearsal)}
         if gate.guard_candidate_score is not None and gate.guard_incumbent_score is not None:
             candidate.metrics |= {"gate_guard_candidate": gate.guard_candidate_score, "gate_guard_incumbent": gate.guard_incumbent_score,
                                   "gate_guard_examples": len(gate.guard_per_example), "gate_max_guard_drop": gate.max_guard_drop}
-        store.register_version(candidate)
+        registry.register_version(candidate)
         if gate.promoted:
-            store.activate_version(settings.model_family, version)  # retires the incumbent in the same transaction
+            registry.activate_version(settings.llm.model_family, version)  # retires the incumbent in the same transaction
             candidate.state = "active"
         else:
             candidate.state = "rejected"
-            store.register_version(candidate)
+            registry.register_version(candidate)
         log.info("training finished", version=version, promoted=gate.promoted, candidate=gate.candidate_score, incumbent=gate.incumbent_score,
                  reason=gate.reason)
         return candidate
 
     async def train(request: TrainRequest) -> None:
         version = f"{request.model_family}-lora-{request.event_id[:12]}"
-        record = await asyncio.to_thread(store.get_version, version)
+        record = await asyncio.to_thread(registry.get_version, version)
         if record is None or record.state == "candidate":
             record = await asyncio.to_thread(train_and_gate, request, version)
             TRAINING_RUNS.labels("promoted" if record.state == "active" else "rejected").inc()
         await publisher.publish(ModelUpdated(event_id=f"{version}.{record.state}", tenant=request.tenant, model_family=record.family,
-                                             version=version, adapter_path=record.adapter_path, state=record.state,  # type: ignore[arg-type]
+                                             version=version, adapter_path=record.adapter_path, state=record.state,
                                              metrics={k: float(v) for k, v in record.metrics.items()}, trace=request.trace))
 
     return [EventConsumer(TOPICS["train.requests"], GROUP, train, max_processing_s=3600)]

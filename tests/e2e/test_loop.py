@@ -30,10 +30,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.database import Database
 from schemas.settings import Settings
+from schemas.tables import EvalRecord
 from streams.brokers import make_broker
-from streams.store import Store
-from tests.e2e.conftest import fresh_postgres_schema, free_port, processes, wait_healthy
+from tests.e2e.conftest import free_port, fresh_postgres_schema, processes, wait_healthy
 from tests.e2e.loop import Asked, Budget, LoopClient, Phases, Unscored, run_the_loop
 from tests.support import read_topic
 
@@ -47,7 +48,11 @@ def unscored_per_metrics_and_store(base_url: str, home: Path) -> Unscored:
     """One process: eval.results lives in its memory, so read what it exports on /metrics (events
     published onto eval.results; token F1 computed, which only a correction's re-score has) and,
     per task, the eval record the eval worker stored beside each publish."""
-    store = Store.from_settings(Settings(home=home, database_url=None))
+    db = Database.from_settings(Settings(home=home, database_url=None))
+
+    def eval_of(task: str) -> EvalRecord | None:
+        with db.session() as s:
+            return s.get(EvalRecord, task)
 
     def unscored(asked: Asked) -> list[str]:
         samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
@@ -55,7 +60,7 @@ def unscored_per_metrics_and_store(base_url: str, home: Path) -> Unscored:
         published = samples.get(("ragloop_events_published_total", (("topic", "eval.results"),)), 0)
         token_f1 = samples.get(("ragloop_eval_metric_count", (("metric", "token_f1"),)), 0)
         missing = [f"{task}: no eval record for its answer by {version}" for task, version in asked.answers.items()
-                   if (record := store.get_eval(task)) is None or record.model_version != version]
+                   if (record := eval_of(task)) is None or record.model_version != version]
         if published < len(asked.answers) + len(asked.corrections):
             missing.append(f"{published:.0f} events on eval.results for {len(asked.answers)} answers + {len(asked.corrections)} corrections")
         if token_f1 < len(asked.corrections):
@@ -112,6 +117,6 @@ def test_whole_loop_on_kafka_opensearch_postgres(tmp_path: Path, unique: str, ka
                     procs.start(role, "worker", role)
                 procs.start("gateway", "worker", "gateway")
                 wait_healthy(base_url, procs, timeout=BUDGET.healthy)
-            unscored = unscored_on_topic(Settings(broker_url=kafka_url, topic_prefix=prefix))
+            unscored = unscored_on_topic(Settings(broker={"url": kafka_url, "topic_prefix": prefix}))
             run_the_loop(LoopClient(base_url, procs.wait_until, api_key="e2e-key"), unscored, BUDGET, phase)
             procs.assert_alive()

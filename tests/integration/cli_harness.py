@@ -54,7 +54,7 @@ def web_pages(pages: dict[str, bytes]) -> Iterator[str]:
     """Serve `pages` (path → HTML) on 127.0.0.1; yields the base URL."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+        def do_GET(self) -> None:
             body = pages.get(self.path)
             self.send_response(200 if body is not None else 404)
             self.send_header("Content-Type", "text/html; charset=utf-8")

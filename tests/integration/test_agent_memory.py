@@ -17,16 +17,16 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agents.graph import AgentQuery, RagAgent  # noqa: E402
-from agents.memory import close_checkpointer, open_checkpointer  # noqa: E402
-from indexing.backends.base import open_backend  # noqa: E402
-from indexing.chunking import Chunker  # noqa: E402
-from indexing.pipeline import IngestPipeline  # noqa: E402
-from indexing.retriever import HybridRetriever  # noqa: E402
-from indexing.types import SourceDocument  # noqa: E402
-from models.embedder import TextEmbedder  # noqa: E402
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
+from agents.graph import AgentQuery, RagAgent
+from agents.memory import close_checkpointer, open_checkpointer
+from indexing.backends import open_backend
+from indexing.chunking import Chunker
+from indexing.pipeline import IngestPipeline
+from indexing.retriever import HybridRetriever
+from indexing.types import SourceDocument
+from models.embedder import TextEmbedder
+from models.fetch import ensure_smollm2
+from models.llm.transformers_engine import TransformersEngine
 
 pytestmark = pytest.mark.slow
 

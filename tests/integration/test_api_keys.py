@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -16,12 +17,13 @@ from pydantic import SecretStr
 
 from schemas.events import ChatRequest, ChatTurn, principals_fingerprint
 from schemas.settings import Settings
+from schemas.settings_sections import SecuritySettings
 from streams.gateway.app import create_app
 from streams.gateway.auth import KeyGrant, parse_api_keys
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
 from streams.signing import RAGLOOP
-from streams.store import task_from_request
+from streams.task_store import task_from_request
 from streams.tasks import IdempotencyConflict, TaskService, TokenHub
 from tests.support import wait_for
 
@@ -33,8 +35,8 @@ CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 
 @pytest.fixture
 def keyed(settings: Settings) -> Settings:
-    return settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA, key-b=tenantB, key-p=tenantA|alice|team-x"),
-                                       "webhook_secret": SecretStr("whsec")})
+    return settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB, key-p=tenantA|alice|team-x"),
+                             webhook_secret=SecretStr("whsec"))
 
 
 @contextmanager
@@ -46,21 +48,21 @@ def gateway(settings: Settings, roles: Sequence[str] = ()) -> Iterator[tuple[htt
 
 def stored_task(runtime: Runtime, tenant: str) -> str:
     request = ChatRequest(tenant=tenant, messages=[ChatTurn(role="user", content="q")])
-    runtime.store.create_task(task_from_request(request))
+    runtime.stores.tasks.create_task(task_from_request(request))
     return request.task_id
 
 
 def test_auth_is_off_by_default_in_embedded_mode(settings: Settings) -> None:
-    embedded = settings.model_copy(update={"auth": Settings.model_fields["auth"].default})
-    assert embedded.auth == "auto" and not embedded.auth_enabled
+    embedded = settings.override(auth=SecuritySettings.model_fields["auth"].default)
+    assert embedded.security.auth == "auto" and not embedded.auth_enabled
     with gateway(embedded) as (client, _, _):
         assert client.post("/v1/chat", json=CHAT).status_code == 202
 
 
 def test_auth_is_on_by_default_with_a_kafka_broker_unless_turned_off(settings: Settings) -> None:
-    cluster = settings.model_copy(update={"broker_url": "kafka://127.0.0.1:9092", "auth": Settings.model_fields["auth"].default})
-    assert cluster.auth_enabled and not cluster.model_copy(update={"auth": "off"}).auth_enabled
-    assert settings.model_copy(update={"auth": "on"}).auth_enabled
+    cluster = settings.override(broker_url="kafka://127.0.0.1:9092", auth=SecuritySettings.model_fields["auth"].default)
+    assert cluster.auth_enabled and not cluster.override(auth="off").auth_enabled
+    assert settings.override(auth="on").auth_enabled
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/v1/models"), ("POST", "/v1/chat"), ("GET", "/v1/tasks/t1"), ("DELETE", "/v1/tasks/t1"),
@@ -69,7 +71,7 @@ def test_every_v1_route_needs_a_key(keyed: Settings, method: str, path: str) -> 
     with gateway(keyed) as (client, runtime, _):
         reply = client.request(method, path, json=CHAT)
         assert reply.status_code == 401 and reply.headers["www-authenticate"] == "Bearer", reply.text
-        assert runtime.store.count_queued() == 0
+        assert runtime.stores.tasks.count_queued() == 0
 
 
 def test_unknown_key_is_401(keyed: Settings) -> None:
@@ -117,39 +119,39 @@ def test_another_tenants_task_is_404_to_read_cancel_or_follow(keyed: Settings) -
                    client.get(f"/v1/tasks/{theirs}/events", headers=A)]
         assert [r.status_code for r in replies] == [404, 404, 404]
         assert replies[0].json()["detail"] == f"unknown task_id {theirs!r}"  # the same words as a task that does not exist
-        assert runtime.store.get_task(theirs).status == "queued"  # type: ignore[union-attr]  — not cancelled
+        assert runtime.stores.tasks.get_task(theirs).status == "queued"  # type: ignore[union-attr]  — not cancelled
 
 
 def test_another_tenants_document_is_404(keyed: Settings) -> None:
     with gateway(keyed) as (client, runtime, _):
-        runtime.store.upsert_document("doc-b", "tenantB", title="B", status="indexed")
+        runtime.stores.documents.upsert_document("doc-b", "tenantB", title="B", status="indexed")
         assert client.get("/v1/documents/doc-b", headers=A).status_code == 404
         assert client.get("/v1/documents/doc-b", headers={"X-API-Key": "key-b"}).status_code == 200
 
 
 def test_with_auth_on_and_no_keys_configured_everything_is_refused(settings: Settings) -> None:
-    with gateway(settings.model_copy(update={"auth": "on"})) as (client, _, _):
+    with gateway(settings.override(auth="on")) as (client, _, _):
         assert client.post("/v1/chat", json=CHAT, headers=A).status_code == 401
 
 
 def test_the_keys_tenant_overrides_the_tenant_named_in_the_body(keyed: Settings) -> None:
     with gateway(keyed) as (client, runtime, _):
         reply = client.post("/v1/chat", json={**CHAT, "tenant": "tenantB"}, headers=A)
-        assert runtime.store.get_task(reply.json()["task_id"]).tenant == "tenantA"  # type: ignore[union-attr]
+        assert runtime.stores.tasks.get_task(reply.json()["task_id"]).tenant == "tenantA"  # type: ignore[union-attr]
 
 
 def test_api_keys_setting_is_key_equals_tenant_pairs(settings: Settings) -> None:
-    assert parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(" key-a=tenantA,key-b=tenantB, ")})) == KEYS
+    assert parse_api_keys(settings.override(api_keys=SecretStr(" key-a=tenantA,key-b=tenantB, "))) == KEYS
     with pytest.raises(ValueError, match="entry 2 is not `key=tenant`"):
-        parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA,key-b")}))
+        parse_api_keys(settings.override(api_keys=SecretStr("key-a=tenantA,key-b")))
 
 
 def test_api_keys_may_grant_principals_after_a_bar(settings: Settings) -> None:
-    keys = parse_api_keys(settings.model_copy(update={"api_keys": SecretStr("key-a=tenantA, key-p = tenantA | alice | team-x")}))
+    keys = parse_api_keys(settings.override(api_keys=SecretStr("key-a=tenantA, key-p = tenantA | alice | team-x")))
     assert keys == {"key-a": KeyGrant("tenantA"), "key-p": KeyGrant("tenantA", ("alice", "team-x"))}
     for bad in ("key-p=tenantA||team-x", "key-p=tenant A|alice"):
-        with pytest.raises(ValueError, match="entry 1 is not `key=tenant` or `key=tenant|principal|…`"):
-            parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(bad)}))
+        with pytest.raises(ValueError, match=re.escape("entry 1 is not `key=tenant` or `key=tenant|principal|…`")):
+            parse_api_keys(settings.override(api_keys=SecretStr(bad)))
 
 
 def test_the_keys_principals_replace_the_principals_named_in_the_body(keyed: Settings) -> None:
@@ -157,8 +159,8 @@ def test_the_keys_principals_replace_the_principals_named_in_the_body(keyed: Set
         claims = {**CHAT, "principals": ["admin"]}
         granted = client.post("/v1/chat", json=claims, headers={"Authorization": "Bearer key-p"}).json()["task_id"]
         plain = client.post("/v1/chat", json=claims, headers=A).json()["task_id"]
-        assert runtime.store.get_task(granted).request["principals"] == ["alice", "team-x"]  # type: ignore[union-attr]
-        assert runtime.store.get_task(plain).request["principals"] == []  # type: ignore[union-attr]
+        assert runtime.stores.tasks.get_task(granted).request["principals"] == ["alice", "team-x"]  # type: ignore[union-attr]
+        assert runtime.stores.tasks.get_task(plain).request["principals"] == []  # type: ignore[union-attr]
 
 
 def test_the_openai_route_reads_as_the_keys_principals(keyed: Settings) -> None:
@@ -168,14 +170,14 @@ def test_the_openai_route_reads_as_the_keys_principals(keyed: Settings) -> None:
             assert reply.status_code == 200
             first = json.loads(next(line for line in reply.iter_lines() if line.startswith("data: ")).removeprefix("data: "))
         task_id = first["id"].removeprefix("chatcmpl-")
-        task = runtime.store.get_task(task_id)
+        task = runtime.stores.tasks.get_task(task_id)
         assert (task.id, task.tenant, task.request["principals"]) == (task_id, "tenantA", ["alice", "team-x"])  # type: ignore[union-attr]
 
 
 def test_with_auth_off_the_body_names_the_principals(settings: Settings) -> None:
     with gateway(settings) as (client, runtime, _):
         reply = client.post("/v1/chat", json={**CHAT, "principals": ["alice", "Team X"]})  # free text, like access lists
-        assert runtime.store.get_task(reply.json()["task_id"]).request["principals"] == ["alice", "Team X"]  # type: ignore[union-attr]
+        assert runtime.stores.tasks.get_task(reply.json()["task_id"]).request["principals"] == ["alice", "Team X"]  # type: ignore[union-attr]
         bad = client.post("/v1/chat", json={**CHAT, "principals": [""]})
         assert bad.status_code == 422 and "principals" in bad.text
 
@@ -199,13 +201,13 @@ def test_a_task_asked_with_principals_is_invisible_to_another_key_of_the_same_te
         assert client.post("/v1/chat", json=CHAT, headers={**A, "Idempotency-Key": forged}).status_code == 422
         plain = ChatRequest(tenant="tenantA", messages=[ChatTurn(role="user", content="q")])
         with pytest.raises(IdempotencyConflict):
-            asyncio.run(TaskService(runtime.store, runtime.publisher, keyed, TokenHub()).submit(plain, idempotency_key=forged))
+            asyncio.run(TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, keyed, TokenHub()).submit(plain, idempotency_key=forged))
 
 
 def test_api_key_principals_must_fit_what_a_request_can_carry(settings: Settings) -> None:
     for bad in ("key-p=tenantA|" + "x" * 201, "key-p=tenantA|" + "|".join(f"p{n}" for n in range(101))):
         with pytest.raises(ValueError, match="entry 1: principals must be 1-200 printable characters each, at most 100"):
-            parse_api_keys(settings.model_copy(update={"api_keys": SecretStr(bad)}))
+            parse_api_keys(settings.override(api_keys=SecretStr(bad)))
 
 
 def test_an_idempotency_key_naming_another_callers_task_is_409(keyed: Settings) -> None:
@@ -213,14 +215,14 @@ def test_an_idempotency_key_naming_another_callers_task_is_409(keyed: Settings) 
     tenant, names a task that is not the caller's. It is refused (409) on both chat routes, and nothing is queued."""
     with gateway(keyed) as (client, runtime, _):
         theirs = ChatRequest(tenant="tenantA", messages=[ChatTurn(role="user", content="q")], principals=["alice", "team-x"])
-        runtime.store.create_task(task_from_request(theirs, idempotency_key="q-1"))
+        runtime.stores.tasks.create_task(task_from_request(theirs, idempotency_key="q-1"))
         refusal = "this Idempotency-Key was used by another caller; choose another key"
         chat = client.post("/v1/chat", json=CHAT, headers={**A, "Idempotency-Key": "q-1"})
         assert chat.status_code == 409 and chat.json() == {"detail": refusal}
         # Were it accepted, the completion would wait for an answer no worker gives: the client's timeout fails the test.
         completion = client.post("/v1/chat/completions", json={"model": "ragloop", **CHAT}, headers={**A, "Idempotency-Key": "q-1"})
         assert completion.status_code == 409 and completion.json()["error"]["message"] == refusal
-        assert runtime.store.count_queued("tenantA") == 1  # only theirs
+        assert runtime.stores.tasks.count_queued("tenantA") == 1  # only theirs
 
 
 def test_any_key_of_the_tenant_may_inspect_and_delete_a_restricted_document(keyed: Settings, unique: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -9,7 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from schemas.events import ChatRequest, ChatTurn
+from schemas.settings import Settings
 from streams.cli import app
+from streams.stores import Stores
+from streams.task_store import task_from_request
 from tests.integration.cli_harness import Cli, embedded_env
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -61,12 +66,13 @@ def readme_cli_lines() -> list[str]:
 
 def test_help_lists_exactly_the_commands_each_with_what_it_does() -> None:
     commands = help_panels()["Commands"]
-    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval", "dlq"}
+    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval", "dlq", "config"}
     assert all(commands.values()), commands
 
 
 @pytest.mark.parametrize(("group", "subcommands"), [("topics", {"create", "list", "asyncapi"}), ("models", {"fetch", "list"}),
-                                                    ("eval", {"retrieval", "qa"}), ("dlq", {"list", "show", "replay"})])
+                                                    ("eval", {"retrieval", "qa"}), ("dlq", {"list", "show", "replay"}),
+                                                    ("config", {"show"})])
 def test_each_command_group_lists_exactly_its_subcommands(group: str, subcommands: set[str]) -> None:
     commands = help_panels(group)["Commands"]
     assert set(commands) == subcommands and all(commands.values()), commands
@@ -77,8 +83,9 @@ def test_every_readme_cli_line_is_a_command_whose_help_teaches_its_options(line:
     """`ragloop search "query" [--mode bm25|dense|hybrid] …`: the command exists, every option the README
     shows is one of its options, and the choices the README lists are named in that option's help."""
     words = line.split()[1:]
-    groups = {"topics", "models", "dlq", "eval"}
-    invocations = [[words[0], sub] for sub in words[1:] if sub != "|"] if words[0] in groups else [[words[0]]]
+    groups = {"topics", "models", "dlq", "eval", "config"}
+    subcommands = itertools.takewhile(lambda word: word == "|" or (word.isalpha() and word.islower()), words[1:])
+    invocations = [[words[0], sub] for sub in subcommands if sub != "|"] if words[0] in groups else [[words[0]]]
     for invocation in invocations:
         taught = options(help_panels(*invocation).get("Options", {}))
         for option, value in re.findall(r"\[(--[a-z-]+)(?: ([^\]]+))?\]", line):
@@ -136,6 +143,27 @@ def test_a_document_ingested_with_access_is_found_and_cited_only_for_a_principal
 
     assert cited("--principal", "group:hr") == [str(note)]
     assert cited() == []
+
+
+def test_ask_is_refused_when_the_queue_is_full_as_the_api_refuses_it(tmp_path: Path) -> None:
+    """The CLI submits through the same task queue as the API: above RAGLOOP_MAX_QUEUED_TASKS it accepts
+    nothing (no task row), says why, and exits 75 (EX_TEMPFAIL: try again later) where the API answers 503."""
+    home = tmp_path / "home"
+    store = Stores.from_settings(Settings(home=home, database_url=None, broker={"url": "memory://"}, search={"url": "embedded://"})).tasks
+    for n in range(2):
+        store.create_task(task_from_request(ChatRequest(messages=[ChatTurn(role="user", content=f"waiting {n}")])))
+    result = Cli(embedded_env(home, RAGLOOP_MAX_QUEUED_TASKS="2"))("ask", "How long is the Ostra river?", "--timeout", "5")
+    assert result.returncode == 75, result.stderr
+    assert "the queue holds 2 waiting tasks (limit 2); retry later" in result.stderr
+    assert store.queue_depth("default") == (2, 2)
+
+
+def test_search_reads_the_index_only_and_never_opens_the_database(tmp_path: Path) -> None:
+    """A database that cannot be reached does not matter to a search: it needs the index, nothing else."""
+    unreachable = Cli(embedded_env(tmp_path / "home", RAGLOOP_DATABASE_URL="postgresql://nobody:x@127.0.0.1:1/none"))
+    result = unreachable("search", "Ostra river", "--mode", "bm25", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
 
 
 def test_publish_refuses_schema_invalid_events_naming_the_field(run) -> None:

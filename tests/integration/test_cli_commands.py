@@ -15,10 +15,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from indexing.document_store import DocumentStore
+from schemas.database import Database
 from schemas.settings import Settings
 from streams.cli import app
 from streams.services import Services
-from streams.store import Store
+from streams.stores import Stores
+from streams.task_store import TaskStore
 from streams.topics import TOPICS, all_topic_names
 from tests.integration.cli_harness import Cli, embedded_env, html, web_pages
 
@@ -30,7 +33,7 @@ PASSAGE = "612 kilometres from the Kessel glacier"
 
 def in_process(home: Path) -> Settings:
     """The settings the CLI ran with, to read what it left behind in its home."""
-    return Settings(home=home, broker_url="memory://", search_url="embedded://", database_url=None)
+    return Settings(home=home, database_url=None, broker={"url": "memory://"}, search={"url": "embedded://"})
 
 
 # --- topics -------------------------------------------------------------------------------------
@@ -102,7 +105,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Indexed]:
 def test_ingest_url_fetches_the_page_and_indexes_it_for_the_tenant(indexed: Indexed) -> None:
     assert indexed.ingested.returncode == 0, indexed.ingested.stderr
     assert "indexed 1 of 1 document(s)" in indexed.ingested.stderr
-    row = Store.from_settings(in_process(indexed.home)).get_document(indexed.ostra)
+    row = DocumentStore(Database.from_settings(in_process(indexed.home))).get_document(indexed.ostra)
     assert row is not None and (row.tenant, row.status, row.title) == ("riverside", "indexed", "The Ostra river") and row.chunks >= 1
 
 
@@ -110,7 +113,7 @@ def test_ingest_url_fetches_the_page_and_indexes_it_for_the_tenant(indexed: Inde
 def test_search_returns_what_that_mode_ranks_in_the_tenant(indexed: Indexed, mode: str) -> None:
     """The CLI's hits are the retriever's hits for this mode and tenant (dense and hybrid score differently)."""
     hits = indexed.cli.json("search", QUESTION, "--mode", mode, "--tenant", "riverside", "--json")
-    services = Services(in_process(indexed.home), Store.from_settings(in_process(indexed.home)))
+    services = Services(in_process(indexed.home), Stores.from_settings(in_process(indexed.home)))
     try:
         expected = services.retriever.retrieve(QUESTION, tenant="riverside", k=5, mode=mode)
     finally:
@@ -131,9 +134,10 @@ def test_search_never_shows_another_tenants_documents(indexed: Indexed, mode: st
 def asked_prompt(indexed: Indexed, *flags: str) -> tuple[dict[str, Any], str]:
     """`ragloop ask QUESTION FLAGS --json`, and the prompt the model saw (recorded on the task)."""
     task = Cli({**indexed.cli.env, "RAGLOOP_MAX_NEW_TOKENS": "8"}).json("ask", QUESTION, "--json", *flags)  # the prompt is what counts
-    row = Store.from_settings(in_process(indexed.home)).get_task(task["task_id"])
+    row = TaskStore(Database.from_settings(in_process(indexed.home))).get_task(task["task_id"])
     assert task["status"] == "succeeded" and row is not None, task
-    return task, json.dumps(row.result["response"]["prompt"])
+    assert row.result is not None, task
+    return task, json.dumps([turn.model_dump() for turn in row.result.response.prompt])
 
 
 @pytest.mark.slow
@@ -187,20 +191,20 @@ def test_the_cli_logs_warnings_and_worse_by_default(refused: subprocess.Complete
 
 # --- publish ------------------------------------------------------------------------------------
 
-def published(tmp_path: Path, name: str, text: str) -> Store:
-    """`ragloop publish docs.ingest FILE` in a fresh home; the store it left behind."""
+def published(tmp_path: Path, name: str, text: str) -> DocumentStore:
+    """`ragloop publish docs.ingest FILE` in a fresh home; the documents it left behind."""
     (tmp_path / name).write_text(text)
     home = tmp_path / "home"
     result = Cli(embedded_env(home)).ok("publish", "docs.ingest", str(tmp_path / name))
     assert "published 2 event(s) to docs.ingest" in result.stderr and "dead-lettered" not in result.stderr
-    return Store.from_settings(in_process(home))
+    return DocumentStore(Database.from_settings(in_process(home)))
 
 
 EVENTS = [{"document_id": "river", "tenant": "riverside", "title": "Ostra", "text": "The Ostra river flows 612 kilometres."},
           {"document_id": "bread", "tenant": "harbour", "title": "Bakery", "text": "Harbor Street Bakery bakes rye sourdough."}]
 
 
-def indexed_rows(store: Store) -> list[tuple[str, str, str]]:
+def indexed_rows(store: DocumentStore) -> list[tuple[str, str, str]]:
     rows = [store.get_document(event["document_id"]) for event in EVENTS]
     return [(row.id, row.tenant, row.status) for row in rows if row is not None]
 

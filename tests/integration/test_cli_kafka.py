@@ -13,9 +13,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaAdminClient
 
+from indexing.document_store import DocumentStore
+from models.registry import ModelRegistry
+from schemas.database import Database
 from schemas.settings import Settings
 from streams.brokers.kafka import KafkaBroker
-from streams.store import Store
 from streams.topics import all_topic_names
 from tests.e2e.conftest import Processes, processes
 from tests.integration.cli_harness import Cli, html, web_pages
@@ -66,26 +68,27 @@ class Cluster:
     settings: Settings
     workers: Processes
 
-    def store(self) -> Store:
-        return Store.from_settings(self.settings)
+    def documents(self) -> DocumentStore:
+        return DocumentStore(Database.from_settings(self.settings))
 
 
 @pytest.fixture(scope="module")
 def cluster(kafka_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     folder = tmp_path_factory.mktemp("cli-kafka")
-    settings = Settings(home=folder / "home", broker_url=kafka_url, search_url="embedded://", database_url=None,
-                        topic_prefix=f"clik{uuid.uuid4().hex[:10]}.")  # the `unique` fixture is per test
+    # A prefix of its own: the `unique` fixture is per test, this cluster per module.
+    settings = Settings(home=folder / "home", database_url=None, broker={"url": kafka_url, "topic_prefix": f"clik{uuid.uuid4().hex[:10]}."},
+                        search={"url": "embedded://"})
     env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_SEARCH_URL": "embedded://",
-           "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix, "RAGLOOP_FETCH_ALLOW_PRIVATE": "true"}  # pages are served on loopback
+           "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix, "RAGLOOP_FETCH_ALLOW_PRIVATE": "true"}  # pages are served on loopback
     # The shared SQLite file is created before two processes open it at once: once, a CLI started
     # beside the worker on a fresh file failed inside SQLAlchemy.
-    Store.from_settings(settings).ensure_base_version(settings.model_family)
+    ModelRegistry(Database.from_settings(settings)).ensure_base_version(settings.llm.model_family)
     try:
         with processes(env, folder / "logs") as workers:
             workers.start("ingest", "worker", "ingest")
             yield Cluster(Cli(env), settings, workers)
     finally:
-        delete_topics(kafka_url, settings.topic_prefix)
+        delete_topics(kafka_url, settings.broker.topic_prefix)
 
 
 def test_ingest_url_on_kafka_is_indexed_by_the_worker_process_and_followed_to_the_end(cluster: Cluster) -> None:
@@ -93,7 +96,7 @@ def test_ingest_url_on_kafka_is_indexed_by_the_worker_process_and_followed_to_th
         result = cluster.cli("ingest", f"{base}/ostra.html", "--tenant", "riverside", "--timeout", "300")
     assert result.returncode == 0, f"{result.stderr}\n{cluster.workers.tails()}"
     assert "indexed 1 of 1 document(s)" in result.stderr
-    broker = KafkaBroker(cluster.settings.kafka_bootstrap, topic_prefix=cluster.settings.topic_prefix)
+    broker = KafkaBroker(cluster.settings.broker.kafka_bootstrap, topic_prefix=cluster.settings.broker.topic_prefix)
     progress = [(e["tenant"], e["stage"]) for e in read_topic(cluster.settings, broker, "docs.progress") if e["document_id"] == f"{base}/ostra.html"]
     assert progress[-1] == ("riverside", "indexed"), progress  # reported on Kafka by the worker: the CLI runs no role here
     hits = cluster.cli.json("search", "How long is the Ostra river?", "--tenant", "riverside", "--json")
@@ -106,7 +109,7 @@ def test_publish_file_on_kafka_reaches_the_worker_process(cluster: Cluster, tmp_
     (tmp_path / "events.json").write_text(json.dumps(events))
     result = cluster.cli.ok("publish", "docs.ingest", str(tmp_path / "events.json"))
     assert "published 2 event(s) to docs.ingest" in result.stderr
-    store = cluster.store()
+    store = cluster.documents()
 
     def indexed() -> bool:
         rows = [store.get_document(event["document_id"]) for event in events]

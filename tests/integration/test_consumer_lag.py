@@ -26,20 +26,20 @@ def _produce_and_commit(bootstrap: list[str], topic: str, group: str, *, produce
 
 
 def test_lag_is_end_offset_minus_committed_offset(kafka_url: str, unique: str) -> None:
-    settings = Settings(broker_url=kafka_url, topic_prefix=f"lag{unique}.")
+    settings = Settings(broker={"url": kafka_url, "topic_prefix": f"lag{unique}."})
     group = f"ragloop.lagtest{unique}"
-    _produce_and_commit(settings.kafka_bootstrap, f"lag{unique}.docs.ingest", group, produced=7, committed=2)
+    _produce_and_commit(settings.broker.kafka_bootstrap, f"lag{unique}.docs.ingest", group, produced=7, committed=2)
 
-    lags = consumer_lag(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+    lags = consumer_lag(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix)
 
     assert lags[(group, "docs.ingest")] == 5
 
 
 async def test_metrics_gauge_reports_the_lag(kafka_url: str, unique: str, tmp_path) -> None:
     """What `/metrics` exports: the gateway refreshes the gauge from the same admin calls."""
-    settings = Settings(home=tmp_path, broker_url=kafka_url, topic_prefix=f"lagm{unique}.", search_url="embedded://")
+    settings = Settings(home=tmp_path, broker={"url": kafka_url, "topic_prefix": f"lagm{unique}."}, search={"url": "embedded://"})
     group = f"lagm{unique}.ragloop.metric"  # groups carry the topic prefix, as the workers' do
-    _produce_and_commit(settings.kafka_bootstrap, f"lagm{unique}.chat.requests", group, produced=4, committed=1)
+    _produce_and_commit(settings.broker.kafka_bootstrap, f"lagm{unique}.chat.requests", group, produced=4, committed=1)
 
     runtime = Runtime(settings, [])
     try:

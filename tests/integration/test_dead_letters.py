@@ -20,6 +20,8 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from structlog.testing import capture_logs
 
+from indexing.document_store import DocumentStore
+from schemas.database import Database
 from schemas.events import DeadLetter, DocumentIngest
 from schemas.settings import Settings
 from streams.brokers.kafka import create_topics
@@ -27,7 +29,6 @@ from streams.dead_letters import DeadLetterStore
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.store import Store
 from streams.topics import all_topic_names
 from tests.support import eventually
 
@@ -42,7 +43,7 @@ def page_url(tmp_path: Path) -> Iterator[str]:
     (tmp_path / "site" / "kessel.html").write_text(PAGE)
 
     class Quiet(SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        def __init__(self, *args, **kwargs) -> None:
             super().__init__(*args, directory=str(tmp_path / "site"), **kwargs)
 
         def log_message(self, *_: object) -> None:
@@ -73,11 +74,11 @@ def ragloop(env: dict[str, str], *args: str, stdin: str | None = None) -> subpro
 
 
 def settings_of(env: dict[str, str], **overrides: object) -> Settings:
-    return Settings(home=Path(env["RAGLOOP_HOME"]), broker_url=env["RAGLOOP_BROKER_URL"], search_url="embedded://",
-                    topic_prefix=env.get("RAGLOOP_TOPIC_PREFIX", ""), worker_retry_backoff_s=0.05, **overrides)  # type: ignore[arg-type]
+    return Settings(home=Path(env["RAGLOOP_HOME"]), broker={"url": env["RAGLOOP_BROKER_URL"], "topic_prefix": env.get("RAGLOOP_TOPIC_PREFIX", "")},
+                    search={"url": "embedded://"}, workers={"retry_backoff_s": 0.05}).override(**overrides)
 
 
-async def with_ingest_worker(settings: Settings, until) -> None:  # noqa: ANN001
+async def with_ingest_worker(settings: Settings, until) -> None:
     """Cluster mode: an ingest worker runs elsewhere (here: in this process) while the CLI publishes."""
     runtime = Runtime(settings, ["ingest"])
     await runtime.start()
@@ -95,11 +96,11 @@ def test_a_letter_is_listed_shown_and_replayed_after_the_cause_is_fixed(cluster:
     event = DocumentIngest(tenant="acme", document_id="kessel", title="Kessel", url=page_url).model_dump_json()
     kafka = not cluster["RAGLOOP_BROKER_URL"].startswith("memory")
     if kafka:
-        create_topics(settings_of(cluster).kafka_bootstrap, [cluster["RAGLOOP_TOPIC_PREFIX"] + n for n in all_topic_names()], partitions=3)
+        create_topics(settings_of(cluster).broker.kafka_bootstrap, [cluster["RAGLOOP_TOPIC_PREFIX"] + n for n in all_topic_names()], partitions=3)
 
         async def publish_and_wait_for_the_letter() -> None:
             await asyncio.to_thread(ragloop, cluster, "publish", "docs.ingest", "-", stdin=event)
-            await eventually(lambda: DeadLetterStore(Store.from_settings(settings_of(cluster))).list(topic="docs.ingest"),
+            await eventually(lambda: DeadLetterStore(Database.from_settings(settings_of(cluster))).list(topic="docs.ingest"),
                              timeout=60, what="the dead letter")
 
         asyncio.run(with_ingest_worker(settings_of(cluster), publish_and_wait_for_the_letter))
@@ -119,7 +120,7 @@ def test_a_letter_is_listed_shown_and_replayed_after_the_cause_is_fixed(cluster:
         async def replay_and_wait_for_the_index() -> None:
             out = await asyncio.to_thread(ragloop, fixed, "dlq", "replay", "docs.ingest", "--ids", str(letter["id"]), "--by", "ops-anna")
             assert json.loads(out.stdout) == {"replayed": [letter["id"]], "failed_again": []}
-            store = Store.from_settings(settings_of(cluster))
+            store = DocumentStore(Database.from_settings(settings_of(cluster)))
             await eventually(lambda: (d := store.get_document("kessel")) is not None and d.status == "indexed", timeout=120,
                              what="the replayed document indexed")
 
@@ -160,7 +161,7 @@ def test_schema_invalid_events_are_recorded_with_the_field_named_counted_and_log
 
 
 def test_a_redelivered_dead_lettering_is_recorded_once(settings: Settings) -> None:
-    letters = DeadLetterStore(Store.from_settings(settings))
+    letters = DeadLetterStore(Database.from_settings(settings))
     letter = DeadLetter(topic="docs.ingest", key="d1", consumer="ragloop.ingest", reason="PermanentError: no", error_type="PermanentError",
                         attempts=1, payload=DocumentIngest(document_id="d1", title="T", text="x").model_dump_json())
     first, second = letters.record(letter), letters.record(letter)
@@ -169,9 +170,9 @@ def test_a_redelivered_dead_lettering_is_recorded_once(settings: Settings) -> No
 
 
 def test_over_http_a_key_sees_only_its_own_tenants_letters(settings: Settings) -> None:
-    keyed = settings.model_copy(update={"auth": "on", "api_keys": SecretStr("key-a=tenantA,key-b=tenantB,key-x=tenantA|team-x")})
+    keyed = settings.override(auth="on", api_keys=SecretStr("key-a=tenantA,key-b=tenantB,key-x=tenantA|team-x"))
     runtime = Runtime(keyed, [])
-    letters = DeadLetterStore(runtime.store)
+    letters = DeadLetterStore(runtime.stores.db)
 
     def letter(tenant: str, document_id: str, **extra: object) -> str:
         payload = json.dumps({"type": "chat.requests", "tenant": tenant, "task_id": document_id, **extra})

@@ -10,12 +10,12 @@ from collections import Counter, defaultdict
 
 import pytest
 
+from schemas.database import Database
 from schemas.events import DocumentIngest
 from schemas.settings import Settings
 from streams.brokers import make_broker
 from streams.consumer import EventConsumer, PermanentError, RetryPolicy
 from streams.publisher import Publisher
-from streams.store import Store
 from streams.topics import TOPICS, all_topic_names
 from tests.support import eventually, read_topic
 
@@ -23,9 +23,9 @@ from tests.support import eventually, read_topic
 @pytest.fixture(params=["embedded", "kafka", "embedded-batched", "kafka-batched"])
 def broker_settings(request: pytest.FixtureRequest, settings: Settings, unique: str) -> Settings:
     batch = 16 if request.param.endswith("-batched") else 1
-    settings = settings.model_copy(update={"ingest_batch": batch})
+    settings = settings.override(ingest_batch=batch)
     if request.param.startswith("kafka"):
-        return settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"t{unique}."})
+        return settings.override(broker_url=request.getfixturevalue("kafka_url"), topic_prefix=f"t{unique}.")
     return settings
 
 
@@ -36,7 +36,7 @@ class Harness:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = Store.from_settings(settings)
+        self.db = Database.from_settings(settings)
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
         self.effects: Counter[str] = Counter()
@@ -73,15 +73,15 @@ class Harness:
         self.dead.append((event.document_id, reason))
 
     async def __aenter__(self) -> Harness:
-        if not self.settings.is_embedded_broker:
+        if not self.settings.broker.is_embedded:
             from streams.brokers.kafka import create_topics
 
-            names = [self.settings.topic_prefix + n for n in all_topic_names()]
-            await asyncio.to_thread(create_topics, self.settings.kafka_bootstrap, names, partitions=3)
-        batched = self.settings.ingest_batch > 1
+            names = [self.settings.broker.topic_prefix + n for n in all_topic_names()]
+            await asyncio.to_thread(create_topics, self.settings.broker.kafka_bootstrap, names, partitions=3)
+        batched = self.settings.ingest.batch > 1
         EventConsumer(TOPICS["docs.ingest"], "test.delivery", self.handle, on_dead_letter=self.on_dead_letter,
-                      handle_many=self.handle_many if batched else None, max_batch=self.settings.ingest_batch).bind(
-            self.broker, self.store, RetryPolicy(max_retries=2, backoff_s=0.01))
+                      handle_many=self.handle_many if batched else None, max_batch=self.settings.ingest.batch).bind(
+            self.broker, self.db, RetryPolicy(max_retries=2, backoff_s=0.01))
         await self.broker.start()
         return self
 
@@ -155,7 +155,7 @@ async def test_events_with_one_key_are_handled_in_publish_order(broker_settings:
 
 
 async def test_waiting_events_are_handled_as_batches(broker_settings: Settings) -> None:
-    if broker_settings.ingest_batch == 1:
+    if broker_settings.ingest.batch == 1:
         pytest.skip("batches are for consumers with handle_many")
     async with Harness(broker_settings) as h:
         h.gate.clear()
@@ -166,4 +166,4 @@ async def test_waiting_events_are_handled_as_batches(broker_settings: Settings) 
         h.gate.set()
         await eventually(lambda: sum(h.effects[f"pile-{n}"] for n in range(12)) == 12, what="every piled-up event")
         assert max(h.batches, default=1) > 1, h.batches
-        assert all(size <= broker_settings.ingest_batch for size in h.batches)
+        assert all(size <= broker_settings.ingest.batch for size in h.batches)

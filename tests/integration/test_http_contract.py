@@ -57,7 +57,7 @@ def cited(task: dict[str, Any]) -> list[str]:
 def answering(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, str]]:
     """One gateway with the ingest and agent roles for the tests that generate (the model loads once); short answers."""
     home: Path = tmp_path_factory.mktemp("answering") / "home"
-    settings = Settings(home=home, broker_url="memory://", search_url="embedded://", max_new_tokens=4)
+    settings = Settings(home=home, broker={"url": "memory://"}, search={"url": "embedded://"}, llm={"max_new_tokens": 4})
     with serving(settings, ["ingest", "agent"]) as (client, _, url):
         yield client, url
 
@@ -129,7 +129,7 @@ def test_feedback_comment_travels_on_feedback_events_and_is_stored(settings: Set
         assert reply.status_code == 202, reply.text
 
         def stored() -> list[FeedbackRecord]:
-            with runtime.store.session() as session:
+            with runtime.stores.db.session() as session:
                 return list(session.exec(select(FeedbackRecord).where(FeedbackRecord.task_id == task_id)).all())
 
         rows = wait_for(stored, timeout=120, what="the feedback worker to store the feedback")
@@ -143,7 +143,7 @@ def test_feedback_comment_travels_on_feedback_events_and_is_stored(settings: Set
 def test_a_webhook_delivery_naming_another_signers_task_is_409(settings: Settings) -> None:
     """A webhook delivery id is the task's idempotency key, scoped like any other by the principals asking. A delivery
     id spelled as another caller's scoped key finds that caller's task, and is refused rather than handed it."""
-    signed = settings.model_copy(update={"webhook_secret": SecretStr("whsec")})
+    signed = settings.override(webhook_secret=SecretStr("whsec"))
 
     def deliver(client: httpx.Client, payload: dict[str, Any], delivery: str) -> httpx.Response:
         body = json.dumps(payload).encode()
@@ -156,4 +156,4 @@ def test_a_webhook_delivery_naming_another_signers_task_is_409(settings: Setting
         foreign = deliver(client, {"text": QUESTION}, f"d-1#{principals_fingerprint(['alice'])}")
         assert foreign.status_code == 409
         assert foreign.json() == {"detail": "this Idempotency-Key was used by another caller; choose another key"}
-        assert runtime.store.count_queued() == 1
+        assert runtime.stores.tasks.count_queued() == 1

@@ -28,7 +28,7 @@ HTML = b"<html><head><title>Ostra</title><script>var x=1;</script></head><body><
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[tuple[TestClient, Runtime]]:
-    runtime = Runtime(settings.model_copy(update={"fetch_allow_private": True}), ["ingest"])
+    runtime = Runtime(settings.override(fetch_allow_private=True), ["ingest"])
     with TestClient(create_app(runtime)) as client:
         yield client, runtime
 
@@ -36,7 +36,7 @@ def api(settings: Settings) -> Iterator[tuple[TestClient, Runtime]]:
 @pytest.fixture
 def web_page() -> Iterator[str]:
     class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+        def do_GET(self) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
             self.end_headers()
@@ -129,7 +129,7 @@ class HeldPage:
         page = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 — http.server's naming
+            def do_GET(self) -> None:
                 page.fetches += 1
                 if page.fetches > 1:
                     page.lane_fetching.set()
@@ -164,14 +164,14 @@ def held_page() -> Iterator[HeldPage]:
 
 def lane_settings(settings: Settings) -> Settings:
     """A 20 kB large-lane threshold (the held page is ~33 kB); a fetch may wait on the test for long."""
-    return settings.model_copy(update={"ingest_large_bytes": 20_000, "fetch_allow_private": True, "fetch_timeout_s": 600.0})
+    return settings.override(ingest_large_bytes=20_000, fetch_allow_private=True, fetch_timeout_s=600.0)
 
 
 @pytest.fixture
 def kafka_settings(settings: Settings, unique: str, kafka_url: str) -> Settings:
     """The ingest role on Kafka, under a topic prefix of its own. One partition per topic: every
     document is queued behind the ones published before it, and `docs.progress` keeps one order."""
-    return settings.model_copy(update={"broker_url": kafka_url, "topic_prefix": f"ing{unique}.", "kafka_partitions": 1, "auth": "off"})
+    return settings.override(broker_url=kafka_url, topic_prefix=f"ing{unique}.", kafka_partitions=1, auth="off")
 
 
 def assert_huge_document_takes_the_large_lane_while_small_ones_pass(settings: Settings, page: HeldPage, small: list[str]) -> None:
@@ -179,7 +179,7 @@ def assert_huge_document_takes_the_large_lane_while_small_ones_pass(settings: Se
     small ones are all indexed while the huge one is held on the lane (so it cannot have held them
     up); released, it is indexed there, last."""
     runtime = Runtime(lane_settings(settings), ["ingest"])
-    assert len(HeldPage.BODY) > runtime.settings.ingest_large_bytes
+    assert len(HeldPage.BODY) > runtime.settings.ingest.large_bytes
     with TestClient(create_app(runtime)) as client:
         client.post("/v1/documents", json={"id": "huge", "url": page.url})
         for document_id in small:
@@ -212,9 +212,9 @@ def test_on_kafka_waiting_documents_are_indexed_as_one_batch(kafka_settings: Set
     together: all are parsed, then all chunked, then all embedded (reported just before the one
     index write), then all indexed. One at a time, each would finish before the next is parsed."""
     documents = [DocumentIngest(document_id=f"note-{n}", text=f"Note {n}: the Orvel dam is inspected every spring.") for n in range(5)]
-    prefix = kafka_settings.topic_prefix
-    create_topics(kafka_settings.kafka_bootstrap, [prefix + "docs.ingest"], partitions=1)
-    producer = KafkaProducer(bootstrap_servers=kafka_settings.kafka_bootstrap)
+    prefix = kafka_settings.broker.topic_prefix
+    create_topics(kafka_settings.broker.kafka_bootstrap, [prefix + "docs.ingest"], partitions=1)
+    producer = KafkaProducer(bootstrap_servers=kafka_settings.broker.kafka_bootstrap)
     for document in documents:
         producer.send(prefix + "docs.ingest", document.model_dump_json().encode(), key=document.key().encode(),
                       headers=[("type", document.type.encode())])
@@ -230,9 +230,9 @@ def test_on_kafka_waiting_documents_are_indexed_as_one_batch(kafka_settings: Set
 
 
 def test_a_later_version_of_a_document_on_the_large_lane_follows_it_there(settings: Settings) -> None:
-    runtime = Runtime(settings.model_copy(update={"ingest_large_bytes": 20_000}), ["ingest"])
+    runtime = Runtime(settings.override(ingest_large_bytes=20_000), ["ingest"])
     huge = " ".join(f"Draft sentence {n} about the Orvel dam." for n in range(700))
-    assert len(huge) > runtime.settings.ingest_large_bytes
+    assert len(huge) > runtime.settings.ingest.large_bytes
     with TestClient(create_app(runtime)) as client:
         client.post("/v1/documents", json={"id": "report", "text": huge})
         client.post("/v1/documents", json={"id": "report", "text": "Final version: the Orvel dam is 212 metres tall."})

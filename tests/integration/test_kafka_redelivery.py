@@ -14,13 +14,15 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient, TopicPartition
 
-from indexing.backends.base import open_backend
+from indexing.backends import open_backend
+from indexing.document_store import DocumentStore
 from models.embedder import TextEmbedder
+from schemas.database import Database
 from schemas.events import DocumentIngest
 from schemas.settings import Settings
 from streams.brokers.kafka import KafkaBroker, create_topics
+from streams.ledger import EventLedger
 from streams.publisher import Publisher
-from streams.store import Store
 from streams.topics import all_topic_names
 from streams.workers.ingest import GROUP
 from tests.e2e.conftest import processes
@@ -30,7 +32,7 @@ SENTENCE = "Paragraph {n} describes experiment {n} in detail, with measurements,
 
 
 async def _publish(settings: Settings, events: list[DocumentIngest]) -> None:
-    broker = KafkaBroker(settings.kafka_bootstrap, topic_prefix=settings.topic_prefix)
+    broker = KafkaBroker(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix)
     await broker.start()
     try:
         for event in events:
@@ -41,10 +43,10 @@ async def _publish(settings: Settings, events: list[DocumentIngest]) -> None:
 
 def _committed_offset(settings: Settings, topic: str) -> int:
     """The ingest group's committed offset on a one-partition topic (-1: nothing committed yet)."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="ragloop-test")
+    admin = KafkaAdminClient(bootstrap_servers=settings.broker.kafka_bootstrap, client_id="ragloop-test")
     try:
-        partition = TopicPartition(settings.topic_prefix + topic, 0)
-        group = settings.topic_prefix + GROUP  # Kafka group ids carry the prefix, as topics do
+        partition = TopicPartition(settings.broker.topic_prefix + topic, 0)
+        group = settings.broker.topic_prefix + GROUP  # Kafka group ids carry the prefix, as topics do
         committed = admin.list_group_offsets({group: [partition]}).get(group, {}).get(partition)
         return committed.offset if committed is not None else -1
     finally:
@@ -52,8 +54,8 @@ def _committed_offset(settings: Settings, topic: str) -> int:
 
 
 def test_killed_worker_redelivers_and_every_effect_happens_once(tmp_path: Path, unique: str, kafka_url: str) -> None:
-    settings = Settings(home=tmp_path / "home", broker_url=kafka_url, topic_prefix=f"kill{unique}.")
-    create_topics(settings.kafka_bootstrap, [settings.topic_prefix + n for n in all_topic_names()], partitions=1)
+    settings = Settings(home=tmp_path / "home", broker={"url": kafka_url, "topic_prefix": f"kill{unique}."})
+    create_topics(settings.broker.kafka_bootstrap, [settings.broker.topic_prefix + n for n in all_topic_names()], partitions=1)
     # One batch of two runs: the draft and the notes (distinct keys) are one run; the final version of
     # the report repeats the draft's key, so it is a second run, handled only after the first run's
     # effects and ledger entries are written. The final version is big, so it is still in flight
@@ -64,12 +66,13 @@ def test_killed_worker_redelivers_and_every_effect_happens_once(tmp_path: Path, 
     first_run = [draft, *notes]
     everything = [*first_run, final]
     asyncio.run(_publish(settings, everything))
-    store = Store.from_settings(settings)
-    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
+    db = Database.from_settings(settings)
+    store, ledger = DocumentStore(db), EventLedger(db)
+    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix,
            "RAGLOOP_INGEST_BATCH": "64"}
 
     def recorded(events: list[DocumentIngest]) -> bool:
-        return store.processed_among(GROUP, [e.event_id for e in events]) == {e.event_id for e in events}
+        return ledger.processed_among(GROUP, [e.event_id for e in events]) == {e.event_id for e in events}
 
     with processes(env, tmp_path / "logs") as procs:
         procs.start("worker-1", "worker", "ingest")
@@ -78,18 +81,18 @@ def test_killed_worker_redelivers_and_every_effect_happens_once(tmp_path: Path, 
         procs.kill("worker-1")  # SIGKILL: no graceful shutdown, no commit
         # What worker-2 will be handed again: the whole batch, including the run already done.
         assert _committed_offset(settings, "docs.ingest") <= 0, "the batch was committed: nothing would be redelivered"
-        assert not store.already_processed(GROUP, final.event_id)
+        assert not ledger.already_processed(GROUP, final.event_id)
 
         procs.start("worker-2", "worker", "ingest")
         # Done means the final version indexed *and* recorded: the ledger is written after the effect.
         procs.wait_until(lambda: recorded(everything) and store.get_document("report").status == "indexed",  # type: ignore[union-attr]
                          timeout=300, what="the final report indexed and recorded after the restart")
 
-    announced = Counter(message["document_id"] for message in read_topic(settings, KafkaBroker(settings.kafka_bootstrap), "docs.indexed"))
+    announced = Counter(message["document_id"] for message in read_topic(settings, KafkaBroker(settings.broker.kafka_bootstrap), "docs.indexed"))
     # Each version indexed once: the report twice (draft by worker-1, final by worker-2), each note once.
     assert announced == Counter({"report": 2, **{n.document_id: 1 for n in notes}})
     rows = [store.get_document(d.document_id) for d in [final, *notes]]
-    backend = open_backend(settings.search_url, home=settings.home, dimension=TextEmbedder().dimension)
+    backend = open_backend(settings.search.url, home=settings.home, dimension=TextEmbedder().dimension)
     try:
         assert backend.count() == sum(row.chunks for row in rows if row)  # the draft's chunks were replaced, not left behind
     finally:

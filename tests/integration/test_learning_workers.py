@@ -86,7 +86,7 @@ async def up_vote(client: httpx.Client, runtime: Runtime, task_ids: list[str]) -
     """Up-vote answers and wait until the feedback worker has stored them as approved."""
     for task_id in task_ids:
         rate(client, task_id, "up")
-    await eventually(lambda: {t.id for t in runtime.store.approved_tasks(100)} >= set(task_ids), what="up-votes stored")
+    await eventually(lambda: {t.id for t in runtime.stores.feedback.approved_tasks(100)} >= set(task_ids), what="up-votes stored")
 
 
 def versions(client: httpx.Client) -> list[dict[str, Any]]:
@@ -174,7 +174,7 @@ async def test_corrections_asked_only_with_principals_start_no_training(env_sett
             return bool(dead)
 
         await eventually(dead_lettered, timeout=120, what="the training request on train.requests.dlq")
-        assert [m["version"] for m in versions(client)] == [f"{runtime.settings.model_family}@base"]
+        assert [m["version"] for m in versions(client)] == [f"{runtime.settings.llm.model_family}@base"]
     assert (dead[0]["consumer"], dead[0]["error_type"]) == ("ragloop.trainer", "PermanentError"), dead[0]
     assert "never trained on" in dead[0]["reason"], dead[0]
 

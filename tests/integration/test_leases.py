@@ -36,7 +36,7 @@ def lease_settings(request: pytest.FixtureRequest, settings: Settings, unique: s
     update: dict[str, object] = {"max_new_tokens": 16, "task_lease_s": LEASE_S}
     if request.param == "kafka":
         update |= {"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"l{unique}.", "auth": "off"}
-    return settings.model_copy(update=update)
+    return settings.override(**update)
 
 
 def test_a_task_running_longer_than_its_lease_keeps_it(lease_settings: Settings) -> None:
@@ -47,12 +47,12 @@ def test_a_task_running_longer_than_its_lease_keeps_it(lease_settings: Settings)
     seen: list[tuple[datetime, TaskRecord]] = []
     with ExitStack() as stack:
         client, runtime = stack.enter_context(gateway(lease_settings))
-        if not lease_settings.is_embedded_broker:
+        if not lease_settings.broker.is_embedded:
             stack.enter_context(gateway(lease_settings))
         task_id = submit(client, LONG, max_new_tokens=400)["task_id"]
 
         def past_the_first_lease() -> bool:
-            now, record = utcnow(), runtime.store.get_task(task_id)
+            now, record = utcnow(), runtime.stores.tasks.get_task(task_id)
             assert record is not None
             seen.append((now, record))
             first = next(r for _, r in seen if r.status == "running") if record.status == "running" else None
@@ -113,9 +113,9 @@ def deployment(request: pytest.FixtureRequest, settings: Settings, unique: str, 
         with processes({**env, "RAGLOOP_BROKER_URL": "memory://"}, tmp_path / "logs") as procs:
             yield EmbeddedDeployment(procs)
         return
-    cluster = settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"k{unique}.",
-                                          "auth": "off", "task_lease_s": LEASE_S})
-    env |= {"RAGLOOP_BROKER_URL": cluster.broker_url, "RAGLOOP_TOPIC_PREFIX": cluster.topic_prefix}
+    cluster = settings.override(broker_url=request.getfixturevalue("kafka_url"), topic_prefix=f"k{unique}.",
+                                auth="off", task_lease_s=LEASE_S)
+    env |= {"RAGLOOP_BROKER_URL": cluster.broker.url, "RAGLOOP_TOPIC_PREFIX": cluster.broker.topic_prefix}
     with gateway(cluster, roles=()) as (client, _), processes(env, tmp_path / "logs") as procs:
         yield KafkaDeployment(procs, str(client.base_url))
 

@@ -64,7 +64,7 @@ def test_healthz_names_the_gateway_beside_the_roles_it_hosts(settings: Settings)
 
 
 def test_a_process_says_what_it_consumes_and_hides_the_database_password(settings: Settings, postgres_url: str) -> None:
-    described = Runtime(settings.model_copy(update={"database_url": postgres_url}), ["eval"]).describe()
+    described = Runtime(settings.override(database_url=postgres_url), ["eval"]).describe()
     assert described.startswith("consuming chat.responses, feedback.events from memory://; search embedded://; "
                                 "database postgresql+psycopg://ragloop:***@")
     assert ":ragloop@" not in described

@@ -10,10 +10,9 @@ import pytest
 
 from schemas.events import ChatOptions, ChatRequest, ChatTurn
 from schemas.settings import Settings
-from streams.gateway.api_models import TaskOut
 from streams.runtime import Runtime
-from streams.store import task_from_request
-from streams.task_attempts import TaskAttempts
+from streams.task_store import task_from_request
+from streams.task_view import TaskOut
 from streams.tasks import TaskEvent, TaskService, TokenHub
 from tests.support import eventually
 
@@ -22,15 +21,15 @@ pytestmark = pytest.mark.slow  # the surviving agent generates the answer with S
 
 async def test_a_dead_agents_task_shows_the_lapse_and_is_taken_over_with_both_attempts_kept(settings: Settings) -> None:
     lease_s = 2.0
-    settings = settings.model_copy(update={"task_lease_s": lease_s, "max_new_tokens": 8})
+    settings = settings.override(task_lease_s=lease_s, max_new_tokens=8)
     runtime = Runtime(settings, ["agent"])
     request = ChatRequest(messages=[ChatTurn(role="user", content="Say hello.")], options=ChatOptions(retrieval=False, stream=False))
-    runtime.store.create_task(task_from_request(request))
-    attempts = TaskAttempts(runtime.store)
+    runtime.stores.tasks.create_task(task_from_request(request))
+    attempts = runtime.stores.attempts
     # The first agent claimed it and died mid-answer: it never renews its lease again.
     assert attempts.claim(request.task_id, "dead-host:1:abc", lease_s) == 1
 
-    tasks = TaskService(runtime.store, runtime.publisher, settings, TokenHub())
+    tasks = TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, settings, TokenHub())
     seen: list[TaskEvent] = []
 
     async def follow() -> None:
@@ -39,7 +38,7 @@ async def test_a_dead_agents_task_shows_the_lapse_and_is_taken_over_with_both_at
 
     follower = asyncio.create_task(follow())
     await eventually(lambda: any(e.data.get("lease_expired") for e in seen), timeout=lease_s * 5, what="the lapse in the event stream")
-    assert TaskOut.of(runtime.store.get_task(request.task_id), []).lease_expired  # type: ignore[arg-type]
+    assert TaskOut.of(runtime.stores.tasks.get_task(request.task_id), []).lease_expired  # type: ignore[arg-type]
 
     await runtime.start()  # a surviving agent: its sweep re-publishes the task, and it answers
     try:
@@ -51,7 +50,7 @@ async def test_a_dead_agents_task_shows_the_lapse_and_is_taken_over_with_both_at
 
     statuses = [(e.data["status"], e.data["attempts"], e.data.get("lease_expired")) for e in seen if e.kind == "status"]
     assert statuses == [("running", 1, None), ("running", 1, True), ("running", 2, False), ("succeeded", 2, None)], statuses
-    task = runtime.store.get_task(request.task_id)
+    task = runtime.stores.tasks.get_task(request.task_id)
     assert task is not None and task.status == "succeeded" and task.attempts == 2
     log = attempts.of(request.task_id)
     assert [(a.attempt, a.agent, a.outcome) for a in log] == [(1, "dead-host:1:abc", "lease_expired"), (2, log[1].agent, "succeeded")]

@@ -33,7 +33,7 @@ def queue_settings(request: pytest.FixtureRequest, settings: Settings, unique: s
     update: dict[str, object] = {"max_new_tokens": 16, "task_lease_s": 3.0}
     if request.param == "kafka":
         update |= {"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"q{unique}.", "auth": "off"}
-    return settings.model_copy(update=update)
+    return settings.override(**update)
 
 
 @contextmanager
@@ -84,9 +84,9 @@ def sample(samples: Samples, name: str, **labels: str) -> float:
 
 def agent_lag(settings: Settings, samples: Samples) -> float:
     """The agents' backlog as exported: the embedded broker's undelivered messages, or the agent group's lag on `chat.requests`."""
-    if settings.is_embedded_broker:
+    if settings.broker.is_embedded:
         return sample(samples, "ragloop_consumer_lag", group="embedded", topic="all")
-    return sample(samples, "ragloop_consumer_lag", group=f"{settings.topic_prefix}ragloop.agent", topic="chat.requests")
+    return sample(samples, "ragloop_consumer_lag", group=f"{settings.broker.topic_prefix}ragloop.agent", topic="chat.requests")
 
 
 def scrape_once_lag(settings: Settings, client: httpx.Client, ok: Callable[[float], bool]) -> Samples | None:
@@ -168,9 +168,9 @@ def _random_adapter(settings: Settings, path: Path) -> None:
 def test_failed_attempts_are_retried_then_succeed(queue_settings: Settings, tmp_path: Path) -> None:
     built, adapter = tmp_path / "built-adapter", tmp_path / "late-adapter"
     _random_adapter(queue_settings, built)  # built beforehand, so it appears at `adapter` in one rename
-    patient = queue_settings.model_copy(update={"worker_max_retries": 8, "worker_retry_backoff_s": 0.05})  # ~12 s of retries
+    patient = queue_settings.override(worker_max_retries=8, worker_retry_backoff_s=0.05)  # ~12 s of retries
     with gateway(patient) as (client, runtime):
-        runtime.store.register_version(ModelVersionRecord(version="v-late", family=patient.model_family, state="candidate",
+        runtime.stores.registry.register_version(ModelVersionRecord(version="v-late", family=patient.llm.model_family, state="candidate",
                                                           adapter_path=str(adapter)))
         task = submit(client, model_version="v-late")
         wait_for(lambda: client.get(f"/v1/tasks/{task['task_id']}").json()["attempts"] >= 2, timeout=120, interval=0.05,
@@ -183,13 +183,13 @@ def test_failed_attempts_are_retried_then_succeed(queue_settings: Settings, tmp_
 
 def test_exhausted_retries_fail_the_task_and_dead_letter_it(queue_settings: Settings, tmp_path: Path) -> None:
     with gateway(queue_settings) as (client, runtime):
-        runtime.store.register_version(ModelVersionRecord(version="v-broken", family=queue_settings.model_family, state="candidate",
+        runtime.stores.registry.register_version(ModelVersionRecord(version="v-broken", family=queue_settings.llm.model_family, state="candidate",
                                                           adapter_path=str(tmp_path / "missing")))
         task = submit(client, model_version="v-broken")
         final = wait_status(client, task["task_id"], {"failed", "succeeded"}, timeout=120)
         letters = read_topic(queue_settings, runtime.broker, "chat.requests.dlq")
     assert final["status"] == "failed" and "adapter_config.json" in final["error"]
-    assert final["attempts"] == queue_settings.worker_max_retries + 1
+    assert final["attempts"] == queue_settings.workers.max_retries + 1
     assert any(task["task_id"] in letter["payload"] and "adapter_config.json" in letter["reason"] for letter in letters)
 
 
@@ -205,7 +205,7 @@ def test_idempotency_key_returns_the_same_task(queue_settings: Settings) -> None
 
 @pytest.mark.slow
 def test_full_queue_answers_503_with_retry_after_and_loses_nothing(queue_settings: Settings) -> None:
-    full = queue_settings.model_copy(update={"max_queued_tasks": 1, "queue_full_retry_after_s": 7})
+    full = queue_settings.override(max_queued_tasks=1, queue_full_retry_after_s=7)
     with gateway(full) as (client, _):
         busy = submit(client, LONG, max_new_tokens=400)
         wait_status(client, busy["task_id"], {"running"})
@@ -223,7 +223,7 @@ def test_high_priority_task_overtakes_waiting_normal_ones(queue_settings: Settin
         busy = submit(client, LONG, max_new_tokens=400, conversation_id="busy")
         wait_status(client, busy["task_id"], {"running"})
         normal = [submit(client, f"Name a colour number {n}.", conversation_id=f"c{n}") for n in range(3)]
-        if queue_settings.is_embedded_broker:
+        if queue_settings.broker.is_embedded:
             # The embedded broker hands a task over as soon as its partition is free: the normal
             # tasks off the busy one's partition wait at the engine, where priority must decide.
             # (Kafka's consumer takes a topic's next message only after the current one: there

@@ -5,13 +5,14 @@ callbacks role in-process or by `ragloop worker callbacks` as a process of its o
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,15 +26,17 @@ from starlette.routing import Route
 
 from schemas.events import ChatRequest, ChatTurn, utcnow
 from schemas.settings import Settings
-from schemas.tables import TaskRecord
+from schemas.tables import CallbackDeliveryRecord, TaskRecord
 from streams.brokers.kafka import create_topics
+from streams.callbacks.sender import CallbackSender
+from streams.callbacks.slack import slack_text
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
 from streams.signing import RAGLOOP, SLACK, SignatureError
-from streams.store import Store, task_from_request
+from streams.stores import Stores
+from streams.task_store import TaskStore, task_from_request
 from streams.topics import all_topic_names
-from streams.workers.callbacks import CallbackSender, slack_text
 from tests.e2e.conftest import processes
 from tests.support import wait_for
 
@@ -93,10 +96,8 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 @pytest.fixture
 def hook_settings(settings: Settings, receiver: tuple[Receiver, str]) -> Settings:
-    return settings.model_copy(update={
-        "max_new_tokens": 8, "webhook_secret": SecretStr(SECRET), "allow_private_callbacks": True, "callback_backoff_s": 0.2,
-        "slack_signing_secret": SecretStr(SLACK_SECRET), "slack_bot_token": SecretStr(BOT_TOKEN), "slack_api_url": f"{receiver[1]}/api",
-    })
+    return settings.override(max_new_tokens=8, webhook_secret=SecretStr(SECRET), allow_private_callbacks=True, callback_backoff_s=0.2,
+                             slack_signing_secret=SecretStr(SLACK_SECRET), slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{receiver[1]}/api")
 
 
 @contextmanager
@@ -113,21 +114,21 @@ def signed_post(client: httpx.Client, path: str, payload: dict[str, Any], *, sch
     return client.post(path, content=tamper(body) if tamper else body, headers={"Content-Type": "application/json", **signed, **(headers or {})})
 
 
-def callback(store: Store, task_id: str, status: str, *, timeout: float = 120) -> TaskRecord:
-    """Wait until the task's callback is recorded with `status`; the task row then."""
-    def reached() -> TaskRecord | None:
-        row = store.get_task(task_id)
-        return row if row is not None and row.callback_status == status else None
+def callback(stores: Stores, task_id: str, status: str, *, timeout: float = 120) -> CallbackDeliveryRecord:
+    """Wait until the task's callback is recorded with `status`; its delivery row then."""
+    def reached() -> CallbackDeliveryRecord | None:
+        row = stores.callbacks.get(task_id)
+        return row if row is not None and row.status == status else None
 
     return wait_for(reached, timeout=timeout, what=f"callback of {task_id} {status}")
 
 
 def all_tasks(runtime: Runtime) -> list[TaskRecord]:
-    with runtime.store.session() as s:
+    with runtime.stores.db.session() as s:
         return list(s.exec(select(TaskRecord)).all())
 
 
-def finished_task(store: Store, callback_url: str, *, status: str = "failed", error: str | None = "the agent gave up") -> str:
+def finished_task(store: TaskStore, callback_url: str, *, status: str = "failed", error: str | None = "the agent gave up") -> str:
     """A task as the agent leaves it, straight in the store: what the callbacks role is asked to report."""
     row = task_from_request(ChatRequest(messages=[ChatTurn(role="user", content="Why is the sky blue?")], callback_url=callback_url))
     row.status, row.error, row.attempts, row.finished_at = status, error, 4, utcnow()
@@ -144,8 +145,8 @@ def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_s
     fake, url = receiver
     if broker == "kafka":
         # Cluster mode turns API keys on: the webhook needs none (it is signed), reading the task does.
-        hook_settings = hook_settings.model_copy(update={"broker_url": request.getfixturevalue("kafka_url"), "topic_prefix": f"wh{unique}.",
-                                                         "api_keys": SecretStr("key-1=default")})
+        hook_settings = hook_settings.override(broker_url=request.getfixturevalue("kafka_url"), topic_prefix=f"wh{unique}.",
+                                               api_keys=SecretStr("key-1=default"))
     with gateway(hook_settings, ("agent", "callbacks")) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "What is the capital of France?", "callback_url": f"{url}/hook"},
                             headers={"X-Ragloop-Delivery": "delivery-1"})
@@ -153,11 +154,11 @@ def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_s
         task_id = reply.json()["task_id"]
         delivery = wait_for(lambda: fake.at("/hook"), timeout=120, what="the callback")[0]
         task = client.get(f"/v1/tasks/{task_id}", headers={"X-API-Key": "key-1"}).json()
-        row = callback(runtime.store, task_id, "delivered")
+        row = callback(runtime.stores, task_id, "delivered")
     RAGLOOP.verify(SECRET, delivery.body, delivery.headers)  # the receiver can check it came from us
     assert json.loads(delivery.body) == task and task["status"] == "succeeded" and task["result"]["answer"]
     assert delivery.headers["x-ragloop-delivery"] == task_id and delivery.headers["content-type"] == "application/json"
-    assert row.callback_attempts == 1
+    assert row.attempts == 1
 
 
 def test_repeated_webhook_delivery_returns_the_same_task(hook_settings: Settings) -> None:
@@ -174,7 +175,7 @@ def test_webhook_accepts_a_whole_conversation_a_tenant_and_principals(hook_setti
     with gateway(hook_settings) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"messages": messages, "tenant": "acme", "conversation_id": "conv-7",
                                                              "principals": ["alice"]})
-        task = runtime.store.get_task(reply.json()["task_id"])
+        task = runtime.stores.tasks.get_task(reply.json()["task_id"])
     assert reply.status_code == 202 and task is not None
     assert (task.tenant, task.conversation_id, task.request["messages"]) == ("acme", "conv-7", messages)
     assert task.request["principals"] == ["alice"]
@@ -200,7 +201,7 @@ def test_replay_window_is_ragloop_webhook_tolerance_s(settings: Settings, monkey
                                                     tolerance_s: int, age_s: int, accepted: bool) -> None:
     """Each age is on the other side of the 300 s default, so only the configured window decides."""
     monkeypatch.setenv("RAGLOOP_WEBHOOK_TOLERANCE_S", str(tolerance_s))
-    configured = Settings(home=settings.home, broker_url="memory://", webhook_secret=SecretStr(SECRET))
+    configured = Settings(home=settings.home, broker={"url": "memory://"}, security={"webhook_secret": SecretStr(SECRET)})
     with gateway(configured) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, now=time.time() - age_s)
         tasks = all_tasks(runtime)
@@ -269,7 +270,8 @@ def test_slack_question_is_answered_in_its_thread_through_chat_post_message(hook
         reply = signed_post(client, "/v1/webhooks/slack", event, scheme=SLACK, secret=SLACK_SECRET)
         assert reply.status_code == 200 and "task_id" in reply.json(), reply.text  # taken as a question, not ignored
         posted = wait_for(lambda: fake.at("/api/chat.postMessage"), timeout=120, what="the Slack reply")[0]
-        task = callback(runtime.store, reply.json()["task_id"], "delivered")
+        callback(runtime.stores, reply.json()["task_id"], "delivered")
+        task = runtime.stores.tasks.get_task(reply.json()["task_id"])
     message = json.loads(posted.body)
     assert posted.headers["authorization"] == f"Bearer {BOT_TOKEN}"
     assert message == {"channel": channel, "thread_ts": "1718000000.000100", "text": slack_text(task)}
@@ -291,7 +293,7 @@ def test_slack_reply_in_a_thread_stays_in_that_thread(hook_settings: Settings) -
     with gateway(hook_settings) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/slack", slack_event("and then?", ts="1718000099.000300", thread_ts="1718000000.000100"),
                             scheme=SLACK, secret=SLACK_SECRET)
-        task = runtime.store.get_task(reply.json()["task_id"])
+        task = runtime.stores.tasks.get_task(reply.json()["task_id"])
     assert task is not None and task.conversation_id == "slack:C1:1718000000.000100"
     assert task.callback_url and task.callback_url.startswith("slack://C1/1718000000.000100?sig=")
 
@@ -311,13 +313,13 @@ def test_callback_is_retried_with_backoff_until_the_receiver_accepts_and_recorde
     fake, url = receiver
     fake.fail_first = 2
     with gateway(hook_settings, ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime.store, f"{url}/hook")
-        row = callback(runtime.store, task_id, "delivered")
+        task_id = finished_task(runtime.stores.tasks, f"{url}/hook")
+        row = callback(runtime.stores, task_id, "delivered")
     deliveries = fake.at("/hook")
-    assert (row.callback_attempts, len(deliveries)) == (3, 3)
+    assert (row.attempts, len(deliveries)) == (3, 3)
     assert [d.headers["x-ragloop-attempt"] for d in deliveries] == ["1", "2", "3"]
     assert {d.headers["x-ragloop-delivery"] for d in deliveries} == {task_id}
-    gaps = [b.at - a.at for a, b in zip(deliveries, deliveries[1:])]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(deliveries)]
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4  # exponential backoff from callback_backoff_s
     for delivery in deliveries:
         RAGLOOP.verify(SECRET, delivery.body, delivery.headers)
@@ -326,8 +328,8 @@ def test_callback_is_retried_with_backoff_until_the_receiver_accepts_and_recorde
 def test_failed_task_gets_a_callback_with_its_error(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
     with gateway(hook_settings, ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime.store, f"{url}/hook", error="RuntimeError: the engine crashed")
-        callback(runtime.store, task_id, "delivered")
+        task_id = finished_task(runtime.stores.tasks, f"{url}/hook", error="RuntimeError: the engine crashed")
+        callback(runtime.stores, task_id, "delivered")
     body = json.loads(fake.at("/hook")[0].body)
     assert (body["task_id"], body["status"], body["error"], body["result"]) == (task_id, "failed", "RuntimeError: the engine crashed", None)
 
@@ -336,43 +338,43 @@ async def test_callback_that_never_succeeds_is_recorded_failed_after_bounded_att
                                                                                         receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
     fake.fail_first = 100
-    settings = hook_settings.model_copy(update={"callback_max_attempts": 3, "callback_backoff_s": 0.05})
-    store = Store.from_settings(settings)
-    task_id = finished_task(store, f"{url}/hook")
-    sender = CallbackSender(settings, store)
+    settings = hook_settings.override(callback_max_attempts=3, callback_backoff_s=0.05)
+    stores = Stores.from_settings(settings)
+    task_id = finished_task(stores.tasks, f"{url}/hook")
+    sender = CallbackSender(settings, stores)
     await sender.schedule(task_id)  # the delivery ends: nothing is left to send a fourth attempt
-    row = store.get_task(task_id)
-    assert row is not None and (row.callback_status, row.callback_attempts) == ("failed", 3)
+    row = stores.callbacks.get(task_id)
+    assert row is not None and (row.status, row.attempts) == ("failed", 3)
     assert len(fake.at("/hook")) == 3
-    assert task_id not in {t.id for t in store.callbacks_due()}  # and no sweep takes it up again
+    assert task_id not in {t.id for t in stores.callbacks.callbacks_due()}  # and no sweep takes it up again
 
 
 def test_one_slow_receiver_does_not_delay_another(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
-    with gateway(hook_settings.model_copy(update={"callback_timeout_s": 300}), ("callbacks",)) as (_, runtime):
-        held = finished_task(runtime.store, f"{url}/held")
+    with gateway(hook_settings.override(callback_timeout_s=300), ("callbacks",)) as (_, runtime):
+        held = finished_task(runtime.stores.tasks, f"{url}/held")
         wait_for(lambda: fake.at("/held"), what="the first callback held by its receiver")
-        other = finished_task(runtime.store, f"{url}/hook")
-        callback(runtime.store, other, "delivered", timeout=60)  # while the first is still unanswered
-        assert runtime.store.get_task(held).callback_status == "delivering"  # type: ignore[union-attr]
+        other = finished_task(runtime.stores.tasks, f"{url}/hook")
+        callback(runtime.stores, other, "delivered", timeout=60)  # while the first is still unanswered
+        assert runtime.stores.callbacks.get(held).status == "delivering"  # type: ignore[union-attr]
         fake.release.set()
-        callback(runtime.store, held, "delivered")
+        callback(runtime.stores, held, "delivered")
 
 
 def test_callback_to_a_private_address_is_refused_unless_allowed(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, url = receiver
-    with gateway(hook_settings.model_copy(update={"allow_private_callbacks": False}), ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime.store, f"{url}/hook")
-        row = callback(runtime.store, task_id, "failed")
-    assert row.callback_attempts == 1 and fake.at("/hook") == []  # refused outright: retrying cannot help
+    with gateway(hook_settings.override(allow_private_callbacks=False), ("callbacks",)) as (_, runtime):
+        task_id = finished_task(runtime.stores.tasks, f"{url}/hook")
+        row = callback(runtime.stores, task_id, "failed")
+    assert row.attempts == 1 and fake.at("/hook") == []  # refused outright: retrying cannot help
 
 
 def test_slack_reply_address_not_minted_by_the_adapter_is_refused(hook_settings: Settings, receiver: tuple[Receiver, str]) -> None:
     fake, _ = receiver
     with gateway(hook_settings, ("callbacks",)) as (_, runtime):
-        task_id = finished_task(runtime.store, "slack://C-GENERAL/1718000000.000100", status="succeeded", error=None)
-        row = callback(runtime.store, task_id, "failed")
-    assert row.callback_attempts == 1 and fake.at("/api/chat.postMessage") == []
+        task_id = finished_task(runtime.stores.tasks, "slack://C-GENERAL/1718000000.000100", status="succeeded", error=None)
+        row = callback(runtime.stores, task_id, "failed")
+    assert row.attempts == 1 and fake.at("/api/chat.postMessage") == []
 
 
 def test_a_receiver_detects_a_forged_callback() -> None:
@@ -387,15 +389,15 @@ def test_callbacks_worker_process_delivers_a_finished_task_signed(tmp_path: Path
                                                                   receiver: tuple[Receiver, str]) -> None:
     """Cluster mode: the process shares only the broker and the database with whoever finished the task."""
     fake, url = receiver
-    settings = Settings(home=tmp_path / "home", broker_url=kafka_url, topic_prefix=f"cb{unique}.")
-    create_topics(settings.kafka_bootstrap, [settings.topic_prefix + n for n in all_topic_names()], partitions=1)
-    store = Store.from_settings(settings)
-    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.topic_prefix,
+    settings = Settings(home=tmp_path / "home", broker={"url": kafka_url, "topic_prefix": f"cb{unique}."})
+    create_topics(settings.broker.kafka_bootstrap, [settings.broker.topic_prefix + n for n in all_topic_names()], partitions=1)
+    stores = Stores.from_settings(settings)
+    env = {"RAGLOOP_HOME": str(settings.home), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": settings.broker.topic_prefix,
            "RAGLOOP_WEBHOOK_SECRET": SECRET, "RAGLOOP_ALLOW_PRIVATE_CALLBACKS": "1"}
     with processes(env, tmp_path / "logs") as procs:
         procs.start("callbacks", "worker", "callbacks")
-        task_id = finished_task(store, f"{url}/hook", error="RuntimeError: the engine crashed")
-        procs.wait_until(lambda: store.get_task(task_id).callback_status == "delivered",  # type: ignore[union-attr]
+        task_id = finished_task(stores.tasks, f"{url}/hook", error="RuntimeError: the engine crashed")
+        procs.wait_until(lambda: stores.callbacks.get(task_id).status == "delivered",  # type: ignore[union-attr]
                          timeout=120, interval=0.1, what="the worker to deliver the callback")
     [delivery] = fake.at("/hook")
     RAGLOOP.verify(SECRET, delivery.body, delivery.headers)

@@ -17,17 +17,17 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agents.graph import AgentQuery, RagAgent, mermaid  # noqa: E402
-from agents.prompts import WEAK_PASSAGES  # noqa: E402
-from indexing.backends.base import open_backend  # noqa: E402
-from indexing.chunking import Chunker  # noqa: E402
-from indexing.pipeline import IngestPipeline  # noqa: E402
-from indexing.retriever import HybridRetriever  # noqa: E402
-from indexing.types import SourceDocument  # noqa: E402
-from models.embedder import TextEmbedder  # noqa: E402
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import ChatMessage, Generation, GenerationParams  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
+from agents.graph import AgentQuery, RagAgent, mermaid
+from agents.prompts import WEAK_PASSAGES
+from indexing.backends import open_backend
+from indexing.chunking import Chunker
+from indexing.pipeline import IngestPipeline
+from indexing.retriever import HybridRetriever
+from indexing.types import SourceDocument
+from models.embedder import TextEmbedder
+from models.fetch import ensure_smollm2
+from models.llm.base import ChatMessage, Generation, GenerationParams
+from models.llm.transformers_engine import TransformersEngine
 
 slow = pytest.mark.slow  # generates with SmolLM2
 

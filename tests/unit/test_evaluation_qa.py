@@ -85,7 +85,7 @@ def test_questions_without_answers_are_not_asked(dataset):
 
 
 def test_a_folder_without_answers_says_what_is_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="answers.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"answers\.jsonl"):
         evaluate_qa(tmp_path, answer_fn=lambda q: ("", []))
 
 

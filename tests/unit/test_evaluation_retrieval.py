@@ -13,8 +13,8 @@ import json
 import math
 import random
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -160,7 +160,7 @@ def test_a_missing_split_names_the_splits_that_exist(tmp_path: Path):
 def test_a_folder_without_a_corpus_is_refused(tmp_path: Path):
     folder = write_beir(tmp_path / "set")
     (folder / "corpus.jsonl").unlink()
-    with pytest.raises(FileNotFoundError, match="corpus.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"corpus\.jsonl"):
         load_beir(folder, split="test")
 
 

@@ -80,7 +80,7 @@ def test_the_retriever_passes_the_askers_principals_to_the_backend_in_every_mode
     retriever = HybridRetriever(embedder, backend)
     try:
         for mode in ("bm25", "dense", "hybrid"):
-            def found(principals):
+            def found(principals, mode=mode):
                 return {h.chunk.document_id for h in retriever.retrieve("canteen salary review", tenant="acme", k=5, mode=mode,
                                                                         principals=principals)}
             assert found(["group:hr"]) == {"open", "salaries"}, mode

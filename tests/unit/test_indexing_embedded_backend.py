@@ -122,5 +122,5 @@ def test_open_backend_puts_the_embedded_index_under_home(tmp_path: Path):
 
 @pytest.mark.parametrize("url", ["ftp://host", "sqlite:///x.db", "localhost:9200", "http://"])
 def test_open_backend_rejects_unknown_urls_naming_the_accepted_forms(tmp_path: Path, url: str):
-    with pytest.raises(ValueError, match="embedded://.*opensearch://"):
+    with pytest.raises(ValueError, match=r"embedded://.*opensearch://"):
         open_backend(url, home=tmp_path, dimension=DIM)

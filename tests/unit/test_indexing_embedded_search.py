@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ def test_dense_search_ranks_exactly_by_cosine(tmp_path):
     for k in (1, 10, 50, 80):
         hits = backend.search_dense(tenant="default", vector=query, k=k)
         assert [h.chunk.id for h in hits] == [f"c{i}" for i in expected[:k]]
-        assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+        assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
 
 
 def test_mutating_a_hit_does_not_change_the_index(tmp_path):

@@ -176,7 +176,7 @@ def test_html_keeps_headings_as_lines_and_drops_scripts_styles_and_navigation(tm
     lines = doc.text.split("\n")
     assert "Volcanoes" in lines and "Famous ones" in lines
     assert "A volcano erupts when magma rises. Lava follows." in lines
-    assert ["- Etna", "  - Sicily", "- Fuji"] == [line for line in lines if line.lstrip().startswith("- ")]
+    assert [line for line in lines if line.lstrip().startswith("- ")] == ["- Etna", "  - Sicily", "- Fuji"]
     assert "name | height" in lines and "Etna | 3357 m" in lines
     assert "code   stays\n  as is" in doc.text
     for dropped in ("tracking", "color", "Home", "About us", "hidden text", "Copyright"):

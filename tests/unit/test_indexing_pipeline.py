@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -136,7 +136,7 @@ def test_a_document_bigger_than_one_write_is_written_in_slices_and_replaces_its_
     assert old.chunks > 5 and new.chunks > 5
     assert max(embedder.calls) <= 4  # never more than one embedding batch at a time
     embedded = [counts for stage, counts in stages if stage == "embedded"]
-    assert [c["chunks"] for c in embedded] == list(range(5, new.chunks, 5)) + [new.chunks]
+    assert [c["chunks"] for c in embedded] == [*range(5, new.chunks, 5), new.chunks]
     assert all(c["total"] == new.chunks for c in embedded)
     assert backend.count() == new.chunks  # nothing of the old version is left
     assert {backend.get_chunk(i).text for i in new.chunk_ids} == {c.text for c in Chunker(max_tokens=24, overlap_tokens=4).split(_long_document("new", 20))}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import gzip
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 
@@ -40,7 +40,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 (the http.server hook's name)
+    def do_GET(self) -> None:
         path, _, query = self.path.partition("?")
         port = self.server.server_address[1]
         if path == "/guide.html":
@@ -152,13 +152,13 @@ def test_the_size_limit_counts_decompressed_bytes(server):
 
 def test_a_server_that_does_not_answer_times_out(server, stalled):
     """The server answers only after the refusal, so only the time limit can end this fetch."""
-    with pytest.raises(FetchTimeoutError, match="no answer within 0.5 s"):
+    with pytest.raises(FetchTimeoutError, match=r"no answer within 0\.5 s"):
         fetch_url(f"{server}/slow", timeout_s=0.5, allow_private=True)
 
 
 def test_the_time_limit_covers_the_whole_download_not_each_read(server, stalled):
     """Bytes keep arriving until after the refusal: each read is quick, only the whole-download limit ends it."""
-    with pytest.raises(FetchTimeoutError, match="the download took over 0.6 s"):
+    with pytest.raises(FetchTimeoutError, match=r"the download took over 0\.6 s"):
         fetch_url(f"{server}/drip", timeout_s=0.6, allow_private=True)
 
 
@@ -192,5 +192,5 @@ def test_an_unreachable_server_is_a_retryable_failure():
 
 
 def test_an_unsupported_media_type_is_refused_with_what_is_accepted(server):
-    with pytest.raises(UnsupportedFormatError, match="image/png.*accepted"):
+    with pytest.raises(UnsupportedFormatError, match=r"image/png.*accepted"):
         load_url(f"{server}/image", allow_private=True)

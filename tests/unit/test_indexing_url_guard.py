@@ -50,7 +50,7 @@ def test_every_resolved_address_is_checked():
 
 def test_explicitly_allowed_networks_pass_and_others_stay_refused():
     assert resolve_allowed("10.1.2.3", 80, allowed_networks=["10.0.0.0/8"])
-    with pytest.raises(ForbiddenURLError, match="192.168.0.1.*private"):
+    with pytest.raises(ForbiddenURLError, match=r"192\.168\.0\.1.*private"):
         resolve_allowed("192.168.0.1", 80, allowed_networks=["10.0.0.0/8"])
 
 

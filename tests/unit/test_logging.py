@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 import structlog
 
+from schemas.settings import Settings
 from streams.logging import configure_logging
 
 log = structlog.get_logger("ragloop.test")
@@ -41,7 +42,7 @@ def test_off_a_terminal_each_call_is_one_json_line_with_event_level_and_utc_time
 def test_a_traceback_stays_inside_its_json_line(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO")
     try:
-        1 / 0
+        1 / 0  # noqa: B018 — raises on purpose, to log a real traceback
     except ZeroDivisionError:
         log.exception("handler failed")
     [record] = json_lines(capsys)
@@ -63,9 +64,9 @@ def test_lines_below_the_level_are_dropped(capsys: pytest.CaptureFixture[str]) -
     assert [record["event"] for record in json_lines(capsys)] == ["unusual"]
 
 
-def test_the_level_comes_from_ragloop_log_level_when_none_is_given(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_level_of_the_settings_comes_from_ragloop_log_level(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("RAGLOOP_LOG_LEVEL", "ERROR")
-    configure_logging()
+    configure_logging(Settings().log_level)
     log.warning("unusual")
     log.error("broken")
     assert [record["event"] for record in json_lines(capsys)] == ["broken"]

@@ -9,7 +9,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.embedder import TextEmbedder  # noqa: E402
+from models.embedder import TextEmbedder
 
 
 @pytest.fixture(scope="module")

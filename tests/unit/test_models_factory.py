@@ -11,15 +11,16 @@ from fastapi import FastAPI, Header
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import GenerationParams, LLMEngine  # noqa: E402
-from models.llm.chat_format import encode_prompt  # noqa: E402
-from models.llm.factory import open_engine  # noqa: E402
-from models.llm.openai_engine import OpenAICompatibleEngine  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from streams.gateway.server import serve_in_thread  # noqa: E402
-from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT  # noqa: E402
-from tests.vllm_protocol_double import create_app, serve  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import GenerationParams, LLMEngine
+from models.llm.chat_format import encode_prompt
+from models.llm.factory import local_checkpoint, open_engine
+from models.llm.openai_engine import OpenAICompatibleEngine
+from models.llm.transformers_engine import TransformersEngine
+from schemas.settings import Settings
+from streams.gateway.server import serve_in_thread
+from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT
+from tests.vllm_protocol_double import create_app, serve
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,8 @@ def test_server_urls_become_openai_compatible_engines(spec, base_url, model):
     assert (engine.base_url, engine.model) == (base_url, model)
 
 
-def test_api_key_comes_from_the_argument_or_environment(monkeypatch):
-    """The key reaches the server as a bearer token: the argument wins over RAGLOOP_LLM_API_KEY."""
+def test_api_key_reaches_the_server_as_a_bearer_token(monkeypatch):
+    """Processes pass RAGLOOP_LLM_API_KEY through the settings (streams/services.py does so)."""
     received: list[str | None] = []
     app = FastAPI()
 
@@ -79,7 +80,9 @@ def test_api_key_comes_from_the_argument_or_environment(monkeypatch):
     monkeypatch.setenv("RAGLOOP_LLM_API_KEY", "from-env")
     with serve_in_thread(app) as url:
         spec = url.replace("http://", "vllm://") + "/v1"  # no model named: the engine asks /v1/models
-        assert (open_engine(spec).name, open_engine(spec, api_key="given").name) == ("m", "m")
+        key = Settings().llm.api_key
+        assert key is not None and open_engine(spec, api_key=key.get_secret_value()).name == "m"
+        assert open_engine(spec, api_key="given").name == "m"
     assert received == ["Bearer from-env", "Bearer given"]
 
 
@@ -95,9 +98,19 @@ def test_a_server_url_reaches_the_server(base_url, local):
     ["gpt-4", "/no/such/folder", "ftp://h:1?model=m", "vllm+grpc://h:1?model=m", "vllm://?model=m", "vllm://h:1?modle=m"],
 )
 def test_unusable_specs_are_refused_naming_the_accepted_forms(spec):
-    with pytest.raises(ValueError, match="accepted|unknown parameters") as caught:
+    with pytest.raises(ValueError, match=r"accepted|unknown parameters") as caught:
         open_engine(spec)
     assert spec in str(caught.value)
+
+
+def test_the_checkpoint_to_train_on_is_the_local_folder_a_spec_names(tmp_path):
+    assert local_checkpoint("smollm2") == ensure_smollm2()
+    assert local_checkpoint(f" {tmp_path} ") == tmp_path
+
+
+def test_a_remote_server_has_no_checkpoint_to_train_on():
+    with pytest.raises(ValueError, match="is a remote server; set RAGLOOP_TRAIN_BASE_MODEL"):
+        local_checkpoint("vllm://gpu-1:8000?model=m")
 
 
 def _tiny_checkpoint(path, *, chat_template: bool = True, eos: list[int] | None = None):

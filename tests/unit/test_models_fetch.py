@@ -10,18 +10,19 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import models.fetch  # noqa: E402
-from models.fetch import default_model_cache, ensure_smollm2, minilm_path  # noqa: E402
+import models.fetch
+from models.fetch import default_model_cache, ensure_smollm2, minilm_path
+from schemas.settings import Settings
 
 
 def test_model_cache_follows_the_environment_variable(monkeypatch, tmp_path):
     monkeypatch.setenv("RAGLOOP_MODEL_CACHE", str(tmp_path / "cache"))
-    assert default_model_cache() == tmp_path / "cache"
+    assert Settings().model_cache == tmp_path / "cache"
 
 
 def test_model_cache_defaults_to_the_user_cache(monkeypatch):
     monkeypatch.delenv("RAGLOOP_MODEL_CACHE", raising=False)
-    assert default_model_cache() == Path.home() / ".cache" / "ragloop" / "models"
+    assert Settings().model_cache is None and default_model_cache() == Path.home() / ".cache" / "ragloop" / "models"
 
 
 def test_smollm2_folder_holds_safetensors_and_tokenizer():
@@ -68,7 +69,7 @@ def test_concurrent_first_calls_convert_once_and_agree(tmp_path, monkeypatch):
     def call() -> None:
         try:
             results.append(ensure_smollm2(tmp_path))
-        except BaseException as exc:  # pragma: no cover - reported by the assert below
+        except BaseException as exc:  # noqa: BLE001  # pragma: no cover - reported by the assert below
             errors.append(exc)
 
     threads = [threading.Thread(target=call) for _ in range(2)]

@@ -10,10 +10,10 @@ from pydantic import ValidationError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.embedder import EMBEDDER_BACKENDS, TextEmbedder, resolve_backend  # noqa: E402
-from models.fetch import minilm_path  # noqa: E402
-from models.onnx_embedder import ensure_onnx_export, export_folder  # noqa: E402
-from schemas.settings import Settings, get_settings  # noqa: E402
+from models.embedder import EMBEDDER_BACKENDS, TextEmbedder, resolve_backend
+from models.fetch import minilm_path
+from models.onnx_embedder import ensure_onnx_export, export_folder
+from schemas.settings import Settings
 
 TEXTS = ["Which city is the Eiffel Tower in?", "  Leading and trailing spaces, MIXED case.  ", "a",
          "Aspirin lowers the risk of stroke in atrial fibrillation. " * 40]  # longer than 256 tokens
@@ -46,7 +46,7 @@ def test_onnx_vectors_match_torch(onnx_embedder, torch_embedder):
 def test_batches_are_returned_in_input_order_whatever_their_lengths(onnx_embedder):
     """Batches are length-sorted inside; the rows must still follow the input. (int8 scales its
     activations per batch, so its vectors move a little with the batch company.)"""
-    texts = TEXTS + ["short", "a somewhat longer sentence about the weather in spring"]
+    texts = [*TEXTS, "short", "a somewhat longer sentence about the weather in spring"]
     together = onnx_embedder.embed(texts)  # batch_size=2: four batches of mixed lengths
     one_by_one = np.stack([onnx_embedder.embed_query(t) for t in texts])
     similarity = together @ one_by_one.T
@@ -77,22 +77,18 @@ def test_changed_weights_get_a_new_export_folder(tmp_path):
 
 def test_the_setting_selects_the_backend(monkeypatch):
     monkeypatch.setenv("RAGLOOP_EMBEDDER_BACKEND", "onnx-int8")
-    get_settings.cache_clear()
-    try:
-        assert resolve_backend(None) == "onnx-int8"
-    finally:
-        get_settings.cache_clear()
+    assert resolve_backend(Settings().embedder.backend) == "onnx-int8"
     assert resolve_backend("torch") == "torch"
 
 
 def test_the_default_backend_is_onnx():
-    assert Settings().embedder_backend == "onnx"
+    assert Settings().embedder.backend == "onnx"
     assert set(EMBEDDER_BACKENDS) == {"torch", "onnx", "onnx-int8"}
 
 
 def test_an_unknown_backend_is_refused_naming_the_choices():
     with pytest.raises(ValidationError, match="onnx-int8"):
-        Settings(embedder_backend="tensorrt")
+        Settings(embedder={"backend": "tensorrt"})
     with pytest.raises(ValueError, match="'tensorrt' is not one of"):
         TextEmbedder(backend="tensorrt")
 

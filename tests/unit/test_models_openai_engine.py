@@ -16,12 +16,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import GenerationParams, LLMEngine  # noqa: E402
-from models.llm.openai_engine import EngineServerError, OpenAICompatibleEngine  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT, make_random_adapter  # noqa: E402
-from tests.vllm_protocol_double import create_app, serve  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import GenerationParams, LLMEngine
+from models.llm.openai_engine import EngineServerError, OpenAICompatibleEngine
+from models.llm.transformers_engine import TransformersEngine
+from tests.unit.test_models_transformers_engine import RAG_MESSAGES, SHORT, make_random_adapter
+from tests.vllm_protocol_double import create_app, serve
 
 pytestmark = pytest.mark.slow  # generates with SmolLM2
 
@@ -175,15 +175,20 @@ def test_adapter_path_the_server_cannot_find_is_reported(remote, tmp_path):
 
 
 def test_server_without_runtime_lora_says_how_to_enable_it(local):
-    with serve(create_app(local, BASE, runtime_lora=False)) as url, OpenAICompatibleEngine(url, BASE) as engine:
-        with pytest.raises(RuntimeError, match="VLLM_ALLOW_RUNTIME_LORA_UPDATING"):
-            engine.load_adapter("v1", Path("/adapters/v1"))
+    with (
+        serve(create_app(local, BASE, runtime_lora=False)) as url,
+        OpenAICompatibleEngine(url, BASE) as engine,
+        pytest.raises(RuntimeError, match="VLLM_ALLOW_RUNTIME_LORA_UPDATING"),
+    ):
+        engine.load_adapter("v1", Path("/adapters/v1"))
 
 
 def test_server_errors_carry_status_and_the_url(base_url):
-    with OpenAICompatibleEngine(base_url + "/wrong-prefix", BASE) as engine:
-        with pytest.raises(EngineServerError, match="wrong-prefix/chat/completions answered 404") as caught:
-            engine.generate(RAG_MESSAGES, SHORT)
+    with (
+        OpenAICompatibleEngine(base_url + "/wrong-prefix", BASE) as engine,
+        pytest.raises(EngineServerError, match="wrong-prefix/chat/completions answered 404") as caught,
+    ):
+        engine.generate(RAG_MESSAGES, SHORT)
     assert caught.value.status == 404
 
 
@@ -195,6 +200,5 @@ def test_empty_conversation_is_rejected_before_any_request(remote):
 def test_unreachable_server_fails_fast():
     import httpx
 
-    with OpenAICompatibleEngine("http://127.0.0.1:9/v1", BASE, timeout=2) as engine:
-        with pytest.raises(httpx.ConnectError):
-            engine.generate(RAG_MESSAGES, SHORT)
+    with OpenAICompatibleEngine("http://127.0.0.1:9/v1", BASE, timeout=2) as engine, pytest.raises(httpx.ConnectError):
+        engine.generate(RAG_MESSAGES, SHORT)

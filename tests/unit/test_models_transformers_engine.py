@@ -14,10 +14,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import ChatMessage, GenerationParams, LLMEngine  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from trainers.dataset import IGNORE_INDEX, TrainingExample, tokenize_example  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import ChatMessage, GenerationParams, LLMEngine
+from models.llm.transformers_engine import TransformersEngine
+from trainers.dataset import IGNORE_INDEX, TrainingExample, tokenize_example
 
 RAG_MESSAGES = [
     ChatMessage(role="system", content="You are a helpful assistant. Answer using the context."),
@@ -144,7 +144,7 @@ def test_adapter_changes_output_and_none_keeps_base_behaviour(engine, random_ada
 
 
 def test_missing_adapter_folder_is_reported(engine, tmp_path):
-    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+    with pytest.raises(FileNotFoundError, match=r"adapter_config\.json"):
         engine.load_adapter("ghost", tmp_path)
 
 
@@ -194,5 +194,5 @@ def test_empty_batch_is_empty(engine):
 
 
 def test_folder_without_a_model_is_reported(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(FileNotFoundError, match=r"config\.json"):
         TransformersEngine(tmp_path)

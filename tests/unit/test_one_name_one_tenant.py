@@ -9,7 +9,7 @@ import typer
 from pydantic import SecretStr, ValidationError
 
 from schemas.settings import Settings
-from streams.cli import _acting_as
+from streams.cli.options import acting_as
 from streams.gateway.api_models import DocumentIn
 
 
@@ -21,9 +21,9 @@ def test_a_document_is_named_document_id_over_http_and_the_old_id_still_works() 
 
 
 def test_the_cli_acts_as_the_api_keys_tenant_and_principals() -> None:
-    settings = Settings(api_keys=SecretStr("demo-key=acme,hr-key=acme|team-hr"))
-    assert _acting_as(settings, "default", ["someone"], None) == ("default", ["someone"])
-    assert _acting_as(settings, "default", None, "demo-key") == ("acme", [])
-    assert _acting_as(settings, "other", ["someone"], "hr-key") == ("acme", ["team-hr"])
+    settings = Settings(security={"api_keys": SecretStr("demo-key=acme,hr-key=acme|team-hr")})
+    assert acting_as(settings, "default", ["someone"], None) == ("default", ["someone"])
+    assert acting_as(settings, "default", None, "demo-key") == ("acme", [])
+    assert acting_as(settings, "other", ["someone"], "hr-key") == ("acme", ["team-hr"])
     with pytest.raises(typer.BadParameter, match="RAGLOOP_API_KEYS"):
-        _acting_as(settings, "default", None, "stolen-key")
+        acting_as(settings, "default", None, "stolen-key")

@@ -23,7 +23,7 @@ SAMPLES = {
     "images.generate": {"task_id": "t1", "prompt": "a cat"},
     "eval.results": {"task_id": "t1", "model_version": "m", "metrics": {"rouge_l": 0.5, "token_f1": None}},
     "feedback.events": {"task_id": "t1", "rating": "down", "correction": "Paris"},
-    "train.requests": {"model_family": "m", "reason": "threshold", "feedback_ids": ["f1"]},
+    "train.requests": {"model_family": "m", "reason": "threshold"},
     "model.updated": {"model_family": "m", "version": "m-lora-1", "adapter_path": "/a", "state": "active"},
 }
 
@@ -93,7 +93,7 @@ def test_envelope_is_present_in_the_wire_format() -> None:
 
 def test_settings_reject_unknown_broker_scheme() -> None:
     with pytest.raises(ValidationError, match="RAGLOOP_BROKER_URL"):
-        Settings(broker_url="amqp://localhost")
+        Settings(broker={"url": "amqp://localhost"})
 
 
 def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
@@ -102,9 +102,9 @@ def test_settings_read_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("RAGLOOP_DATABASE_URL", "postgresql://u:p@h/db")
     monkeypatch.setenv("RAGLOOP_FEEDBACK_MIN_CORRECTIONS", "5")
     settings = Settings()
-    assert settings.kafka_bootstrap == ["a:1", "b:2"]
+    assert settings.broker.kafka_bootstrap == ["a:1", "b:2"]
     assert settings.sqlalchemy_url == "postgresql+psycopg://u:p@h/db"
-    assert settings.feedback_min_corrections == 5
+    assert settings.training.feedback_min_corrections == 5
 
 
 def test_default_database_is_a_sqlite_file_under_home(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:

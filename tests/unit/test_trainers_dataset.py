@@ -8,12 +8,12 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from transformers import AutoTokenizer  # noqa: E402
+from transformers import AutoTokenizer
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import ChatMessage  # noqa: E402
-from models.llm.chat_format import encode_prompt, end_of_turn_token_id  # noqa: E402
-from trainers.dataset import IGNORE_INDEX, TrainingExample, tokenize_example  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import ChatMessage
+from models.llm.chat_format import encode_prompt, end_of_turn_token_id
+from trainers.dataset import IGNORE_INDEX, TrainingExample, tokenize_example
 
 EXAMPLE = TrainingExample(
     messages=[

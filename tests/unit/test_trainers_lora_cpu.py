@@ -16,13 +16,13 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.base import ChatMessage, GenerationParams  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from trainers.dataset import TrainingExample  # noqa: E402
-from trainers.gate import gate_candidate  # noqa: E402
-from trainers.lora_cpu import train_lora  # noqa: E402
-from trainers.recipe import DEFAULT_CPU_RECIPE, LoraRecipe  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.base import ChatMessage, GenerationParams
+from models.llm.transformers_engine import TransformersEngine
+from trainers.dataset import TrainingExample
+from trainers.gate import gate_candidate
+from trainers.lora_cpu import train_lora
+from trainers.recipe import DEFAULT_CPU_RECIPE, LoraRecipe
 
 SYSTEM = (
     "You are a helpful assistant. Answer the question in one short sentence, "

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from models.fetch import ensure_smollm2  # noqa: E402
-from models.llm.transformers_engine import TransformersEngine  # noqa: E402
-from tests.unit.test_models_transformers_engine import make_random_adapter  # noqa: E402
-from tests.vllm_protocol_double import create_app  # noqa: E402
+from models.fetch import ensure_smollm2
+from models.llm.transformers_engine import TransformersEngine
+from tests.unit.test_models_transformers_engine import make_random_adapter
+from tests.vllm_protocol_double import create_app
 
 BASE = "smollm2"
 

@@ -88,7 +88,7 @@ class ContextOverlap(evaluate.Metric):
             reference_urls=["https://arxiv.org/abs/2309.15217"],
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions: list[str], references: list[list[str]]) -> dict[str, float]:
         if not predictions:
             raise ValueError("context_overlap needs at least one answer with its contexts; got none")
         scores = [overlap(answer, contexts) for answer, contexts in zip(predictions, references)]

@@ -58,11 +58,11 @@ class RougeL(evaluate.Metric):
             reference_urls=["https://aclanthology.org/W04-1013"],
         )
 
-    def _download_and_prepare(self, dl_manager) -> None:
+    def _download_and_prepare(self, dl_manager: object) -> None:
         # Built once per loaded metric; the stemmer and regexes are reused across calls.
         self._scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
         if not predictions:
             raise ValueError("rouge_l needs at least one prediction/reference pair; got none")
         scores = [

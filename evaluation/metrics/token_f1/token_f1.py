@@ -84,7 +84,7 @@ class TokenF1(evaluate.Metric):
             reference_urls=["https://aclanthology.org/D16-1264"],
         )
 
-    def _compute(self, predictions, references):
+    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
         if not predictions:
             raise ValueError("token_f1 needs at least one prediction/reference pair; got none")
         f1 = [pair_f1(p, r) for p, r in zip(predictions, references)]

@@ -11,17 +11,18 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from schemas.events import ChatOptions, ChatRequest, new_id
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
-from streams.gateway.api_models import ChatIn, TaskOut
+from streams.gateway.api_models import ChatIn
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
+from streams.task_view import TaskOut
 from streams.tasks import IdempotencyConflict, QueueFull
 
 
 def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
     """Validate what the queue cannot: prompt size and model version. Raises HTTPException."""
     size = sum(len(m.content) for m in body.messages)
-    if size > ctx.settings.max_prompt_chars:
-        raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
+    if size > ctx.settings.gateway.max_prompt_chars:
+        raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.gateway.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
     return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=body.messages,
                        options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
                                            max_new_tokens=body.max_new_tokens, priority=body.priority,
@@ -30,8 +31,8 @@ def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
 
 
 async def ensure_model_version(ctx: GatewayContext, version: str | None) -> None:
-    if version and await asyncio.to_thread(ctx.store.get_version, version) is None:
-        versions = [v.version for v in await asyncio.to_thread(ctx.store.list_versions, ctx.settings.model_family)]
+    if version and await asyncio.to_thread(ctx.stores.registry.get_version, version) is None:
+        versions = [v.version for v in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
         raise HTTPException(404, f"unknown model_version {version!r}; available: {versions}")
 
 
@@ -54,7 +55,8 @@ def router(ctx: GatewayContext) -> APIRouter:
     async def post_chat(body: ChatIn, request: Request, response: Response,
                         wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
                         timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
-                        idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$", description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
+                        idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$",
+                                                                      description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
         await ensure_model_version(ctx, body.model_version)
         body.tenant = tenant_of(request, body.tenant)
         body.principals = principals_of(request, body.principals)

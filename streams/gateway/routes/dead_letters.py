@@ -44,7 +44,7 @@ class DeadLetterList(BaseModel):
 
 def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(tags=["ops"])
-    letters = DeadLetterStore(ctx.store)
+    letters = DeadLetterStore(ctx.stores.db)
 
     @api.get("/v1/dead-letters", response_model=DeadLetterList)
     async def list_dead_letters(request: Request,

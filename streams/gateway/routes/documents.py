@@ -37,7 +37,7 @@ def router(ctx: GatewayContext) -> APIRouter:
             parts = urlsplit(body.url)
             try:
                 await asyncio.to_thread(resolve_allowed, parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80),
-                                        allow_private=settings.fetch_allow_private)
+                                        allow_private=settings.ingest.fetch_allow_private)
             except LoadError as error:
                 raise HTTPException(422, f"url: {error}") from None
         if body.content_b64 is not None:
@@ -45,8 +45,8 @@ def router(ctx: GatewayContext) -> APIRouter:
                 data = base64.b64decode(body.content_b64, validate=True)
             except binascii.Error:
                 raise HTTPException(422, "content_b64: not valid base64") from None
-            if len(data) > settings.fetch_max_bytes:
-                raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
+            if len(data) > settings.ingest.fetch_max_bytes:
+                raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
             try:
                 detect_format(media_type=body.media_type, name=body.filename or "", head=data[:512])
             except LoadError as error:
@@ -58,10 +58,10 @@ def router(ctx: GatewayContext) -> APIRouter:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
         document_id = body.document_id or new_id()
-        existing = await asyncio.to_thread(ctx.store.get_document, document_id)
+        existing = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         if existing is not None and existing.tenant != body.tenant:
             raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
-        await asyncio.to_thread(ctx.store.upsert_document, document_id, body.tenant, title=body.title, status="queued", error=None)
+        await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, title=body.title, status="queued", error=None)
         await ctx.publisher.publish(DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text,
                                                    url=body.url, content_b64=body.content_b64, media_type=body.media_type,
                                                    filename=body.filename, metadata=body.metadata, access=body.access,
@@ -72,11 +72,11 @@ def router(ctx: GatewayContext) -> APIRouter:
     async def get_document(document_id: str,
                            wait: Annotated[bool, Query(description="Block until it is indexed, failed or deleted.")] = False,
                            timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0) -> DocumentOut:
-        row = await asyncio.to_thread(ctx.store.get_document, document_id)
+        row = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         deadline = time.monotonic() + timeout
         while wait and row is not None and row.status not in SETTLED and time.monotonic() < deadline:
             await asyncio.sleep(WAIT_POLL_S)
-            row = await asyncio.to_thread(ctx.store.get_document, document_id)
+            row = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         if row is None:
             raise HTTPException(404, f"unknown document_id {document_id!r}")
         return DocumentOut.of(row)
@@ -84,7 +84,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     @api.delete("/{document_id}", status_code=202, response_model=DocumentAccepted)
     async def delete_document(document_id: str) -> DocumentAccepted:
         """Remove the document's chunks from the index (asynchronously: its status becomes `deleted`)."""
-        row = await asyncio.to_thread(ctx.store.get_document, document_id)
+        row = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         if row is None:
             raise HTTPException(404, f"unknown document_id {document_id!r}")
         await ctx.publisher.publish(DocumentDelete(tenant=row.tenant, document_id=document_id))

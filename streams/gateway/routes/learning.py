@@ -17,7 +17,7 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     @api.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted, tags=["feedback"])
     async def post_feedback(body: FeedbackIn, request: Request) -> FeedbackAccepted:
-        task = await asyncio.to_thread(ctx.store.get_task, body.task_id)
+        task = await asyncio.to_thread(ctx.stores.tasks.get_task, body.task_id)
         if task is None or not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {body.task_id!r}")
         event = FeedbackEvent(tenant=task.tenant, task_id=body.task_id, rating=body.rating, correction=body.correction, comment=body.comment)
@@ -27,7 +27,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     @api.get("/v1/models", response_model=ModelList, tags=["models"])
     async def list_models() -> ModelList:
         """Model versions, exactly one `active`; also the OpenAI list shape (`object`, `data`)."""
-        rows = [ModelOut.of(r) for r in await asyncio.to_thread(ctx.store.list_versions, ctx.settings.model_family)]
+        rows = [ModelOut.of(r) for r in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
         return ModelList(models=rows, data=rows)
 
     return api

@@ -22,6 +22,7 @@ from streams.gateway.api_models import PRINCIPALS, ChatIn
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, ensure_model_version, submit
+from streams.task_view import TaskResult
 
 
 class CompletionIn(BaseModel):
@@ -40,7 +41,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(tags=["openai"])
 
     def version_of(model: str) -> str | None:
-        return None if model in ("ragloop", ctx.settings.model_family, "") else model
+        return None if model in ("ragloop", ctx.settings.llm.model_family, "") else model
 
     @api.post("/v1/chat/completions", response_model=None)
     async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:
@@ -55,15 +56,16 @@ def router(ctx: GatewayContext) -> APIRouter:
             return StreamingResponse(_chunks(task.id, completion_id, created, body.model), media_type="text/event-stream")
         done = await ctx.tasks.wait(task.id, timeout_s=3600)
         if done is None or done.status != "succeeded" or not done.result:
-            raise HTTPException(502 if done and done.status == "failed" else 504, f"task {task.id} ended {done.status if done else 'missing'}: {done.error if done else ''}")
-        result = done.result
-        usage = result.get("usage", {})
+            raise HTTPException(502 if done and done.status == "failed" else 504,
+                                f"task {task.id} ended {done.status if done else 'missing'}: {done.error if done else ''}")
+        result = TaskResult.of(done.result)
+        usage = result.usage
         prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", usage.get("stream_deltas", 0))
         return {
-            "id": completion_id, "object": "chat.completion", "created": created, "model": result["model_version"],
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": result["answer"]}, "finish_reason": "stop"}],
+            "id": completion_id, "object": "chat.completion", "created": created, "model": result.model_version,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": result.answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens},
-            "citations": result.get("citations", []),
+            "citations": result.citations,
         }
 
     async def _chunks(task_id: str, completion_id: str, created: int, model: str) -> AsyncIterator[bytes]:

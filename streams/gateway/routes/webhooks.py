@@ -2,7 +2,7 @@
 
 Both check a signature over the raw body before reading it (401, and nothing enqueued, when it is
 missing, wrong or outside the replay window), which is why they need no API key. The answer goes
-back through the callbacks role (`streams/workers/callbacks.py`): to the generic webhook's
+back through the callbacks role (`streams/callbacks/`): to the generic webhook's
 `callback_url`, or into the Slack thread the question came from.
 
     curl -X POST localhost:8000/v1/webhooks/generic -H "X-Ragloop-Timestamp: $TS" \
@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from starlette.datastructures import Headers
 
 from schemas.events import ChatTurn, Identifier, NonEmpty, Principal
+from streams.callbacks.slack import slack_reply_url
 from streams.gateway.api_models import ChatIn
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import chat_request, submit
 from streams.signing import DEFAULT_TOLERANCE_S, RAGLOOP, SLACK, SignatureError, SigningScheme
-from streams.workers.callbacks import slack_reply_url
 
 log = structlog.get_logger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -82,13 +82,13 @@ def router(ctx: GatewayContext) -> APIRouter:
                          401: {"description": "Missing or wrong signature, or a timestamp outside the replay window."}})
     async def generic(request: Request, response: Response,
                       # Declared so the OpenAPI document shows them; the signature check reads the raw headers.
-                      x_ragloop_timestamp: Annotated[str | None, Header(description="Unix seconds when the request was signed.")] = None,  # noqa: ARG001
-                      x_ragloop_signature: Annotated[str | None, Header(description='`v1=` + hex HMAC-SHA256(secret, f"{timestamp}.{raw_body}").')] = None,  # noqa: ARG001
+                      x_ragloop_timestamp: Annotated[str | None, Header(description="Unix seconds when the request was signed.")] = None,
+                      x_ragloop_signature: Annotated[str | None, Header(description='`v1=` + hex HMAC-SHA256(secret, f"{timestamp}.{raw_body}").')] = None,
                       x_ragloop_delivery: Annotated[str | None, Header(description="Your delivery id; a retried delivery returns the same task.")] = None,
                       ) -> WebhookAccepted:
         """A signed question becomes a chat task (202); its answer is POSTed, signed, to `callback_url`."""
         raw = await request.body()
-        _verify(RAGLOOP, settings.webhook_secret, "RAGLOOP_WEBHOOK_SECRET", raw, request.headers, settings.webhook_tolerance_s)
+        _verify(RAGLOOP, settings.security.webhook_secret, "RAGLOOP_WEBHOOK_SECRET", raw, request.headers, settings.security.webhook_tolerance_s)
         body = _validated(WebhookIn, raw)
         if x_ragloop_delivery is not None and not 0 < len(x_ragloop_delivery) <= 200:
             raise HTTPException(422, "X-Ragloop-Delivery must be 1 to 200 characters")
@@ -105,7 +105,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         """Slack Events API: answers `url_verification`, and turns `message` / `app_mention` events into
         chat tasks answered in the message's thread. Retries and duplicate events map to the same task."""
         raw = await request.body()
-        _verify(SLACK, settings.slack_signing_secret, "RAGLOOP_SLACK_SIGNING_SECRET", raw, request.headers, DEFAULT_TOLERANCE_S)
+        _verify(SLACK, settings.slack.signing_secret, "RAGLOOP_SLACK_SIGNING_SECRET", raw, request.headers, DEFAULT_TOLERANCE_S)
         try:
             payload = json.loads(raw)
         except ValueError:
@@ -122,7 +122,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         channel, ts = str(event["channel"]), str(event["ts"])
         thread_ts = str(event.get("thread_ts") or ts)
         text = html.unescape(_MENTION.sub("", event.get("text", ""))).strip()
-        question = _validated(ChatIn, {"messages": [{"role": "user", "content": text}], "tenant": settings.slack_tenant,
+        question = _validated(ChatIn, {"messages": [{"role": "user", "content": text}], "tenant": settings.slack.tenant,
                                        "conversation_id": f"slack:{channel}:{thread_ts}",
                                        "callback_url": slack_reply_url(settings, channel, thread_ts)})
         # Keyed by the message, not the event: a retry (X-Slack-Retry-Num) and the `message` +

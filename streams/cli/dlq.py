@@ -12,13 +12,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from schemas.database import Database
 from schemas.events import utcnow
 from schemas.settings import get_settings
 from schemas.tables import DeadLetterRecord
-from streams.cli_runtime import in_process, run_with
+from streams.brokers import EmbeddedBroker
+from streams.cli.runtime import in_process, run_with
 from streams.dead_letters import DeadLetterStore, parse_since, replay_message, revive
 from streams.runtime import ROLES, Runtime
-from streams.store import Store
 from streams.topics import Topic, resolve
 
 dlq_app = typer.Typer(help="Dead letters: messages a worker gave up on (schema-invalid, or failing after every retry), "
@@ -42,7 +43,7 @@ def _topic(name: str) -> Topic:
 
 
 def _letters() -> DeadLetterStore:
-    return DeadLetterStore(Store.from_settings(get_settings()))
+    return DeadLetterStore(Database.from_settings(get_settings()))
 
 
 @dlq_app.command("list")
@@ -109,12 +110,12 @@ def dlq_replay(topic: Annotated[str, typer.Argument(help="The topic the letters 
     async def send(runtime: Runtime) -> list[DeadLetterRecord]:
         started = utcnow()
         for row in sorted(rows, key=lambda r: r.failed_at):  # oldest first: per-key order as it was
-            await asyncio.to_thread(revive, runtime.store, row)
+            await asyncio.to_thread(revive, runtime.stores.db, row)
             await runtime.broker.publish(row.topic, replay_message(row), key=row.key)
             await asyncio.to_thread(letters.mark_replayed, row.id, by)
-        if not settings.is_embedded_broker:
+        if not isinstance(runtime.broker, EmbeddedBroker):
             return []
-        await runtime.broker.join()  # type: ignore[attr-defined]
+        await runtime.broker.join()
         return letters.list(topic=target.name, since=started)
 
     again = run_with(settings, in_process(settings, list(ROLES)), send)

@@ -28,4 +28,4 @@ def run_with(settings: Settings, roles: list[str], work: Callable[[Runtime], Awa
 
 def in_process(settings: Settings, roles: list[str]) -> list[str]:
     """Embedded: nobody else will consume, so this process runs the roles; Kafka: workers elsewhere do."""
-    return roles if settings.is_embedded_broker else []
+    return roles if settings.broker.is_embedded else []

@@ -1,0 +1,37 @@
+"""The document a `docs.ingest` event carries, whichever body it came with: a URL, file bytes or text.
+
+Choosing the loader is indexing's knowledge, not the ingest worker's: the worker hands over the
+event and maps a ``LoadError`` to a retry or a dead letter by its ``retryable`` flag.
+
+    >>> load_ingest_event(event, max_bytes=64 << 20, timeout_s=20, allow_private=False)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from indexing.loaders import load_bytes
+from indexing.loaders.errors import CorruptDocumentError
+from indexing.types import SourceDocument
+from indexing.url_fetch import load_url
+from schemas.events import DocumentIngest
+
+
+def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float, allow_private: bool) -> SourceDocument:
+    """Fetch the event's `url` (within the limits and the SSRF guard), parse its `content_b64`, or take its
+    `text` as is. Raises ``LoadError``; a ``FetchError`` with ``retryable`` set may succeed later."""
+    if event.url is not None:
+        return load_url(event.url, tenant=event.tenant, document_id=event.document_id, title=event.title or None,
+                        metadata=event.metadata, access=event.access, max_bytes=max_bytes, timeout_s=timeout_s,
+                        allow_private=allow_private)
+    if event.content_b64 is not None:
+        try:
+            data = base64.b64decode(event.content_b64, validate=True)
+        except binascii.Error as error:
+            raise CorruptDocumentError(f"content_b64 is not valid base64: {error}") from error
+        return load_bytes(data, media_type=event.media_type, filename=event.filename, tenant=event.tenant,
+                          document_id=event.document_id, source=event.source, title=event.title or None,
+                          metadata=event.metadata, access=event.access, max_bytes=max_bytes)
+    return SourceDocument(id=event.document_id, tenant=event.tenant, title=event.title, text=event.text or "",
+                          source=event.source, metadata=event.metadata, access=event.access)

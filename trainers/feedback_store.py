@@ -1,0 +1,77 @@
+"""What users said about answers, read as training data: corrections to learn from, and answers
+that worked (rated up, never disputed) to rehearse and to gate a candidate adapter on.
+
+Which answers count as approved is the trainer's policy, and is stated here: `DISPUTED`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, update
+from sqlmodel import col, select
+
+from schemas.database import Database
+from schemas.tables import FeedbackRecord, TaskRecord
+
+# A task is disputed when any user corrected it or rated it down, whatever others said: its answer
+# is not one to rehearse, even if it was also rated up.
+DISPUTED = or_(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.rating) == "down")
+
+
+class FeedbackStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def add_feedback(self, row: FeedbackRecord) -> bool:
+        return self.db.insert_once(row)
+
+    def unclaimed_corrections(self) -> int:
+        with self.db.session() as s:
+            statement = select(func.count()).select_from(FeedbackRecord).where(
+                col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None)
+            )
+            return int(s.exec(statement).one())
+
+    def claim_corrections(self, train_request_id: str) -> list[str]:
+        """Atomically hand every unclaimed correction to one training run; returns their ids."""
+        with self.db.session() as s:
+            s.exec(
+                update(FeedbackRecord)
+                .where(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None))
+                .values(train_request_id=train_request_id)
+            )
+            s.commit()
+        return self.claimed_by(train_request_id)
+
+    def claimed_by(self, train_request_id: str) -> list[str]:
+        with self.db.session() as s:
+            rows = s.exec(select(FeedbackRecord.id).where(FeedbackRecord.train_request_id == train_request_id))
+            return sorted(rows.all())
+
+    def corrections_with_tasks(self) -> list[tuple[FeedbackRecord, TaskRecord]]:
+        """Every correction ever given, with the task it corrects (training data for the next adapter)."""
+        with self.db.session() as s:
+            statement = (
+                select(FeedbackRecord, TaskRecord)
+                .join(TaskRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
+                .where(col(FeedbackRecord.correction).is_not(None))
+                .order_by(col(FeedbackRecord.created_at))
+            )
+            return [(f, t) for f, t in s.exec(statement).all()]
+
+    def approved_tasks(self, limit: int) -> list[TaskRecord]:
+        """Up to `limit` distinct tasks users rated up and none `DISPUTED`, latest up-vote first:
+        answers that worked, for rehearsal and the gate."""
+        if limit <= 0:
+            return []
+        disputed = select(FeedbackRecord.task_id).where(DISPUTED)
+        last_up = func.max(FeedbackRecord.created_at)
+        with self.db.session() as s:
+            statement = (
+                select(TaskRecord)
+                .join(FeedbackRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
+                .where(col(FeedbackRecord.rating) == "up", col(TaskRecord.id).not_in(disputed))
+                .group_by(col(TaskRecord.id))
+                .order_by(last_up.desc())
+                .limit(limit)
+            )
+            return list(s.exec(statement).all())
