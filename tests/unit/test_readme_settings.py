@@ -10,11 +10,6 @@ from schemas.settings import Settings
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
-def settings_env_names() -> list[str]:
-    """Every environment variable `Settings` reads."""
-    return Settings.env_names()
-
-
 def readme_settings_table() -> str:
     text = README.read_text()
     section = text[text.index("## Configuration"):]
@@ -24,5 +19,5 @@ def readme_settings_table() -> str:
 def test_every_setting_is_in_the_readme_table() -> None:
     documented = set(re.findall(r"^\|.*$", readme_settings_table(), flags=re.MULTILINE))
     names = set(re.findall(r"`(RAGLOOP_[A-Z0-9_]+)`", "\n".join(documented)))
-    missing = [name for name in settings_env_names() if name not in names]
+    missing = [name for name in Settings.env_names() if name not in names]
     assert missing == [], f"add these to README.md's Configuration table: {missing}"

@@ -103,6 +103,8 @@ def router(ctx: GatewayContext) -> APIRouter:
         return task
 
     async def _out(task: TaskRecord) -> TaskOut:
-        return TaskOut.of(task, await asyncio.to_thread(ctx.tasks.attempts.of, task.id))
+        # A task never claimed has no attempts to read: a plain submission answers without that query.
+        attempts = await asyncio.to_thread(ctx.tasks.attempts.of, task.id) if task.attempts else []
+        return TaskOut.of(task, attempts)
 
     return api
