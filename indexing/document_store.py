@@ -1,20 +1,58 @@
-"""Where each document stands (queued, indexing, indexed, failed, deleted) and which of its ingest
-events wait on or run in the large-document lane, so a small update never overtakes a big one."""
+"""Where each document stands (queued, indexing, indexed, failed, deleted), which of its ingest
+events wait on or run in the large-document lane, so a small update never overtakes a big one,
+and the delete tombstone that makes a delete win over every ingest accepted before it.
+
+Deletes and ingests travel on different topics (`docs.delete`, `docs.ingest`, `docs.ingest.large`),
+so nothing orders them in the broker. They are ordered by when the gateway accepted them (each
+event's `occurred_at`) through three columns of the document row:
+
+- `deleted_at`: acceptance time of the newest delete applied; an ingest accepted at or before it
+  has lost and must leave nothing in the index.
+- `indexed_at`: acceptance time of the ingest whose chunks are in the index; a delete accepted
+  before it is superseded and removes nothing.
+- `delete_seq`: a sequence lock, odd while a delete removes chunks. An ingest reads it before it
+  writes and marks itself indexed only if it has not moved (`finish_indexing`): a delete that ran
+  in between may have removed some of what it wrote, so it either lost (clean up) or indexes again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import delete, update
 from sqlmodel import col, select
 
 from schemas.database import Database
-from schemas.events import utcnow
+from schemas.events import as_utc, utcnow
 from schemas.tables import DocumentRecord, LargeLaneRecord
 
 LaneEntry = Literal["entered", "waiting", "done"]
+IndexOutcome = Literal["indexed", "deleted", "interrupted"]
+
+
+@dataclass(frozen=True)
+class DeleteMark:
+    """What an ingest reads before it writes: the delete sequence and the newest delete's time."""
+
+    seq: int = 0
+    deleted_at: datetime | None = None
+
+    def beats(self, accepted_at: datetime) -> bool:
+        """Whether a delete accepted at or after `accepted_at` has been applied."""
+        return self.deleted_at is not None and as_utc(self.deleted_at) >= as_utc(accepted_at)
+
+
+@dataclass(frozen=True)
+class Indexed:
+    """One ingest's final write: it counts only if no delete ran since `seen` was read."""
+
+    document_id: str
+    accepted_at: datetime
+    seen: DeleteMark
+    values: dict[str, Any]
 LANE_TOMBSTONE_TTL = timedelta(days=7)  # Kafka's default retention: no redelivery is older
 
 
@@ -40,6 +78,66 @@ class DocumentStore:
     def get_document(self, document_id: str) -> DocumentRecord | None:
         with self.db.session() as s:
             return s.get(DocumentRecord, document_id)
+
+    # --- deletes against ingests (see the module docstring) -------------------------------------
+    def delete_marks(self, document_ids: Iterable[str]) -> dict[str, DeleteMark]:
+        ids = list(document_ids)
+        with self.db.session() as s:
+            rows = s.exec(select(DocumentRecord).where(col(DocumentRecord.id).in_(ids))).all() if ids else []
+            marks = {r.id: DeleteMark(r.delete_seq or 0, r.deleted_at) for r in rows}
+        return {i: marks.get(i, DeleteMark()) for i in ids}
+
+    def begin_delete(self, document_id: str, tenant: str, accepted_at: datetime) -> bool:
+        """Record the tombstone and make the sequence odd (a redelivered begin keeps it odd).
+        True when the delete must remove chunks: no ingest accepted after it is indexed."""
+        with self.db.session() as s:
+            row = s.exec(select(DocumentRecord).where(DocumentRecord.id == document_id).with_for_update()).first() \
+                or DocumentRecord(id=document_id, tenant=tenant)
+            if row.deleted_at is None or as_utc(row.deleted_at) < as_utc(accepted_at):
+                row.deleted_at = accepted_at
+            seq = row.delete_seq or 0
+            row.delete_seq = seq + 1 if seq % 2 == 0 else seq
+            row.updated_at = utcnow()
+            s.add(row)
+            s.commit()
+            return row.indexed_at is None or as_utc(row.indexed_at) < as_utc(accepted_at)
+
+    def end_delete(self, document_id: str, accepted_at: datetime) -> None:
+        """Make the sequence even again; the document reads `deleted` unless a later ingest is indexed."""
+        with self.db.session() as s:
+            row = s.exec(select(DocumentRecord).where(DocumentRecord.id == document_id).with_for_update()).first()
+            if row is None:
+                return
+            seq = row.delete_seq or 0
+            row.delete_seq = seq + 1 if seq % 2 == 1 else seq
+            if row.indexed_at is None or as_utc(row.indexed_at) < as_utc(accepted_at):
+                row.status, row.chunks, row.error, row.indexed_at = "deleted", 0, None, None
+            row.updated_at = utcnow()
+            s.add(row)
+            s.commit()
+
+    def finish_indexing(self, writes: list[Indexed]) -> list[IndexOutcome]:
+        """Mark each document indexed with its values if no delete ran since its mark was read
+        (compare-and-set on `delete_seq`). Otherwise `deleted` when a delete accepted at or after
+        the ingest was applied (it lost: remove what it wrote) or `interrupted` (an older delete
+        ran meanwhile and may have removed some of its chunks: index it again)."""
+        outcomes: list[IndexOutcome] = []
+        with self.db.session() as s:
+            for write in writes:
+                row = s.exec(select(DocumentRecord).where(DocumentRecord.id == write.document_id).with_for_update()).first()
+                mark = DeleteMark(row.delete_seq or 0, row.deleted_at) if row is not None else DeleteMark()
+                if mark.beats(write.accepted_at):
+                    outcomes.append("deleted")
+                elif row is None or mark.seq != write.seen.seq or mark.seq % 2 == 1:
+                    outcomes.append("interrupted")
+                else:
+                    for name, value in write.values.items():
+                        setattr(row, name, value)
+                    row.status, row.indexed_at, row.updated_at = "indexed", write.accepted_at, utcnow()
+                    s.add(row)
+                    outcomes.append("indexed")
+            s.commit()
+        return outcomes
 
     # --- large-document lane --------------------------------------------------------------------
     def enter_large_lane(self, document_id: str, event_id: str) -> LaneEntry:

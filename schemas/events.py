@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -135,10 +135,22 @@ class DocumentProgress(Event):
         return self.document_id
 
 
+INDEXED_IDS_SHOWN = 16  # a 20 MB document has ~10^4 chunks: listing them all would not fit a message
+
+
 class DocumentIndexed(Event):
+    """A document is searchable. Stays small whatever the document's size: the chunk count and the
+    first few chunk ids (the search backend holds them all, by `document_id`)."""
+
     type: Literal["docs.indexed"] = "docs.indexed"
     document_id: Identifier
-    chunk_ids: list[str]
+    chunk_ids: list[str] = Field(default_factory=list, description=f"The first chunk ids (at most {INDEXED_IDS_SHOWN}).")
+    chunks: int | None = Field(None, ge=0, description="How many chunks the document has (all of them, not only those listed).")
+
+    @classmethod
+    def of(cls, source: DocumentIngest, chunk_ids: Sequence[str]) -> DocumentIndexed:
+        return cls(tenant=source.tenant, document_id=source.document_id, chunk_ids=list(chunk_ids[:INDEXED_IDS_SHOWN]),
+                   chunks=len(chunk_ids), trace=source.trace)
 
     def key(self) -> str:
         return self.document_id
@@ -297,6 +309,11 @@ class DeadLetter(BaseModel):
     reason: str
     error_type: str
     attempts: int
-    payload: str = Field(description="The original message, UTF-8 (or base64 when it was not text).")
+    payload: str = Field(description="The original message, UTF-8 (or base64 when it was not text); on the `.dlq` topic only "
+                                     "its first bytes when `payload_truncated` (the whole is in the dead_letters row).")
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
     failed_at: datetime = Field(default_factory=utcnow)
+    payload_bytes: int | None = Field(None, description="Size of the original message in bytes.")
+    payload_sha256: str | None = Field(None, description="sha256 of the original message bytes (hex).")
+    payload_truncated: bool = Field(False, description="`payload` holds only the first bytes: replay from the dead_letters row.")
+    dead_letter_id: str | None = Field(None, description="The dead_letters row: `ragloop dlq show ID` / `replay --ids ID`.")

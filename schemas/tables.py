@@ -77,6 +77,12 @@ class DocumentRecord(SQLModel, table=True):
     chunks: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # A delete wins over every ingest accepted before it, whichever topic or lane carried it
+    # (indexing/document_store.py): when the newest delete and the indexed ingest were accepted,
+    # and a counter that is odd while a delete removes chunks.
+    deleted_at: datetime | None = None
+    indexed_at: datetime | None = None
+    delete_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class LargeLaneRecord(SQLModel, table=True):
