@@ -32,7 +32,9 @@ from streams.consumer import EventConsumer
 from streams.dead_letters import DeadLetterStore
 from streams.topics import TOPICS
 
-EXAMPLES = hsettings(max_examples=100, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# Derandomised: the same examples every run (CI stays reproducible), none written to a .hypothesis folder.
+BOUNDED = {"deadline": None, "derandomize": True, "database": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+EXAMPLES = hsettings(max_examples=100, **BOUNDED)
 
 # One valid example of each contract: the base that fields are mutated from.
 VALID: dict[str, dict[str, Any]] = {
@@ -193,7 +195,7 @@ def test_the_consumer_turns_any_bytes_into_an_event_or_a_dead_letter(topic: str,
     base = json.dumps(VALID["docs.ingest" if topic == "docs.ingest.large" else topic.removesuffix(".high")]).encode()
     model = TOPICS[topic].event
 
-    @hsettings(max_examples=40, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @hsettings(max_examples=40, **BOUNDED)
     @given(st.binary(max_size=200) | mutations(model, json.loads(base)).map(lambda v: json.dumps(v).encode()),
            st.none() | st.text(max_size=20))
     def run(value: bytes, key: str | None) -> None:
