@@ -105,7 +105,7 @@ def test_no_operation_answers_a_server_error_and_valid_answers_match_the_schema(
     assert not tally.nonconforming, "answers that do not match the documented schema:\n" + "\n".join(tally.nonconforming[:20])
 
 
-@pytest.mark.xfail(reason=KNOWN[("GET", "/v1/tasks/{task_id}/events")], strict=False)
+@pytest.mark.xfail(reason=KNOWN[("GET", "/v1/tasks/{task_id}/events")], strict=True)
 def test_an_unknown_tasks_events_are_a_404(served: str) -> None:
     reply = requests.get(f"{served}/v1/tasks/no-such-task/events", headers=AUTH, timeout=CLIENT_TIMEOUT_S)
     assert reply.status_code == 404

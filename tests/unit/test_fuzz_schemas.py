@@ -220,3 +220,4 @@ def test_a_non_finite_number_is_refused_or_kept_as_unknown_never_written_as_an_u
     payload |= {"model.updated": {"metrics": {"loss": number}}, "chat.responses": {"timings_ms": {"total": number}},
                 "eval.results": {"metrics": {"rouge": number}}}[name]
     check_round_trip(EVENT_MODELS[name], json.dumps(payload).encode())
+
