@@ -8,12 +8,13 @@ so a producer's typo lands in the DLQ with the field named, instead of being sil
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
@@ -52,7 +53,9 @@ class TraceContext(BaseModel):
 class Event(BaseModel):
     """The envelope. Subclasses fix `type` and `schema_version`; the key says how a topic partitions."""
 
-    model_config = ConfigDict(extra="forbid")
+    # JSON has no NaN or ±Infinity: pydantic would write them as null, which the same field then refuses
+    # on the consumer's side. Refuse them where the event is made instead.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     SCHEMA_VERSION: ClassVar[int] = 1
 
     event_id: str = Field(default_factory=new_id, min_length=1, max_length=200)
@@ -211,7 +214,7 @@ class ChatToken(Event):
 
 
 class Citation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     document_id: str
     chunk_id: str
     title: str = ""
@@ -252,6 +255,14 @@ class EvalResult(Event):
     task_id: Identifier
     model_version: str
     metrics: dict[str, float | None]
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _unknown_is_none(cls, metrics: Any) -> Any:
+        """A metric that came out NaN or infinite could not be computed: None says so in JSON."""
+        if isinstance(metrics, dict):
+            return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+        return metrics
 
     def key(self) -> str:
         return self.task_id

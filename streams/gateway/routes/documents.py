@@ -43,7 +43,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         if body.content_b64 is not None:
             try:
                 data = base64.b64decode(body.content_b64, validate=True)
-            except binascii.Error:
+            except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
                 raise HTTPException(422, "content_b64: not valid base64") from None
             if len(data) > settings.ingest.fetch_max_bytes:
                 raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
