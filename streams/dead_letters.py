@@ -127,14 +127,23 @@ def replay_message(row: DeadLetterRecord) -> bytes:
 
 
 def letter_of(value: bytes, *, topic: str, key: str | None, consumer: str, reason: str, error_type: str, attempts: int) -> DeadLetter:
-    """The whole letter, as the row keeps it."""
+    """The whole letter, as the row keeps it. Text columns of PostgreSQL refuse NUL, so a payload
+    holding one is kept as base64 and a NUL in the key or reason is written as `\\x00`: a letter
+    that cannot be stored would be redelivered forever."""
     try:
         payload, encoding = value.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
+        payload, encoding = "", "base64"
+    if encoding == "base64" or "\x00" in payload:
         payload, encoding = base64.b64encode(value).decode(), "base64"
+    key, reason = (_without_nul(key) if key is not None else None), _without_nul(reason)
     return DeadLetter(topic=topic, key=key, consumer=consumer, reason=reason, error_type=error_type, attempts=attempts,
                       payload=payload, payload_encoding=encoding,
                       payload_bytes=len(value), payload_sha256=hashlib.sha256(value).hexdigest())
+
+
+def _without_nul(text: str) -> str:
+    return text.replace("\x00", "\\x00")
 
 
 def bounded(letter: DeadLetter, row_id: str) -> DeadLetter:

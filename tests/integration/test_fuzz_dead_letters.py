@@ -11,18 +11,16 @@ from schemas.database import Database
 from schemas.events import Event
 from schemas.settings import Settings
 from streams.brokers.base import RawMessage
-from streams.consumer import EventConsumer
+from streams.consumer import EventConsumer, RetryPolicy
 from streams.dead_letters import DeadLetterStore
 from streams.topics import TOPICS
 from tests.unit.test_fuzz_schemas import RecordingBroker, _noop
 
 
-@pytest.mark.xfail(reason="fixed by #11 item 4 branch (DLQ, h3): a NUL byte in a message or its key cannot be stored in a "
-                          "PostgreSQL text column, so dead-lettering it raises DataError and the message is redelivered forever", strict=True)
 @pytest.mark.parametrize(("value", "key"), [(b"\x00 not json", None), (b"{}", "key\x00")], ids=["nul-in-value", "nul-in-key"])
 def test_a_nul_byte_is_dead_lettered_on_postgresql_too(value: bytes, key: str | None, settings: Settings, postgres_url: str) -> None:
     letters = DeadLetterStore(Database.from_settings(settings.override(database_url=postgres_url)))
     broker = RecordingBroker()
     consumer: EventConsumer[Event] = EventConsumer(TOPICS["docs.delete"], "fuzz", _noop)
-    assert asyncio.run(consumer._validate(RawMessage("docs.delete", key, value), broker, letters)) is None  # type: ignore[arg-type]
+    assert asyncio.run(consumer._validate(RawMessage("docs.delete", key, value), broker, letters, RetryPolicy(0, 0))) is None  # type: ignore[arg-type]
     assert len(broker.published) == 1

@@ -28,7 +28,7 @@ from schemas.database import Database
 from schemas.events import EVENT_MODELS, DeadLetter, Event
 from schemas.settings import Settings
 from streams.brokers.base import RawMessage
-from streams.consumer import EventConsumer
+from streams.consumer import EventConsumer, RetryPolicy
 from streams.dead_letters import DeadLetterStore
 from streams.topics import TOPICS
 
@@ -200,12 +200,12 @@ def test_the_consumer_turns_any_bytes_into_an_event_or_a_dead_letter(topic: str,
            st.none() | st.text(max_size=20))
     def run(value: bytes, key: str | None) -> None:
         broker = RecordingBroker()
-        event = asyncio.run(consumer._validate(RawMessage(topic, key, value), broker, letters))  # type: ignore[arg-type]
+        event = asyncio.run(consumer._validate(RawMessage(topic, key, value), broker, letters, RetryPolicy(0, 0)))  # type: ignore[arg-type]
         if event is not None:
             assert isinstance(event, model) and not broker.published
             return
         [(dlq, letter, letter_key)] = broker.published
-        assert dlq == f"{topic}.dlq" and letter_key == key
+        assert dlq == f"{topic}.dlq" and letter_key == (key.replace("\x00", "\\x00") if key is not None else None)  # NUL is escaped for PostgreSQL
         record = DeadLetter.model_validate_json(letter)
         assert record.reason.startswith("schema validation failed") and record.error_type == "ValidationError"
 
