@@ -14,8 +14,13 @@ from schemas.database import Database
 from schemas.events import ChatRequest, ChatTurn
 from schemas.settings import Settings
 from schemas.tables import TaskRecord
+from streams.brokers import make_broker
+from streams.publisher import Publisher
+from streams.services import Services
+from streams.stores import Stores
 from streams.task_attempts import Lapse, TaskAttempts
 from streams.task_store import TaskStore, task_from_request
+from streams.workers import agent
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -26,9 +31,13 @@ def db(request: pytest.FixtureRequest, settings: Settings) -> Database:
 
 
 def new_task(db: Database) -> str:
+    return new_request(db).task_id
+
+
+def new_request(db: Database) -> ChatRequest:
     request = ChatRequest(messages=[ChatTurn(role="user", content="hello")])
     TaskStore(db).create_task(task_from_request(request))
-    return request.task_id
+    return request
 
 
 def test_an_agent_whose_task_was_taken_over_can_neither_fail_it_nor_close_the_new_attempt(db: Database) -> None:
@@ -40,6 +49,19 @@ def test_an_agent_whose_task_was_taken_over_can_neither_fail_it_nor_close_the_ne
     task = store.get_task(task_id)
     assert task is not None and (task.status, task.lease_owner, task.error) == ("running", "live-agent", None)
     assert [(a.attempt, a.agent, a.outcome) for a in attempts.of(task_id)] == [(1, "stale-agent", "lease_expired"), (2, "live-agent", "running")]
+
+
+async def test_an_agent_that_dead_letters_a_request_fails_its_task_only_if_no_other_agent_holds_it(db: Database, settings: Settings) -> None:
+    """The agent's own dead-letter callback (the path a request takes after its retries), not a store call."""
+    chat = agent.consumers(Services(settings, Stores.of(db)), Publisher(make_broker(settings)))[0]
+    assert chat.on_dead_letter is not None
+    held, unclaimed = new_request(db), new_request(db)
+    assert TaskAttempts(db).claim(held.task_id, "live-agent", 60.0) == 1
+    for request in (held, unclaimed):
+        await chat.on_dead_letter(request, "RuntimeError: boom")
+    tasks = TaskStore(db)
+    assert [(t.status, t.lease_owner) for t in map(tasks.get_task, (held.task_id, unclaimed.task_id)) if t] == [
+        ("running", "live-agent"), ("failed", None)]
 
 
 def test_an_agent_fails_a_task_it_holds_or_one_nobody_claimed(db: Database) -> None:
