@@ -29,7 +29,8 @@ async def keep_lease(renew: Callable[[], Awaitable[bool]], lease_s: float, lost:
     while True:
         await asyncio.sleep(max(min(interval, held_until - time.monotonic()), 0))
         try:
-            if not await renew():
+            # A renewal that hangs (a stalled database) is a failed one once the lease would lapse.
+            if not await asyncio.wait_for(renew(), timeout=max(held_until - time.monotonic(), 0.01)):
                 log.info("lease lost: task cancelled or taken over", task_id=task_id)
                 break
             held_until = time.monotonic() + lease_s

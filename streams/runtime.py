@@ -92,8 +92,8 @@ class Runtime:
             names = [name for role in self.roles for name in WARM_UP.get(role, ())]
             await asyncio.to_thread(self.services.warm, *names)
         await self.broker.start()
-        names = [getattr(loop, "__name__", "background") for loop in self._background]
-        self._tasks = [asyncio.create_task(supervise(name, loop), name=name) for name, loop in zip(names, self._background, strict=True)]
+        self._tasks = [asyncio.create_task(supervise(name, loop), name=name)
+                       for loop in self._background for name in [getattr(loop, "__name__", "background")]]
         log.info("runtime started", roles=self.roles, broker=self.settings.broker.url, search=self.settings.search.url)
 
     async def refresh_lag_metrics(self, *, min_interval_s: float = 10.0) -> None:

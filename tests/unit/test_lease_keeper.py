@@ -59,3 +59,13 @@ async def test_the_lease_is_lost_at_once_when_the_task_was_taken_over() -> None:
     task, lost = await keep(store)
     await asyncio.wait_for(task, timeout=5)
     assert lost.is_set() and len(store.calls) == 2
+
+
+async def test_a_renewal_that_hangs_past_the_lapse_loses_the_lease() -> None:
+    async def stalled() -> bool:
+        await asyncio.Event().wait()  # the database never answers
+        return True
+
+    lost = threading.Event()
+    await asyncio.wait_for(keep_lease(stalled, LEASE_S, lost, task_id="t"), timeout=5)
+    assert lost.is_set()
