@@ -116,6 +116,8 @@ class WorkerSettings(Section):
 
 class TaskSettings(Section):
     lease_s: float = Field(60.0, gt=0, description="Visibility timeout: a running task whose agent stops renewing is retried.")
+    max_attempts: int = Field(3, ge=1, description="Lapsed leases (agents that died or hung on it) after which a task is "
+                              "failed and its request dead-lettered, so a task that kills its agent is not retried forever.")
     max_queued: int = Field(1000, ge=1, description="Above this many waiting chat tasks the API answers 503.")
     max_queued_per_tenant: int = Field(200, ge=1, description="Per-tenant share of the queue before 503.")
     retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
@@ -181,7 +183,7 @@ LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "train_rehearsal_examples": ("training", "rehearsal_examples"),
     "gate_guard_examples": ("training", "gate_guard_examples"), "gate_max_guard_drop": ("training", "gate_max_guard_drop"),
     "worker_max_retries": ("workers", "max_retries"), "worker_retry_backoff_s": ("workers", "retry_backoff_s"),
-    "task_lease_s": ("tasks", "lease_s"), "max_queued_tasks": ("tasks", "max_queued"),
+    "task_lease_s": ("tasks", "lease_s"), "task_max_attempts": ("tasks", "max_attempts"), "max_queued_tasks": ("tasks", "max_queued"),
     "max_queued_per_tenant": ("tasks", "max_queued_per_tenant"), "queue_full_retry_after_s": ("tasks", "retry_after_s"),
     "fetch_max_bytes": ("ingest", "fetch_max_bytes"), "fetch_timeout_s": ("ingest", "fetch_timeout_s"),
     "fetch_allow_private": ("ingest", "fetch_allow_private"), "ingest_batch": ("ingest", "batch"),

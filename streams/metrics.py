@@ -23,3 +23,6 @@ EVAL_METRIC = Histogram("ragloop_eval_metric", "Online evaluation metric values 
 AGENT_WAITING = Gauge("ragloop_agent_waiting_tasks", "Chat tasks delivered to an agent and waiting for its engine.")
 QUEUE_DEPTH = Gauge("ragloop_queue_depth", "Chat tasks accepted and waiting for an agent.")
 CONSUMER_LAG = Gauge("ragloop_consumer_lag", "Messages not yet consumed per consumer group and topic (Kafka).", ["group", "topic"])
+BACKGROUND_ERRORS = Counter("ragloop_background_errors_total", "Errors of a background loop (each is logged; the loop restarts "
+                            "after a backoff).", ["loop"])
+LEASE_RENEWAL_ERRORS = Counter("ragloop_lease_renewal_errors_total", "Failed renewals of a task's lease (retried until the lease lapses).")

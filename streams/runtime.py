@@ -9,8 +9,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import structlog
 from sqlalchemy.engine import make_url
@@ -22,13 +21,12 @@ from streams.metrics import CONSUMER_LAG
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.stores import Stores
+from streams.supervision import BackgroundLoop, supervise
 from streams.topics import all_topic_names
 
 log = structlog.get_logger(__name__)
 
 ConsumerFactory = Callable[[Services, Publisher], list[EventConsumer]]
-# A coroutine function, not any awaitable: each loop runs as its own task (`asyncio.create_task`).
-BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
 BackgroundFactory = Callable[[Services, Publisher], list[BackgroundLoop]]
 # Role → module with `consumers(services, publisher)` (and optionally `background(...)`, loops that
 # run beside the consumers); imported only when the role runs, so a process pays for (and needs)
@@ -67,12 +65,16 @@ class Runtime:
             for consumer in module.consumers(self.services, self.publisher):
                 self.bind(consumer)
             if hasattr(module, "background"):
-                self._background.extend(module.background(self.services, self.publisher))
+                self.add_background(*module.background(self.services, self.publisher))
 
     def bind(self, consumer: EventConsumer) -> None:
         """Add a consumer (before `start`): roles bind theirs, the gateway binds its token listener."""
         consumer.bind(self.broker, self.stores.db, self.retry)
         self.consumed.append(consumer.topic.name)
+
+    def add_background(self, *loops: BackgroundLoop) -> None:
+        """Add loops to run beside the consumers (before `start`); each runs supervised (restarted after an error)."""
+        self._background.extend(loops)
 
     def describe(self) -> str:
         """What this process consumes and the services it uses, for its first line of output (no secrets)."""
@@ -90,7 +92,8 @@ class Runtime:
             names = [name for role in self.roles for name in WARM_UP.get(role, ())]
             await asyncio.to_thread(self.services.warm, *names)
         await self.broker.start()
-        self._tasks = [asyncio.create_task(loop(), name=getattr(loop, "__name__", "background")) for loop in self._background]
+        self._tasks = [asyncio.create_task(supervise(name, loop), name=name)
+                       for loop in self._background for name in [getattr(loop, "__name__", "background")]]
         log.info("runtime started", roles=self.roles, broker=self.settings.broker.url, search=self.settings.search.url)
 
     async def refresh_lag_metrics(self, *, min_interval_s: float = 10.0) -> None:
