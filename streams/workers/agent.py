@@ -24,7 +24,7 @@ from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citat
 from schemas.tables import TaskRecord
 from schemas.task_result import TaskOutcome
 from streams.brokers.base import RawMessage
-from streams.consumer import EventConsumer, PermanentError, dead_letter
+from streams.consumer import EventConsumer, PermanentError, RetryPolicy, dead_letter
 from streams.dead_letters import DeadLetterStore
 from streams.lease_keeper import keep_lease
 from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
@@ -201,7 +201,8 @@ def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]
         request = ChatRequest.model_validate(task.request)
         topic = TOPICS["chat.requests.high" if request.options.priority == "high" else "chat.requests"]
         message = RawMessage(topic.name, request.key(), request.model_dump_json().encode())
-        await dead_letter(publisher.broker, letters, topic, message, GROUP, reason, "LeaseExpired", lapses)
+        retry = RetryPolicy(services.settings.workers.max_retries, services.settings.workers.retry_backoff_s)
+        await dead_letter(publisher.broker, letters, topic, message, GROUP, reason, "LeaseExpired", lapses, retry)
 
     return [requeue_expired]
 
