@@ -3,7 +3,7 @@ events wait on or run in the large-document lane, so a small update never overta
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Literal
 
@@ -12,7 +12,7 @@ from sqlmodel import col, select
 
 from schemas.database import Database
 from schemas.events import utcnow
-from schemas.tables import DocumentRecord, LargeLaneRecord
+from schemas.tables import DocumentRecord, LargeLaneRecord, OutboxRecord
 
 LaneEntry = Literal["entered", "waiting", "done"]
 LANE_TOMBSTONE_TTL = timedelta(days=7)  # Kafka's default retention: no redelivery is older
@@ -22,12 +22,14 @@ class DocumentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def upsert_document(self, document_id: str, tenant: str, **values: Any) -> None:
-        self.upsert_documents([(document_id, tenant, values)])
+    def upsert_document(self, document_id: str, tenant: str, *, outbox: Sequence[OutboxRecord] = (), **values: Any) -> None:
+        self.upsert_documents([(document_id, tenant, values)], outbox=outbox)
 
-    def upsert_documents(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """``upsert_document`` for many (document id, tenant, values) in one transaction."""
+    def upsert_documents(self, rows: list[tuple[str, str, dict[str, Any]]], *, outbox: Sequence[OutboxRecord] = ()) -> None:
+        """``upsert_document`` for many (document id, tenant, values) in one transaction, with the
+        `outbox` entries (the events that announce them: `schemas/outbox_store.py`)."""
         with self.db.session() as s:
+            s.add_all(outbox)
             now = utcnow()
             for document_id, tenant, values in rows:
                 row = s.get(DocumentRecord, document_id) or DocumentRecord(id=document_id, tenant=tenant)
