@@ -65,10 +65,10 @@ class Outbox:
             log.warning("publish failed; the outbox relay will deliver", event_ids=[e.event_id for e in entries], error=repr(error))
             return False
 
-    async def flush(self, *, grace_s: float = 0.0) -> int:
+    async def flush(self, *, grace_s: float = 0.0) -> list[str]:
         """Publish unsent entries older than `grace_s` (younger ones are the fast path's), oldest first;
-        stops at the first failure so nothing overtakes what came before it. Returns how many went out."""
-        sent = 0
+        stops at the first failure so nothing overtakes what came before it. Returns the event ids sent."""
+        sent: list[str] = []
         async with self._lock:
             while True:
                 before = utcnow() - timedelta(seconds=grace_s)
@@ -79,22 +79,23 @@ class Outbox:
                     except Exception as error:
                         await asyncio.to_thread(self.store.mark_failed, entry.seq or 0, repr(error))
                         raise
-                    sent += 1
+                    sent.append(entry.event_id)
                 if len(entries) < BATCH:
                     return sent
 
     async def recover(self) -> int:
-        """Embedded broker only: publish again the events of tasks still queued and of documents whose
-        latest event has not taken effect (a restart emptied the in-process broker)."""
-        tasks = await asyncio.to_thread(self.store.queued_tasks)
+        """Embedded broker only, at start: publish what is unsent, then again the events of tasks still
+        queued and of documents whose latest event has not taken effect (a restart emptied the
+        in-process broker). Returns how many were published again."""
+        fresh = set(await self.flush())
+        tasks = [ChatRequest.model_validate(task.request) for task in await asyncio.to_thread(self.store.queued_tasks)]
         documents = await asyncio.to_thread(self.store.pending_documents, self.scope)
-        for task in tasks:
-            request = ChatRequest.model_validate(task.request)
-            await self._publish([self.entry(request, aggregate="task", aggregate_id=task.id)], record=False)
-        await self._publish(documents, record=False)
-        if tasks or documents:
-            log.info("republished pending work after a restart", tasks=len(tasks), documents=len(documents))
-        return len(tasks) + len(documents)
+        again = [self.entry(request, aggregate="task", aggregate_id=request.task_id) for request in tasks] + documents
+        again = [entry for entry in again if entry.event_id not in fresh]
+        await self._publish(again, record=False)
+        if again:
+            log.info("republished pending work after a restart", events=len(again))
+        return len(again)
 
     async def relay(self) -> None:
         """The background loop: at start whatever a previous process left (and, embedded, what the
@@ -105,7 +106,8 @@ class Outbox:
             try:
                 if first and self.embedded:
                     await self.recover()
-                await self.flush(grace_s=0.0 if first else self.interval_s)
+                else:
+                    await self.flush(grace_s=0.0 if first else self.interval_s)
                 first = False
                 await asyncio.to_thread(self.store.prune, self.scope, utcnow() - SENT_RETENTION)
             except asyncio.CancelledError:
