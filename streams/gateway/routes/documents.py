@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from indexing.loaders import LoadError
 from indexing.loaders.formats import detect_format
 from indexing.url_guard import resolve_allowed
-from schemas.events import DocumentDelete, DocumentIngest, Event, new_id
+from schemas.events import DocumentDelete, DocumentIngest, new_id
 from schemas.tables import OutboxRecord
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
 from streams.gateway.auth import tenant_of
@@ -35,7 +35,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(prefix="/v1/documents", tags=["documents"])
     settings = ctx.settings
 
-    def outbox_entry(event: Event, document_id: str, hint: str = "") -> OutboxRecord:
+    def outbox_entry(event: DocumentIngest | DocumentDelete, document_id: str, hint: str = "") -> OutboxRecord:
         """The document's event as an outbox entry, written with its row; 413 when no message can carry it."""
         try:
             return ctx.runtime.outbox.entry(event, aggregate="document", aggregate_id=document_id, hint=hint)
