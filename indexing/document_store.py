@@ -17,7 +17,7 @@ event's `occurred_at`) through three columns of the document row:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from schemas.database import Database
 from schemas.events import as_utc, utcnow
-from schemas.tables import DocumentRecord, LargeLaneRecord
+from schemas.tables import DocumentRecord, LargeLaneRecord, OutboxRecord
 
 LaneEntry = Literal["entered", "waiting", "done"]
 IndexOutcome = Literal["indexed", "deleted", "interrupted"]
@@ -60,12 +60,14 @@ class DocumentStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def upsert_document(self, document_id: str, tenant: str, **values: Any) -> None:
-        self.upsert_documents([(document_id, tenant, values)])
+    def upsert_document(self, document_id: str, tenant: str, *, outbox: Sequence[OutboxRecord] = (), **values: Any) -> None:
+        self.upsert_documents([(document_id, tenant, values)], outbox=outbox)
 
-    def upsert_documents(self, rows: list[tuple[str, str, dict[str, Any]]]) -> None:
-        """``upsert_document`` for many (document id, tenant, values) in one transaction."""
+    def upsert_documents(self, rows: list[tuple[str, str, dict[str, Any]]], *, outbox: Sequence[OutboxRecord] = ()) -> None:
+        """``upsert_document`` for many (document id, tenant, values) in one transaction, with the
+        `outbox` entries (the events that announce them: `schemas/outbox_store.py`)."""
         with self.db.session() as s:
+            s.add_all(outbox)
             now = utcnow()
             for document_id, tenant, values in rows:
                 row = s.get(DocumentRecord, document_id) or DocumentRecord(id=document_id, tenant=tenant)

@@ -31,6 +31,10 @@ class BrokerSettings(Section):
     url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
     kafka_partitions: int = Field(3, ge=1)
     topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
+    max_message_bytes: int = Field(1024 * 1024, ge=4096, description="Largest message the producer sends (Kafka's `max_request_size`); "
+                                   "a request whose event would be larger is refused with 413 before anything is written.")
+    relay_interval_s: float = Field(2.0, gt=0, description="How often the outbox relay publishes the events whose publish right "
+                                    "after acceptance failed (broker down); see `streams/outbox_relay.py`.")
 
     @field_validator("url")
     @classmethod
@@ -173,6 +177,7 @@ SECTIONS: dict[str, type[Section]] = {
 # `<section>.<field>`. They are a contract (deployments, README, CI), so they never change.
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "broker_url": ("broker", "url"), "kafka_partitions": ("broker", "kafka_partitions"), "topic_prefix": ("broker", "topic_prefix"),
+    "max_message_bytes": ("broker", "max_message_bytes"),
     "search_url": ("search", "url"), "opensearch_index": ("search", "opensearch_index"),
     "llm": ("llm", "model"), "llm_api_key": ("llm", "api_key"), "max_new_tokens": ("llm", "max_new_tokens"),
     "model_family": ("llm", "model_family"),

@@ -177,3 +177,27 @@ class TaskAttemptRecord(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
     outcome: str = Field(default="running", description="running, succeeded, failed, stopped, error or lease_expired.")
+
+
+class OutboxRecord(SQLModel, table=True):
+    """An event owed to the broker, written in the same transaction as the row it announces (a task,
+    a document), so accepted work is never left without its event: published right after the commit,
+    or by the relay (`streams/outbox_relay.py`) when that publish failed or the process died first.
+    `scope` is the topic prefix of the deployment that wrote it (deployments may share a database).
+    Sent rows are kept a while: after a restart the embedded broker, which kept nothing, is fed the
+    events of work still pending from here."""
+
+    __tablename__ = "outbox"
+    seq: int | None = Field(default=None, primary_key=True, description="Publication order.")
+    scope: str = Field(default="", index=True)
+    event_id: str = Field(index=True, description="Stable across republications: consumers de-duplicate by it.")
+    topic: str
+    key: str | None = None
+    type: str
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    aggregate: str = Field(description="What the event announces: task or document.")
+    aggregate_id: str = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))

@@ -18,6 +18,7 @@ from schemas.settings import Settings
 from streams.brokers import EmbeddedBroker, make_broker
 from streams.consumer import EventConsumer, RetryPolicy
 from streams.metrics import CONSUMER_LAG
+from streams.outbox_relay import Outbox
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.stores import Stores
@@ -54,9 +55,10 @@ class Runtime:
         self.stores.registry.ensure_base_version(settings.llm.model_family)
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
+        self.outbox = Outbox(self.stores.db, self.publisher, settings)  # accepted work's events: see streams/outbox_relay.py
         self.services = Services(settings, self.stores)
         self.retry = RetryPolicy(settings.workers.max_retries, settings.workers.retry_backoff_s)
-        self._background: list[BackgroundLoop] = []
+        self._background: list[BackgroundLoop] = [self.outbox.relay]
         self._tasks: list[asyncio.Task[None]] = []
         self._lag_checked = 0.0
         self.consumed: list[str] = []

@@ -7,7 +7,7 @@ another's. The attempts of each task are kept beside it, in `streams/task_attemp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,18 +16,19 @@ from sqlmodel import col, select
 
 from schemas.database import Database
 from schemas.events import ChatRequest, utcnow
-from schemas.tables import TERMINAL_TASK_STATES, CallbackDeliveryRecord, TaskRecord
+from schemas.tables import TERMINAL_TASK_STATES, CallbackDeliveryRecord, OutboxRecord, TaskRecord
 
 
 class TaskStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create_task(self, task: TaskRecord) -> bool:
+    def create_task(self, task: TaskRecord, *, outbox: Sequence[OutboxRecord] = ()) -> bool:
         """Insert the task once (False when its id or idempotency key is taken); a task with a
-        `callback_url` is created with its pending delivery in the same transaction."""
+        `callback_url` is created with its pending delivery, and its `outbox` entries (the event that
+        announces it) in the same transaction."""
         delivery = [CallbackDeliveryRecord(task_id=task.id)] if task.callback_url else []
-        return self.db.insert_once(task, *delivery)
+        return self.db.insert_once(task, *delivery, *outbox)
 
     def get_task(self, task_id: str) -> TaskRecord | None:
         with self.db.session() as s:

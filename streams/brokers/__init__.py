@@ -19,4 +19,5 @@ def make_broker(settings: Settings) -> Broker:
         return EmbeddedBroker(partitions=settings.broker.kafka_partitions)
     from streams.brokers.kafka import KafkaBroker  # imported lazily: embedded mode needs no Kafka client
 
-    return KafkaBroker(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix)
+    return KafkaBroker(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix,
+                       max_message_bytes=settings.broker.max_message_bytes)

@@ -32,10 +32,11 @@ def _raw_body(message: KafkaMessage) -> object:
 
 
 class KafkaBroker:
-    def __init__(self, bootstrap: list[str], *, topic_prefix: str = "") -> None:
+    def __init__(self, bootstrap: list[str], *, topic_prefix: str = "", max_message_bytes: int = 1024 * 1024) -> None:
         self.bootstrap = bootstrap
         self.prefix = topic_prefix
-        self._broker = FastStreamKafkaBroker(bootstrap, logger=None)
+        # The producer's limit is RAGLOOP_MAX_MESSAGE_BYTES, the figure the gateway sizes events by (413 above it).
+        self._broker = FastStreamKafkaBroker(bootstrap, logger=None, max_request_size=max_message_bytes)
 
     def subscribe(self, subscription: Subscription) -> None:
         # Groups carry the topic prefix too, so deployments (or test runs) sharing one Kafka

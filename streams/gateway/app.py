@@ -1,6 +1,7 @@
 """The HTTP gateway: JSON in, events out, task state back from the store.
 
-Accepting a request means it is durable (a task or document row) and published; the answer
+Accepting a request means it is durable (a task or document row, with its event in the outbox) and
+published, now or by the outbox relay; the answer
 arrives later through the workers. `?wait=true` is a convenience that polls the same state.
 """
 
@@ -14,6 +15,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from schemas.events import ChatResponse, ChatToken
 from streams.asyncapi import asyncapi_document
@@ -62,6 +64,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         problems = [f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}" for e in error.errors()]
         detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in error.errors()]
         return JSONResponse(status_code=422, content={"error": "; ".join(problems), "detail": detail})
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_down(_: Request, error: Exception) -> JSONResponse:
+        # Nothing was accepted (the row and its outbox entry commit together, or neither): retrying is safe.
+        retry_after = runtime.settings.tasks.retry_after_s
+        return JSONResponse(status_code=503, content={"detail": "the database is unavailable; retry later"},
+                            headers={"Retry-After": str(retry_after)})
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:

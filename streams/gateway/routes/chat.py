@@ -14,6 +14,7 @@ from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
+from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
 from streams.tasks import IdempotencyConflict, QueueFull
 
@@ -43,6 +44,8 @@ async def submit(ctx: GatewayContext, request: ChatRequest, idempotency_key: str
         raise HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)}) from None
     except IdempotencyConflict as conflict:
         raise HTTPException(409, str(conflict)) from None
+    except EventTooLarge as too_large:
+        raise HTTPException(413, str(too_large)) from None
 
 
 def router(ctx: GatewayContext) -> APIRouter:

@@ -20,17 +20,27 @@ from indexing.loaders import LoadError
 from indexing.loaders.formats import detect_format
 from indexing.url_guard import resolve_allowed
 from schemas.events import DocumentDelete, DocumentIngest, new_id
+from schemas.tables import OutboxRecord
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
 from streams.gateway.auth import tenant_of
 from streams.gateway.context import GatewayContext
+from streams.outbox_relay import EventTooLarge
 
 SETTLED = ("indexed", "failed", "deleted")
+TOO_LARGE_HINT = "give the document by `url` instead (fetched by the ingest worker, up to RAGLOOP_FETCH_MAX_BYTES)"
 WAIT_POLL_S = 0.2  # a document's status lives only in the store: ?wait=true polls it
 
 
 def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(prefix="/v1/documents", tags=["documents"])
     settings = ctx.settings
+
+    def outbox_entry(event: DocumentIngest | DocumentDelete, document_id: str, hint: str = "") -> OutboxRecord:
+        """The document's event as an outbox entry, written with its row; 413 when no message can carry it."""
+        try:
+            return ctx.runtime.outbox.entry(event, aggregate="document", aggregate_id=document_id, hint=hint)
+        except EventTooLarge as error:
+            raise HTTPException(413, str(error)) from None
 
     async def check(body: DocumentIn) -> None:
         if body.url is not None:
@@ -53,7 +63,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                 raise HTTPException(415, str(error)) from None
 
     @api.post("", status_code=202, response_model=DocumentAccepted,
-              responses={413: {"description": "Content too large."}, 415: {"description": "Unsupported format."}})
+              responses={413: {"description": "Content too large for a message: give a `url`."}, 415: {"description": "Unsupported format."}})
     async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
@@ -61,11 +71,13 @@ def router(ctx: GatewayContext) -> APIRouter:
         existing = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         if existing is not None and existing.tenant != body.tenant:
             raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
-        await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, title=body.title, status="queued", error=None)
-        await ctx.publisher.publish(DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text,
-                                                   url=body.url, content_b64=body.content_b64, media_type=body.media_type,
-                                                   filename=body.filename, metadata=body.metadata, access=body.access,
-                                                   source=body.url or body.filename or "api"))
+        event = DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text, url=body.url,
+                               content_b64=body.content_b64, media_type=body.media_type, filename=body.filename,
+                               metadata=body.metadata, access=body.access, source=body.url or body.filename or "api")
+        entry = outbox_entry(event, document_id, TOO_LARGE_HINT)
+        await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, outbox=[entry], title=body.title,
+                                status="queued", error=None)
+        await ctx.runtime.outbox.send([entry])  # on failure the relay delivers it: the document is accepted either way
         return DocumentAccepted(document_id=document_id, status="queued")
 
     @api.get("/{document_id}", response_model=DocumentOut)
@@ -87,7 +99,9 @@ def router(ctx: GatewayContext) -> APIRouter:
         row = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         if row is None:
             raise HTTPException(404, f"unknown document_id {document_id!r}")
-        await ctx.publisher.publish(DocumentDelete(tenant=row.tenant, document_id=document_id))
+        entry = outbox_entry(DocumentDelete(tenant=row.tenant, document_id=document_id), document_id)
+        await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, row.tenant, outbox=[entry])
+        await ctx.runtime.outbox.send([entry])
         return DocumentAccepted(document_id=document_id, status=row.status)
 
     return api
