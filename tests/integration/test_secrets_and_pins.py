@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -38,7 +40,7 @@ def test_a_search_url_password_is_neither_described_nor_logged(settings: Setting
 
 
 @pytest.fixture
-def registry_gateway(settings: Settings, tmp_path):  # noqa: ANN001, ANN201 — a fixture's plumbing
+def registry_gateway(settings: Settings, tmp_path: Path) -> Iterator[tuple[httpx.Client, Runtime]]:
     keyed = settings.override(auth="on", api_keys=SecretStr("key-a=tenantA"))
     runtime = Runtime(keyed, [])
     family = keyed.llm.model_family
@@ -50,7 +52,7 @@ def registry_gateway(settings: Settings, tmp_path):  # noqa: ANN001, ANN201 — 
         yield client, runtime
 
 
-def test_models_name_adapters_without_server_paths(registry_gateway, tmp_path) -> None:  # noqa: ANN001
+def test_models_name_adapters_without_server_paths(registry_gateway: tuple[httpx.Client, Runtime], tmp_path: Path) -> None:
     client, _ = registry_gateway
     listed = client.get("/v1/models", headers=A).json()["models"]
     adapters = {m["version"]: m["adapter_path"] for m in listed}
@@ -59,7 +61,7 @@ def test_models_name_adapters_without_server_paths(registry_gateway, tmp_path) -
 
 
 @pytest.mark.parametrize("version", ["v-candidate", "v-rejected", "v-retired", "v-unknown"])
-def test_an_api_key_may_pin_only_the_active_version(registry_gateway, version: str) -> None:  # noqa: ANN001
+def test_an_api_key_may_pin_only_the_active_version(registry_gateway: tuple[httpx.Client, Runtime], version: str) -> None:
     client, runtime = registry_gateway
     active = runtime.stores.registry.active_version(runtime.settings.llm.model_family).version
     messages = [{"role": "user", "content": "hello"}]
