@@ -220,6 +220,8 @@ def test_search_and_chat_cite_only_readable_documents(world: World) -> None:
         task = client.get(f"/v1/tasks/{asked[caller.name]}", headers=caller.headers(rng)).json()
         prompt = world.stored_prompt(caller.task_id)
         cited = {citation["document_id"] for citation in task["result"]["citations"]}
+        scores = [citation["score"] for citation in task["result"]["citations"]]
+        tally.check(scores != [1.0 / rank for rank in range(1, len(scores) + 1)], f"{caller.name} was shown raw scores {scores}")
         for owner in world.callers:
             if caller.sees_document_of(owner):
                 continue
