@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from schemas.database import Database
 from schemas.events import as_utc, utcnow
-from schemas.tables import DocumentRecord, LargeLaneRecord, OutboxRecord
+from schemas.tables import DocumentAccessRecord, DocumentRecord, LargeLaneRecord, OutboxRecord
 
 LaneEntry = Literal["entered", "waiting", "done"]
 IndexOutcome = Literal["indexed", "deleted", "interrupted"]
@@ -65,14 +65,18 @@ class DocumentStore:
 
     def upsert_documents(self, rows: list[tuple[str, str, dict[str, Any]]], *, outbox: Sequence[OutboxRecord] = ()) -> None:
         """``upsert_document`` for many (document id, tenant, values) in one transaction, with the
-        `outbox` entries (the events that announce them: `schemas/outbox_store.py`)."""
+        `outbox` entries (the events that announce them: `schemas/outbox_store.py`). A value
+        named ``access`` (the document's access list) is kept beside the row (``access_of``)."""
         with self.db.session() as s:
             s.add_all(outbox)
             now = utcnow()
             for document_id, tenant, values in rows:
                 row = s.get(DocumentRecord, document_id) or DocumentRecord(id=document_id, tenant=tenant)
                 for name, value in values.items():
-                    setattr(row, name, value)
+                    if name == "access":
+                        s.merge(DocumentAccessRecord(document_id=document_id, access=sorted(set(value))))
+                    else:
+                        setattr(row, name, value)
                 row.updated_at = now
                 s.add(row)
             s.commit()
@@ -140,6 +144,25 @@ class DocumentStore:
                     outcomes.append("indexed")
             s.commit()
         return outcomes
+
+    def access_of(self, document_id: str) -> list[str]:
+        """The document's access list: empty when the whole tenant may see it."""
+        with self.db.session() as s:
+            row = s.get(DocumentAccessRecord, document_id)
+            return list(row.access) if row is not None else []
+
+    def visible_document(self, document_id: str, tenant: str, principals: Sequence[str] | None) -> DocumentRecord | None:
+        """The document if ``tenant`` owns it and, when it has an access list, one of ``principals``
+        is on it (the rule search applies to its chunks); else None, as for a missing one.
+        ``principals=None`` skips the access check (auth off: nobody's principals are known)."""
+        row = self.get_document(document_id)
+        if row is None or row.tenant != tenant:
+            return None
+        if principals is not None:
+            access = self.access_of(document_id)
+            if access and not set(access) & set(principals):
+                return None
+        return row
 
     # --- large-document lane --------------------------------------------------------------------
     def enter_large_lane(self, document_id: str, event_id: str) -> LaneEntry:

@@ -56,6 +56,12 @@ REDACTED = "**********"  # how pydantic prints a SecretStr in JSON mode
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any password in it shown as `**********` (``http://user:secret@host`` → ``http://user:**********@host``),
+    for logs and messages: a service URL may carry credentials."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", url)
+
+
 def _default_home() -> Path:
     return Path.home() / ".ragloop"
 
@@ -184,7 +190,7 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 return REDACTED
             if isinstance(value, str):  # a password inside a URL (`postgresql://user:secret@host`) is a secret too
-                return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+                return redact_url(value)
             return str(value) if isinstance(value, Path) else value
 
         shown: dict[str, Any] = {name: plain(getattr(self, name)) for name in TOP_LEVEL}

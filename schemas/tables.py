@@ -85,6 +85,17 @@ class DocumentRecord(SQLModel, table=True):
     delete_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
+class DocumentAccessRecord(SQLModel, table=True):
+    """Who may see a document through the API: the access list it was ingested with (empty: the
+    whole tenant). A table of its own rather than a column of `documents`, so `create_all` adds
+    it to a database made by an earlier version, with no migration; a document without a row
+    (ingested before this table existed) is visible to its whole tenant, as it was then."""
+
+    __tablename__ = "document_access"
+    document_id: str = Field(primary_key=True)
+    access: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
 class LargeLaneRecord(SQLModel, table=True):
     """An ingest event of a document moved to the large-document lane (`docs.ingest.large`).
     While a document has one that has not left, its later events follow it there, so a small

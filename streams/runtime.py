@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from sqlalchemy.engine import make_url
 
-from schemas.settings import Settings
+from schemas.settings import Settings, redact_url
 from streams.brokers import EmbeddedBroker, make_broker
 from streams.consumer import EventConsumer, RetryPolicy
 from streams.metrics import CONSUMER_LAG
@@ -82,7 +82,7 @@ class Runtime:
         """What this process consumes and the services it uses, for its first line of output (no secrets)."""
         topics = ", ".join(dict.fromkeys(self.consumed)) or "nothing"
         database = make_url(self.settings.sqlalchemy_url).render_as_string(hide_password=True)
-        return f"consuming {topics} from {self.settings.broker.url}; search {self.settings.search.url}; database {database}"
+        return f"consuming {topics} from {redact_url(self.settings.broker.url)}; search {redact_url(self.settings.search.url)}; database {database}"
 
     async def start(self, *, warm: bool = True) -> None:
         if not self.settings.broker.is_embedded:
@@ -96,7 +96,7 @@ class Runtime:
         await self.broker.start()
         self._tasks = [asyncio.create_task(supervise(name, loop), name=name)
                        for loop in self._background for name in [getattr(loop, "__name__", "background")]]
-        log.info("runtime started", roles=self.roles, broker=self.settings.broker.url, search=self.settings.search.url)
+        log.info("runtime started", roles=self.roles, broker=redact_url(self.settings.broker.url), search=redact_url(self.settings.search.url))
 
     async def refresh_lag_metrics(self, *, min_interval_s: float = 10.0) -> None:
         """Consumer lag for `/metrics`: Kafka group offsets (throttled), or the embedded broker's backlog."""

@@ -8,7 +8,8 @@ ingested with an access list). The dependency records both on `request.state`; r
 `tenant_of(request, body.tenant)` and `principals_of(request, body.principals)` so the key wins over
 whatever the body names: a caller cannot claim principals its key was not given. A task or
 document addressed by path (`/v1/tasks/{task_id}`, `/v1/documents/{document_id}`) that belongs to
-another tenant answers 404, exactly as if it did not exist, so ids cannot be probed across tenants.
+another tenant, or to principals the key does not hold, answers 404, exactly as if it did not
+exist, so ids cannot be probed across tenants or principals.
 
     app.include_router(router, dependencies=[Depends(api_key_auth(ctx))])
 """
@@ -130,13 +131,16 @@ def _lookup(keys: dict[str, KeyGrant], presented: str) -> KeyGrant | None:
 
 
 async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: str) -> None:
-    """Another tenant's task or document is indistinguishable from a missing one: 404 before the route runs."""
+    """Another tenant's task or document, or one whose access list names none of the key's
+    principals (the rule search applies to its chunks), is indistinguishable from a missing one:
+    404 before the route runs, so it can be neither read, nor waited on, nor deleted."""
     params = request.path_params
     if "task_id" in params:
         task = await asyncio.to_thread(ctx.stores.tasks.get_task, params["task_id"])
         if task is not None and not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
     if "document_id" in params:
-        document = await asyncio.to_thread(ctx.stores.documents.get_document, params["document_id"])
-        if document is not None and document.tenant != tenant:
-            raise HTTPException(404, f"unknown document_id {params['document_id']!r}")
+        document_id, principals = params["document_id"], principals_of(request, [])
+        if await asyncio.to_thread(ctx.stores.documents.get_document, document_id) is not None and \
+                await asyncio.to_thread(ctx.stores.documents.visible_document, document_id, tenant, principals) is None:
+            raise HTTPException(404, f"unknown document_id {document_id!r}")

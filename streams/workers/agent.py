@@ -19,6 +19,7 @@ import uuid
 import structlog
 
 from agents.graph import AgentQuery
+from indexing.backends.base import rank_scores
 from models.llm.base import ChatMessage
 from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citation, ModelUpdated, new_id, utcnow
 from schemas.tables import TaskRecord
@@ -140,7 +141,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
             citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text)
-                       for h in result.hits],
+                       for h in rank_scores(result.hits)],  # raw scores would leak other tenants' term statistics
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
         )

@@ -120,7 +120,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def start(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:
         """Mark the documents as indexing and load them side by side (URL fetches overlap)."""
-        await asyncio.to_thread(store.upsert_documents, [(e.document_id, e.tenant, {"title": e.title, "status": "indexing", "error": None})
+        await asyncio.to_thread(store.upsert_documents, [(e.document_id, e.tenant, {"title": e.title, "status": "indexing", "error": None,
+                                                                                 "access": e.access})
                                                          for e in events])
         loaded = await asyncio.gather(*(asyncio.to_thread(load, e) for e in events), return_exceptions=True)
         outcomes: list[SourceDocument | Exception] = []

@@ -12,7 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from schemas.events import ChatOptions, ChatRequest, new_id
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn
-from streams.gateway.auth import principals_of, tenant_of
+from streams.gateway.auth import grant_of, principals_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
@@ -31,9 +31,20 @@ def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
                        reference=body.reference, callback_url=body.callback_url, principals=body.principals)
 
 
-async def ensure_model_version(ctx: GatewayContext, version: str | None) -> None:
-    if version and await asyncio.to_thread(ctx.stores.registry.get_version, version) is None:
-        versions = [v.version for v in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
+async def ensure_model_version(ctx: GatewayContext, version: str | None, request: Request) -> None:
+    """404 for a version that does not exist. With API keys, a key acts for one tenant and may pin only
+    what serves every tenant (the active version): a candidate, rejected or retired one answers the
+    same 404 as an unknown one, naming only what the key may pin."""
+    if not version:
+        return
+    registry, family = ctx.stores.registry, ctx.settings.llm.model_family
+    if grant_of(request) is not None:
+        allowed = await asyncio.to_thread(registry.pinnable_by_tenants, family)
+        if version not in allowed:
+            raise HTTPException(404, f"model_version {version!r} is unknown or not available to API keys "
+                                     f"(only the active version may be pinned); available: {allowed}")
+    elif await asyncio.to_thread(registry.get_version, version) is None:
+        versions = [v.version for v in await asyncio.to_thread(registry.list_versions, family)]
         raise HTTPException(404, f"unknown model_version {version!r}; available: {versions}")
 
 
@@ -60,7 +71,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                         timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
                         idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$",
                                                                       description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
-        await ensure_model_version(ctx, body.model_version)
+        await ensure_model_version(ctx, body.model_version, request)
         body.tenant = tenant_of(request, body.tenant)
         body.principals = principals_of(request, body.principals)
         if body.stream is None:

@@ -22,7 +22,7 @@ from indexing.url_guard import resolve_allowed
 from schemas.events import DocumentDelete, DocumentIngest, new_id
 from schemas.tables import OutboxRecord
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
-from streams.gateway.auth import tenant_of
+from streams.gateway.auth import grant_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.outbox_relay import EventTooLarge
 
@@ -62,21 +62,30 @@ def router(ctx: GatewayContext) -> APIRouter:
             except LoadError as error:
                 raise HTTPException(415, str(error)) from None
 
+    async def refuse_unusable_id(document_id: str, tenant: str, request: Request) -> None:
+        """Document ids are global. An id taken by another tenant, or by a document of this tenant
+        that the key may not see, answers the same 409 (no tenant named, nothing about the document),
+        so a re-POST can neither overwrite nor unrestrict it and the answer tells nothing but "taken"."""
+        grant = grant_of(request)
+        store = ctx.stores.documents
+        if await asyncio.to_thread(store.get_document, document_id) is not None and \
+                await asyncio.to_thread(store.visible_document, document_id, tenant, grant.principals if grant else None) is None:
+            raise HTTPException(409, f"document_id {document_id!r} is taken; choose another id (or leave it out for a fresh one)")
+
     @api.post("", status_code=202, response_model=DocumentAccepted,
-              responses={413: {"description": "Content too large for a message: give a `url`."}, 415: {"description": "Unsupported format."}})
+              responses={409: {"description": "The document_id is taken."}, 413: {"description": "Content too large for a message: give a `url`."},
+                         415: {"description": "Unsupported format."}})
     async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
         document_id = body.document_id or new_id()
-        existing = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
-        if existing is not None and existing.tenant != body.tenant:
-            raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
+        await refuse_unusable_id(document_id, body.tenant, request)
         event = DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text, url=body.url,
                                content_b64=body.content_b64, media_type=body.media_type, filename=body.filename,
                                metadata=body.metadata, access=body.access, source=body.url or body.filename or "api")
         entry = outbox_entry(event, document_id, TOO_LARGE_HINT)
         await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, outbox=[entry], title=body.title,
-                                status="queued", error=None)
+                                status="queued", error=None, access=body.access)
         await ctx.runtime.outbox.send([entry])  # on failure the relay delivers it: the document is accepted either way
         return DocumentAccepted(document_id=document_id, status="queued")
 

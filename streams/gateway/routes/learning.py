@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import PurePath
 
 from fastapi import APIRouter, HTTPException, Request
 
@@ -26,8 +27,10 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     @api.get("/v1/models", response_model=ModelList, tags=["models"])
     async def list_models() -> ModelList:
-        """Model versions, exactly one `active`; also the OpenAI list shape (`object`, `data`)."""
-        rows = [ModelOut.of(r) for r in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
+        """Model versions, exactly one `active`; also the OpenAI list shape (`object`, `data`). An adapter
+        is named by its folder, not its path: where the server keeps files is nobody's business."""
+        rows = [ModelOut.of(r).model_copy(update={"adapter_path": PurePath(r.adapter_path).name if r.adapter_path else None})
+                for r in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
         return ModelList(models=rows, data=rows)
 
     return api

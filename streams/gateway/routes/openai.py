@@ -46,7 +46,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     @api.post("/v1/chat/completions", response_model=None)
     async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:
         version = version_of(body.model)
-        await ensure_model_version(ctx, version)
+        await ensure_model_version(ctx, version, request)
         try:  # rules of a chat the completion's own schema does not state (the last message is the user's)
             chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
                           principals=principals_of(request, body.principals), stream=body.stream,
