@@ -31,9 +31,9 @@ from streams.brokers.kafka import create_topics
 from streams.callbacks.sender import CallbackSender
 from streams.callbacks.slack import slack_text
 from streams.gateway.app import create_app
+from streams.gateway.routes.webhooks import parse_webhook_keys
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.gateway.routes.webhooks import parse_webhook_keys
 from streams.signing import RAGLOOP, RAGLOOP_V2, SLACK, SignatureError
 from streams.stores import Stores
 from streams.task_store import TaskStore, task_from_request
