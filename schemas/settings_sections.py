@@ -148,8 +148,16 @@ class SecuritySettings(Section):
     auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
     api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB|alice|team-a`: API keys, the tenant each "
                                        "acts for and, after `|`, the principals it may read restricted documents as.")
-    webhook_secret: SecretStr | None = Field(None, description="HMAC secret of inbound webhooks and outbound callbacks (X-Ragloop-Signature).")
+    webhook_keys: SecretStr | None = Field(None, description="`key_id=secret=tenant|principal|…,…`: inbound webhook keys (sender "
+                                           "names one in X-Ragloop-Key-Id), each with the tenant and principals its requests act as.")
+    callback_secret: SecretStr | None = Field(None, description="HMAC secret that signs outbound callbacks (X-Ragloop-Signature, v1).")
+    webhook_secret: SecretStr | None = Field(None, description="Legacy name of the callback secret, used when RAGLOOP_CALLBACK_SECRET "
+                                             "is unset. It no longer admits inbound webhooks: every callback receiver holds it.")
     webhook_tolerance_s: int = Field(300, ge=1, description="Replay window: signed requests older or newer than this are refused.")
+
+    def callback_signing_secret(self) -> SecretStr | None:
+        """The secret callbacks are signed with: RAGLOOP_CALLBACK_SECRET, else the legacy RAGLOOP_WEBHOOK_SECRET."""
+        return self.callback_secret or self.webhook_secret
 
 
 class SlackSettings(Section):
@@ -195,7 +203,8 @@ LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "ingest_large_bytes": ("ingest", "large_bytes"),
     "api_host": ("gateway", "host"), "api_port": ("gateway", "port"), "max_prompt_chars": ("gateway", "max_prompt_chars"),
     "auth": ("security", "auth"), "api_keys": ("security", "api_keys"), "webhook_secret": ("security", "webhook_secret"),
-    "webhook_tolerance_s": ("security", "webhook_tolerance_s"),
+    "webhook_tolerance_s": ("security", "webhook_tolerance_s"), "webhook_keys": ("security", "webhook_keys"),
+    "callback_secret": ("security", "callback_secret"),
     "slack_signing_secret": ("slack", "signing_secret"), "slack_bot_token": ("slack", "bot_token"),
     "slack_api_url": ("slack", "api_url"), "slack_tenant": ("slack", "tenant"),
     "callback_max_attempts": ("callbacks", "max_attempts"), "callback_backoff_s": ("callbacks", "backoff_s"),

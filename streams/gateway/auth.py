@@ -51,22 +51,28 @@ class KeyGrant(NamedTuple):
 def parse_api_keys(settings: Settings) -> dict[str, KeyGrant]:
     """`key1=tenantA,key2=tenantB|alice|team-a` → {key: KeyGrant}. Raises ValueError naming the bad entry."""
     raw = settings.security.api_keys.get_secret_value() if settings.security.api_keys else ""
-    keys: dict[str, KeyGrant] = {}
+    return {key: grant for (key,), grant in parse_grants(raw, "RAGLOOP_API_KEYS", "`key=tenant` or `key=tenant|principal|…` "
+                                                         "(expected e.g. `key1=tenantA,key2=tenantB|alice|team-a`)")}
+
+
+def parse_grants(raw: str, setting: str, shape: str, names: int = 1) -> list[tuple[tuple[str, ...], KeyGrant]]:
+    """Comma-separated `name=…=tenant|principal|…` entries, `names` names before the grant → [(names, grant)].
+    Shared by API keys and webhook keys; raises ValueError naming `setting`, the bad entry and the `shape` expected."""
+    grants: list[tuple[tuple[str, ...], KeyGrant]] = []
     for number, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
         if not entry:
             continue
-        key, sep, grant = (part.strip() for part in entry.partition("="))
+        *found, grant = (part.strip() for part in entry.split("=", names))
         tenant, *principals = (part.strip() for part in grant.split("|"))
-        if not sep or not key or not _IDENTIFIER.fullmatch(tenant) or not all(principals):
-            raise ValueError(f"RAGLOOP_API_KEYS entry {number} is not `key=tenant` or `key=tenant|principal|…` "
-                             "(expected e.g. `key1=tenantA,key2=tenantB|alice|team-a`)")
+        if len(found) != names or not all(found) or not _IDENTIFIER.fullmatch(tenant) or not all(principals):
+            raise ValueError(f"{setting} entry {number} is not {shape}")
         try:
             _PRINCIPALS.validate_python(principals)
         except ValidationError as error:
-            raise ValueError(f"RAGLOOP_API_KEYS entry {number}: principals must be 1-200 printable characters each, "
+            raise ValueError(f"{setting} entry {number}: principals must be 1-200 printable characters each, "
                              f"at most 100 ({error.errors()[0]['msg']})") from None
-        keys[key] = KeyGrant(tenant, tuple(principals))
-    return keys
+        grants.append((tuple(found), KeyGrant(tenant, tuple(principals))))
+    return grants
 
 
 def grant_of(request: Request) -> KeyGrant | None:

@@ -22,7 +22,7 @@ from streams.gateway.app import create_app
 from streams.gateway.auth import KeyGrant, parse_api_keys
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.signing import RAGLOOP
+from streams.signing import RAGLOOP_V2
 from streams.task_store import task_from_request
 from streams.tasks import IdempotencyConflict, TaskService, TokenHub
 from tests.support import wait_for
@@ -36,7 +36,7 @@ CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 @pytest.fixture
 def keyed(settings: Settings) -> Settings:
     return settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB, key-p=tenantA|alice|team-x"),
-                             webhook_secret=SecretStr("whsec"))
+                             webhook_keys=SecretStr("hook=whsec=default"))
 
 
 @contextmanager
@@ -102,7 +102,8 @@ def test_health_and_metrics_stay_open(keyed: Settings) -> None:
 def test_webhooks_are_authenticated_by_signature_not_by_key(keyed: Settings) -> None:
     body = json.dumps({"text": "hello"}).encode()
     with gateway(keyed) as (client, _, _):
-        reply = client.post("/v1/webhooks/generic", content=body, headers={"Content-Type": "application/json", **RAGLOOP.sign("whsec", body)})
+        reply = client.post("/v1/webhooks/generic", content=body,
+                            headers={"Content-Type": "application/json", "X-Ragloop-Key-Id": "hook", **RAGLOOP_V2.sign("whsec", body)})
     assert reply.status_code == 202, reply.text
 
 
