@@ -28,10 +28,11 @@ from streams.dead_letters import DeadLetterStore
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.signing import RAGLOOP
+from streams.signing import RAGLOOP, RAGLOOP_V2
 from tests.support import wait_for
 
-WEBHOOK_SECRET = "walls-whsec"
+WEBHOOK_SECRET = "walls-whsec"  # the legacy name of the callback secret: signs callbacks, admits no webhook
+WEBHOOK_KEY_ID, WEBHOOK_KEY_SECRET, WEBHOOK_KEY_CALLER = "wk-a", "walls-wk-secret", "a"  # an inbound key acting as caller "a"
 
 
 @dataclass
@@ -114,7 +115,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     keys = ",".join(f"{c.key}={'|'.join((c.tenant, *c.principals))}" for c in CALLERS)
     settings = Settings(home=home, broker={"url": "memory://"}, search={"url": "embedded://"}, llm={"max_new_tokens": 4},
                         workers={"retry_backoff_s": 0.05}).override(auth="on", api_keys=SecretStr(keys),
-                                                                     webhook_secret=SecretStr(WEBHOOK_SECRET))
+                                                                     webhook_secret=SecretStr(WEBHOOK_SECRET),
+                                                                     webhook_keys=SecretStr(f"{WEBHOOK_KEY_ID}={WEBHOOK_KEY_SECRET}=tenantA"))
     runtime = Runtime(settings, ["ingest", "agent"])
     family = settings.llm.model_family
     runtime.stores.registry.ensure_base_version(family)
@@ -234,7 +236,6 @@ def test_search_and_chat_cite_only_readable_documents(world: World) -> None:
     tally.report()
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by #11 item 7/8 branch")
 def test_conversation_memory_is_the_asking_callers_only(world: World) -> None:
     """Another caller naming the victim's conversation id, or an id built to collide with the victim's memory key
     (`tenant/conversation/principals` joined with `/`), never sees the victim's remembered turn."""
@@ -250,16 +251,18 @@ def test_conversation_memory_is_the_asking_callers_only(world: World) -> None:
     tally.report()
 
 
-@pytest.mark.xfail(strict=True, reason="fixed by #11 item 7/8 branch")
 def test_a_webhook_cannot_act_as_another_tenant_or_its_principals(world: World) -> None:
-    """Whoever holds a webhook-signing secret (today also every callback receiver) names a tenant and
-    principals in the body: the task it creates must not be another tenant's, asked as its principals."""
+    """A webhook key acts for its own tenant and principals only, and the callback secret (which every
+    callback receiver holds) admits no inbound request at all: whatever tenant and principals the body
+    names, no task is created as another caller."""
     tally, client, rng = Tally("webhooks"), world.client, world.rng
-    for victim in rng.sample(world.callers, 2):
+    for victim in rng.sample([c for c in world.callers if c.name != WEBHOOK_KEY_CALLER], 2):
         body = json.dumps({"text": "What is the vault code?", "tenant": victim.tenant, "principals": list(victim.principals)}).encode()
-        reply = client.post("/v1/webhooks/generic", content=body,
-                            headers={"Content-Type": "application/json", **RAGLOOP.sign(WEBHOOK_SECRET, body)})
-        task = world.runtime.stores.tasks.get_task(reply.json().get("task_id", "")) if reply.status_code in (200, 202) else None
-        tally.check(task is not None and task.tenant == victim.tenant and task.asked_as() == principals_fingerprint(victim.principals),
-                    f"a webhook acted as {victim.name}: {reply.status_code} {reply.text}")
+        for how, headers in (("the callback secret", RAGLOOP.sign(WEBHOOK_SECRET, body)),
+                             (f"{WEBHOOK_KEY_CALLER}'s webhook key", RAGLOOP_V2.sign(WEBHOOK_KEY_SECRET, body, delivery=f"d-{victim.name}")
+                              | {"X-Ragloop-Key-Id": WEBHOOK_KEY_ID})):
+            reply = client.post("/v1/webhooks/generic", content=body, headers={"Content-Type": "application/json", **headers})
+            task = world.runtime.stores.tasks.get_task(reply.json().get("task_id", "")) if reply.status_code in (200, 202) else None
+            tally.check(task is not None and task.tenant == victim.tenant and task.asked_as() == principals_fingerprint(victim.principals),
+                        f"a webhook signed with {how} acted as {victim.name}: {reply.status_code} {reply.text}")
     tally.report()
