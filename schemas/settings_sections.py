@@ -139,7 +139,8 @@ class GatewaySettings(Section):
 class SecuritySettings(Section):
     """API keys and signatures (streams/signing.py, streams/gateway/auth.py)."""
 
-    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
+    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is on on kafka://, and on "
+                                                          "memory:// only when RAGLOOP_API_KEYS is set.")
     api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB|alice|team-a`: API keys, the tenant each "
                                        "acts for and, after `|`, the principals it may read restricted documents as.")
     webhook_secret: SecretStr | None = Field(None, description="HMAC secret of inbound webhooks and outbound callbacks (X-Ragloop-Signature).")

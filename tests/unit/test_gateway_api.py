@@ -208,3 +208,15 @@ def test_openapi_json_describes_every_route_and_field_the_readme_lists(client: T
     assert {"messages", "conversation_id", "tenant", "principals", "retrieval", "model_version", "priority", "callback_url"} <= fields["ChatIn"]
     assert {"task_id", "rating", "correction", "comment"} <= fields["FeedbackIn"]
     assert {"retrieval", "principals"} <= fields["CompletionIn"]  # the extra_body extensions
+
+
+def test_a_url_with_a_port_out_of_range_is_422_naming_the_port(client: TestClient) -> None:
+    reply = client.post("/v1/documents", json={"url": "http://h:99999/"})
+    assert reply.status_code == 422
+    assert "url" in reply.json()["error"] and "port" in reply.json()["error"]
+
+
+def test_events_of_an_unknown_task_are_404_before_any_stream_starts(client: TestClient) -> None:
+    reply = client.get("/v1/tasks/no-such-task/events")
+    assert reply.status_code == 404
+    assert "no-such-task" in reply.json()["detail"]
