@@ -134,6 +134,12 @@ class GatewaySettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     max_prompt_chars: int = Field(32_000, ge=1, description="Larger chat requests are refused with 413.")
+    # Request bodies over these are answered 413 before they are read (streams/gateway/body_limit.py).
+    max_body_bytes_documents: int | None = Field(None, ge=1, description="Largest POST /v1/documents body; default: room for "
+                                                 "RAGLOOP_FETCH_MAX_BYTES as base64 (4/3 larger) plus 1 MiB of JSON.")
+    max_body_bytes_chat: int = Field(1024 * 1024, ge=1, description="Largest /v1/chat or /v1/chat/completions body.")
+    max_body_bytes_webhooks: int = Field(1024 * 1024, ge=1, description="Largest /v1/webhooks/* body (read before its signature is checked).")
+    max_body_bytes_default: int = Field(256 * 1024, ge=1, description="Largest body of every other route (feedback, models…).")
 
 
 class SecuritySettings(Section):

@@ -14,13 +14,16 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, require_one_body
 from schemas.tables import DocumentRecord, ModelVersionRecord
 
+MAX_TEXT_CHARS = 64 * 1024 * 1024
+"""`text` is bounded like file bytes are: by RAGLOOP_FETCH_MAX_BYTES (UTF-8 bytes, checked by the route), and never above this."""
+
 
 class DocumentIn(BaseModel):
     """Exactly one body: `text`, a `url` to fetch (HTML, PDF, Markdown, JSON…), or `content_b64` file bytes."""
 
     model_config = ConfigDict(extra="forbid")
     title: str = Field("", max_length=1000)
-    text: NonEmpty | None = None
+    text: NonEmpty | None = Field(None, max_length=MAX_TEXT_CHARS, description="At most RAGLOOP_FETCH_MAX_BYTES bytes as UTF-8.")
     url: str | None = Field(None, pattern=r"^https?://", max_length=4000)
     content_b64: NonEmpty | None = None
     media_type: str | None = Field(None, description="Format of content_b64, e.g. application/pdf (else from filename).")

@@ -19,6 +19,7 @@ from schemas.events import ChatResponse, ChatToken
 from streams.asyncapi import asyncapi_document
 from streams.consumer import EventConsumer
 from streams.gateway.auth import api_key_auth
+from streams.gateway.body_limit import BodyLimitMiddleware
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes import chat, dead_letters, documents, learning, openai, webhooks
 from streams.metrics import QUEUE_DEPTH
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             await runtime.stop()
 
     app = FastAPI(title="ragloop", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, settings=runtime.settings)  # before any body is read, authenticated or not
     authenticated = [Depends(api_key_auth(ctx))]
     for module in (documents, chat, learning, openai, dead_letters):
         app.include_router(module.router(ctx), dependencies=authenticated)

@@ -220,3 +220,61 @@ def test_events_of_an_unknown_task_are_404_before_any_stream_starts(client: Test
     reply = client.get("/v1/tasks/no-such-task/events")
     assert reply.status_code == 404
     assert "no-such-task" in reply.json()["detail"]
+
+
+def small_bodies(settings: Settings) -> Settings:
+    return settings.override(gateway_max_body_bytes_documents=2000, gateway_max_body_bytes_chat=2000,
+                             gateway_max_body_bytes_webhooks=2000, gateway_max_body_bytes_default=2000)
+
+
+@pytest.mark.parametrize("path, setting", [("/v1/documents", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_DOCUMENTS"),
+                                           ("/v1/chat", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_CHAT"),
+                                           ("/v1/chat/completions", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_CHAT"),
+                                           ("/v1/webhooks/generic", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_WEBHOOKS"),
+                                           ("/v1/feedback", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_DEFAULT")])
+def test_a_body_declared_over_the_routes_limit_is_413_naming_the_limit_and_setting(settings: Settings, path: str, setting: str) -> None:
+    with serving(small_bodies(settings)) as (client, _):
+        reply = client.post(path, content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+    assert "2000 bytes" in reply.text and setting in reply.text
+
+
+def test_an_oversized_document_is_refused_before_the_route_runs(settings: Settings) -> None:
+    with serving(small_bodies(settings)) as (client, _):
+        reply = client.post("/v1/documents", json={"id": "too-big", "text": "x" * 5000})
+        assert reply.status_code == 413
+        assert client.get("/v1/documents/too-big").status_code == 404  # nothing was written
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit_with_413(settings: Settings) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"id": "chunked", "text": "'
+        for _ in range(10):
+            yield b"x" * 500
+        yield b'"}'
+
+    with serving(small_bodies(settings)) as (client, _):
+        reply = client.post("/v1/documents", content=chunks(), headers={"content-type": "application/json"})
+        assert reply.status_code == 413 and "RAGLOOP_GATEWAY_MAX_BODY_BYTES_DOCUMENTS" in reply.text
+        assert client.get("/v1/documents/chunked").status_code == 404
+        assert client.post("/v1/documents", json={"id": "small", "text": "fits"}).status_code == 202
+
+
+def test_small_unauthenticated_bodies_are_still_401(settings: Settings) -> None:
+    keyed = small_bodies(settings).override(auth="on", api_keys="key-a=tenantA")
+    with serving(keyed) as (client, _):
+        assert client.post("/v1/documents", json={"text": "fits"}).status_code == 401
+        assert client.post("/v1/documents", json={"text": "x" * 5000}).status_code == 413
+
+
+def test_document_text_over_the_fetch_limit_is_413(settings: Settings) -> None:
+    with serving(settings.override(fetch_max_bytes=100)) as (client, _):
+        reply = client.post("/v1/documents", json={"text": "é" * 60})
+    assert reply.status_code == 413 and "RAGLOOP_FETCH_MAX_BYTES" in reply.text
+
+
+def test_the_documents_body_limit_leaves_room_for_the_largest_file_as_base64(settings: Settings) -> None:
+    from streams.gateway.body_limit import limit_for
+
+    limit = limit_for(settings, "/v1/documents").bytes
+    assert limit > len(base64.b64encode(b"\0" * settings.ingest.fetch_max_bytes))

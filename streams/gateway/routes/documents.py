@@ -33,6 +33,8 @@ def router(ctx: GatewayContext) -> APIRouter:
     settings = ctx.settings
 
     async def check(body: DocumentIn) -> None:
+        if body.text is not None and (size := len(body.text.encode("utf-8"))) > settings.ingest.fetch_max_bytes:
+            raise HTTPException(413, f"text is {size} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
         if body.url is not None:
             parts = urlsplit(body.url)
             try:
