@@ -31,6 +31,11 @@ class BrokerSettings(Section):
     url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
     kafka_partitions: int = Field(3, ge=1)
     topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
+    embedded_queue_max: int = Field(10_000, ge=1, description="memory://: messages one partition queue holds before publishing waits.")
+    embedded_publish_timeout_s: float = Field(5.0, ge=0, description="memory://: how long a publish waits for room in a full "
+                                              "queue before it fails (the API answers 503 + Retry-After).")
+    embedded_retained: int = Field(10_000, ge=1, description="memory://: messages kept per topic for inspection (DLQs).")
+    embedded_retained_bytes: int = Field(64 * 1024 * 1024, ge=1, description="memory://: bytes kept per topic for inspection; oldest go first.")
 
     @field_validator("url")
     @classmethod
@@ -126,6 +131,8 @@ class IngestSettings(Section):
     fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
     fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
     batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
+    max_queued: int = Field(10_000, ge=1, description="Above this many queued or indexing documents the API answers 503.")
+    max_queued_per_tenant: int = Field(2_000, ge=1, description="Per-tenant share of the documents backlog before 503.")
     large_bytes: int = Field(1024 * 1024, ge=1, description="Documents larger than this (bytes of text or file) are indexed "
                              "on their own lane, `docs.ingest.large`, so they never hold up small ones.")
 

@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.events import ChatResponse, ChatToken
 from streams.asyncapi import asyncapi_document
+from streams.brokers.embedded import BrokerFull
 from streams.consumer import EventConsumer
 from streams.gateway.auth import api_key_auth
 from streams.gateway.body_limit import BodyLimitMiddleware
@@ -72,6 +73,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         if request.url.path.startswith("/v1/chat/completions"):
             body = {"error": {"message": str(error.detail), "type": "invalid_request_error", "code": error.status_code}}
         return JSONResponse(status_code=error.status_code, content=body, headers=error.headers)
+
+    @app.exception_handler(BrokerFull)
+    async def broker_full(_: Request, error: BrokerFull) -> JSONResponse:
+        # The embedded broker's bounded queues are full: back-pressure, not a server error.
+        return JSONResponse(status_code=503, content={"detail": str(error)},
+                            headers={"Retry-After": str(runtime.settings.tasks.retry_after_s)})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:

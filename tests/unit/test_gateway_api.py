@@ -278,3 +278,31 @@ def test_the_documents_body_limit_leaves_room_for_the_largest_file_as_base64(set
 
     limit = limit_for(settings, "/v1/documents").bytes
     assert limit > len(base64.b64encode(b"\0" * settings.ingest.fetch_max_bytes))
+
+
+def test_documents_over_the_backlog_limits_are_503_with_retry_after(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing indexes here, so every accepted document stays queued and counts against the backlog."""
+    limited = from_env(settings, monkeypatch, RAGLOOP_INGEST_MAX_QUEUED_PER_TENANT="2", RAGLOOP_INGEST_MAX_QUEUED="3",
+                       RAGLOOP_QUEUE_FULL_RETRY_AFTER_S="9")
+    with serving(limited) as (client, _):
+        accepted = [client.post("/v1/documents", json={"text": "hello", "tenant": "acme"}) for _ in range(2)]
+        refused = client.post("/v1/documents", json={"id": "refused", "text": "hello", "tenant": "acme"})
+        assert [r.status_code for r in accepted] == [202, 202]
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "9"
+        assert "RAGLOOP_INGEST_MAX_QUEUED_PER_TENANT" in refused.json()["detail"]
+        assert client.get("/v1/documents/refused").status_code == 404  # refused before anything was written
+        assert client.post("/v1/documents", json={"text": "hello", "tenant": "globex"}).status_code == 202
+        overall = client.post("/v1/documents", json={"text": "hello", "tenant": "initech"})
+        assert overall.status_code == 503 and "RAGLOOP_INGEST_MAX_QUEUED" in overall.json()["detail"]
+
+
+def test_a_full_embedded_broker_is_503_with_retry_after(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    from streams.brokers.embedded import BrokerFull
+
+    with serving(settings.override(queue_full_retry_after_s=7)) as (client, runtime):
+        async def full(*_: object, **__: object) -> None:
+            raise BrokerFull("the embedded broker's queue is full")
+
+        monkeypatch.setattr(runtime.broker, "publish", full)  # the edge: a broker whose queues are full
+        reply = client.post("/v1/chat", json={"messages": [{"role": "user", "content": "hello"}]})
+    assert reply.status_code == 503 and reply.headers["retry-after"] == "7"

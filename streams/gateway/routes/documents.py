@@ -20,9 +20,11 @@ from indexing.loaders import LoadError
 from indexing.loaders.formats import detect_format
 from indexing.url_guard import resolve_allowed
 from schemas.events import DocumentDelete, DocumentIngest, new_id
+from streams.document_capacity import check_document_capacity
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
 from streams.gateway.auth import tenant_of
 from streams.gateway.context import GatewayContext
+from streams.tasks import QueueFull
 
 SETTLED = ("indexed", "failed", "deleted")
 WAIT_POLL_S = 0.2  # a document's status lives only in the store: ?wait=true polls it
@@ -55,7 +57,8 @@ def router(ctx: GatewayContext) -> APIRouter:
                 raise HTTPException(415, str(error)) from None
 
     @api.post("", status_code=202, response_model=DocumentAccepted,
-              responses={413: {"description": "Content too large."}, 415: {"description": "Unsupported format."}})
+              responses={413: {"description": "Content too large."}, 415: {"description": "Unsupported format."},
+                         503: {"description": "Too many documents waiting; see Retry-After."}})
     async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
@@ -63,6 +66,10 @@ def router(ctx: GatewayContext) -> APIRouter:
         existing = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         if existing is not None and existing.tenant != body.tenant:
             raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
+        try:
+            await check_document_capacity(ctx.stores.documents, settings, body.tenant)
+        except QueueFull as full:
+            raise HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)}) from None
         await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, title=body.title, status="queued", error=None)
         await ctx.publisher.publish(DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text,
                                                    url=body.url, content_b64=body.content_b64, media_type=body.media_type,
