@@ -131,6 +131,10 @@ class IngestSettings(Section):
     fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
     fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
     batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
+    batch_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Most bytes (text or file, as carried in the events) "
+                             "loaded and embedded together; a batch over it is indexed in several groups.")
+    fetch_threads: int = Field(8, ge=1, le=256, description="Threads that fetch and parse ingested documents, apart from "
+                               "the pool of store calls, so slow URLs never hold up the API or lease renewals.")
     max_queued: int = Field(10_000, ge=1, description="Above this many queued or indexing documents the API answers 503.")
     max_queued_per_tenant: int = Field(2_000, ge=1, description="Per-tenant share of the documents backlog before 503.")
     large_bytes: int = Field(1024 * 1024, ge=1, description="Documents larger than this (bytes of text or file) are indexed "

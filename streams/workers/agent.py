@@ -26,6 +26,7 @@ from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citat
 from schemas.tables import TaskRecord
 from schemas.task_result import TaskOutcome
 from streams.consumer import EventConsumer, PermanentError
+from streams.executors import LEASE, LEASE_THREADS, run_in
 from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
 from streams.services import Services
@@ -148,7 +149,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
         while True:
             await asyncio.sleep(settings.tasks.lease_s / 3)
-            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.tasks.lease_s):
+            if not await run_in(LEASE, store.renew_lease, task_id, owner, settings.tasks.lease_s, size=LEASE_THREADS):
                 stopped.set()  # cancelled (or taken over): the generating thread stops at its next token
                 return
 
