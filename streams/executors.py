@@ -13,7 +13,7 @@ So slow or must-not-wait work gets a pool of its own:
 
 The default pool stays for the short store calls.
 
-    document = await run_in(FETCH, load, event, size=settings.ingest.fetch_threads)
+    document = await run_in(FETCH, settings.ingest.fetch_threads, load, event)
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def pool(name: str, size: int) -> ThreadPoolExecutor:
         return _pools[name]
 
 
-async def run_in(name: str, function: Callable[P, T], /, *args: P.args, size: int, **kwargs: P.kwargs) -> T:
+async def run_in(name: str, size: int, function: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
     """`asyncio.to_thread` on the named pool (context variables, such as log context, go along)."""
     context = contextvars.copy_context()
     call = functools.partial(context.run, function, *args, **kwargs)

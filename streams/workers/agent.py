@@ -149,7 +149,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
         while True:
             await asyncio.sleep(settings.tasks.lease_s / 3)
-            if not await run_in(LEASE, store.renew_lease, task_id, owner, settings.tasks.lease_s, size=LEASE_THREADS):
+            if not await run_in(LEASE, LEASE_THREADS, store.renew_lease, task_id, owner, settings.tasks.lease_s):
                 stopped.set()  # cancelled (or taken over): the generating thread stops at its next token
                 return
 

@@ -121,7 +121,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         await asyncio.to_thread(store.upsert_documents, [(e.document_id, e.tenant, {"title": e.title, "status": "indexing", "error": None})
                                                          for e in events])
         # On the fetch pool: slow URLs must not take the default pool's threads from store calls and the API.
-        loaded = await asyncio.gather(*(run_in(FETCH, load, e, size=settings.ingest.fetch_threads) for e in events),
+        loaded = await asyncio.gather(*(run_in(FETCH, settings.ingest.fetch_threads, load, e) for e in events),
                                       return_exceptions=True)
         outcomes: list[SourceDocument | Exception] = []
         for outcome in loaded:
