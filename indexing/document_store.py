@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import delete, update
+from sqlalchemy import case, delete, func, update
 from sqlmodel import col, select
 
 from schemas.database import Database
@@ -163,6 +163,15 @@ class DocumentStore:
             if access and not set(access) & set(principals):
                 return None
         return row
+
+    def backlog(self, tenant: str) -> tuple[int, int]:
+        """Documents queued or indexing, overall and of `tenant`, in one query (checked on every submission)."""
+        with self.db.session() as s:
+            mine = func.coalesce(func.sum(case((col(DocumentRecord.tenant) == tenant, 1), else_=0)), 0)
+            statement = select(func.count(), mine).select_from(DocumentRecord).where(
+                col(DocumentRecord.status).in_(("queued", "indexing")))
+            total, of_tenant = s.exec(statement).one()
+            return int(total), int(of_tenant)
 
     # --- large-document lane --------------------------------------------------------------------
     def enter_large_lane(self, document_id: str, event_id: str) -> LaneEntry:

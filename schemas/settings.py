@@ -207,8 +207,10 @@ class Settings(BaseSettings):
 
     @property
     def auth_enabled(self) -> bool:
+        """`auto` is on in cluster mode, and in embedded mode as soon as keys are configured: someone
+        who sets RAGLOOP_API_KEYS expects them to be required, not silently ignored."""
         auth: Literal["auto", "on", "off"] = self.security.auth
-        return auth == "on" or (auth == "auto" and not self.broker.is_embedded)
+        return auth == "on" or (auth == "auto" and (not self.broker.is_embedded or self.security.api_keys is not None))
 
     @property
     def adapters_dir(self) -> Path:

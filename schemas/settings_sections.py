@@ -35,6 +35,11 @@ class BrokerSettings(Section):
                                    "a request whose event would be larger is refused with 413 before anything is written.")
     relay_interval_s: float = Field(2.0, gt=0, description="How often the outbox relay publishes the events whose publish right "
                                     "after acceptance failed (broker down); see `streams/outbox_relay.py`.")
+    embedded_queue_max: int = Field(10_000, ge=1, description="memory://: messages one partition queue holds before publishing waits.")
+    embedded_publish_timeout_s: float = Field(5.0, ge=0, description="memory://: how long a publish waits for room in a full "
+                                              "queue before it fails (the API answers 503 + Retry-After).")
+    embedded_retained: int = Field(10_000, ge=1, description="memory://: messages kept per topic for inspection (DLQs).")
+    embedded_retained_bytes: int = Field(64 * 1024 * 1024, ge=1, description="memory://: bytes kept per topic for inspection; oldest go first.")
 
     @field_validator("url")
     @classmethod
@@ -132,6 +137,12 @@ class IngestSettings(Section):
     fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
     fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
     batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
+    batch_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Most bytes (text or file, as carried in the events) "
+                             "loaded and embedded together; a batch over it is indexed in several groups.")
+    fetch_threads: int = Field(8, ge=1, le=256, description="Threads that fetch and parse ingested documents, apart from "
+                               "the pool of store calls, so slow URLs never hold up the API or lease renewals.")
+    max_queued: int = Field(10_000, ge=1, description="Above this many queued or indexing documents the API answers 503.")
+    max_queued_per_tenant: int = Field(2_000, ge=1, description="Per-tenant share of the documents backlog before 503.")
     large_bytes: int = Field(1024 * 1024, ge=1, description="Documents larger than this (bytes of text or file) are indexed "
                              "on their own lane, `docs.ingest.large`, so they never hold up small ones.")
 
@@ -140,12 +151,19 @@ class GatewaySettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     max_prompt_chars: int = Field(32_000, ge=1, description="Larger chat requests are refused with 413.")
+    # Request bodies over these are answered 413 before they are read (streams/gateway/body_limit.py).
+    max_body_bytes_documents: int | None = Field(None, ge=1, description="Largest POST /v1/documents body; default: room for "
+                                                 "RAGLOOP_FETCH_MAX_BYTES as base64 (4/3 larger) plus 1 MiB of JSON.")
+    max_body_bytes_chat: int = Field(1024 * 1024, ge=1, description="Largest /v1/chat or /v1/chat/completions body.")
+    max_body_bytes_webhooks: int = Field(1024 * 1024, ge=1, description="Largest /v1/webhooks/* body (read before its signature is checked).")
+    max_body_bytes_default: int = Field(256 * 1024, ge=1, description="Largest body of every other route (feedback, models…).")
 
 
 class SecuritySettings(Section):
     """API keys and signatures (streams/signing.py, streams/gateway/auth.py)."""
 
-    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
+    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is on on kafka://, and on "
+                                                          "memory:// only when RAGLOOP_API_KEYS is set.")
     api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB|alice|team-a`: API keys, the tenant each "
                                        "acts for and, after `|`, the principals it may read restricted documents as.")
     webhook_keys: SecretStr | None = Field(None, description="`key_id=secret=tenant|principal|…,…`: inbound webhook keys (sender "

@@ -19,8 +19,10 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from schemas.events import ChatResponse, ChatToken
 from streams.asyncapi import asyncapi_document
+from streams.brokers.embedded import BrokerFull
 from streams.consumer import EventConsumer
 from streams.gateway.auth import api_key_auth
+from streams.gateway.body_limit import BodyLimitMiddleware
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes import chat, dead_letters, documents, learning, openai, webhooks
 from streams.metrics import QUEUE_DEPTH
@@ -54,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             await runtime.stop()
 
     app = FastAPI(title="ragloop", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, settings=runtime.settings)  # before any body is read, authenticated or not
     authenticated = [Depends(api_key_auth(ctx))]
     for module in (documents, chat, learning, openai, dead_letters):
         app.include_router(module.router(ctx), dependencies=authenticated)
@@ -80,6 +83,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         if request.url.path.startswith("/v1/chat/completions"):
             body = {"error": {"message": str(error.detail), "type": "invalid_request_error", "code": error.status_code}}
         return JSONResponse(status_code=error.status_code, content=body, headers=error.headers)
+
+    @app.exception_handler(BrokerFull)
+    async def broker_full(_: Request, error: BrokerFull) -> JSONResponse:
+        # The embedded broker's bounded queues are full: back-pressure, not a server error.
+        return JSONResponse(status_code=503, content={"detail": str(error)},
+                            headers={"Retry-After": str(runtime.settings.tasks.retry_after_s)})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:

@@ -105,6 +105,8 @@ def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
     """The router dependency: 401 without a known key (auth on); sets `request.state.grant`."""
     enabled = ctx.settings.auth_enabled
     keys = parse_api_keys(ctx.settings)
+    if enabled and ctx.settings.security.auth == "auto" and ctx.settings.broker.is_embedded:
+        log.info("API-key auth is on: RAGLOOP_API_KEYS is set (RAGLOOP_AUTH=off turns it off)", keys=len(keys))
     if enabled and not keys:
         log.warning("API-key auth is on but RAGLOOP_API_KEYS is empty: every /v1 request will be refused",
                     auth=ctx.settings.security.auth, broker=ctx.settings.broker.url.split("://")[0])

@@ -27,6 +27,7 @@ from schemas.task_result import TaskOutcome
 from streams.brokers.base import RawMessage
 from streams.consumer import EventConsumer, PermanentError, RetryPolicy, dead_letter
 from streams.dead_letters import DeadLetterStore
+from streams.executors import LEASE, LEASE_THREADS, run_in
 from streams.lease_keeper import keep_lease
 from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
@@ -123,8 +124,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
 
-        async def renew() -> bool:
-            return await asyncio.to_thread(store.renew_lease, request.task_id, owner, settings.tasks.lease_s)
+        async def renew() -> bool:  # on its own pool: never queued behind fetches or store calls
+            return await run_in(LEASE, LEASE_THREADS, store.renew_lease, request.task_id, owner, settings.tasks.lease_s)
 
         # Lost lease (cancelled, taken over, or lapsed with every renewal failing): the generating thread stops at its next token.
         lease = asyncio.create_task(keep_lease(renew, settings.tasks.lease_s, stopped, task_id=request.task_id))

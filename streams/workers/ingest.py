@@ -36,6 +36,7 @@ from indexing.pipeline import IngestStage
 from indexing.types import SourceDocument
 from schemas.events import DocumentDelete, DocumentIndexed, DocumentIngest, DocumentProgress, ProgressStage
 from streams.consumer import BatchOutcome, EventConsumer, PermanentError
+from streams.executors import FETCH, run_in
 from streams.metrics import CHUNKS_INDEXED, DOCUMENTS_INDEXED
 from streams.publisher import Publisher
 from streams.services import Services
@@ -56,6 +57,20 @@ def inline_bytes(event: DocumentIngest) -> int:
     if event.content_b64 is not None:
         return len(event.content_b64) * 3 // 4
     return 0
+
+
+def byte_bounded(events: list[DocumentIngest], limit: int) -> list[list[DocumentIngest]]:
+    """The batch in order, cut into groups of at most `limit` inline bytes (a bigger event is a group
+    of its own): `RAGLOOP_INGEST_BATCH` bounds how many documents are held at once, this how much."""
+    groups: list[list[DocumentIngest]] = []
+    size = 0
+    for event in events:
+        if not groups or size + inline_bytes(event) > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(event)
+        size += inline_bytes(event)
+    return groups
 
 
 class StagePump:
@@ -123,7 +138,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         await asyncio.to_thread(store.upsert_documents, [(e.document_id, e.tenant, {"title": e.title, "status": "indexing", "error": None,
                                                                                  "access": e.access})
                                                          for e in events])
-        loaded = await asyncio.gather(*(asyncio.to_thread(load, e) for e in events), return_exceptions=True)
+        # On the fetch pool: slow URLs must not take the default pool's threads from store calls and the API.
+        loaded = await asyncio.gather(*(run_in(FETCH, settings.ingest.fetch_threads, load, e) for e in events),
+                                      return_exceptions=True)
         outcomes: list[SourceDocument | Exception] = []
         for outcome in loaded:
             outcomes.append(outcome if isinstance(outcome, (SourceDocument, Exception)) else RuntimeError(repr(outcome)))
@@ -176,16 +193,17 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             else:
                 small.append(event)
         small, marks = await not_deleted(small)
-        pairs: list[tuple[DocumentIngest, SourceDocument]] = []
-        for event, outcome in zip(small, await start(small) if small else []):
-            if isinstance(outcome, Exception):
-                failures[event.event_id] = outcome
-            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest.large_bytes:
-                await move_to_large_lane(event, size)
-            else:
-                pairs.append((event, outcome))
-        if pairs:
-            failures |= await index(pairs, marks)
+        for group in byte_bounded(small, settings.ingest.batch_bytes):
+            pairs: list[tuple[DocumentIngest, SourceDocument]] = []
+            for event, outcome in zip(group, await start(group)):
+                if isinstance(outcome, Exception):
+                    failures[event.event_id] = outcome
+                elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest.large_bytes:
+                    await move_to_large_lane(event, size)
+                else:
+                    pairs.append((event, outcome))
+            if pairs:
+                failures |= await index(pairs, marks)
         return failures
 
     async def ingest_large(event: DocumentIngest) -> None:

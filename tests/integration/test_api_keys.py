@@ -65,6 +65,14 @@ def test_auth_is_on_by_default_with_a_kafka_broker_unless_turned_off(settings: S
     assert settings.override(auth="on").auth_enabled
 
 
+def test_auto_auth_is_on_in_embedded_mode_once_keys_are_set(settings: Settings) -> None:
+    embedded = settings.override(auth="auto", api_keys=SecretStr("key-a=tenantA"))
+    assert embedded.broker.is_embedded and embedded.auth_enabled
+    with gateway(embedded) as (client, _, _):
+        assert client.post("/v1/chat", json=CHAT).status_code == 401
+        assert client.post("/v1/chat", json=CHAT, headers=A).status_code == 202
+
+
 @pytest.mark.parametrize("method, path", [("GET", "/v1/models"), ("POST", "/v1/chat"), ("GET", "/v1/tasks/t1"), ("DELETE", "/v1/tasks/t1"),
                                           ("POST", "/v1/documents"), ("POST", "/v1/feedback"), ("POST", "/v1/chat/completions")])
 def test_every_v1_route_needs_a_key(keyed: Settings, method: str, path: str) -> None:

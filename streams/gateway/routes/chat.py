@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from schemas.events import ChatOptions, ChatRequest, new_id
@@ -62,6 +62,12 @@ async def submit(ctx: GatewayContext, request: ChatRequest, idempotency_key: str
 def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(tags=["chat"])
 
+    async def _task_or_404(task_id: str) -> TaskRecord:
+        task = await ctx.tasks.get(task_id)
+        if task is None:
+            raise HTTPException(404, f"unknown task_id {task_id!r}")
+        return task
+
     @api.post("/v1/chat", status_code=202, response_model=TaskOut,
               responses={200: {"model": TaskOut, "description": "With ?wait=true: the finished task."},
                          409: {"description": "Idempotency-Key used by another caller."},
@@ -101,20 +107,15 @@ def router(ctx: GatewayContext) -> APIRouter:
         assert task is not None
         return await _out(task)
 
-    @api.get("/v1/tasks/{task_id}/events", response_class=EventSourceResponse)
-    async def task_events(task_id: str) -> AsyncIterator[ServerSentEvent]:
-        """`status` events as the task moves, `token` events as the answer is generated, then `result`."""
-        await _task_or_404(task_id)
+    @api.get("/v1/tasks/{task_id}/events", response_class=EventSourceResponse, responses={404: {"description": "Unknown task."}})
+    async def task_events(task: TaskRecord = Depends(_task_or_404)) -> AsyncIterator[ServerSentEvent]:  # noqa: B008 — FastAPI's idiom
+        """`status` events as the task moves, `token` events as the answer is generated, then `result`.
+        The task is looked up as a dependency, before the stream's 200 is sent, so an unknown one is a 404."""
+        task_id = task.id
         n = 0
         async for item in ctx.tasks.events(task_id):
             yield ServerSentEvent(event=item.kind, data=item.data, id=str(n))
             n += 1
-
-    async def _task_or_404(task_id: str):  # noqa: ANN202
-        task = await ctx.tasks.get(task_id)
-        if task is None:
-            raise HTTPException(404, f"unknown task_id {task_id!r}")
-        return task
 
     async def _out(task: TaskRecord) -> TaskOut:
         # A task never claimed has no attempts to read: a plain submission answers without that query.

@@ -21,10 +21,12 @@ from indexing.loaders.formats import detect_format
 from indexing.url_guard import resolve_allowed
 from schemas.events import DocumentDelete, DocumentIngest, new_id
 from schemas.tables import OutboxRecord
+from streams.document_capacity import check_document_capacity
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
 from streams.gateway.auth import grant_of, tenant_of
 from streams.gateway.context import GatewayContext
 from streams.outbox_relay import EventTooLarge
+from streams.tasks import QueueFull
 
 SETTLED = ("indexed", "failed", "deleted")
 TOO_LARGE_HINT = "give the document by `url` instead (fetched by the ingest worker, up to RAGLOOP_FETCH_MAX_BYTES)"
@@ -43,6 +45,8 @@ def router(ctx: GatewayContext) -> APIRouter:
             raise HTTPException(413, str(error)) from None
 
     async def check(body: DocumentIn) -> None:
+        if body.text is not None and (size := len(body.text.encode("utf-8"))) > settings.ingest.fetch_max_bytes:
+            raise HTTPException(413, f"text is {size} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
         if body.url is not None:
             parts = urlsplit(body.url)
             try:
@@ -74,7 +78,7 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     @api.post("", status_code=202, response_model=DocumentAccepted,
               responses={409: {"description": "The document_id is taken."}, 413: {"description": "Content too large for a message: give a `url`."},
-                         415: {"description": "Unsupported format."}})
+                         415: {"description": "Unsupported format."}, 503: {"description": "Too many documents waiting; see Retry-After."}})
     async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
@@ -84,6 +88,10 @@ def router(ctx: GatewayContext) -> APIRouter:
                                content_b64=body.content_b64, media_type=body.media_type, filename=body.filename,
                                metadata=body.metadata, access=body.access, source=body.url or body.filename or "api")
         entry = outbox_entry(event, document_id, TOO_LARGE_HINT)
+        try:
+            await check_document_capacity(ctx.stores.documents, settings, body.tenant)
+        except QueueFull as full:
+            raise HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)}) from None
         await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, outbox=[entry], title=body.title,
                                 status="queued", error=None, access=body.access)
         await ctx.runtime.outbox.send([entry])  # on failure the relay delivers it: the document is accepted either way
