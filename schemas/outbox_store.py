@@ -18,7 +18,7 @@ from schemas.database import Database
 from schemas.events import Event, utcnow
 from schemas.tables import DocumentRecord, OutboxRecord, TaskRecord
 
-Aggregate = Literal["task", "document"]
+Aggregate = Literal["task", "document", "feedback"]
 PENDING_DOCUMENT = ("queued", "indexing")
 
 
@@ -31,6 +31,12 @@ def outbox_entry(event: Event, *, aggregate: Aggregate, aggregate_id: str, scope
 class OutboxStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def add(self, entries: Sequence[OutboxRecord]) -> None:
+        """Entries whose event is the accepted work itself (feedback has no row of its own)."""
+        with self.db.session() as s:
+            s.add_all(entries)
+            s.commit()
 
     def unsent(self, scope: str, *, created_before: datetime | None = None, limit: int = 100) -> list[OutboxRecord]:
         """Entries not yet published, oldest first (the order they were accepted in)."""

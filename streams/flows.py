@@ -3,7 +3,7 @@
 Why read the code rather than list it by hand: a hand-written list of producers and consumers
 (the AsyncAPI document's, once) drifts the day a worker stops subscribing or starts publishing.
 Here a consumer is an `EventConsumer(<topic>, ...)` built in a module, and a producer is a
-`<...>publisher.publish(<event>)` call or an `<...>outbox.entry(<event>, ...)` (an event owed by
+`<...>publisher.publish(<event>)` call or an `<...>outbox.entry(<event>, ...)` / `outbox.accept(...)` (an event owed by
 accepted work, published by the outbox: `streams/outbox_relay.py`); the event's type gives its
 topic (`streams/topics.py`).
 An argument whose event type cannot be read (no constructor call, no annotation) is an error that
@@ -28,7 +28,7 @@ from streams.topics import TOPICS
 
 STREAMS_DIR = Path(__file__).resolve().parent
 _PUBLISHER_NAMES = ("publisher", "_publisher", "outbox")
-_PUBLISH_CALLS = ("publish", "entry")  # publisher.publish(event); outbox.entry(event, ...)
+_PUBLISH_CALLS = ("publish", "entry", "accept")  # publisher.publish(event); outbox.entry(event, ...); outbox.accept(event, ...)
 
 
 @dataclass

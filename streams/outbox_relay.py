@@ -55,6 +55,12 @@ class Outbox:
         check_size(row.payload, self.max_message_bytes, hint)
         return row
 
+    async def accept(self, event: Event, *, aggregate: Aggregate, aggregate_id: str) -> None:
+        """Accept an event that is its own record (no row announces it): durable first, then sent."""
+        entry = self.entry(event, aggregate=aggregate, aggregate_id=aggregate_id)
+        await asyncio.to_thread(self.store.add, [entry])
+        await self.send([entry])
+
     async def send(self, entries: Sequence[OutboxRecord]) -> bool:
         """Publish committed entries now. A failure is logged, not raised: the entries are durable
         and the relay delivers them; returns whether all went out."""

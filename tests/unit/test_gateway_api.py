@@ -296,13 +296,19 @@ def test_documents_over_the_backlog_limits_are_503_with_retry_after(settings: Se
         assert overall.status_code == 503 and "RAGLOOP_INGEST_MAX_QUEUED" in overall.json()["detail"]
 
 
-def test_a_full_embedded_broker_is_503_with_retry_after(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_with_the_broker_full_chat_and_feedback_are_accepted_into_the_outbox(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full (or down) broker does not refuse accepted work: the task row and the feedback are durable
+    with their events in the outbox, which the relay delivers once there is room."""
     from streams.brokers.embedded import BrokerFull
 
-    with serving(settings.override(queue_full_retry_after_s=7)) as (client, runtime):
+    with serving(settings) as (client, runtime):
         async def full(*_: object, **__: object) -> None:
             raise BrokerFull("the embedded broker's queue is full")
 
         monkeypatch.setattr(runtime.broker, "publish", full)  # the edge: a broker whose queues are full
-        reply = client.post("/v1/chat", json={"messages": [{"role": "user", "content": "hello"}]})
-    assert reply.status_code == 503 and reply.headers["retry-after"] == "7"
+        task = client.post("/v1/chat", json={"messages": [{"role": "user", "content": "hello"}]})
+        assert task.status_code == 202, task.text
+        feedback = client.post("/v1/feedback", json={"task_id": task.json()["task_id"], "rating": "up"})
+        assert feedback.status_code == 202, feedback.text
+        owed = {entry.type for entry in runtime.outbox.store.unsent(runtime.outbox.scope)}
+    assert {"chat.requests", "feedback.events"} <= owed, owed

@@ -22,7 +22,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         if task is None or not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {body.task_id!r}")
         event = FeedbackEvent(tenant=task.tenant, task_id=body.task_id, rating=body.rating, correction=body.correction, comment=body.comment)
-        await ctx.publisher.publish(event)
+        await ctx.runtime.outbox.accept(event, aggregate="feedback", aggregate_id=task.id)  # durable before 202, even with the broker down
         return FeedbackAccepted(feedback_id=event.event_id, task_id=body.task_id)
 
     @api.get("/v1/models", response_model=ModelList, tags=["models"])
