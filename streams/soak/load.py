@@ -12,6 +12,7 @@ import asyncio
 import random
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -36,6 +37,19 @@ class Mix(BaseModel):
     timeout_s: float = 30.0
 
 
+class Answer(BaseModel):
+    """What one probe request got: its status (0: no answer) and Retry-After header."""
+
+    request: str
+    status: int
+    retry_after: str | None
+
+    @property
+    def acceptable(self) -> bool:
+        """Anything but a server error: 2xx/4xx, or a 503 that says when to come back."""
+        return self.status != 0 and (self.status < 500 or (self.status == 503 and self.retry_after is not None))
+
+
 class Load:
     """Sends the mix to `base_url` with `concurrency` requests in flight; `accepted` is what the ledger checks."""
 
@@ -48,19 +62,40 @@ class Load:
         self.sent = 0
         self._documents: list[str] = []  # indexable ids not deleted yet
         self._tasks: list[str] = []
+        self._answers: list[Answer] | None = None  # set while probing
 
-    async def run(self, *, events: int | None = None, seconds: float | None = None, concurrency: int = 8) -> None:
-        """Send until `events` requests were accepted or tried, or `seconds` passed (whichever comes first)."""
+    async def run(self, *, events: int | None = None, seconds: float | None = None, concurrency: int = 8,
+                  keep_going: Callable[[], bool] = lambda: False) -> None:
+        """Send until `events` requests were tried, or `seconds` passed (whichever comes first), and
+        for as long as `keep_going()` says so (a fault test: until every fault was injected)."""
         end = time.monotonic() + seconds if seconds is not None else float("inf")
         budget = events if events is not None else 10**12
 
         async def sender(client: httpx.AsyncClient) -> None:
-            while time.monotonic() < end and self.sent < budget:
+            while keep_going() or (time.monotonic() < end and self.sent < budget):
                 self.sent += 1
                 await self._one(client)
 
         async with httpx.AsyncClient(base_url=self.base_url, timeout=self.mix.timeout_s, headers=self.headers) as client:
             await asyncio.gather(*(sender(client) for _ in range(concurrency)))
+
+    async def probe(self) -> list[Answer]:
+        """One try at each endpoint the load uses (and a task read), no retry: what the API answers right now.
+        What it accepts is recorded like any other accepted request."""
+        answers: list[Answer] = []
+        single = Mix(**{**self.mix.model_dump(), "max_tries": 1})
+        saved, self.mix = self.mix, single
+        try:
+            async with httpx.AsyncClient(base_url=self.base_url, timeout=self.mix.timeout_s, headers=self.headers) as client:
+                self._answers = answers
+                await self._document(client)
+                await self._chat(client)
+                if self._tasks:
+                    await self._feedback(client)
+                    await self._send(client, "GET", f"/v1/tasks/{self._tasks[-1]}")
+        finally:
+            self.mix, self._answers = saved, None
+        return answers
 
     async def _one(self, client: httpx.AsyncClient) -> None:
         kinds = ["document", "delete", "feedback", "chat"]
@@ -107,8 +142,13 @@ class Load:
                 response = await client.request(method, path, **kwargs)
             except httpx.TransportError:
                 self.ledger.unreachable += 1
+                if self._answers is not None:
+                    self._answers.append(Answer(request=f"{method} {path}", status=0, retry_after=None))
                 await asyncio.sleep(self.mix.retry_s)  # the gateway is down (or restarting): try again shortly
                 continue
+            if self._answers is not None:
+                self._answers.append(Answer(request=f"{method} {path.split('/soak-')[0]}", status=response.status_code,
+                                            retry_after=response.headers.get("retry-after")))
             if response.is_success:
                 return response.json()
             if response.status_code == 503 and "retry-after" in response.headers:
