@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +69,12 @@ def _seed_jars(home: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def private_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateServices]:
-    if shutil.which("java") is None or shutil.which("runuser") is None:
-        unavailable("the fault tests start their own Kafka, OpenSearch and PostgreSQL: java and PostgreSQL are needed (make services)")
-    home = tmp_path_factory.mktemp("services")
+def private_services() -> Iterator[PrivateServices]:
+    if shutil.which("java") is None:
+        unavailable("the fault tests start their own Kafka, OpenSearch and PostgreSQL: java is needed (make services)")
+    # Not under pytest's private (0700) temp folder: PostgreSQL runs as its own user and must reach its data folder.
+    home = Path(tempfile.mkdtemp(prefix="ragloop-faults-"))
+    home.chmod(0o755)
     (home / "logs").mkdir()
     _seed_jars(home)
     env = {**os.environ, "RAGLOOP_SERVICES_HOME": str(home), "RAGLOOP_PYTHON": sys.executable,
@@ -87,6 +90,7 @@ def private_services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Priva
         yield services
     finally:
         services.run("stop")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
