@@ -52,6 +52,23 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class Caller(BaseModel):
+    """Who the load acts as: a tenant of its own and an API key for it (cluster mode turns auth on)."""
+
+    tenant: str
+    key: str
+
+    @classmethod
+    def new(cls, run_id: str) -> Caller:
+        return cls(tenant=f"soak-{run_id}", key=f"soak-{uuid.uuid4().hex}")
+
+    def env(self) -> dict[str, str]:
+        return {"RAGLOOP_API_KEYS": f"{self.key}={self.tenant}"}
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -84,12 +101,13 @@ async def soak(settings: Settings, plan: Plan, *, logs: Path, on_start: Callable
     """Run the loop in `plan.mode` under the mixed load, then account for every accepted request."""
     run_id = uuid.uuid4().hex[:8]
     settings = isolated(settings, run_id)
-    fleet = Fleet(CLUSTER_ROLES, child_env(settings), port=free_port(), logs=logs / run_id, whole=plan.mode == "embedded")
+    caller = Caller.new(run_id)
+    fleet = Fleet(CLUSTER_ROLES, {**child_env(settings), **caller.env()}, port=free_port(), logs=logs / run_id, whole=plan.mode == "embedded")
     fleet.start_all()
     try:
         await asyncio.to_thread(fleet.wait_ready)
         on_start(fleet)
-        load = Load(fleet.base_url, tenant=f"soak-{run_id}", mix=plan.mix, seed=plan.seed)
+        load = Load(fleet.base_url, tenant=caller.tenant, mix=plan.mix, seed=plan.seed, headers=caller.headers())
         await load.run(events=plan.events, seconds=plan.seconds, concurrency=plan.concurrency)
         return await account(load, settings, drain_s=plan.drain_s)
     finally:

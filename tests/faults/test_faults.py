@@ -32,7 +32,7 @@ from schemas.settings import Settings
 from streams.soak.fleet import Fleet
 from streams.soak.ledger import Ledger
 from streams.soak.load import Answer, Load, Mix
-from streams.soak.run import CLUSTER_ROLES, account, child_env, free_port, isolated
+from streams.soak.run import CLUSTER_ROLES, Caller, account, child_env, free_port, isolated
 from tests.faults.conftest import PrivateServices
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1800)]
@@ -118,12 +118,13 @@ async def test_accepted_work_survives_every_fault(private_services: PrivateServi
         print("disk-full fault skipped: mounting a tmpfs was refused (run as root to include it)")
     settings = cluster_settings(private_services, data_disk or tmp_path / "home")
     # Short leases and backoff, so a killed agent's task is taken over well within the drain.
-    env = {**child_env(settings), "RAGLOOP_TASK_LEASE_S": "5", "RAGLOOP_WORKER_RETRY_BACKOFF_S": "0.2"}
+    caller = Caller.new("faults")
+    env = {**child_env(settings), **caller.env(), "RAGLOOP_TASK_LEASE_S": "5", "RAGLOOP_WORKER_RETRY_BACKOFF_S": "0.2"}
     fleet = Fleet(CLUSTER_ROLES, env, port=free_port(), logs=tmp_path / "logs")
     fleet.start_all()
     try:
         await asyncio.to_thread(fleet.wait_ready)
-        load = Load(fleet.base_url, tenant="faults", mix=MIX, seed=11)
+        load = Load(fleet.base_url, tenant=caller.tenant, mix=MIX, seed=11, headers=caller.headers())
         faults = Faults(fleet, private_services, data_disk, load, seed=11)
         await asyncio.gather(load.run(events=EVENTS, concurrency=6, keep_going=lambda: not faults.done), faults.run(ROUNDS))
         ledger = await account(load, settings, drain_s=DRAIN_S)
@@ -135,6 +136,7 @@ async def test_accepted_work_survives_every_fault(private_services: PrivateServi
         fleet.stop_all()
 
     assert load.sent >= EVENTS
+    assert ledger.total().accepted >= EVENTS // 2, report  # the load was accepted at all (not refused by auth or validation)
     assert ledger.clean, report
     assert ledger.server_errors == 0, report
     for outage, answers in faults.outages.items():
