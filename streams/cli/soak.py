@@ -30,17 +30,10 @@ def soak(minutes: Annotated[float, typer.Option(min=0.05, help="How long to send
          json_output: Annotated[bool, typer.Option("--json", help="Print the ledger as JSON.")] = False) -> None:
     """Run the whole loop under mixed load (document ingests and deletes, chats, feedback) and print the ledger.
 
-    Every request the API accepts is checked for its effect, exactly once: a document indexed
-    (searchable, no duplicated chunks) or deleted; a chat finished with one answer and its eval
-    row; one feedback row. The ledger counts accepted, effects, lost (no effect by the drain
-    deadline), duplicated and stuck (still queued or running), plus 503s and server errors.
-    Exits 1 unless it shows 0 lost, 0 duplicated, 0 stuck.
+    Every request the API accepts is checked for its effect, exactly once: a document indexed (searchable, no duplicated chunks) or deleted; a chat finished with one answer and its eval row; one feedback row. The ledger counts accepted, effects, lost (no effect by the drain deadline), duplicated and stuck (still queued or running), plus 503s and server errors. Exits 1 unless it shows 0 lost, 0 duplicated, 0 stuck.
 
-    Each run gets its own topics, index and data folder. Cluster mode needs the services running:
-    `deploy/local/services.sh start`, then e.g.
-    `RAGLOOP_BROKER_URL=kafka://127.0.0.1:9092 RAGLOOP_SEARCH_URL=http://127.0.0.1:9200
-    RAGLOOP_DATABASE_URL=postgresql://ragloop:ragloop@127.0.0.1:5432/ragloop ragloop soak --mode cluster --minutes 10`.
-    """
+    Each run gets its own topics, index, data folder and API key. Cluster mode needs the services running (deploy/local/services.sh start), then: RAGLOOP_BROKER_URL=kafka://127.0.0.1:9092 RAGLOOP_SEARCH_URL=http://127.0.0.1:9200 RAGLOOP_DATABASE_URL=postgresql://ragloop:ragloop@127.0.0.1:5432/ragloop ragloop soak --mode cluster --minutes 10
+    """  # noqa: E501 — one line per paragraph, so --help wraps it to the terminal
     settings = get_settings()
     if mode == "embedded":
         settings = settings.override(broker_url="memory://", search_url="embedded://", database_url=None)
