@@ -185,14 +185,19 @@ def _look(accepted: list[Accepted], stores: Stores, search: Callable[[], SearchB
 
 async def drained(accepted: list[Accepted], stores: Stores, search: Callable[[], SearchBackend], *, deadline_s: float,
                   answers: ResponseCounter = lambda: None, poll_s: float = 2.0) -> Ledger:
-    """Observe until nothing is lost or stuck, or `deadline_s` passes; the last look is the ledger.
+    """Observe until nothing is lost or stuck, or nothing changed for `deadline_s` (at most 4 × `deadline_s`
+    in all); the last look is the ledger. A slow machine that still makes progress is not "stuck".
 
     `search` gives the index to look in, each time: an embedded index must be opened afresh to see
     what the serving process wrote since."""
-    end = time.monotonic() + deadline_s
+    start = last_change = time.monotonic()
+    settled = -1
     while True:
         ledger = await asyncio.to_thread(_look, accepted, stores, search, answers)
         total = ledger.total()
-        if (total.lost == 0 and total.stuck == 0) or time.monotonic() >= end:
+        now = time.monotonic()
+        if total.effects != settled:
+            settled, last_change = total.effects, now
+        if (total.lost == 0 and total.stuck == 0) or now - last_change >= deadline_s or now - start >= 4 * deadline_s:
             return ledger
         await asyncio.sleep(poll_s)  # the effects are someone else's work: look again shortly

@@ -31,7 +31,7 @@ class Plan(BaseModel):
     seconds: float | None = Field(None, gt=0, description="How long to send (None: until `events`).")
     events: int | None = Field(None, ge=1, description="How many requests to send (None: until `seconds`).")
     concurrency: int = Field(8, ge=1)
-    drain_s: float = Field(300, gt=0, description="After the load, how long effects may take before the rest counts as lost or stuck.")
+    drain_s: float = Field(120, gt=0, description="After the load: seconds without a new effect before the rest counts as lost or stuck.")
     seed: int = 0
     mix: Mix = Field(default_factory=Mix)
 

@@ -14,7 +14,8 @@ POST /v1/documents, POST /v1/chat, POST /v1/feedback and GET /v1/tasks/{id}):
 - never any other 5xx, and never no answer. The load itself counts every other 5xx as a server error.
 
 Longer runs: RAGLOOP_FAULTS_EVENTS (default 2000) requests, RAGLOOP_FAULTS_ROUNDS (default 1)
-rounds of every fault, RAGLOOP_FAULTS_DRAIN_S (default 240) seconds for the effects after the load.
+rounds of every fault, RAGLOOP_FAULTS_DRAIN_S (default 120): after the load, seconds without a new
+effect before the rest counts as lost or stuck.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.timeout(1800)]
 
 EVENTS = int(os.environ.get("RAGLOOP_FAULTS_EVENTS", "2000"))
 ROUNDS = int(os.environ.get("RAGLOOP_FAULTS_ROUNDS", "1"))
-DRAIN_S = float(os.environ.get("RAGLOOP_FAULTS_DRAIN_S", "240"))
+DRAIN_S = float(os.environ.get("RAGLOOP_FAULTS_DRAIN_S", "120"))
 # Mostly small documents and feedback; a few dozen chats of 4 tokens.
 MIX = Mix(document=0.55, delete=0.08, feedback=0.35, chat=0.02, max_new_tokens=4)
 
