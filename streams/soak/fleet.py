@@ -26,12 +26,15 @@ class Fleet:
         self.logs = logs
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.restarts: dict[str, int] = {}
+        self._log_from: dict[str, int] = {}  # where the current process of each role began writing its log
         logs.mkdir(parents=True, exist_ok=True)
 
     def start(self, role: str) -> None:
         verb = ["up"] if self.whole else ["worker", role]
         command = ["env", *(f"{k}={v}" for k, v in self.env.items()), sys.executable, "-m", "streams.cli", *verb]
-        log = (self.logs / f"{role}.log").open("ab")
+        path = self.logs / f"{role}.log"
+        self._log_from[role] = path.stat().st_size if path.exists() else 0
+        log = path.open("ab")
         self.processes[role] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         log.close()  # the child holds its own descriptor
 
@@ -79,6 +82,23 @@ class Fleet:
                 pass
             time.sleep(0.5)  # a process starting up: nothing to wait on but its port
         raise RuntimeError(f"the gateway did not answer {self.base_url}/healthz within {timeout_s:.0f}s; see {self.logs}")
+
+    def working(self, role: str) -> bool:
+        """The role's current process has warmed up and consumes (it printed its banner), or serves, for the gateway."""
+        marker = b"serving http" if self.whole or role == "gateway" else f"worker {role}".encode()
+        with (self.logs / f"{role}.log").open("rb") as log:
+            log.seek(self._log_from[role])
+            return marker in log.read()
+
+    def wait_working(self, role: str, timeout_s: float = 600) -> None:
+        """Until `role` works (a fault test kills a role that is doing its job, not one still loading its models)."""
+        deadline = time.monotonic() + timeout_s
+        while not self.working(role):
+            if self.processes[role].poll() is not None:
+                raise RuntimeError(f"{role} exited while starting:\n{self.log_tail(role)}")
+            if time.monotonic() >= deadline:
+                raise RuntimeError(f"{role} did not start working within {timeout_s:.0f}s:\n{self.log_tail(role)}")
+            time.sleep(0.5)  # a process loading its models: nothing to wait on but its log
 
     def log_tail(self, role: str, lines: int = 20) -> str:
         path = self.logs / f"{role}.log"

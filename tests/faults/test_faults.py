@@ -62,11 +62,12 @@ class Faults:
         try:
             for round_ in range(rounds):
                 for role in self.rng.sample([*CLUSTER_ROLES, "gateway"], k=len(CLUSTER_ROLES) + 1):
+                    await asyncio.to_thread(self.fleet.wait_working, role)  # kill it while it does its job
                     await self.pause()
                     await asyncio.to_thread(self.fleet.restart, role)
+                    self.injected.append(f"SIGKILL {role}")
                     if role == "gateway":
                         await asyncio.to_thread(self.fleet.wait_ready)
-                    self.injected.append(f"SIGKILL {role}")
                 for service in ("kafka", "opensearch", "postgres"):
                     await self.pause()
                     await asyncio.to_thread(self.services.run, "stop", service)
