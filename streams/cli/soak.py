@@ -22,7 +22,8 @@ def soak(minutes: Annotated[float, typer.Option(min=0.05, help="How long to send
                                                  "feedback) as separate processes on the configured RAGLOOP_BROKER_URL (kafka://), "
                                                  "RAGLOOP_SEARCH_URL (http://) and RAGLOOP_DATABASE_URL (postgresql://).")] = "embedded",
          concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once.")] = 8,
-         drain: Annotated[float, typer.Option(min=1, help="After the load: seconds without a new effect before the rest counts as lost or stuck (4x at most in all).")] = 120,
+         drain: Annotated[float, typer.Option(min=1, help="After the load: seconds without a new effect before the rest counts "
+                                                          "as lost or stuck (4x at most in all).")] = 120,
          chat_share: Annotated[float, typer.Option(min=0, max=1, help="Share of chats in the mix (each generates a 4-token answer); "
                                                                       "the rest is documents (~55%), deletes (~8%) and feedback.")] = 0.04,
          seed: Annotated[int, typer.Option(help="Seed of the mix, to replay a run.")] = 0,
