@@ -121,6 +121,8 @@ class TrainingSettings(Section):
 class WorkerSettings(Section):
     max_retries: int = Field(3, ge=0, description="Attempts after the first before a message goes to the DLQ.")
     retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
+    start_patience_s: float = Field(300.0, ge=0, description="How long a starting process keeps retrying the broker and the "
+                                    "database when they are not reachable yet, before it gives up with the error.")
 
 
 class TaskSettings(Section):

@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 ENVELOPE_BYTES = 1024  # key, headers and record-batch framing that Kafka counts beside the value
 SENT_RETENTION = timedelta(days=1)  # sent entries kept for the embedded broker's restart recovery
 BATCH = 100
+# The fast path answers the caller: with the broker unreachable a publish can block for the
+# client's whole request timeout, so past this the request returns (202) and the relay delivers.
+FAST_PATH_TIMEOUT_S = 3.0
 
 
 class EventTooLarge(ValueError):
@@ -65,9 +68,9 @@ class Outbox:
         """Publish committed entries now. A failure is logged, not raised: the entries are durable
         and the relay delivers them; returns whether all went out."""
         try:
-            await self._publish(entries)
+            await asyncio.wait_for(self._publish(entries), FAST_PATH_TIMEOUT_S)
             return True
-        except Exception as error:  # noqa: BLE001 — the accepted work is safe; the relay retries
+        except Exception as error:  # noqa: BLE001 — the accepted work is safe (also on a timeout); the relay retries
             log.warning("publish failed; the outbox relay will deliver", event_ids=[e.event_id for e in entries], error=repr(error))
             return False
 

@@ -13,12 +13,14 @@ from collections.abc import Callable, Sequence
 
 import structlog
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from schemas.settings import Settings, redact_url
 from streams.brokers import EmbeddedBroker, make_broker
 from streams.consumer import EventConsumer, RetryPolicy
 from streams.metrics import CONSUMER_LAG
 from streams.outbox_relay import Outbox
+from streams.patience import patiently, patiently_async
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.stores import Stores
@@ -51,8 +53,10 @@ class Runtime:
             raise ValueError(f"unknown role(s) {sorted(unknown)}; choose from {sorted(ROLES)}")
         self.settings = settings
         self.roles = list(roles)
-        self.stores = Stores.from_settings(settings)
-        self.stores.registry.ensure_base_version(settings.llm.model_family)
+        patience_s = settings.workers.start_patience_s
+        self.stores = patiently("the database", lambda: Stores.from_settings(settings), patience_s=patience_s, retry_on=(OperationalError,))
+        patiently("the database", lambda: self.stores.registry.ensure_base_version(settings.llm.model_family), patience_s=patience_s,
+                  retry_on=(OperationalError,))
         self.broker = make_broker(settings)
         self.publisher = Publisher(self.broker)
         self.outbox = Outbox(self.stores.db, self.publisher, settings)  # accepted work's events: see streams/outbox_relay.py
@@ -89,11 +93,13 @@ class Runtime:
             from streams.brokers.kafka import create_topics
 
             names = [self.settings.broker.topic_prefix + name for name in all_topic_names()]
-            await asyncio.to_thread(create_topics, self.settings.broker.kafka_bootstrap, names, partitions=self.settings.broker.kafka_partitions)
+            await patiently_async("the broker", lambda: asyncio.to_thread(create_topics, self.settings.broker.kafka_bootstrap, names,
+                                                                          partitions=self.settings.broker.kafka_partitions),
+                                  patience_s=self.settings.workers.start_patience_s)
         if warm:
             names = [name for role in self.roles for name in WARM_UP.get(role, ())]
             await asyncio.to_thread(self.services.warm, *names)
-        await self.broker.start()
+        await patiently_async("the broker", self.broker.start, patience_s=self.settings.workers.start_patience_s)
         self._tasks = [asyncio.create_task(supervise(name, loop), name=name)
                        for loop in self._background for name in [getattr(loop, "__name__", "background")]]
         log.info("runtime started", roles=self.roles, broker=redact_url(self.settings.broker.url), search=redact_url(self.settings.search.url))
