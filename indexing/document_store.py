@@ -133,6 +133,11 @@ class DocumentStore:
                 row = s.exec(select(DocumentRecord).where(DocumentRecord.id == write.document_id).with_for_update()).first()
                 mark = DeleteMark(row.delete_seq or 0, row.deleted_at) if row is not None else DeleteMark()
                 if mark.beats(write.accepted_at):
+                    if row is not None and row.status == "indexing" and mark.seq % 2 == 0:
+                        # The delete ended before this ingest marked the row `indexing`: say `deleted` again
+                        # (while a delete is still running, its end_delete does).
+                        row.status, row.chunks, row.error, row.updated_at = "deleted", 0, None, utcnow()
+                        s.add(row)
                     outcomes.append("deleted")
                 elif row is None or mark.seq != write.seen.seq or mark.seq % 2 == 1:
                     outcomes.append("interrupted")

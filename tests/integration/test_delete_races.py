@@ -116,3 +116,31 @@ def test_a_delete_wins_over_an_ingest_on_the_large_lane(runtime: Runtime) -> Non
     again = DocumentIngest(tenant="acme", document_id="d-large", title="Varna", text=TEXT)
     asyncio.run(run["large"](again))
     assert chunks(runtime, "d-large") > 0 and status(runtime, "d-large") == "indexed"
+
+
+def test_a_delete_handled_after_the_ingest_read_its_mark_but_before_it_started_leaves_the_document_deleted(runtime: Runtime) -> None:
+    """The ingest read no delete, then the delete ran whole (status `deleted`), then the ingest marked
+    the document `indexing` and wrote: it loses, and the document must read `deleted`, not `indexing`."""
+    post, delete = accepted("d-between")
+    run = handlers(runtime)
+    store = runtime.stores.documents
+    read_marks = store.delete_marks
+    loop_box: list[asyncio.AbstractEventLoop] = []
+
+    def read_then_delete(document_ids):  # the delete lands right after the ingest read its marks
+        marks = read_marks(document_ids)
+        if not loop_box[1:]:
+            loop_box.append(loop_box[0])
+            asyncio.run_coroutine_threadsafe(run["delete"](delete), loop_box[0]).result()
+        return marks
+
+    async def scenario() -> None:
+        loop_box.append(asyncio.get_running_loop())
+        store.delete_marks = read_then_delete  # type: ignore[method-assign]
+        try:
+            await run["ingest"](post)
+        finally:
+            store.delete_marks = read_marks  # type: ignore[method-assign]
+
+    asyncio.run(scenario())
+    assert chunks(runtime, "d-between") == 0 and status(runtime, "d-between") == "deleted"
