@@ -20,7 +20,7 @@ export RAGLOOP_TEST_KAFKA_URL ?= kafka://127.0.0.1:$(RAGLOOP_KAFKA_PORT)
 export RAGLOOP_TEST_OPENSEARCH_URL ?= http://127.0.0.1:$(RAGLOOP_OPENSEARCH_PORT)
 export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAGLOOP_POSTGRES_PORT)/ragloop_test
 
-.PHONY: setup models run services services-stop test test-fast test-unit lint
+.PHONY: setup models run services services-stop test test-fast test-unit lint soak
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -52,6 +52,12 @@ test-fast: models services
 # ruff (lint) and mypy (types), configured in pyproject.toml; both run so one pass shows every finding. CI runs this before the tests.
 lint: setup
 	status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
+
+# The whole loop in cluster mode on the local services under mixed load for MINUTES, then its ledger (README: "Soak and fault injection").
+MINUTES ?= 10
+soak: models services
+	RAGLOOP_BROKER_URL=kafka://127.0.0.1:$(RAGLOOP_KAFKA_PORT) RAGLOOP_SEARCH_URL=http://127.0.0.1:$(RAGLOOP_OPENSEARCH_PORT) \
+	RAGLOOP_DATABASE_URL=postgresql://ragloop:ragloop@127.0.0.1:$(RAGLOOP_POSTGRES_PORT)/ragloop $(BIN)/ragloop soak --mode cluster --minutes $(MINUTES)
 
 test-unit: setup
 	$(BIN)/pytest -p no:cacheprovider -ra tests/unit

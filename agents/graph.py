@@ -37,7 +37,7 @@ from langgraph.runtime import Runtime
 
 from agents import grading
 from agents.citations import cited_ids
-from agents.memory import Turn, merge_turns
+from agents.memory import Turn, merge_turns, thread_id
 from agents.prompts import build_prompt
 from agents.routing import RETRIEVAL, route
 from agents.tools.base import Tool
@@ -46,7 +46,6 @@ from agents.types import AgentAnswer, AgentQuery, Evidence
 from indexing.retriever import HybridRetriever
 from indexing.types import SearchHit
 from models.llm.base import ChatMessage, GenerationParams, LLMEngine
-from schemas.events import principals_fingerprint
 
 __all__ = ["AgentAnswer", "AgentQuery", "AgentState", "RagAgent", "RunContext", "mermaid"]
 
@@ -251,14 +250,6 @@ class RagAgent:
 
     def mermaid(self) -> str:
         return self.graph.get_graph().draw_mermaid()
-
-
-def thread_id(tenant: str, conversation_id: str, principals: Sequence[str] = ()) -> str:
-    """The checkpointer key. Conversation ids come from clients, so one tenant's id must never open
-    another's memory; and earlier answers may quote restricted documents, so a conversation is also
-    private to the principals that held it (another key of the same tenant starts a fresh one)."""
-    who = principals_fingerprint(principals)
-    return f"{tenant}/{conversation_id}/{who}" if who else f"{tenant}/{conversation_id}"
 
 
 STEPS = ("recall", "route", "retrieve", "grade", "rewrite", "tool", "generate", "remember")

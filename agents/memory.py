@@ -1,4 +1,4 @@
-"""Conversation memory: a LangGraph checkpointer in the configured database, keyed by conversation id.
+"""Conversation memory: a LangGraph checkpointer in the configured database, keyed by conversation (`thread_id`).
 
 Why a checkpointer rather than a table of our own: the graph's state (its earlier turns) is saved
 and restored by LangGraph itself per `thread_id`, so any worker process, including one started
@@ -15,6 +15,8 @@ recording it twice.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +44,20 @@ def merge_turns(stored: Sequence[Turn] | None, new: Sequence[Turn] | None) -> li
     for turn in new or ():
         merged[turn["id"]] = turn  # dicts keep first-insertion order, so a replaced turn keeps its place
     return list(merged.values())[-MAX_STORED_TURNS:]
+
+
+def thread_id(tenant: str, conversation_id: str, principals: Sequence[str] = ()) -> str:
+    """The checkpointer key of a conversation: a hash of (tenant, conversation id, principals).
+
+    Conversation ids come from clients, so one tenant's id must never open another's memory; and
+    earlier answers may quote restricted documents, so a conversation is also private to the
+    principals that held it (another key of the same tenant starts a fresh one). Tenants and ids may
+    contain any separator a plain join would use (`/` is allowed), so the parts are hashed as a JSON
+    array: no choice of id can name another tuple's key. (Keys before this scheme joined the parts
+    with `/`; conversations stored under that format are not found again and start afresh.)
+    """
+    parts = json.dumps([tenant, conversation_id, sorted(set(principals))], ensure_ascii=True)
+    return "conversation:" + hashlib.sha256(parts.encode()).hexdigest()
 
 
 def serializer() -> JsonPlusSerializer:

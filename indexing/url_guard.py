@@ -108,6 +108,8 @@ def _resolve(host: str, port: int, *, resolve: Resolver | None, timeout_s: float
         raise FetchTimeoutError(f"cannot fetch from {host}: resolving the name took over {timeout_s:g} s") from exc
     except OSError as exc:
         raise FetchFailedError(f"cannot fetch from {host}: the name does not resolve ({exc})", retryable=True) from exc
+    except UnicodeError as exc:  # a label IDNA cannot encode: no lookup can ever succeed
+        raise FetchFailedError(f"cannot fetch from {host!r}: it is not a valid host name ({exc})") from exc
     addresses = list(dict.fromkeys(ip_address(a.split("%", 1)[0]) for a in raw))
     if not addresses:
         raise FetchFailedError(f"cannot fetch from {host}: the name resolves to no address", retryable=True)

@@ -9,6 +9,11 @@ from sqlmodel import col, select
 from schemas.database import Database
 from schemas.tables import ModelVersionRecord
 
+# What a caller acting for a tenant (an API key) may pin with `model_version`: candidates are
+# untested, rejected ones failed their evaluation, and a version only some tenants should meet
+# has no per-tenant canary yet, so only the version serving everyone qualifies.
+TENANT_PINNABLE_STATES = frozenset({"active"})
+
 
 class ModelRegistry:
     def __init__(self, db: Database) -> None:
@@ -34,6 +39,10 @@ class ModelRegistry:
     def get_version(self, version: str) -> ModelVersionRecord | None:
         with self.db.session() as s:
             return s.get(ModelVersionRecord, version)
+
+    def pinnable_by_tenants(self, family: str) -> list[str]:
+        """The versions of ``family`` an API key may pin (``TENANT_PINNABLE_STATES``)."""
+        return [row.version for row in self.list_versions(family) if row.state in TENANT_PINNABLE_STATES]
 
     def list_versions(self, family: str | None = None) -> list[ModelVersionRecord]:
         with self.db.session() as s:

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event as sa_event
+from sqlalchemy import event as sa_event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlmodel import Session, SQLModel, create_engine
 
 import schemas.tables  # noqa: F401 — registers every table with SQLModel.metadata before create_all
@@ -53,11 +53,30 @@ class Database:
         for attempt in range(attempts):
             try:
                 SQLModel.metadata.create_all(self.engine)
+                self._add_new_columns()
                 return
-            except (IntegrityError, ProgrammingError):
+            except (IntegrityError, ProgrammingError, OperationalError):
                 if attempt == attempts - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
+
+    def _add_new_columns(self) -> None:
+        """create_all makes missing tables, not missing columns: a column added to an existing
+        table (always nullable or with a server default) is added here, so an older database
+        keeps working. Concurrent starts may race; the loser's retry finds the column."""
+        existing = inspect(self.engine)
+        tables = set(existing.get_table_names())
+        with self.engine.begin() as connection:
+            for table in SQLModel.metadata.sorted_tables:
+                if table.name not in tables:
+                    continue
+                have = {c["name"] for c in existing.get_columns(table.name)}
+                for column in table.columns:
+                    if column.name in have:
+                        continue
+                    default = f" DEFAULT {column.server_default.arg}" if column.server_default is not None else ""  # type: ignore[attr-defined]
+                    kind = column.type.compile(dialect=self.engine.dialect)
+                    connection.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{default}'))
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -8,12 +8,13 @@ so a producer's typo lands in the DLQ with the field named, instead of being sil
 from __future__ import annotations
 
 import hashlib
+import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
@@ -52,7 +53,9 @@ class TraceContext(BaseModel):
 class Event(BaseModel):
     """The envelope. Subclasses fix `type` and `schema_version`; the key says how a topic partitions."""
 
-    model_config = ConfigDict(extra="forbid")
+    # JSON has no NaN or ±Infinity: pydantic would write them as null, which the same field then refuses
+    # on the consumer's side. Refuse them where the event is made instead.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     SCHEMA_VERSION: ClassVar[int] = 1
 
     event_id: str = Field(default_factory=new_id, min_length=1, max_length=200)
@@ -135,10 +138,22 @@ class DocumentProgress(Event):
         return self.document_id
 
 
+INDEXED_IDS_SHOWN = 16  # a 20 MB document has ~10^4 chunks: listing them all would not fit a message
+
+
 class DocumentIndexed(Event):
+    """A document is searchable. Stays small whatever the document's size: the chunk count and the
+    first few chunk ids (the search backend holds them all, by `document_id`)."""
+
     type: Literal["docs.indexed"] = "docs.indexed"
     document_id: Identifier
-    chunk_ids: list[str]
+    chunk_ids: list[str] = Field(default_factory=list, description=f"The first chunk ids (at most {INDEXED_IDS_SHOWN}).")
+    chunks: int | None = Field(None, ge=0, description="How many chunks the document has (all of them, not only those listed).")
+
+    @classmethod
+    def of(cls, source: DocumentIngest, chunk_ids: Sequence[str]) -> DocumentIndexed:
+        return cls(tenant=source.tenant, document_id=source.document_id, chunk_ids=list(chunk_ids[:INDEXED_IDS_SHOWN]),
+                   chunks=len(chunk_ids), trace=source.trace)
 
     def key(self) -> str:
         return self.document_id
@@ -199,7 +214,7 @@ class ChatToken(Event):
 
 
 class Citation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     document_id: str
     chunk_id: str
     title: str = ""
@@ -240,6 +255,14 @@ class EvalResult(Event):
     task_id: Identifier
     model_version: str
     metrics: dict[str, float | None]
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _unknown_is_none(cls, metrics: Any) -> Any:
+        """A metric that came out NaN or infinite could not be computed: None says so in JSON."""
+        if isinstance(metrics, dict):
+            return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()}
+        return metrics
 
     def key(self) -> str:
         return self.task_id
@@ -297,6 +320,11 @@ class DeadLetter(BaseModel):
     reason: str
     error_type: str
     attempts: int
-    payload: str = Field(description="The original message, UTF-8 (or base64 when it was not text).")
+    payload: str = Field(description="The original message, UTF-8 (or base64 when it was not text); on the `.dlq` topic only "
+                                     "its first bytes when `payload_truncated` (the whole is in the dead_letters row).")
     payload_encoding: Literal["utf-8", "base64"] = "utf-8"
     failed_at: datetime = Field(default_factory=utcnow)
+    payload_bytes: int | None = Field(None, description="Size of the original message in bytes.")
+    payload_sha256: str | None = Field(None, description="sha256 of the original message bytes (hex).")
+    payload_truncated: bool = Field(False, description="`payload` holds only the first bytes: replay from the dead_letters row.")
+    dead_letter_id: str | None = Field(None, description="The dead_letters row: `ragloop dlq show ID` / `replay --ids ID`.")

@@ -56,6 +56,12 @@ REDACTED = "**********"  # how pydantic prints a SecretStr in JSON mode
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any password in it shown as `**********` (``http://user:secret@host`` → ``http://user:**********@host``),
+    for logs and messages: a service URL may carry credentials."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", url)
+
+
 def _default_home() -> Path:
     return Path.home() / ".ragloop"
 
@@ -184,7 +190,7 @@ class Settings(BaseSettings):
             if isinstance(value, SecretStr):
                 return REDACTED
             if isinstance(value, str):  # a password inside a URL (`postgresql://user:secret@host`) is a secret too
-                return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+                return redact_url(value)
             return str(value) if isinstance(value, Path) else value
 
         shown: dict[str, Any] = {name: plain(getattr(self, name)) for name in TOP_LEVEL}
@@ -201,8 +207,10 @@ class Settings(BaseSettings):
 
     @property
     def auth_enabled(self) -> bool:
+        """`auto` is on in cluster mode, and in embedded mode as soon as keys are configured: someone
+        who sets RAGLOOP_API_KEYS expects them to be required, not silently ignored."""
         auth: Literal["auto", "on", "off"] = self.security.auth
-        return auth == "on" or (auth == "auto" and not self.broker.is_embedded)
+        return auth == "on" or (auth == "auto" and (not self.broker.is_embedded or self.security.api_keys is not None))
 
     @property
     def adapters_dir(self) -> Path:

@@ -31,6 +31,15 @@ class BrokerSettings(Section):
     url: str = Field("memory://", description="`memory://` (in-process) or `kafka://host:port[,host:port]`.")
     kafka_partitions: int = Field(3, ge=1)
     topic_prefix: str = Field("", description="Prepended to every Kafka topic name, to share a cluster between environments.")
+    max_message_bytes: int = Field(1024 * 1024, ge=4096, description="Largest message the producer sends (Kafka's `max_request_size`); "
+                                   "a request whose event would be larger is refused with 413 before anything is written.")
+    relay_interval_s: float = Field(2.0, gt=0, description="How often the outbox relay publishes the events whose publish right "
+                                    "after acceptance failed (broker down); see `streams/outbox_relay.py`.")
+    embedded_queue_max: int = Field(10_000, ge=1, description="memory://: messages one partition queue holds before publishing waits.")
+    embedded_publish_timeout_s: float = Field(5.0, ge=0, description="memory://: how long a publish waits for room in a full "
+                                              "queue before it fails (the API answers 503 + Retry-After).")
+    embedded_retained: int = Field(10_000, ge=1, description="memory://: messages kept per topic for inspection (DLQs).")
+    embedded_retained_bytes: int = Field(64 * 1024 * 1024, ge=1, description="memory://: bytes kept per topic for inspection; oldest go first.")
 
     @field_validator("url")
     @classmethod
@@ -112,10 +121,14 @@ class TrainingSettings(Section):
 class WorkerSettings(Section):
     max_retries: int = Field(3, ge=0, description="Attempts after the first before a message goes to the DLQ.")
     retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
+    start_patience_s: float = Field(300.0, ge=0, description="How long a starting process keeps retrying the broker and the "
+                                    "database when they are not reachable yet, before it gives up with the error.")
 
 
 class TaskSettings(Section):
     lease_s: float = Field(60.0, gt=0, description="Visibility timeout: a running task whose agent stops renewing is retried.")
+    max_attempts: int = Field(3, ge=1, description="Lapsed leases (agents that died or hung on it) after which a task is "
+                              "failed and its request dead-lettered, so a task that kills its agent is not retried forever.")
     max_queued: int = Field(1000, ge=1, description="Above this many waiting chat tasks the API answers 503.")
     max_queued_per_tenant: int = Field(200, ge=1, description="Per-tenant share of the queue before 503.")
     retry_after_s: int = Field(5, ge=1, description="Retry-After seconds sent with a 503.")
@@ -126,6 +139,12 @@ class IngestSettings(Section):
     fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
     fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
     batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
+    batch_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Most bytes (text or file, as carried in the events) "
+                             "loaded and embedded together; a batch over it is indexed in several groups.")
+    fetch_threads: int = Field(8, ge=1, le=256, description="Threads that fetch and parse ingested documents, apart from "
+                               "the pool of store calls, so slow URLs never hold up the API or lease renewals.")
+    max_queued: int = Field(10_000, ge=1, description="Above this many queued or indexing documents the API answers 503.")
+    max_queued_per_tenant: int = Field(2_000, ge=1, description="Per-tenant share of the documents backlog before 503.")
     large_bytes: int = Field(1024 * 1024, ge=1, description="Documents larger than this (bytes of text or file) are indexed "
                              "on their own lane, `docs.ingest.large`, so they never hold up small ones.")
 
@@ -134,16 +153,31 @@ class GatewaySettings(Section):
     host: str = "127.0.0.1"
     port: int = 8000
     max_prompt_chars: int = Field(32_000, ge=1, description="Larger chat requests are refused with 413.")
+    # Request bodies over these are answered 413 before they are read (streams/gateway/body_limit.py).
+    max_body_bytes_documents: int | None = Field(None, ge=1, description="Largest POST /v1/documents body; default: room for "
+                                                 "RAGLOOP_FETCH_MAX_BYTES as base64 (4/3 larger) plus 1 MiB of JSON.")
+    max_body_bytes_chat: int = Field(1024 * 1024, ge=1, description="Largest /v1/chat or /v1/chat/completions body.")
+    max_body_bytes_webhooks: int = Field(1024 * 1024, ge=1, description="Largest /v1/webhooks/* body (read before its signature is checked).")
+    max_body_bytes_default: int = Field(256 * 1024, ge=1, description="Largest body of every other route (feedback, models…).")
 
 
 class SecuritySettings(Section):
     """API keys and signatures (streams/signing.py, streams/gateway/auth.py)."""
 
-    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is off on memory://, on on kafka://.")
+    auth: Literal["auto", "on", "off"] = Field("auto", description="API-key auth on /v1/*: `auto` is on on kafka://, and on "
+                                                          "memory:// only when RAGLOOP_API_KEYS is set.")
     api_keys: SecretStr | None = Field(None, description="`key1=tenantA,key2=tenantB|alice|team-a`: API keys, the tenant each "
                                        "acts for and, after `|`, the principals it may read restricted documents as.")
-    webhook_secret: SecretStr | None = Field(None, description="HMAC secret of inbound webhooks and outbound callbacks (X-Ragloop-Signature).")
+    webhook_keys: SecretStr | None = Field(None, description="`key_id=secret=tenant|principal|…,…`: inbound webhook keys (sender "
+                                           "names one in X-Ragloop-Key-Id), each with the tenant and principals its requests act as.")
+    callback_secret: SecretStr | None = Field(None, description="HMAC secret that signs outbound callbacks (X-Ragloop-Signature, v1).")
+    webhook_secret: SecretStr | None = Field(None, description="Legacy name of the callback secret, used when RAGLOOP_CALLBACK_SECRET "
+                                             "is unset. It no longer admits inbound webhooks: every callback receiver holds it.")
     webhook_tolerance_s: int = Field(300, ge=1, description="Replay window: signed requests older or newer than this are refused.")
+
+    def callback_signing_secret(self) -> SecretStr | None:
+        """The secret callbacks are signed with: RAGLOOP_CALLBACK_SECRET, else the legacy RAGLOOP_WEBHOOK_SECRET."""
+        return self.callback_secret or self.webhook_secret
 
 
 class SlackSettings(Section):
@@ -171,6 +205,7 @@ SECTIONS: dict[str, type[Section]] = {
 # `<section>.<field>`. They are a contract (deployments, README, CI), so they never change.
 LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "broker_url": ("broker", "url"), "kafka_partitions": ("broker", "kafka_partitions"), "topic_prefix": ("broker", "topic_prefix"),
+    "max_message_bytes": ("broker", "max_message_bytes"),
     "search_url": ("search", "url"), "opensearch_index": ("search", "opensearch_index"),
     "llm": ("llm", "model"), "llm_api_key": ("llm", "api_key"), "max_new_tokens": ("llm", "max_new_tokens"),
     "model_family": ("llm", "model_family"),
@@ -181,14 +216,15 @@ LEGACY_NAMES: dict[str, tuple[str, str]] = {
     "train_rehearsal_examples": ("training", "rehearsal_examples"),
     "gate_guard_examples": ("training", "gate_guard_examples"), "gate_max_guard_drop": ("training", "gate_max_guard_drop"),
     "worker_max_retries": ("workers", "max_retries"), "worker_retry_backoff_s": ("workers", "retry_backoff_s"),
-    "task_lease_s": ("tasks", "lease_s"), "max_queued_tasks": ("tasks", "max_queued"),
+    "task_lease_s": ("tasks", "lease_s"), "task_max_attempts": ("tasks", "max_attempts"), "max_queued_tasks": ("tasks", "max_queued"),
     "max_queued_per_tenant": ("tasks", "max_queued_per_tenant"), "queue_full_retry_after_s": ("tasks", "retry_after_s"),
     "fetch_max_bytes": ("ingest", "fetch_max_bytes"), "fetch_timeout_s": ("ingest", "fetch_timeout_s"),
     "fetch_allow_private": ("ingest", "fetch_allow_private"), "ingest_batch": ("ingest", "batch"),
     "ingest_large_bytes": ("ingest", "large_bytes"),
     "api_host": ("gateway", "host"), "api_port": ("gateway", "port"), "max_prompt_chars": ("gateway", "max_prompt_chars"),
     "auth": ("security", "auth"), "api_keys": ("security", "api_keys"), "webhook_secret": ("security", "webhook_secret"),
-    "webhook_tolerance_s": ("security", "webhook_tolerance_s"),
+    "webhook_tolerance_s": ("security", "webhook_tolerance_s"), "webhook_keys": ("security", "webhook_keys"),
+    "callback_secret": ("security", "callback_secret"),
     "slack_signing_secret": ("slack", "signing_secret"), "slack_bot_token": ("slack", "bot_token"),
     "slack_api_url": ("slack", "api_url"), "slack_tenant": ("slack", "tenant"),
     "callback_max_attempts": ("callbacks", "max_attempts"), "callback_backoff_s": ("callbacks", "backoff_s"),

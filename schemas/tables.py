@@ -77,6 +77,23 @@ class DocumentRecord(SQLModel, table=True):
     chunks: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # A delete wins over every ingest accepted before it, whichever topic or lane carried it
+    # (indexing/document_store.py): when the newest delete and the indexed ingest were accepted,
+    # and a counter that is odd while a delete removes chunks.
+    deleted_at: datetime | None = None
+    indexed_at: datetime | None = None
+    delete_seq: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class DocumentAccessRecord(SQLModel, table=True):
+    """Who may see a document through the API: the access list it was ingested with (empty: the
+    whole tenant). A table of its own rather than a column of `documents`, so `create_all` adds
+    it to a database made by an earlier version, with no migration; a document without a row
+    (ingested before this table existed) is visible to its whole tenant, as it was then."""
+
+    __tablename__ = "document_access"
+    document_id: str = Field(primary_key=True)
+    access: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
 
 
 class LargeLaneRecord(SQLModel, table=True):
@@ -171,3 +188,27 @@ class TaskAttemptRecord(SQLModel, table=True):
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
     outcome: str = Field(default="running", description="running, succeeded, failed, stopped, error or lease_expired.")
+
+
+class OutboxRecord(SQLModel, table=True):
+    """An event owed to the broker, written in the same transaction as the row it announces (a task,
+    a document), so accepted work is never left without its event: published right after the commit,
+    or by the relay (`streams/outbox_relay.py`) when that publish failed or the process died first.
+    `scope` is the topic prefix of the deployment that wrote it (deployments may share a database).
+    Sent rows are kept a while: after a restart the embedded broker, which kept nothing, is fed the
+    events of work still pending from here."""
+
+    __tablename__ = "outbox"
+    seq: int | None = Field(default=None, primary_key=True, description="Publication order.")
+    scope: str = Field(default="", index=True)
+    event_id: str = Field(index=True, description="Stable across republications: consumers de-duplicate by it.")
+    topic: str
+    key: str | None = None
+    type: str
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    aggregate: str = Field(description="What the event announces: task or document.")
+    aggregate_id: str = Field(index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = Field(default=None, index=True)
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_column=Column(Text))

@@ -1,16 +1,19 @@
 """Worker middleware, written once: decode → validate → de-duplicate → retry → dead-letter.
 
 A role's handler is a plain `async def handle(event)`; this wrapper gives every role the same
-delivery contract: schema-invalid bytes go straight to `<topic>.dlq` with the validation error;
-a failing handler is retried with exponential backoff and then dead-lettered with the reason; an
-event id already processed by this consumer group is skipped; the broker commits only after all
-of that returns.
+delivery contract: schema-invalid bytes go straight to `<topic>.dlq` with the validation error
+(and the task or document they name, if readable, is failed with it); a failing handler is retried
+with exponential backoff and then dead-lettered with the reason; an event id already processed by
+this consumer group is skipped; the broker commits only after all of that returns.
+
+Dead-lettering itself never blocks a partition: the letter on `<topic>.dlq` is bounded (see
+streams/dead_letters.py), and when even that publish fails it is retried with backoff a bounded
+number of times, then counted and logged; the `dead_letters` row already holds the letter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -19,15 +22,16 @@ import structlog
 from pydantic import ValidationError
 
 from schemas.database import Database
-from schemas.events import DeadLetter, Event
+from schemas.events import Event
 from streams.brokers.base import Broker, RawMessage, Subscription
-from streams.dead_letters import DeadLetterStore
+from streams.dead_letters import DeadLetterStore, bounded, fail_subject, letter_of
 from streams.ledger import EventLedger
-from streams.metrics import DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
+from streams.metrics import DEAD_LETTER_PUBLISH_FAILURES, DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
 from streams.topics import Topic
 
 log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=Event)
+R = TypeVar("R")
 
 
 class PermanentError(Exception):
@@ -39,8 +43,10 @@ class RetryPolicy:
     max_retries: int = 3
     backoff_s: float = 0.5
 
+    max_backoff_s: float = 30.0
+
     def delay(self, attempt: int) -> float:
-        return self.backoff_s * (2 ** (attempt - 1))
+        return min(self.backoff_s * (2 ** (attempt - 1)), self.max_backoff_s)
 
 
 BatchOutcome = dict[str, Exception]  # event_id → why that event failed; absent ids succeeded
@@ -77,7 +83,7 @@ class EventConsumer(Generic[E]):
     async def _deliver(self, messages: list[RawMessage], broker: Broker, ledger: EventLedger, retry: RetryPolicy, letters: DeadLetterStore) -> None:
         events: list[tuple[E, RawMessage]] = []
         for message in messages:
-            event = await self._validate(message, broker, letters)
+            event = await self._validate(message, broker, letters, retry)
             if event is not None:
                 events.append((event, message))
         if not self.broadcast and events:
@@ -110,13 +116,15 @@ class EventConsumer(Generic[E]):
         if not self.broadcast:  # one ledger write for the whole run, after every effect is durable
             await asyncio.to_thread(ledger.mark_processed_many, self.group, [e.event_id for e, _ in events])
 
-    async def _validate(self, message: RawMessage, broker: Broker, letters: DeadLetterStore) -> E | None:
+    async def _validate(self, message: RawMessage, broker: Broker, letters: DeadLetterStore, retry: RetryPolicy) -> E | None:
         try:
             return self.topic.event.model_validate_json(message.value)  # type: ignore[return-value]
         except ValidationError as error:
             EVENTS_CONSUMED.labels(self.topic.name, self.group, "invalid").inc()
-            await dead_letter(broker, letters, self.topic, message, self.group, f"schema validation failed: {_describe(error)}",
-                              "ValidationError", 0)
+            reason = f"schema validation failed: {_describe(error)}"
+            await dead_letter(broker, letters, self.topic, message, self.group, reason, "ValidationError", 0, retry)
+            if not self.broadcast:  # no handler saw it, so no on_dead_letter: fail what it names here
+                await asyncio.to_thread(fail_subject, letters.db, self.topic.name, message.value.decode("utf-8", errors="replace"), reason)
             return None
 
     async def _handle_batch(self, events: list[E]) -> BatchOutcome:
@@ -150,7 +158,7 @@ class EventConsumer(Generic[E]):
                 permanent = isinstance(error, PermanentError)
                 if permanent or attempt > retry.max_retries:
                     reason = f"{type(error).__name__}: {error}"
-                    await dead_letter(broker, letters, self.topic, message, self.group, reason, type(error).__name__, attempt)
+                    await dead_letter(broker, letters, self.topic, message, self.group, reason, type(error).__name__, attempt, retry)
                     if self.on_dead_letter is not None:
                         await self.on_dead_letter(event, reason)
                     EVENTS_CONSUMED.labels(self.topic.name, self.group, "dead_lettered").inc()
@@ -160,21 +168,39 @@ class EventConsumer(Generic[E]):
 
 
 async def dead_letter(broker: Broker, letters: DeadLetterStore, topic: Topic, message: RawMessage, consumer: str, reason: str,
-                      error_type: str, attempts: int) -> None:
-    """Record the letter (for `ragloop dlq` and the API), publish it to `<topic>.dlq`, count it and
-    say so once in the log. Recording comes first: if the publish fails, the message is delivered
-    again and recorded once."""
+                      error_type: str, attempts: int, retry: RetryPolicy) -> None:
+    """Record the letter (for `ragloop dlq` and the API), publish its bounded copy to `<topic>.dlq`,
+    count it and say so once in the log. Recording comes first: it is the letter; the topic copy
+    is retried with backoff and then given up (counted, logged), never left to block the partition."""
+    letter = letter_of(message.value, topic=topic.name, key=message.key, consumer=consumer, reason=reason, error_type=error_type,
+                       attempts=attempts)
+    row = await _with_backoff(lambda: asyncio.to_thread(letters.record, letter), retry, "record the dead letter", topic.name)
+    copy = bounded(letter, row.id)
     try:
-        payload, encoding = message.value.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        payload, encoding = base64.b64encode(message.value).decode(), "base64"
-    letter = DeadLetter(topic=topic.name, key=message.key, consumer=consumer, reason=reason, error_type=error_type,
-                        attempts=attempts, payload=payload, payload_encoding=encoding)
-    row = await asyncio.to_thread(letters.record, letter)
-    await broker.publish(topic.dlq, letter.model_dump_json().encode(), key=message.key, headers={"reason": reason[:200]})
+        await _with_backoff(lambda: broker.publish(topic.dlq, copy.model_dump_json().encode(), key=copy.key,
+                                                   headers={"reason": reason[:200]}), retry, "publish the dead letter", topic.name)
+    except Exception as error:  # noqa: BLE001 — the row holds the letter; the partition moves on
+        DEAD_LETTER_PUBLISH_FAILURES.labels(topic.name).inc()
+        log.error("dead letter recorded but not published to its topic", topic=topic.dlq, dead_letter_id=row.id, error=repr(error))
     DEAD_LETTERS.labels(topic.name, error_type).inc()
     log.warning("dead-lettered", topic=topic.name, consumer=consumer, dead_letter_id=row.id, event_id=row.event_id,
                 attempts=attempts, reason=reason, replay=f"ragloop dlq replay {topic.name} --ids {row.id}")
+
+
+async def _with_backoff(step: Callable[[], Awaitable[R]], retry: RetryPolicy, what: str, topic: str) -> R:
+    """``step`` up to ``retry.max_retries`` more times, waiting ``retry.delay`` between; the last error is raised."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if attempt > retry.max_retries:
+                raise
+            log.warning(f"could not {what}; retrying", topic=topic, attempt=attempt, error=repr(error))
+            await asyncio.sleep(retry.delay(attempt))
 
 
 def _describe(error: ValidationError) -> str:

@@ -6,6 +6,15 @@ which the CLI (`ragloop dlq`) and `GET /v1/dead-letters` read the same way on ei
 publishes the original payload again with the original key and a fresh `event_id` (the consumer's
 ledger already holds the old one), puts the task or document it concerns back to `queued`, and
 records who replayed it and when.
+
+Sizes: the topic copy must always fit a message, whatever the original's size, or the letter
+could never be sent. So `<topic>.dlq` carries at most `DLQ_BODY_BYTES` of the payload with its
+size, sha256 and the row id (`dead_letter_id`); the row keeps the whole payload, which is bounded
+because it arrived as one broker message. Replay always reads the row, never the topic copy.
+
+A letter whose payload names a task or a document (even a schema-invalid one, if its `task_id`
+or `document_id` and `tenant` are readable) leaves it `failed` with the reason (`fail_subject`),
+so nothing stays `queued` behind a message that will never be handled.
 """
 
 from __future__ import annotations
@@ -31,6 +40,8 @@ from streams.task_store import TaskStore
 
 log = structlog.get_logger(__name__)
 CHAT_TOPICS = ("chat.requests", "chat.requests.high")
+DLQ_BODY_BYTES = 64 * 1024  # of the payload on `<topic>.dlq`; the row keeps it all
+DLQ_TEXT_CHARS = 4000  # of the reason and key on `<topic>.dlq`
 DOCUMENT_TOPICS = ("docs.ingest", "docs.ingest.large", "docs.delete")
 DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhd])$")
 UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -113,6 +124,55 @@ def replay_message(row: DeadLetterRecord) -> bytes:
     payload = json.loads(raw)
     payload["event_id"] = f"{row.event_id}.replay{row.replays + 1}"[:200]
     return json.dumps(payload).encode()
+
+
+def letter_of(value: bytes, *, topic: str, key: str | None, consumer: str, reason: str, error_type: str, attempts: int) -> DeadLetter:
+    """The whole letter, as the row keeps it. Text columns of PostgreSQL refuse NUL, so a payload
+    holding one is kept as base64 and a NUL in the key or reason is written as `\\x00`: a letter
+    that cannot be stored would be redelivered forever."""
+    try:
+        payload, encoding = value.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        payload, encoding = "", "base64"
+    if encoding == "base64" or "\x00" in payload:
+        payload, encoding = base64.b64encode(value).decode(), "base64"
+    key, reason = (_without_nul(key) if key is not None else None), _without_nul(reason)
+    return DeadLetter(topic=topic, key=key, consumer=consumer, reason=reason, error_type=error_type, attempts=attempts,
+                      payload=payload, payload_encoding=encoding,
+                      payload_bytes=len(value), payload_sha256=hashlib.sha256(value).hexdigest())
+
+
+def _without_nul(text: str) -> str:
+    return text.replace("\x00", "\\x00")
+
+
+def bounded(letter: DeadLetter, row_id: str) -> DeadLetter:
+    """The copy for `<topic>.dlq`: at most `DLQ_BODY_BYTES` of payload, so it always fits a message."""
+    body = letter.payload.encode()  # utf-8 text, or base64 (ASCII)
+    cut = len(body) > DLQ_BODY_BYTES
+    payload = body[:DLQ_BODY_BYTES].decode("utf-8", errors="ignore") if cut else letter.payload
+    if cut and letter.payload_encoding == "base64":
+        payload = payload[:len(payload) // 4 * 4]
+    key = letter.key[:DLQ_TEXT_CHARS] if letter.key is not None else None
+    return letter.model_copy(update={"payload": payload, "payload_truncated": cut, "dead_letter_id": row_id, "key": key,
+                                     "reason": letter.reason[:DLQ_TEXT_CHARS]})
+
+
+def fail_subject(db: Database, topic: str, payload_text: str, reason: str) -> None:
+    """The inverse of `revive`, for a letter no handler saw (schema-invalid): the task or the
+    document it names is `failed` with the reason, if it exists in that tenant and is still pending."""
+    payload = _payload_json_text(payload_text)
+    tenant = payload.get("tenant", "default")
+    if topic in CHAT_TOPICS and isinstance(payload.get("task_id"), str):
+        tasks = TaskStore(db)
+        task = tasks.get_task(payload["task_id"])
+        if task is not None and task.tenant == tenant:
+            tasks.transition_task(task.id, from_states=("queued", "running"), to="failed", error=reason)
+    elif topic in DOCUMENT_TOPICS and isinstance(payload.get("document_id"), str):
+        documents = DocumentStore(db)
+        document = documents.get_document(payload["document_id"])
+        if document is not None and document.tenant == tenant and document.status in ("queued", "indexing"):
+            documents.upsert_document(document.id, document.tenant, status="failed", error=reason)
 
 
 def revive(db: Database, row: DeadLetterRecord) -> None:

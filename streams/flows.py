@@ -3,7 +3,9 @@
 Why read the code rather than list it by hand: a hand-written list of producers and consumers
 (the AsyncAPI document's, once) drifts the day a worker stops subscribing or starts publishing.
 Here a consumer is an `EventConsumer(<topic>, ...)` built in a module, and a producer is a
-`<...>publisher.publish(<event>)` call; the event's type gives its topic (`streams/topics.py`).
+`<...>publisher.publish(<event>)` call or an `<...>outbox.entry(<event>, ...)` / `outbox.accept(...)` (an event owed by
+accepted work, published by the outbox: `streams/outbox_relay.py`); the event's type gives its
+topic (`streams/topics.py`).
 An argument whose event type cannot be read (no constructor call, no annotation) is an error that
 names the line, so a new publish call is either understood or fixes itself with an annotation.
 
@@ -25,7 +27,8 @@ from schemas.events import Event
 from streams.topics import TOPICS
 
 STREAMS_DIR = Path(__file__).resolve().parent
-_PUBLISHER_NAMES = ("publisher", "_publisher")
+_PUBLISHER_NAMES = ("publisher", "_publisher", "outbox")
+_PUBLISH_CALLS = ("publish", "entry", "accept")  # publisher.publish(event); outbox.entry(event, ...); outbox.accept(event, ...)
 
 
 @dataclass
@@ -86,7 +89,7 @@ def scan(path: Path) -> tuple[list[str], list[str]]:
             continue
         if isinstance(node.func, ast.Name) and node.func.id == "EventConsumer" and node.args:
             consumed.append(reader.topic(node.args[0]))
-        elif isinstance(node.func, ast.Attribute) and node.func.attr == "publish" and _is_publisher(node.func.value):
+        elif isinstance(node.func, ast.Attribute) and node.func.attr in _PUBLISH_CALLS and _is_publisher(node.func.value):
             published.extend(reader.published(node))
     return published, consumed
 

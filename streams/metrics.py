@@ -4,6 +4,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter("ragloop_events_consumed_total", "Events handled per topic, group and outcome.", ["topic", "group", "outcome"])
 DEAD_LETTERS = Counter("ragloop_dead_letters_total", "Messages given up on, per topic and reason (the error type).", ["topic", "reason"])
+DEAD_LETTER_PUBLISH_FAILURES = Counter("ragloop_dead_letter_publish_failures_total",
+                                     "Dead letters recorded in the table whose `.dlq` topic copy could not be published.", ["topic"])
 EVENTS_PUBLISHED = Counter("ragloop_events_published_total", "Events published per topic.", ["topic"])
 HANDLER_SECONDS = Histogram("ragloop_handler_seconds", "Time spent in a role's handler per event.", ["topic", "group"],
                             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
@@ -21,3 +23,6 @@ EVAL_METRIC = Histogram("ragloop_eval_metric", "Online evaluation metric values 
 AGENT_WAITING = Gauge("ragloop_agent_waiting_tasks", "Chat tasks delivered to an agent and waiting for its engine.")
 QUEUE_DEPTH = Gauge("ragloop_queue_depth", "Chat tasks accepted and waiting for an agent.")
 CONSUMER_LAG = Gauge("ragloop_consumer_lag", "Messages not yet consumed per consumer group and topic (Kafka).", ["group", "topic"])
+BACKGROUND_ERRORS = Counter("ragloop_background_errors_total", "Errors of a background loop (each is logged; the loop restarts "
+                            "after a backoff).", ["loop"])
+LEASE_RENEWAL_ERRORS = Counter("ragloop_lease_renewal_errors_total", "Failed renewals of a task's lease (retried until the lease lapses).")

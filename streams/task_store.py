@@ -7,7 +7,7 @@ another's. The attempts of each task are kept beside it, in `streams/task_attemp
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,18 +16,19 @@ from sqlmodel import col, select
 
 from schemas.database import Database
 from schemas.events import ChatRequest, utcnow
-from schemas.tables import TERMINAL_TASK_STATES, CallbackDeliveryRecord, TaskRecord
+from schemas.tables import TERMINAL_TASK_STATES, CallbackDeliveryRecord, OutboxRecord, TaskRecord
 
 
 class TaskStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    def create_task(self, task: TaskRecord) -> bool:
+    def create_task(self, task: TaskRecord, *, outbox: Sequence[OutboxRecord] = ()) -> bool:
         """Insert the task once (False when its id or idempotency key is taken); a task with a
-        `callback_url` is created with its pending delivery in the same transaction."""
+        `callback_url` is created with its pending delivery, and its `outbox` entries (the event that
+        announces it) in the same transaction."""
         delivery = [CallbackDeliveryRecord(task_id=task.id)] if task.callback_url else []
-        return self.db.insert_once(task, *delivery)
+        return self.db.insert_once(task, *delivery, *outbox)
 
     def get_task(self, task_id: str) -> TaskRecord | None:
         with self.db.session() as s:
@@ -48,9 +49,10 @@ class TaskStore:
             total, of_tenant = s.exec(statement).one()
             return int(total), int(of_tenant)
 
-    def transition_task(self, task_id: str, *, from_states: Iterable[str], to: str, **values: Any) -> bool:
-        """Compare-and-set: move a task only if it is in one of `from_states`."""
-        return self.db.changed(transition_statement(task_id, from_states=from_states, to=to, **values))
+    def transition_task(self, task_id: str, *, from_states: Iterable[str], to: str, held_by: str | None = None, **values: Any) -> bool:
+        """Compare-and-set: move a task only if it is in one of `from_states` (and, for an agent, which
+        passes `held_by`, only if no other agent holds it)."""
+        return self.db.changed(transition_statement(task_id, from_states=from_states, to=to, held_by=held_by, **values))
 
     def renew_lease(self, task_id: str, owner: str, lease_s: float) -> bool:
         """Extend the visibility timeout; False when the task was cancelled or taken over meanwhile."""
@@ -68,12 +70,13 @@ class TaskStore:
 
 
 def transition_statement(task_id: str, *, from_states: Iterable[str], to: str, held_by: str | None = None, **values: Any) -> Any:
-    """Compare-and-set on the status (and, with `held_by`, on the lease owner: an agent whose task was
-    taken over cannot finish it); a terminal state stamps `finished_at` and clears the lease."""
+    """Compare-and-set on the status and, with `held_by`, on the lease: an agent moves only a task
+    that nobody holds or that it holds itself, so one whose task was taken over can neither finish
+    nor fail it. A terminal state stamps `finished_at` and clears the lease."""
     stamps = {"finished_at": utcnow(), "lease_owner": None, "lease_expires_at": None} if to in TERMINAL_TASK_STATES else {}
     guards = [col(TaskRecord.id) == task_id, col(TaskRecord.status).in_(list(from_states))]
     if held_by is not None:
-        guards.append(col(TaskRecord.lease_owner) == held_by)
+        guards.append(or_(col(TaskRecord.lease_owner).is_(None), col(TaskRecord.lease_owner) == held_by))
     return update(TaskRecord).where(*guards).values(status=to, **stamps, **values)
 
 

@@ -1,7 +1,9 @@
 """The chat task queue as the gateway and adapters see it: submit, read, wait, cancel, follow.
 
-Accepting a task means a durable row plus a published `chat.requests` event; nothing accepted is
-dropped. Above the queue-depth limits new work is refused up front (the caller gets 503 with
+Accepting a task means a durable row plus its `chat.requests` event, written in one transaction
+(the outbox) and published right after; if that publish fails the relay delivers it later, so
+nothing accepted is dropped and a broker outage does not fail the submission. An event too large
+for one message is refused (`EventTooLarge`) before anything is written. Above the queue-depth limits new work is refused up front (the caller gets 503 with
 Retry-After) instead of being accepted and stranded.
 """
 
@@ -18,6 +20,7 @@ from schemas.events import ChatRequest, ChatToken, principals_fingerprint
 from schemas.settings import Settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.metrics import QUEUE_DEPTH
+from streams.outbox_relay import Outbox
 from streams.publisher import Publisher
 from streams.task_attempts import TaskAttempts
 from streams.task_store import TaskStore, task_from_request
@@ -72,8 +75,10 @@ class TokenHub:
 
 
 class TaskService:
-    def __init__(self, store: TaskStore, attempts: TaskAttempts, publisher: Publisher, settings: Settings, tokens: TokenHub) -> None:
+    def __init__(self, store: TaskStore, attempts: TaskAttempts, publisher: Publisher, settings: Settings, tokens: TokenHub,
+                 outbox: Outbox | None = None) -> None:
         self.store, self.attempts, self.publisher, self.settings, self.tokens = store, attempts, publisher, settings, tokens
+        self.outbox = outbox or Outbox(store.db, publisher, settings)
         self._waiters: dict[str, asyncio.Event] = {}
 
     async def submit(self, request: ChatRequest, *, idempotency_key: str | None = None) -> tuple[TaskRecord, bool]:
@@ -87,15 +92,16 @@ class TaskService:
             existing = await asyncio.to_thread(self.store.find_task_by_idempotency_key, request.tenant, idempotency_key)
             if existing is not None:
                 return self._own(existing, who), False
+        entry = self.outbox.entry(request, aggregate="task", aggregate_id=request.task_id)
         await self._check_capacity(request.tenant)
         record = task_from_request(request, idempotency_key=idempotency_key)
-        created = await asyncio.to_thread(self.store.create_task, record)
+        created = await asyncio.to_thread(self.store.create_task, record, outbox=[entry])
         if not created:  # a concurrent repeat of the same key won the insert
             existing = await asyncio.to_thread(self.store.find_task_by_idempotency_key, request.tenant, idempotency_key or "")
             if existing is None:
                 raise ValueError(f"task_id {request.task_id!r} already exists")
             return self._own(existing, who), False
-        await self.publisher.publish(request)
+        await self.outbox.send([entry])
         return record, True
 
     @staticmethod

@@ -99,3 +99,14 @@ def last_per_document(documents: Sequence[DocumentChunks]) -> list[DocumentChunk
     in a row leaves exactly the second version, so applying just that one is the same result."""
     latest = {(d.tenant, d.document_id): d for d in documents}
     return list(latest.values())
+
+
+def rank_scores(hits: Sequence[SearchHit]) -> list[SearchHit]:
+    """The hits, in order, with their scores replaced by their reciprocal rank (1, 1/2, 1/3, …):
+    what callers outside the process are shown. A raw BM25 score carries corpus statistics (IDF,
+    average length), and on OpenSearch those span every tenant of the index, so a tenant reading
+    its scores could learn whether another tenant's documents hold a term; a rank carries only
+    the order. (The order itself can still shift with those statistics on a multi-term query:
+    README, "Tenant isolation".)"""
+    return [SearchHit.model_construct(chunk=hit.chunk, score=1.0 / rank) for rank, hit in enumerate(hits, start=1)]  # built from valid parts
+

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from indexing.backends.base import SearchBackend
+from schemas.settings import redact_url
 
 ACCEPTED_URLS = "'embedded://', 'http://host:port', 'https://host:port' or 'opensearch://host:port'"
 
@@ -26,9 +27,9 @@ def open_backend(search_url: str, *, home: Path, dimension: int, index_prefix: s
         return EmbeddedBackend(Path(home).expanduser() / "index", dimension=dimension)
     if scheme in ("http", "https", "opensearch"):
         if not parts.hostname:
-            raise ValueError(f"search URL {search_url!r} names no host; expected one of {ACCEPTED_URLS}")
+            raise ValueError(f"search URL {redact_url(search_url)!r} names no host; expected one of {ACCEPTED_URLS}")
         from indexing.backends.opensearch import OpenSearchBackend
 
         url = search_url if scheme != "opensearch" else "http://" + search_url.split("://", 1)[1]
         return OpenSearchBackend(url, dimension=dimension, index_prefix=index_prefix)
-    raise ValueError(f"unsupported search URL {search_url!r}; expected one of {ACCEPTED_URLS}")
+    raise ValueError(f"unsupported search URL {redact_url(search_url)!r}; expected one of {ACCEPTED_URLS}")

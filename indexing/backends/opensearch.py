@@ -43,6 +43,7 @@ from opensearchpy.exceptions import NotFoundError, RequestError
 from indexing.backends.analyzer import has_cjk
 from indexing.backends.base import DocumentChunks, checked_vectors, last_per_document
 from indexing.types import Chunk, SearchHit
+from schemas.settings import redact_url
 
 log = structlog.get_logger(__name__)
 
@@ -272,7 +273,7 @@ class OpenSearchBackend:
         props = next(iter(mapping.values()))["mappings"].get("properties", {})
         found = props.get("vector", {}).get("dimension")
         if found != self.dimension:
-            raise ValueError(f"OpenSearch index {self.index_name!r} at {self.url} has vector dimension {found}, "
+            raise ValueError(f"OpenSearch index {self.index_name!r} at {redact_url(self.url)} has vector dimension {found}, "
                              f"not {self.dimension}; use another index prefix or drop the index")
 
     def _chunk_ids_of(self, documents: Sequence[DocumentChunks]) -> list[str]:

@@ -30,6 +30,7 @@ from indexing.loaders.errors import (
 )
 from indexing.loaders.formats import COMPRESSED_SUFFIX, FORMATS, Format, accepted, detect_format, split_media_type, suffix_of
 from indexing.loaders.parsed import DocumentOrigin, ParsedText
+from indexing.loaders.pdf import parse_pdf
 from indexing.loaders.records import RecordFields, iter_records
 from indexing.loaders.text import markdown_to_text
 from indexing.types import SourceDocument
@@ -87,7 +88,7 @@ def iter_documents(path: Path | str, *, tenant: str = "default", document_id: st
     data = path.read_bytes()
     if compressed:
         data = _gunzip(data, name=name, max_bytes=max_bytes)
-    yield from _parse(data, fmt, origin=origin, charset=None, fields=fields)
+    yield from _parse(data, fmt, origin=origin, charset=None, fields=fields, max_bytes=max_bytes)
 
 
 def load_bytes(data: bytes, *, media_type: str | None = None, filename: str | None = None, tenant: str = "default",
@@ -123,15 +124,18 @@ def iter_documents_from_bytes(data: bytes, *, media_type: str | None = None, fil
     origin = DocumentOrigin(tenant=tenant, document_id=document_id or (None if fmt.parse is None else default_id),
                             source=source, name=name or default_id, title=title, metadata=dict(metadata or {}),
                             access=tuple(access))
-    yield from _parse(data, fmt, origin=origin, charset=charset, fields=fields)
+    yield from _parse(data, fmt, origin=origin, charset=charset, fields=fields, max_bytes=max_bytes)
 
 
 def _parse(data: bytes, fmt: Format, *, origin: DocumentOrigin, charset: str | None,
-           fields: RecordFields) -> Iterator[SourceDocument]:
+           fields: RecordFields, max_bytes: int) -> Iterator[SourceDocument]:
     if fmt.parse is None:
         yield from iter_records(data, name=origin.name, origin=origin, lines=fmt.lines, fields=fields)
         return
-    parsed = fmt.parse(data, name=origin.name, charset=charset)
+    if fmt.parse is parse_pdf:  # the one format whose text can be far larger than its bytes: bound the extraction
+        parsed = parse_pdf(data, name=origin.name, charset=charset, max_chars=max_bytes)
+    else:
+        parsed = fmt.parse(data, name=origin.name, charset=charset)
     if not parsed.text.strip():
         raise EmptyDocumentError(f"cannot load {origin.name or 'the document'!r}: it holds no text to index "
                                  f"(an empty {fmt.name} document)")

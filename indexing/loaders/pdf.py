@@ -8,6 +8,11 @@ back to its page. Any failure inside the parser on untrusted bytes is a corrupt 
 never a crash of the caller. Scanned PDFs without a text layer are refused with a reason
 rather than indexed empty.
 
+Bounded: a small PDF can hold a huge page tree or compress megabytes of text into each page, so
+extraction stops with a ``DocumentTooLargeError`` past ``MAX_PAGES`` pages or past ``max_chars``
+characters of text (the loader passes its byte limit, RAGLOOP_FETCH_MAX_BYTES in the workers:
+a PDF yields no more text than a plain-text document of that size may hold).
+
     >>> parse_pdf(Path("report.pdf").read_bytes(), name="report.pdf").metadata["pages"]   # doctest: +SKIP
     12
 """
@@ -21,18 +26,31 @@ from typing import Any
 from pypdf import PdfReader
 from pypdf.errors import FileNotDecryptedError, PyPdfError
 
-from indexing.loaders.errors import CorruptDocumentError, EmptyDocumentError, LoadError
+from indexing.loaders.errors import CorruptDocumentError, DocumentTooLargeError, EmptyDocumentError, LoadError
 from indexing.loaders.parsed import ParsedText
 from indexing.loaders.text import normalise_text
 
+MAX_PAGES = 5000
+"""Most pages read from one PDF (indexing/loaders/pdf.py); split longer documents."""
+DEFAULT_MAX_CHARS = 64 * 1024 * 1024
 
-def parse_pdf(data: bytes, *, name: str = "", charset: str | None = None) -> ParsedText:
+
+def parse_pdf(data: bytes, *, name: str = "", charset: str | None = None, max_chars: int = DEFAULT_MAX_CHARS,
+              max_pages: int = MAX_PAGES) -> ParsedText:
     """The text layer of every page, pages separated by blank lines; the title is the PDF's own, if any."""
     reader = open_pdf(data, name=name)
+    label = name or "the PDF"
+    if len(reader.pages) > max_pages:
+        raise DocumentTooLargeError(f"cannot load {label!r}: it has {len(reader.pages)} pages, over the limit of {max_pages} "
+                                    "(MAX_PAGES in indexing/loaders/pdf.py); split it")
     parts: list[str] = []
     page_starts: list[int] = []
     offset = 0
     for text in iter_pdf_pages(reader, name=name):
+        if offset + len(text) > max_chars:
+            raise DocumentTooLargeError(f"cannot load {label!r}: its text is over the limit of {max_chars} characters "
+                                        f"(reached on page {len(page_starts) + 1}; the byte limit, RAGLOOP_FETCH_MAX_BYTES "
+                                        "in the workers); split it or raise that setting")
         if text and parts:
             offset += 2  # the blank line between pages
         page_starts.append(offset)

@@ -16,7 +16,11 @@ __all__ = ["Broker", "EmbeddedBroker", "make_broker"]
 
 def make_broker(settings: Settings) -> Broker:
     if settings.broker.is_embedded:
-        return EmbeddedBroker(partitions=settings.broker.kafka_partitions)
+        broker = settings.broker
+        return EmbeddedBroker(partitions=broker.kafka_partitions, retained=broker.embedded_retained,
+                              retained_bytes=broker.embedded_retained_bytes, queue_max=broker.embedded_queue_max,
+                              publish_timeout_s=broker.embedded_publish_timeout_s)
     from streams.brokers.kafka import KafkaBroker  # imported lazily: embedded mode needs no Kafka client
 
-    return KafkaBroker(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix)
+    return KafkaBroker(settings.broker.kafka_bootstrap, topic_prefix=settings.broker.topic_prefix,
+                       max_message_bytes=settings.broker.max_message_bytes)

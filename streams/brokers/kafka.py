@@ -8,6 +8,7 @@ Topic and consumer-group names both carry `RAGLOOP_TOPIC_PREFIX`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -32,12 +33,22 @@ def _raw_body(message: KafkaMessage) -> object:
 
 
 class KafkaBroker:
-    def __init__(self, bootstrap: list[str], *, topic_prefix: str = "") -> None:
+    def __init__(self, bootstrap: list[str], *, topic_prefix: str = "", max_message_bytes: int = 1024 * 1024) -> None:
         self.bootstrap = bootstrap
         self.prefix = topic_prefix
-        self._broker = FastStreamKafkaBroker(bootstrap, logger=None)
+        self.max_message_bytes = max_message_bytes
+        self._subscriptions: list[Subscription] = []
+        self._broker = self._build()
+
+    def _build(self) -> FastStreamKafkaBroker:
+        # The producer's limit is RAGLOOP_MAX_MESSAGE_BYTES, the figure the gateway sizes events by (413 above it).
+        return FastStreamKafkaBroker(self.bootstrap, logger=None, max_request_size=self.max_message_bytes)
 
     def subscribe(self, subscription: Subscription) -> None:
+        self._subscriptions.append(subscription)
+        self._register(subscription)
+
+    def _register(self, subscription: Subscription) -> None:
         # Groups carry the topic prefix too, so deployments (or test runs) sharing one Kafka
         # under different prefixes never join each other's groups and rebalance one another.
         group = self.prefix + subscription.group
@@ -71,7 +82,17 @@ class KafkaBroker:
         return RawMessage(record.topic.removeprefix(self.prefix), key, record.value or b"", headers)
 
     async def start(self) -> None:
-        await self._broker.start()
+        """Connect and start consuming. A start that failed (Kafka unreachable) leaves a half-started
+        client behind, so the next try begins from a fresh one with the same subscriptions."""
+        try:
+            await self._broker.start()
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self._broker.stop()
+            self._broker = self._build()
+            for subscription in self._subscriptions:
+                self._register(subscription)
+            raise
 
     async def stop(self) -> None:
         await self._broker.stop()

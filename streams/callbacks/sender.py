@@ -95,10 +95,11 @@ class CallbackSender:
         body = TaskOut.of(task, await asyncio.to_thread(self.attempts.of, task.id)).model_dump_json().encode()
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, DELIVERY_HEADER: task.id,
                    "X-Ragloop-Attempt": str(attempt)}
-        if self.settings.security.webhook_secret is not None:
-            headers |= RAGLOOP.sign(self.settings.security.webhook_secret.get_secret_value(), body)
+        # Signed with the callback secret, never an inbound webhook key: every receiver holds this one.
+        if (secret := self.settings.security.callback_signing_secret()) is not None:
+            headers |= RAGLOOP.sign(secret.get_secret_value(), body)
         elif not self._warned_unsigned:  # once, and only when a callback is really sent
             self._warned_unsigned = True
-            log.warning("RAGLOOP_WEBHOOK_SECRET is not set: callbacks are sent unsigned")
+            log.warning("RAGLOOP_CALLBACK_SECRET (or the legacy RAGLOOP_WEBHOOK_SECRET) is not set: callbacks are sent unsigned")
         return await post_guarded(url, body, headers, timeout_s=self.settings.callbacks.timeout_s,
                                   allow_private=self.settings.callbacks.allow_private)

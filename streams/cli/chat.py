@@ -16,6 +16,7 @@ from schemas.settings import get_settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.cli.options import PRINCIPAL_HELP, ApiKeyOption, TenantOption, acting_as, console
 from streams.cli.runtime import in_process, run_with
+from streams.outbox_relay import EventTooLarge
 from streams.runtime import Runtime
 from streams.tasks import QueueFull, TaskService, TokenHub
 
@@ -28,7 +29,7 @@ POLL_S = 0.1  # no chat.responses listener here to wake the wait early: poll the
 
 def task_service(runtime: Runtime) -> TaskService:
     """The HTTP API's task queue over this command's runtime."""
-    return TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, runtime.settings, TokenHub())
+    return TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, runtime.settings, TokenHub(), runtime.outbox)
 
 
 async def answered(tasks: TaskService, request: ChatRequest, timeout: float) -> TaskRecord:
@@ -38,6 +39,9 @@ async def answered(tasks: TaskService, request: ChatRequest, timeout: float) -> 
     except QueueFull as full:
         console.print(f"[red]queue full[/]: {full}")
         raise typer.Exit(EX_TEMPFAIL) from None
+    except EventTooLarge as too_large:
+        console.print(f"[red]too large[/]: {too_large}")
+        raise typer.Exit(1) from None
     task = await tasks.wait(request.task_id, timeout, poll_s=POLL_S)
     if task is None or task.status not in TERMINAL_TASK_STATES:
         console.print(f"no answer within {timeout:.0f}s (task {request.task_id})", markup=False)

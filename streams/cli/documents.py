@@ -18,6 +18,7 @@ from schemas.settings import get_settings
 from streams.brokers import EmbeddedBroker
 from streams.cli.options import ApiKeyOption, TenantOption, acting_as, console
 from streams.cli.runtime import in_process, run_with
+from streams.outbox_relay import EventTooLarge
 from streams.runtime import ROLES, Runtime
 from streams.topics import resolve
 
@@ -118,10 +119,20 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
                 console.print(f"[red]skipped[/] {file}: {error}")
 
     async def send(runtime: Runtime) -> dict[str, int]:
-        for event in documents:
-            await asyncio.to_thread(runtime.stores.documents.upsert_document, event.document_id, event.tenant, title=event.title, status="queued", error=None)
-            await runtime.publisher.publish(event)
-        return await _follow_documents(runtime, [d.document_id for d in documents], timeout)
+        accepted = []
+        for event in documents:  # each row with its event (the outbox), published right after; the relay retries
+            try:
+                entry = runtime.outbox.entry(event, aggregate="document", aggregate_id=event.document_id)
+            except EventTooLarge as error:  # counted as failed: in `documents`, not in the summary's ids
+                console.print(f"[red]skipped[/] {event.document_id}: {error}")
+                continue
+            await asyncio.to_thread(runtime.stores.documents.upsert_document, event.document_id, event.tenant, outbox=[entry],
+                                    title=event.title, status="queued", error=None)
+            await runtime.outbox.send([entry])
+            accepted.append(event.document_id)
+        summary = await _follow_documents(runtime, accepted, timeout)
+        summary["failed"] += len(documents) - len(accepted)
+        return summary
 
     summary = run_with(settings, in_process(settings, ["ingest"]), send)
     failed = summary.get("failed", 0) + unreadable

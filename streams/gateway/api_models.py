@@ -7,11 +7,15 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, require_one_body
 from schemas.tables import DocumentRecord, ModelVersionRecord
+
+MAX_TEXT_CHARS = 64 * 1024 * 1024
+"""`text` is bounded like file bytes are: by RAGLOOP_FETCH_MAX_BYTES (UTF-8 bytes, checked by the route), and never above this."""
 
 
 class DocumentIn(BaseModel):
@@ -19,7 +23,7 @@ class DocumentIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     title: str = Field("", max_length=1000)
-    text: NonEmpty | None = None
+    text: NonEmpty | None = Field(None, max_length=MAX_TEXT_CHARS, description="At most RAGLOOP_FETCH_MAX_BYTES bytes as UTF-8.")
     url: str | None = Field(None, pattern=r"^https?://", max_length=4000)
     content_b64: NonEmpty | None = None
     media_type: str | None = Field(None, description="Format of content_b64, e.g. application/pdf (else from filename).")
@@ -30,6 +34,23 @@ class DocumentIn(BaseModel):
     tenant: Identifier = "default"
     metadata: dict[str, Any] = Field(default_factory=dict)
     access: list[str] = Field(default_factory=list, description="Principals allowed to read it; empty = the whole tenant.")
+
+    @field_validator("url")
+    @classmethod
+    def _parsable_url(cls, url: str | None) -> str | None:
+        """A host and a port in 1..65535, checked here so a bad URL is a 422, not a crash of the route."""
+        if url is None:
+            return url
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 — raises ValueError for a port out of range or not a number
+        except ValueError as error:
+            raise ValueError(f"not a valid URL ({error}); the port must be a number from 1 to 65535") from None
+        if not parts.hostname:
+            raise ValueError("the URL names no host")
+        if parts.port == 0:
+            raise ValueError("port 0 is not a valid port; the port must be a number from 1 to 65535")
+        return url
 
     @model_validator(mode="after")
     def _one_body(self) -> DocumentIn:

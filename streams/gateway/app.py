@@ -1,6 +1,7 @@
 """The HTTP gateway: JSON in, events out, task state back from the store.
 
-Accepting a request means it is durable (a task or document row) and published; the answer
+Accepting a request means it is durable (a task or document row, with its event in the outbox) and
+published, now or by the outbox relay; the answer
 arrives later through the workers. `?wait=true` is a convenience that polls the same state.
 """
 
@@ -14,11 +15,14 @@ from fastapi import Depends, FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from schemas.events import ChatResponse, ChatToken
 from streams.asyncapi import asyncapi_document
+from streams.brokers.embedded import BrokerFull
 from streams.consumer import EventConsumer
 from streams.gateway.auth import api_key_auth
+from streams.gateway.body_limit import BodyLimitMiddleware
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes import chat, dead_letters, documents, learning, openai, webhooks
 from streams.metrics import QUEUE_DEPTH
@@ -52,6 +56,7 @@ def create_app(runtime: Runtime) -> FastAPI:
             await runtime.stop()
 
     app = FastAPI(title="ragloop", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
+    app.add_middleware(BodyLimitMiddleware, settings=runtime.settings)  # before any body is read, authenticated or not
     authenticated = [Depends(api_key_auth(ctx))]
     for module in (documents, chat, learning, openai, dead_letters):
         app.include_router(module.router(ctx), dependencies=authenticated)
@@ -63,6 +68,14 @@ def create_app(runtime: Runtime) -> FastAPI:
         detail = [{k: v for k, v in e.items() if k in ("loc", "msg", "type")} for e in error.errors()]
         return JSONResponse(status_code=422, content={"error": "; ".join(problems), "detail": detail})
 
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_down(_: Request, error: Exception) -> JSONResponse:
+        # Nothing was accepted (the row and its outbox entry commit together, or neither): retrying is safe.
+        retry_after = runtime.settings.tasks.retry_after_s
+        return JSONResponse(status_code=503, content={"detail": "the database is unavailable; retry later"},
+                            headers={"Retry-After": str(retry_after)})
+
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
         # OpenAI clients read `error.message`; everything else gets FastAPI's usual `detail`.
@@ -70,6 +83,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         if request.url.path.startswith("/v1/chat/completions"):
             body = {"error": {"message": str(error.detail), "type": "invalid_request_error", "code": error.status_code}}
         return JSONResponse(status_code=error.status_code, content=body, headers=error.headers)
+
+    @app.exception_handler(BrokerFull)
+    async def broker_full(_: Request, error: BrokerFull) -> JSONResponse:
+        # The embedded broker's bounded queues are full: back-pressure, not a server error.
+        return JSONResponse(status_code=503, content={"detail": str(error)},
+                            headers={"Retry-After": str(runtime.settings.tasks.retry_after_s)})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:

@@ -8,7 +8,8 @@ ingested with an access list). The dependency records both on `request.state`; r
 `tenant_of(request, body.tenant)` and `principals_of(request, body.principals)` so the key wins over
 whatever the body names: a caller cannot claim principals its key was not given. A task or
 document addressed by path (`/v1/tasks/{task_id}`, `/v1/documents/{document_id}`) that belongs to
-another tenant answers 404, exactly as if it did not exist, so ids cannot be probed across tenants.
+another tenant, or to principals the key does not hold, answers 404, exactly as if it did not
+exist, so ids cannot be probed across tenants or principals.
 
     app.include_router(router, dependencies=[Depends(api_key_auth(ctx))])
 """
@@ -50,22 +51,28 @@ class KeyGrant(NamedTuple):
 def parse_api_keys(settings: Settings) -> dict[str, KeyGrant]:
     """`key1=tenantA,key2=tenantB|alice|team-a` → {key: KeyGrant}. Raises ValueError naming the bad entry."""
     raw = settings.security.api_keys.get_secret_value() if settings.security.api_keys else ""
-    keys: dict[str, KeyGrant] = {}
+    return {key: grant for (key,), grant in parse_grants(raw, "RAGLOOP_API_KEYS", "`key=tenant` or `key=tenant|principal|…` "
+                                                         "(expected e.g. `key1=tenantA,key2=tenantB|alice|team-a`)")}
+
+
+def parse_grants(raw: str, setting: str, shape: str, names: int = 1) -> list[tuple[tuple[str, ...], KeyGrant]]:
+    """Comma-separated `name=…=tenant|principal|…` entries, `names` names before the grant → [(names, grant)].
+    Shared by API keys and webhook keys; raises ValueError naming `setting`, the bad entry and the `shape` expected."""
+    grants: list[tuple[tuple[str, ...], KeyGrant]] = []
     for number, entry in enumerate((e.strip() for e in raw.split(",")), start=1):
         if not entry:
             continue
-        key, sep, grant = (part.strip() for part in entry.partition("="))
+        *found, grant = (part.strip() for part in entry.split("=", names))
         tenant, *principals = (part.strip() for part in grant.split("|"))
-        if not sep or not key or not _IDENTIFIER.fullmatch(tenant) or not all(principals):
-            raise ValueError(f"RAGLOOP_API_KEYS entry {number} is not `key=tenant` or `key=tenant|principal|…` "
-                             "(expected e.g. `key1=tenantA,key2=tenantB|alice|team-a`)")
+        if len(found) != names or not all(found) or not _IDENTIFIER.fullmatch(tenant) or not all(principals):
+            raise ValueError(f"{setting} entry {number} is not {shape}")
         try:
             _PRINCIPALS.validate_python(principals)
         except ValidationError as error:
-            raise ValueError(f"RAGLOOP_API_KEYS entry {number}: principals must be 1-200 printable characters each, "
+            raise ValueError(f"{setting} entry {number}: principals must be 1-200 printable characters each, "
                              f"at most 100 ({error.errors()[0]['msg']})") from None
-        keys[key] = KeyGrant(tenant, tuple(principals))
-    return keys
+        grants.append((tuple(found), KeyGrant(tenant, tuple(principals))))
+    return grants
 
 
 def grant_of(request: Request) -> KeyGrant | None:
@@ -98,6 +105,8 @@ def api_key_auth(ctx: GatewayContext) -> Callable[..., Awaitable[None]]:
     """The router dependency: 401 without a known key (auth on); sets `request.state.grant`."""
     enabled = ctx.settings.auth_enabled
     keys = parse_api_keys(ctx.settings)
+    if enabled and ctx.settings.security.auth == "auto" and ctx.settings.broker.is_embedded:
+        log.info("API-key auth is on: RAGLOOP_API_KEYS is set (RAGLOOP_AUTH=off turns it off)", keys=len(keys))
     if enabled and not keys:
         log.warning("API-key auth is on but RAGLOOP_API_KEYS is empty: every /v1 request will be refused",
                     auth=ctx.settings.security.auth, broker=ctx.settings.broker.url.split("://")[0])
@@ -130,13 +139,16 @@ def _lookup(keys: dict[str, KeyGrant], presented: str) -> KeyGrant | None:
 
 
 async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: str) -> None:
-    """Another tenant's task or document is indistinguishable from a missing one: 404 before the route runs."""
+    """Another tenant's task or document, or one whose access list names none of the key's
+    principals (the rule search applies to its chunks), is indistinguishable from a missing one:
+    404 before the route runs, so it can be neither read, nor waited on, nor deleted."""
     params = request.path_params
     if "task_id" in params:
         task = await asyncio.to_thread(ctx.stores.tasks.get_task, params["task_id"])
         if task is not None and not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
     if "document_id" in params:
-        document = await asyncio.to_thread(ctx.stores.documents.get_document, params["document_id"])
-        if document is not None and document.tenant != tenant:
-            raise HTTPException(404, f"unknown document_id {params['document_id']!r}")
+        document_id, principals = params["document_id"], principals_of(request, [])
+        if await asyncio.to_thread(ctx.stores.documents.get_document, document_id) is not None and \
+                await asyncio.to_thread(ctx.stores.documents.visible_document, document_id, tenant, principals) is None:
+            raise HTTPException(404, f"unknown document_id {document_id!r}")

@@ -18,7 +18,8 @@ class GatewayContext:
 
     @classmethod
     def of(cls, runtime: Runtime) -> GatewayContext:
-        return cls(runtime, TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, runtime.settings, TokenHub()))
+        return cls(runtime, TaskService(runtime.stores.tasks, runtime.stores.attempts, runtime.publisher, runtime.settings, TokenHub(),
+                                            runtime.outbox))
 
     @property
     def stores(self) -> Stores:

@@ -15,20 +15,24 @@ import os
 import socket
 import threading
 import uuid
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import structlog
 
 from agents.graph import AgentQuery
+from indexing.backends.base import rank_scores
 from models.llm.base import ChatMessage
 from schemas.events import ChatRequest, ChatResponse, ChatToken, ChatTurn, Citation, ModelUpdated, new_id, utcnow
 from schemas.tables import TaskRecord
 from schemas.task_result import TaskOutcome
-from streams.consumer import EventConsumer, PermanentError
+from streams.brokers.base import RawMessage
+from streams.consumer import EventConsumer, PermanentError, RetryPolicy, dead_letter
+from streams.dead_letters import DeadLetterStore
+from streams.executors import LEASE, LEASE_THREADS, run_in
+from streams.lease_keeper import keep_lease
 from streams.metrics import ACTIVE_MODEL, AGENT_WAITING, TASK_SECONDS, TASKS
 from streams.publisher import Publisher
 from streams.services import Services
+from streams.supervision import BackgroundLoop
 from streams.task_store import task_from_request
 from streams.topics import TOPICS
 
@@ -100,9 +104,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         try:
             outcome = await _run(request, attempt)
         except BaseException:
-            await asyncio.to_thread(attempts.end, request.task_id, attempt, "error")  # retried, or dead-lettered as failed
+            await asyncio.to_thread(attempts.end, request.task_id, attempt, owner, "error")  # retried, or dead-lettered as failed
             raise
-        await asyncio.to_thread(attempts.end, request.task_id, attempt, outcome)
+        await asyncio.to_thread(attempts.end, request.task_id, attempt, owner, outcome)
 
     async def _run(request: ChatRequest, attempt: int) -> str:
         """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
@@ -119,7 +123,12 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                            conversation_id=request.conversation_id, turn_id=request.task_id)
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
-        lease = asyncio.create_task(_keep_lease(request.task_id, stopped))
+
+        async def renew() -> bool:  # on its own pool: never queued behind fetches or store calls
+            return await run_in(LEASE, LEASE_THREADS, store.renew_lease, request.task_id, owner, settings.tasks.lease_s)
+
+        # Lost lease (cancelled, taken over, or lapsed with every renewal failing): the generating thread stops at its next token.
+        lease = asyncio.create_task(keep_lease(renew, settings.tasks.lease_s, stopped, task_id=request.task_id))
         try:
             result = await asyncio.to_thread(services.agent.answer, query, on_delta=tokens.feed if tokens else None,
                                              should_stop=stopped.is_set)
@@ -133,7 +142,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
             citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text)
-                       for h in result.hits],
+                       for h in rank_scores(result.hits)],  # raw scores would leak other tenants' term statistics
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
         )
@@ -145,15 +154,10 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             return "succeeded"
         return "stopped"  # cancelled, or another agent took over, while this one finished
 
-    async def _keep_lease(task_id: str, stopped: threading.Event) -> None:
-        while True:
-            await asyncio.sleep(settings.tasks.lease_s / 3)
-            if not await asyncio.to_thread(store.renew_lease, task_id, owner, settings.tasks.lease_s):
-                stopped.set()  # cancelled (or taken over): the generating thread stops at its next token
-                return
-
     async def failed(request: ChatRequest, reason: str) -> None:
-        if await asyncio.to_thread(store.transition_task, request.task_id, from_states=("queued", "running"), to="failed", error=reason):
+        """The request was dead-lettered: fail its task, unless another live agent holds it now."""
+        if await asyncio.to_thread(store.transition_task, request.task_id, from_states=("queued", "running"), to="failed",
+                                   held_by=owner, error=reason):
             TASKS.labels("failed").inc()
 
     async def swap(update: ModelUpdated) -> None:
@@ -172,17 +176,35 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGLOOP_TASK_LEASE_S)
 
 
-def background(services: Services, publisher: Publisher) -> list[Callable[[], Coroutine[Any, Any, None]]]:
-    """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers."""
-    store, attempts, lease_s = services.stores.tasks, services.stores.attempts, services.settings.tasks.lease_s
+def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]:
+    """Re-publish tasks whose agent died (lease expired); whichever agent claims first answers. A task
+    whose lease lapsed `tasks.max_attempts` times is failed and its request dead-lettered instead."""
+    store, attempts, tasks = services.stores.tasks, services.stores.attempts, services.settings.tasks
+    letters = DeadLetterStore(services.stores.db)
 
     async def requeue_expired() -> None:
         while True:
-            await asyncio.sleep(max(lease_s / SWEEPS_PER_LEASE, 0.5))
+            await asyncio.sleep(max(tasks.lease_s / SWEEPS_PER_LEASE, 0.5))
             for task in await asyncio.to_thread(store.expired_leases):
-                if await asyncio.to_thread(attempts.due_for_retry, task, lease_s):
+                lapse = await asyncio.to_thread(attempts.lapse, task, tasks.lease_s, tasks.max_attempts)
+                if lapse is None:  # another sweeper took this one
+                    continue
+                if lapse.action == "retry":
                     await publisher.publish(_retry_of(task))
                     log.warning("task lease expired; re-queued", task_id=task.id, attempt=task.attempts, agent=task.lease_owner)
+                    continue
+                reason = (f"agent died {lapse.lapses} times: its lease lapsed on each attempt (RAGLOOP_TASK_MAX_ATTEMPTS="
+                          f"{tasks.max_attempts}); replay it once the cause (e.g. an agent out of memory) is fixed")
+                await _dead_letter(task, reason, lapse.lapses)  # first: if it fails, the next sweep gives up again
+                if await asyncio.to_thread(attempts.give_up, task, reason):
+                    TASKS.labels("failed").inc()
+
+    async def _dead_letter(task: TaskRecord, reason: str, lapses: int) -> None:
+        request = ChatRequest.model_validate(task.request)
+        topic = TOPICS["chat.requests.high" if request.options.priority == "high" else "chat.requests"]
+        message = RawMessage(topic.name, request.key(), request.model_dump_json().encode())
+        retry = RetryPolicy(services.settings.workers.max_retries, services.settings.workers.retry_backoff_s)
+        await dead_letter(publisher.broker, letters, topic, message, GROUP, reason, "LeaseExpired", lapses, retry)
 
     return [requeue_expired]
 

@@ -13,6 +13,12 @@ Large documents: one above `RAGLOOP_INGEST_LARGE_BYTES` would hold every documen
 its partition, so it is moved to `docs.ingest.large` (same key, same event) and indexed there by
 a consumer of its own, while the small ones keep flowing. Later events for a document that is on
 that lane follow it there, so a document's events still apply in order.
+
+Deletes: `docs.delete` is another topic, so a delete may be handled before, during or after an
+ingest accepted before it. The document row orders them by acceptance time (see
+indexing/document_store.py): an ingest reads the delete mark before it writes and marks itself
+indexed only if no delete ran meanwhile; one that lost to a delete removes what it wrote, one
+interrupted by an older delete is indexed again. An ingest accepted after the delete indexes.
 """
 
 from __future__ import annotations
@@ -23,12 +29,14 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from indexing.document_store import DeleteMark, Indexed
 from indexing.loaders import LoadError
 from indexing.loaders.ingest_event import load_ingest_event
 from indexing.pipeline import IngestStage
 from indexing.types import SourceDocument
 from schemas.events import DocumentDelete, DocumentIndexed, DocumentIngest, DocumentProgress, ProgressStage
 from streams.consumer import BatchOutcome, EventConsumer, PermanentError
+from streams.executors import FETCH, run_in
 from streams.metrics import CHUNKS_INDEXED, DOCUMENTS_INDEXED
 from streams.publisher import Publisher
 from streams.services import Services
@@ -49,6 +57,20 @@ def inline_bytes(event: DocumentIngest) -> int:
     if event.content_b64 is not None:
         return len(event.content_b64) * 3 // 4
     return 0
+
+
+def byte_bounded(events: list[DocumentIngest], limit: int) -> list[list[DocumentIngest]]:
+    """The batch in order, cut into groups of at most `limit` inline bytes (a bigger event is a group
+    of its own): `RAGLOOP_INGEST_BATCH` bounds how many documents are held at once, this how much."""
+    groups: list[list[DocumentIngest]] = []
+    size = 0
+    for event in events:
+        if not groups or size + inline_bytes(event) > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(event)
+        size += inline_bytes(event)
+    return groups
 
 
 class StagePump:
@@ -101,11 +123,24 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         if entry == "entered":
             await progress(event, "queued", "large document: indexed on docs.ingest.large", bytes=size)
 
+    async def not_deleted(events: list[DocumentIngest]) -> tuple[list[DocumentIngest], dict[str, DeleteMark]]:
+        """The events no delete accepted after them has beaten yet, and the delete marks they saw."""
+        marks = await asyncio.to_thread(store.delete_marks, [e.document_id for e in events])
+        alive = [e for e in events if not marks[e.document_id].beats(e.occurred_at)]
+        for event in events:
+            if event not in alive:
+                log.info("ingest skipped: the document was deleted after it was accepted", document_id=event.document_id,
+                         event_id=event.event_id)
+        return alive, marks
+
     async def start(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:
         """Mark the documents as indexing and load them side by side (URL fetches overlap)."""
-        await asyncio.to_thread(store.upsert_documents, [(e.document_id, e.tenant, {"title": e.title, "status": "indexing", "error": None})
+        await asyncio.to_thread(store.upsert_documents, [(e.document_id, e.tenant, {"title": e.title, "status": "indexing", "error": None,
+                                                                                 "access": e.access})
                                                          for e in events])
-        loaded = await asyncio.gather(*(asyncio.to_thread(load, e) for e in events), return_exceptions=True)
+        # On the fetch pool: slow URLs must not take the default pool's threads from store calls and the API.
+        loaded = await asyncio.gather(*(run_in(FETCH, settings.ingest.fetch_threads, load, e) for e in events),
+                                      return_exceptions=True)
         outcomes: list[SourceDocument | Exception] = []
         for outcome in loaded:
             outcomes.append(outcome if isinstance(outcome, (SourceDocument, Exception)) else RuntimeError(repr(outcome)))
@@ -114,9 +149,11 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def announce(event: DocumentIngest, chunk_ids: list[str]) -> None:
         await progress(event, "indexed", chunks=len(chunk_ids))
-        await publisher.publish(DocumentIndexed(tenant=event.tenant, document_id=event.document_id, chunk_ids=chunk_ids, trace=event.trace))
+        await publisher.publish(DocumentIndexed.of(event, chunk_ids))
 
-    async def index(pairs: list[tuple[DocumentIngest, SourceDocument]]) -> None:
+    async def index(pairs: list[tuple[DocumentIngest, SourceDocument]], marks: dict[str, DeleteMark]) -> BatchOutcome:
+        """Write the chunks, then mark each document indexed unless a delete ran meanwhile;
+        returns the events to index again (an older delete interrupted them)."""
         events = {document.id: event for event, document in pairs}
         pump = StagePump(lambda document_id, stage, counts: progress(events[document_id], stage, reason=None, **counts))
         started = time.perf_counter()
@@ -126,12 +163,19 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             await pump.close()
         log.info("documents indexed", documents=len(reports), chunks=sum(r.chunks for r in reports),
                  seconds=round(time.perf_counter() - started, 3))
-        await asyncio.to_thread(store.upsert_documents, [
-            (e.document_id, e.tenant, {"title": d.title, "status": "indexed", "chunks": r.chunks, "error": None})
+        outcomes = await asyncio.to_thread(store.finish_indexing, [
+            Indexed(e.document_id, e.occurred_at, marks[e.document_id], {"title": d.title, "chunks": r.chunks, "error": None})
             for (e, d), r in zip(pairs, reports)])
-        DOCUMENTS_INDEXED.inc(len(reports))
-        CHUNKS_INDEXED.inc(sum(r.chunks for r in reports))
-        await asyncio.gather(*(announce(event, report.chunk_ids) for (event, _), report in zip(pairs, reports)))
+        won = [(e, r) for (e, _), r, outcome in zip(pairs, reports, outcomes) if outcome == "indexed"]
+        for (event, _), outcome in zip(pairs, outcomes):
+            if outcome == "deleted":  # it lost to a delete that may have run before it wrote: leave nothing
+                await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id)
+                log.info("ingest lost to a later delete; its chunks are removed", document_id=event.document_id, event_id=event.event_id)
+        DOCUMENTS_INDEXED.inc(len(won))
+        CHUNKS_INDEXED.inc(sum(r.chunks for _, r in won))
+        await asyncio.gather(*(announce(event, report.chunk_ids) for event, report in won))
+        return {e.event_id: RuntimeError(f"document {e.document_id}: an earlier delete ran while it was indexed; indexing it again")
+                for (e, _), outcome in zip(pairs, outcomes) if outcome == "interrupted"}
 
     async def ingest(event: DocumentIngest) -> None:
         failures = await ingest_many([event])
@@ -148,28 +192,35 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                 await move_to_large_lane(event, inline_bytes(event))
             else:
                 small.append(event)
-        pairs: list[tuple[DocumentIngest, SourceDocument]] = []
-        for event, outcome in zip(small, await start(small) if small else []):
-            if isinstance(outcome, Exception):
-                failures[event.event_id] = outcome
-            elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest.large_bytes:
-                await move_to_large_lane(event, size)
-            else:
-                pairs.append((event, outcome))
-        if pairs:
-            await index(pairs)
+        small, marks = await not_deleted(small)
+        for group in byte_bounded(small, settings.ingest.batch_bytes):
+            pairs: list[tuple[DocumentIngest, SourceDocument]] = []
+            for event, outcome in zip(group, await start(group)):
+                if isinstance(outcome, Exception):
+                    failures[event.event_id] = outcome
+                elif (size := len(outcome.text.encode("utf-8"))) > settings.ingest.large_bytes:
+                    await move_to_large_lane(event, size)
+                else:
+                    pairs.append((event, outcome))
+            if pairs:
+                failures |= await index(pairs, marks)
         return failures
 
     async def ingest_large(event: DocumentIngest) -> None:
-        [document] = await start([event])
-        if isinstance(document, Exception):
-            raise document
-        await index([(event, document)])
+        alive, marks = await not_deleted([event])
+        if alive:
+            [document] = await start([event])
+            if isinstance(document, Exception):
+                raise document
+            if interrupted := await index([(event, document)], marks):
+                raise interrupted[event.event_id]
         await asyncio.to_thread(store.leave_large_lane, event.document_id, event.event_id)
 
     async def delete(event: DocumentDelete) -> None:
-        removed = await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id)
-        await asyncio.to_thread(store.upsert_document, event.document_id, event.tenant, status="deleted", chunks=0, error=None)
+        """Tombstone first, then remove, then release: an ingest that wrote in between notices."""
+        remove = await asyncio.to_thread(store.begin_delete, event.document_id, event.tenant, event.occurred_at)
+        removed = await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id) if remove else 0
+        await asyncio.to_thread(store.end_delete, event.document_id, event.occurred_at)
         await progress(event, "deleted", chunks=removed)
 
     async def failed(event: DocumentIngest | DocumentDelete, reason: str) -> None:

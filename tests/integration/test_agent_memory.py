@@ -27,6 +27,7 @@ from indexing.types import SourceDocument
 from models.embedder import TextEmbedder
 from models.fetch import ensure_smollm2
 from models.llm.transformers_engine import TransformersEngine
+from schemas.events import principals_fingerprint
 
 pytestmark = pytest.mark.slow
 
@@ -142,3 +143,16 @@ def test_a_conversation_held_by_principals_is_private_to_them(parts, sqlite_url)
         other = agent.answer(AgentQuery(question=FOLLOW_UP, conversation_id="held", principals=outsider, max_new_tokens=8))
         assert other.history_turns == 0
     assert len(agent.conversation("held", principals=["alice", "group:hr"])) == 2
+
+
+def test_ids_with_slashes_cannot_open_another_principals_or_tenants_memory(parts, sqlite_url):
+    """Ids may contain `/`: tuples that a `/`-joined key would have merged are still separate conversations."""
+    agent = worker(parts, sqlite_url)()
+    agent.answer(AgentQuery(question=FIRST, conversation_id="held", principals=["alice"], max_new_tokens=8))
+    agent.answer(AgentQuery(question=FIRST, tenant="acme", conversation_id="x/y", max_new_tokens=8))
+    collisions = [AgentQuery(question=FOLLOW_UP, conversation_id=f"held/{principals_fingerprint(['alice'])}", max_new_tokens=8),
+                  AgentQuery(question=FOLLOW_UP, tenant="acme/x", conversation_id="y", max_new_tokens=8)]
+    for probe in collisions:
+        assert agent.answer(probe).history_turns == 0, probe
+    assert [t["question"] for t in agent.conversation("held", principals=["alice"])] == [FIRST]
+    assert [t["question"] for t in agent.conversation("x/y", tenant="acme")] == [FIRST]

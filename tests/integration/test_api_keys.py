@@ -22,7 +22,7 @@ from streams.gateway.app import create_app
 from streams.gateway.auth import KeyGrant, parse_api_keys
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.signing import RAGLOOP
+from streams.signing import RAGLOOP_V2
 from streams.task_store import task_from_request
 from streams.tasks import IdempotencyConflict, TaskService, TokenHub
 from tests.support import wait_for
@@ -36,7 +36,7 @@ CHAT = {"messages": [{"role": "user", "content": "hello"}]}
 @pytest.fixture
 def keyed(settings: Settings) -> Settings:
     return settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB, key-p=tenantA|alice|team-x"),
-                             webhook_secret=SecretStr("whsec"))
+                             webhook_keys=SecretStr("hook=whsec=default"))
 
 
 @contextmanager
@@ -63,6 +63,14 @@ def test_auth_is_on_by_default_with_a_kafka_broker_unless_turned_off(settings: S
     cluster = settings.override(broker_url="kafka://127.0.0.1:9092", auth=SecuritySettings.model_fields["auth"].default)
     assert cluster.auth_enabled and not cluster.override(auth="off").auth_enabled
     assert settings.override(auth="on").auth_enabled
+
+
+def test_auto_auth_is_on_in_embedded_mode_once_keys_are_set(settings: Settings) -> None:
+    embedded = settings.override(auth="auto", api_keys=SecretStr("key-a=tenantA"))
+    assert embedded.broker.is_embedded and embedded.auth_enabled
+    with gateway(embedded) as (client, _, _):
+        assert client.post("/v1/chat", json=CHAT).status_code == 401
+        assert client.post("/v1/chat", json=CHAT, headers=A).status_code == 202
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/v1/models"), ("POST", "/v1/chat"), ("GET", "/v1/tasks/t1"), ("DELETE", "/v1/tasks/t1"),
@@ -102,7 +110,8 @@ def test_health_and_metrics_stay_open(keyed: Settings) -> None:
 def test_webhooks_are_authenticated_by_signature_not_by_key(keyed: Settings) -> None:
     body = json.dumps({"text": "hello"}).encode()
     with gateway(keyed) as (client, _, _):
-        reply = client.post("/v1/webhooks/generic", content=body, headers={"Content-Type": "application/json", **RAGLOOP.sign("whsec", body)})
+        reply = client.post("/v1/webhooks/generic", content=body,
+                            headers={"Content-Type": "application/json", "X-Ragloop-Key-Id": "hook", **RAGLOOP_V2.sign("whsec", body)})
     assert reply.status_code == 202, reply.text
 
 
@@ -225,9 +234,10 @@ def test_an_idempotency_key_naming_another_callers_task_is_409(keyed: Settings) 
         assert runtime.stores.tasks.count_queued("tenantA") == 1  # only theirs
 
 
-def test_any_key_of_the_tenant_may_inspect_and_delete_a_restricted_document(keyed: Settings, unique: str) -> None:
-    """Document management is tenant-wide (README): a key without the document's principals still reads its status
-    and deletes it, and its chunks leave the index. Another tenant's key gets 404, as for a missing document."""
+def test_a_restricted_document_is_404_to_keys_without_its_principals(keyed: Settings, unique: str) -> None:
+    """A restricted document follows search's rule (#11 item 9): a key of the tenant without its principals cannot
+    read its metadata, delete it or re-POST it public (`access: []`); it gets the answers a missing document or
+    another tenant's id gets, so nothing tells it apart. The key holding the principal still manages it."""
     document_id = f"handbook-{unique}"
     with gateway(keyed, ["ingest"]) as (client, runtime, _):
         added = client.post("/v1/documents", headers=P, json={"id": document_id, "title": "Handbook", "access": ["team-x"],
@@ -239,10 +249,26 @@ def test_any_key_of_the_tenant_may_inspect_and_delete_a_restricted_document(keye
 
         wait_for(lambda: status() == "indexed", timeout=120, what="the document to be indexed")
         assert runtime.services.backend.count("tenantA") > 0
-        inspected = client.get(f"/v1/documents/{document_id}", headers=A)
-        assert (inspected.status_code, inspected.json().get("status")) == (200, "indexed")
-        assert client.delete(f"/v1/documents/{document_id}", headers={"X-API-Key": "key-b"}).status_code == 404
-        deleted = client.delete(f"/v1/documents/{document_id}", headers=A)
+        missing = client.get(f"/v1/documents/missing-{unique}", headers=A)
+        for headers in (A, {"X-API-Key": "key-b"}):
+            inspected = client.get(f"/v1/documents/{document_id}", headers=headers)
+            assert (inspected.status_code, inspected.json()) == (404, {"detail": f"unknown document_id {document_id!r}"})
+            assert missing.status_code == 404
+            assert client.delete(f"/v1/documents/{document_id}", headers=headers).status_code == 404
+            public = client.post("/v1/documents", headers=headers, json={"id": document_id, "access": [], "text": "Now public."})
+            assert (public.status_code, public.json()) == (409, {"detail": f"document_id {document_id!r} is taken; "
+                                                                           "choose another id (or leave it out for a fresh one)"})
+        assert runtime.stores.documents.access_of(document_id) == ["team-x"]
+        deleted = client.delete(f"/v1/documents/{document_id}", headers=P)
         assert (deleted.status_code, deleted.json()) == (202, {"document_id": document_id, "status": "indexed"})
         wait_for(lambda: status() == "deleted", timeout=120, what="the document to be deleted")
         assert runtime.services.backend.count("tenantA") == 0
+
+
+def test_an_unrestricted_document_is_managed_by_any_key_of_its_tenant(keyed: Settings, unique: str) -> None:
+    document_id = f"notice-{unique}"
+    with gateway(keyed) as (client, _, _):
+        assert client.post("/v1/documents", headers=P, json={"id": document_id, "text": "Canteen opens at nine."}).status_code == 202
+        assert client.get(f"/v1/documents/{document_id}", headers=A).status_code == 200
+        assert client.post("/v1/documents", headers=A, json={"id": document_id, "text": "Canteen opens at ten."}).status_code == 202
+        assert client.get(f"/v1/documents/{document_id}", headers={"X-API-Key": "key-b"}).status_code == 404

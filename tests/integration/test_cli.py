@@ -66,7 +66,7 @@ def readme_cli_lines() -> list[str]:
 
 def test_help_lists_exactly_the_commands_each_with_what_it_does() -> None:
     commands = help_panels()["Commands"]
-    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "topics", "models", "eval", "dlq", "config"}
+    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "soak", "topics", "models", "eval", "dlq", "config"}
     assert all(commands.values()), commands
 
 

@@ -25,7 +25,7 @@ from schemas.database import Database
 from schemas.events import DeadLetter, DocumentIngest
 from schemas.settings import Settings
 from streams.brokers.kafka import create_topics
-from streams.dead_letters import DeadLetterStore
+from streams.dead_letters import DLQ_BODY_BYTES, DeadLetterStore
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
@@ -195,3 +195,27 @@ def test_over_http_a_key_sees_only_its_own_tenants_letters(settings: Settings) -
         assert client.get("/v1/dead-letters").status_code == 401
         bad = client.get("/v1/dead-letters", headers={"Authorization": "Bearer key-a"}, params={"since": "yesterday"})
         assert bad.status_code == 422 and "30m" in bad.text
+
+
+def test_an_over_size_invalid_event_fits_the_dlq_and_fails_the_document_it_names(settings: Settings) -> None:
+    runtime = Runtime(settings, ["ingest"])
+    runtime.stores.documents.upsert_document("big", "acme", status="queued")
+    value = json.dumps({"tenant": "acme", "document_id": "big", "text": '"quoted" ' * 120_000, "colour": "red"}).encode()
+
+    async def publish_invalid() -> None:
+        await runtime.start(warm=False)
+        try:
+            await runtime.broker.publish("docs.ingest", value, key="big")
+            await runtime.broker.join()  # type: ignore[attr-defined]
+        finally:
+            await runtime.stop()
+
+    asyncio.run(publish_invalid())
+    [raw] = runtime.broker.retained["docs.ingest.dlq"]  # type: ignore[attr-defined]
+    copy = DeadLetter.model_validate_json(raw.value)
+    assert len(raw.value) < 6 * DLQ_BODY_BYTES + 16_384 < 1_048_576 < len(value) * 2  # bounded (JSON escaping at most x6)
+    assert copy.payload_truncated and copy.payload_bytes == len(value) and copy.dead_letter_id is not None
+    row = DeadLetterStore(runtime.stores.db).get(copy.dead_letter_id)
+    assert row is not None and row.payload.encode() == value  # replay reads the whole payload from the row
+    document = runtime.stores.documents.get_document("big")
+    assert document is not None and document.status == "failed" and "colour" in (document.error or "")

@@ -21,7 +21,7 @@ from schemas.tables import FeedbackRecord
 from streams.gateway.app import create_app
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.signing import RAGLOOP
+from streams.signing import RAGLOOP_V2
 from tests.support import read_topic, wait_for
 
 OSTRA = "The Ostra river flows 612 kilometres from the Vel mountains to the Northern Sea."
@@ -140,20 +140,19 @@ def test_feedback_comment_travels_on_feedback_events_and_is_stored(settings: Set
 
 # --- idempotency through a signed webhook --------------------------------------------------------
 
-def test_a_webhook_delivery_naming_another_signers_task_is_409(settings: Settings) -> None:
-    """A webhook delivery id is the task's idempotency key, scoped like any other by the principals asking. A delivery
-    id spelled as another caller's scoped key finds that caller's task, and is refused rather than handed it."""
-    signed = settings.override(webhook_secret=SecretStr("whsec"))
+def test_a_webhook_delivery_id_cannot_spell_another_callers_scoped_key(settings: Settings) -> None:
+    """A webhook delivery id is the task's idempotency key, scoped like any other by the principals asking (after a `#`).
+    A delivery id spelled as another caller's scoped key would find that caller's task: it is refused with a 422."""
+    signed = settings.override(webhook_keys=SecretStr("hr=whsec-hr=default|alice,plain=whsec=default"))
 
-    def deliver(client: httpx.Client, payload: dict[str, Any], delivery: str) -> httpx.Response:
+    def deliver(client: httpx.Client, payload: dict[str, Any], delivery: str, key: tuple[str, str]) -> httpx.Response:
         body = json.dumps(payload).encode()
-        headers = {"Content-Type": "application/json", "X-Ragloop-Delivery": delivery, **RAGLOOP.sign("whsec", body)}
+        headers = {"Content-Type": "application/json", "X-Ragloop-Key-Id": key[0], **RAGLOOP_V2.sign(key[1], body, delivery=delivery)}
         return client.post("/v1/webhooks/generic", content=body, headers=headers)
 
     with serving(signed, []) as (client, runtime, _):
-        first = deliver(client, {"text": QUESTION, "principals": ["alice"]}, "d-1")
+        first = deliver(client, {"text": QUESTION}, "d-1", ("hr", "whsec-hr"))
         assert first.status_code == 202, first.text
-        foreign = deliver(client, {"text": QUESTION}, f"d-1#{principals_fingerprint(['alice'])}")
-        assert foreign.status_code == 409
-        assert foreign.json() == {"detail": "this Idempotency-Key was used by another caller; choose another key"}
+        foreign = deliver(client, {"text": QUESTION}, f"d-1#{principals_fingerprint(['alice'])}", ("plain", "whsec"))
+        assert foreign.status_code == 422 and "without `#`" in foreign.json()["detail"]
         assert runtime.stores.tasks.count_queued() == 1

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from kafka import KafkaProducer
 
-from schemas.events import DocumentIngest
+from schemas.events import DocumentIndexed, DocumentIngest
 from schemas.settings import Settings
 from streams.brokers.kafka import create_topics
 from streams.gateway.app import create_app
@@ -246,3 +246,15 @@ def test_a_later_version_of_a_document_on_the_large_lane_follows_it_there(settin
         assert [v["counts"]["chunks"] for v in versions][1] == 1  # the final, one-chunk version was applied last
         hits = runtime.services.retriever.retrieve("How tall is the Orvel dam?", k=3)
         assert [h.chunk.text for h in hits if h.chunk.document_id == "report"] == ["Final version: the Orvel dam is 212 metres tall."]
+
+
+def test_the_indexed_event_of_a_many_chunk_document_stays_small(api) -> None:
+    client, runtime = api
+    text = "\n\n".join(f"Paragraph {n} tells how the Ostra river feeds mill number {n} on its way north." for n in range(300))
+    client.post("/v1/documents", json={"id": "long", "text": text})
+    indexed = wait_status(client, "long", {"indexed", "failed"})
+    assert indexed["status"] == "indexed" and indexed["chunks"] > 16
+    [event] = [m for m in runtime.broker.retained["docs.indexed"] if b'"long"' in m.value]  # type: ignore[attr-defined]
+    assert len(event.value) < 4096, len(event.value)  # a count and the first ids, not every chunk id
+    body = DocumentIndexed.model_validate_json(event.value)
+    assert body.chunks == indexed["chunks"] and len(body.chunk_ids) == 16

@@ -31,16 +31,20 @@ from streams.brokers.kafka import create_topics
 from streams.callbacks.sender import CallbackSender
 from streams.callbacks.slack import slack_text
 from streams.gateway.app import create_app
+from streams.gateway.routes.webhooks import parse_webhook_keys
 from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
-from streams.signing import RAGLOOP, SLACK, SignatureError
+from streams.signing import RAGLOOP, RAGLOOP_V2, SLACK, SignatureError
 from streams.stores import Stores
 from streams.task_store import TaskStore, task_from_request
 from streams.topics import all_topic_names
 from tests.e2e.conftest import processes
 from tests.support import wait_for
 
-SECRET = "whsec-test"
+SECRET = "whsec-test"  # the callback secret: every callback receiver holds it
+KEY_ID, KEY_SECRET = "crm", "whkey-test"  # an inbound webhook key of the default tenant
+ACME_SECRET = "whkey-acme"  # key `acme`: tenant acme, asking as alice
+WEBHOOK_KEYS = f"{KEY_ID}={KEY_SECRET}=default, acme={ACME_SECRET}=acme|alice"
 SLACK_SECRET = "slack-signing-test"
 BOT_TOKEN = "xoxb-test-token"
 
@@ -96,7 +100,8 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 
 @pytest.fixture
 def hook_settings(settings: Settings, receiver: tuple[Receiver, str]) -> Settings:
-    return settings.override(max_new_tokens=8, webhook_secret=SecretStr(SECRET), allow_private_callbacks=True, callback_backoff_s=0.2,
+    return settings.override(max_new_tokens=8, callback_secret=SecretStr(SECRET), webhook_keys=SecretStr(WEBHOOK_KEYS),
+                             allow_private_callbacks=True, callback_backoff_s=0.2,
                              slack_signing_secret=SecretStr(SLACK_SECRET), slack_bot_token=SecretStr(BOT_TOKEN), slack_api_url=f"{receiver[1]}/api")
 
 
@@ -107,10 +112,11 @@ def gateway(settings: Settings, roles: tuple[str, ...] = ()) -> Iterator[tuple[h
         yield client, runtime
 
 
-def signed_post(client: httpx.Client, path: str, payload: dict[str, Any], *, scheme: Any = RAGLOOP, secret: str = SECRET,
-                now: float | None = None, headers: dict[str, str] | None = None, tamper: Callable[[bytes], bytes] | None = None) -> httpx.Response:
+def signed_post(client: httpx.Client, path: str, payload: dict[str, Any], *, scheme: Any = RAGLOOP_V2, secret: str = KEY_SECRET,
+                key_id: str = KEY_ID, delivery: str | None = None, now: float | None = None, headers: dict[str, str] | None = None,
+                tamper: Callable[[bytes], bytes] | None = None) -> httpx.Response:
     body = json.dumps(payload).encode()
-    signed = scheme.sign(secret, body, now=now)
+    signed = scheme.sign(secret, body, now=now, delivery=delivery) | {"X-Ragloop-Key-Id": key_id}
     return client.post(path, content=tamper(body) if tamper else body, headers={"Content-Type": "application/json", **signed, **(headers or {})})
 
 
@@ -149,7 +155,7 @@ def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_s
                                                api_keys=SecretStr("key-1=default"))
     with gateway(hook_settings, ("agent", "callbacks")) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "What is the capital of France?", "callback_url": f"{url}/hook"},
-                            headers={"X-Ragloop-Delivery": "delivery-1"})
+                            delivery="delivery-1")
         assert reply.status_code == 202, reply.text
         task_id = reply.json()["task_id"]
         delivery = wait_for(lambda: fake.at("/hook"), timeout=120, what="the callback")[0]
@@ -163,22 +169,80 @@ def test_signed_webhook_becomes_a_task_whose_answer_is_posted_back_signed(hook_s
 
 def test_repeated_webhook_delivery_returns_the_same_task(hook_settings: Settings) -> None:
     with gateway(hook_settings) as (client, runtime):
-        first = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, headers={"X-Ragloop-Delivery": "d-42"})
-        again = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, headers={"X-Ragloop-Delivery": "d-42"})
+        first = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, delivery="d-42")
+        again = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, delivery="d-42")
         tasks = all_tasks(runtime)
     assert (first.status_code, again.status_code) == (202, 200)
     assert first.json()["task_id"] == again.json()["task_id"] and len(tasks) == 1
 
 
-def test_webhook_accepts_a_whole_conversation_a_tenant_and_principals(hook_settings: Settings) -> None:
+def test_webhook_accepts_a_whole_conversation_and_acts_as_its_keys_tenant_and_principals(hook_settings: Settings) -> None:
     messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "And Paris?"}]
     with gateway(hook_settings) as (client, runtime):
-        reply = signed_post(client, "/v1/webhooks/generic", {"messages": messages, "tenant": "acme", "conversation_id": "conv-7",
-                                                             "principals": ["alice"]})
-        task = runtime.stores.tasks.get_task(reply.json()["task_id"])
-    assert reply.status_code == 202 and task is not None
+        named = signed_post(client, "/v1/webhooks/generic", {"messages": messages, "tenant": "acme", "conversation_id": "conv-7",
+                                                             "principals": ["alice"]}, key_id="acme", secret=ACME_SECRET)
+        implied = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, key_id="acme", secret=ACME_SECRET)
+        task, other = (runtime.stores.tasks.get_task(r.json()["task_id"]) for r in (named, implied))
+    assert (named.status_code, implied.status_code) == (202, 202) and task is not None and other is not None
     assert (task.tenant, task.conversation_id, task.request["messages"]) == ("acme", "conv-7", messages)
-    assert task.request["principals"] == ["alice"]
+    assert task.request["principals"] == other.request["principals"] == ["alice"] and other.tenant == "acme"
+
+
+@pytest.mark.parametrize("key_id, secret, payload", [
+    ("acme", ACME_SECRET, {"tenant": "globex"}), ("acme", ACME_SECRET, {"principals": ["alice", "group:hr"]}),
+    ("acme", ACME_SECRET, {"principals": []}), (KEY_ID, KEY_SECRET, {"tenant": "acme"}), (KEY_ID, KEY_SECRET, {"principals": ["alice"]}),
+], ids=["other-tenant", "more-principals", "fewer-principals", "default-key-as-acme", "default-key-as-alice"])
+def test_a_webhook_key_cannot_ask_for_another_tenant_or_other_principals(hook_settings: Settings, key_id: str, secret: str,
+                                                                          payload: dict[str, Any]) -> None:
+    with gateway(hook_settings) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello", **payload}, key_id=key_id, secret=secret)
+        assert reply.status_code == 403 and f"webhook key {key_id!r}" in reply.json()["detail"], reply.text
+        assert all_tasks(runtime) == []
+
+
+@pytest.mark.parametrize("setting", ["webhook_secret", "callback_secret"])
+def test_a_callback_receiver_cannot_create_an_inbound_task(hook_settings: Settings, setting: str) -> None:
+    """A receiver verifies callbacks with the callback secret (RAGLOOP_CALLBACK_SECRET, or the legacy
+    RAGLOOP_WEBHOOK_SECRET that once verified inbound webhooks too); it must not be able to sign questions."""
+    configured = hook_settings.override(**{setting: SecretStr(SECRET)}, **{"callback_secret" if setting == "webhook_secret" else "webhook_secret": None})
+    with gateway(configured) as (client, runtime):
+        old_style = signed_post(client, "/v1/webhooks/generic", {"text": "hi", "tenant": "acme", "principals": ["alice"]},
+                                scheme=RAGLOOP, secret=SECRET)
+        as_key = signed_post(client, "/v1/webhooks/generic", {"text": "hi"}, secret=SECRET)
+        as_acme = signed_post(client, "/v1/webhooks/generic", {"text": "hi"}, key_id="acme", secret=SECRET)
+        assert [r.status_code for r in (old_style, as_key, as_acme)] == [401, 401, 401]
+        assert all_tasks(runtime) == []
+    with gateway(configured.override(webhook_keys=None)) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/generic", {"text": "hi"}, scheme=RAGLOOP, secret=SECRET)
+        assert reply.status_code == 401 and "RAGLOOP_WEBHOOK_KEYS" in reply.json()["detail"] and all_tasks(runtime) == []
+
+
+def test_a_replay_under_a_new_delivery_id_makes_no_second_task(hook_settings: Settings) -> None:
+    body = b'{"text": "hello"}'
+    signed = RAGLOOP_V2.sign(KEY_SECRET, body, delivery="d-1") | {"X-Ragloop-Key-Id": KEY_ID, "Content-Type": "application/json"}
+    unnamed = RAGLOOP_V2.sign(KEY_SECRET, body) | {"X-Ragloop-Key-Id": KEY_ID, "Content-Type": "application/json"}
+    with gateway(hook_settings) as (client, runtime):
+        first = client.post("/v1/webhooks/generic", content=body, headers=signed)
+        replayed = client.post("/v1/webhooks/generic", content=body, headers=signed | {"X-Ragloop-Delivery": "d-2"})
+        stripped = client.post("/v1/webhooks/generic", content=body, headers={k: v for k, v in signed.items() if k != "X-Ragloop-Delivery"})
+        # Sent without a delivery id, the same signed request replayed finds the task it made.
+        once, twice = (client.post("/v1/webhooks/generic", content=body, headers=unnamed) for _ in range(2))
+        tasks = all_tasks(runtime)
+    assert (first.status_code, replayed.status_code, stripped.status_code) == (202, 401, 401)
+    assert "X-Ragloop-Delivery" in replayed.json()["detail"]
+    assert (once.status_code, twice.status_code) == (202, 200) and once.json()["task_id"] == twice.json()["task_id"]
+    assert len(tasks) == 2
+
+
+def test_webhook_keys_are_parsed_with_their_grants_and_must_not_be_the_callback_secret(settings: Settings) -> None:
+    keys = parse_webhook_keys(settings.override(webhook_keys=SecretStr(WEBHOOK_KEYS)))
+    assert {k: (v.secret, v.grant.tenant, v.grant.principals) for k, v in keys.items()} == {
+        KEY_ID: (KEY_SECRET, "default", ()), "acme": (ACME_SECRET, "acme", ("alice",))}
+    with pytest.raises(ValueError, match="RAGLOOP_WEBHOOK_KEYS entry 2 is not `key_id=secret=tenant`"):
+        parse_webhook_keys(settings.override(webhook_keys=SecretStr("a=s=t,b=tenant-only")))
+    for setting in ("callback_secret", "webhook_secret"):
+        with pytest.raises(ValueError, match="key 'a' has the callback secret"):
+            parse_webhook_keys(settings.override(webhook_keys=SecretStr("a=same=t"), **{setting: SecretStr("same")}))
 
 
 def test_tampered_body_is_401_and_nothing_is_enqueued(hook_settings: Settings) -> None:
@@ -201,7 +265,7 @@ def test_replay_window_is_ragloop_webhook_tolerance_s(settings: Settings, monkey
                                                     tolerance_s: int, age_s: int, accepted: bool) -> None:
     """Each age is on the other side of the 300 s default, so only the configured window decides."""
     monkeypatch.setenv("RAGLOOP_WEBHOOK_TOLERANCE_S", str(tolerance_s))
-    configured = Settings(home=settings.home, broker={"url": "memory://"}, security={"webhook_secret": SecretStr(SECRET)})
+    configured = Settings(home=settings.home, broker={"url": "memory://"}, security={"webhook_keys": SecretStr(WEBHOOK_KEYS)})
     with gateway(configured) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"}, now=time.time() - age_s)
         tasks = all_tasks(runtime)
@@ -221,7 +285,7 @@ def test_unsigned_webhook_is_401(hook_settings: Settings) -> None:
 def test_webhook_is_refused_when_the_server_has_no_secret(settings: Settings) -> None:
     with gateway(settings) as (client, runtime):
         reply = signed_post(client, "/v1/webhooks/generic", {"text": "hello"})
-        assert reply.status_code == 401 and "RAGLOOP_WEBHOOK_SECRET" in reply.json()["detail"]
+        assert reply.status_code == 401 and "RAGLOOP_WEBHOOK_KEYS" in reply.json()["detail"]
         assert all_tasks(runtime) == []
 
 
@@ -253,6 +317,13 @@ def test_slack_request_with_a_bad_signature_is_401(hook_settings: Settings) -> N
         reply = signed_post(client, "/v1/webhooks/slack", slack_event("hi"), scheme=SLACK, secret="not-the-secret")
         stale = signed_post(client, "/v1/webhooks/slack", slack_event("hi"), scheme=SLACK, secret=SLACK_SECRET, now=time.time() - 400)
         assert (reply.status_code, stale.status_code) == (401, 401) and all_tasks(runtime) == []
+
+
+@pytest.mark.parametrize("tolerance_s, age_s, accepted", [(30, 60, False), (600, 400, True)], ids=["older-than-30s-refused", "within-600s-accepted"])
+def test_slack_replay_window_is_ragloop_webhook_tolerance_s(hook_settings: Settings, tolerance_s: int, age_s: int, accepted: bool) -> None:
+    with gateway(hook_settings.override(webhook_tolerance_s=tolerance_s)) as (client, runtime):
+        reply = signed_post(client, "/v1/webhooks/slack", slack_event("<@UBOT> hi"), scheme=SLACK, secret=SLACK_SECRET, now=time.time() - age_s)
+        assert (reply.status_code == 200 and len(all_tasks(runtime)) == 1) if accepted else (reply.status_code == 401 and all_tasks(runtime) == [])
 
 
 @pytest.mark.slow  # the agent generates the answer with the real model

@@ -208,3 +208,107 @@ def test_openapi_json_describes_every_route_and_field_the_readme_lists(client: T
     assert {"messages", "conversation_id", "tenant", "principals", "retrieval", "model_version", "priority", "callback_url"} <= fields["ChatIn"]
     assert {"task_id", "rating", "correction", "comment"} <= fields["FeedbackIn"]
     assert {"retrieval", "principals"} <= fields["CompletionIn"]  # the extra_body extensions
+
+
+def test_a_url_with_a_port_out_of_range_is_422_naming_the_port(client: TestClient) -> None:
+    reply = client.post("/v1/documents", json={"url": "http://h:99999/"})
+    assert reply.status_code == 422
+    assert "url" in reply.json()["error"] and "port" in reply.json()["error"]
+
+
+def test_events_of_an_unknown_task_are_404_before_any_stream_starts(client: TestClient) -> None:
+    reply = client.get("/v1/tasks/no-such-task/events")
+    assert reply.status_code == 404
+    assert "no-such-task" in reply.json()["detail"]
+
+
+def small_bodies(settings: Settings) -> Settings:
+    return settings.override(gateway_max_body_bytes_documents=2000, gateway_max_body_bytes_chat=2000,
+                             gateway_max_body_bytes_webhooks=2000, gateway_max_body_bytes_default=2000)
+
+
+@pytest.mark.parametrize("path, setting", [("/v1/documents", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_DOCUMENTS"),
+                                           ("/v1/chat", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_CHAT"),
+                                           ("/v1/chat/completions", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_CHAT"),
+                                           ("/v1/webhooks/generic", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_WEBHOOKS"),
+                                           ("/v1/feedback", "RAGLOOP_GATEWAY_MAX_BODY_BYTES_DEFAULT")])
+def test_a_body_declared_over_the_routes_limit_is_413_naming_the_limit_and_setting(settings: Settings, path: str, setting: str) -> None:
+    with serving(small_bodies(settings)) as (client, _):
+        reply = client.post(path, content=b"{" + b" " * 5000 + b"}", headers={"content-type": "application/json"})
+    assert reply.status_code == 413
+    assert "2000 bytes" in reply.text and setting in reply.text
+
+
+def test_an_oversized_document_is_refused_before_the_route_runs(settings: Settings) -> None:
+    with serving(small_bodies(settings)) as (client, _):
+        reply = client.post("/v1/documents", json={"id": "too-big", "text": "x" * 5000})
+        assert reply.status_code == 413
+        assert client.get("/v1/documents/too-big").status_code == 404  # nothing was written
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit_with_413(settings: Settings) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"id": "chunked", "text": "'
+        for _ in range(10):
+            yield b"x" * 500
+        yield b'"}'
+
+    with serving(small_bodies(settings)) as (client, _):
+        reply = client.post("/v1/documents", content=chunks(), headers={"content-type": "application/json"})
+        assert reply.status_code == 413 and "RAGLOOP_GATEWAY_MAX_BODY_BYTES_DOCUMENTS" in reply.text
+        assert client.get("/v1/documents/chunked").status_code == 404
+        assert client.post("/v1/documents", json={"id": "small", "text": "fits"}).status_code == 202
+
+
+def test_small_unauthenticated_bodies_are_still_401(settings: Settings) -> None:
+    keyed = small_bodies(settings).override(auth="on", api_keys="key-a=tenantA")
+    with serving(keyed) as (client, _):
+        assert client.post("/v1/documents", json={"text": "fits"}).status_code == 401
+        assert client.post("/v1/documents", json={"text": "x" * 5000}).status_code == 413
+
+
+def test_document_text_over_the_fetch_limit_is_413(settings: Settings) -> None:
+    with serving(settings.override(fetch_max_bytes=100)) as (client, _):
+        reply = client.post("/v1/documents", json={"text": "é" * 60})
+    assert reply.status_code == 413 and "RAGLOOP_FETCH_MAX_BYTES" in reply.text
+
+
+def test_the_documents_body_limit_leaves_room_for_the_largest_file_as_base64(settings: Settings) -> None:
+    from streams.gateway.body_limit import limit_for
+
+    limit = limit_for(settings, "/v1/documents").bytes
+    assert limit > len(base64.b64encode(b"\0" * settings.ingest.fetch_max_bytes))
+
+
+def test_documents_over_the_backlog_limits_are_503_with_retry_after(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing indexes here, so every accepted document stays queued and counts against the backlog."""
+    limited = from_env(settings, monkeypatch, RAGLOOP_INGEST_MAX_QUEUED_PER_TENANT="2", RAGLOOP_INGEST_MAX_QUEUED="3",
+                       RAGLOOP_QUEUE_FULL_RETRY_AFTER_S="9")
+    with serving(limited) as (client, _):
+        accepted = [client.post("/v1/documents", json={"text": "hello", "tenant": "acme"}) for _ in range(2)]
+        refused = client.post("/v1/documents", json={"id": "refused", "text": "hello", "tenant": "acme"})
+        assert [r.status_code for r in accepted] == [202, 202]
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "9"
+        assert "RAGLOOP_INGEST_MAX_QUEUED_PER_TENANT" in refused.json()["detail"]
+        assert client.get("/v1/documents/refused").status_code == 404  # refused before anything was written
+        assert client.post("/v1/documents", json={"text": "hello", "tenant": "globex"}).status_code == 202
+        overall = client.post("/v1/documents", json={"text": "hello", "tenant": "initech"})
+        assert overall.status_code == 503 and "RAGLOOP_INGEST_MAX_QUEUED" in overall.json()["detail"]
+
+
+def test_with_the_broker_full_chat_and_feedback_are_accepted_into_the_outbox(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full (or down) broker does not refuse accepted work: the task row and the feedback are durable
+    with their events in the outbox, which the relay delivers once there is room."""
+    from streams.brokers.embedded import BrokerFull
+
+    with serving(settings) as (client, runtime):
+        async def full(*_: object, **__: object) -> None:
+            raise BrokerFull("the embedded broker's queue is full")
+
+        monkeypatch.setattr(runtime.broker, "publish", full)  # the edge: a broker whose queues are full
+        task = client.post("/v1/chat", json={"messages": [{"role": "user", "content": "hello"}]})
+        assert task.status_code == 202, task.text
+        feedback = client.post("/v1/feedback", json={"task_id": task.json()["task_id"], "rating": "up"})
+        assert feedback.status_code == 202, feedback.text
+        owed = {entry.type for entry in runtime.outbox.store.unsent(runtime.outbox.scope)}
+    assert {"chat.requests", "feedback.events"} <= owed, owed

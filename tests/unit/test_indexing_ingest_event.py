@@ -31,3 +31,12 @@ def test_bytes_that_are_not_base64_fail_for_good_naming_the_field() -> None:
     with pytest.raises(CorruptDocumentError, match="content_b64 is not valid base64") as raised:
         load_ingest_event(event, **LIMITS)
     assert not getattr(raised.value, "retryable", False)
+
+
+def test_an_ingest_batch_is_cut_into_groups_within_the_byte_limit() -> None:
+    from streams.workers.ingest import byte_bounded
+
+    events = [DocumentIngest(tenant="t", document_id=f"d{n}", text="x" * size) for n, size in enumerate([40, 40, 30, 100, 10])]
+    groups = byte_bounded(events, limit=80)
+    assert [[e.document_id for e in g] for g in groups] == [["d0", "d1"], ["d2"], ["d3"], ["d4"]]
+    assert [e for g in groups for e in g] == events  # nothing lost, order kept

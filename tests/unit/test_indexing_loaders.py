@@ -334,3 +334,19 @@ def test_a_document_without_text_is_refused(tmp_path: Path):
     path.write_text("\n\n")
     with pytest.raises(EmptyDocumentError):
         load_path(path)
+
+
+def test_pdf_text_beyond_the_character_limit_is_refused_naming_the_setting() -> None:
+    from indexing.loaders.errors import DocumentTooLargeError
+    from indexing.loaders.pdf import parse_pdf
+
+    with pytest.raises(DocumentTooLargeError, match=r"over the limit of 300 characters.*page 2.*RAGLOOP_FETCH_MAX_BYTES"):
+        parse_pdf(make_pdf(["a" * 200, "b" * 200, "c" * 200]), name="big.pdf", max_chars=300)
+
+
+def test_pdf_with_more_pages_than_the_limit_is_refused_before_extraction() -> None:
+    from indexing.loaders.errors import DocumentTooLargeError
+    from indexing.loaders.pdf import parse_pdf
+
+    with pytest.raises(DocumentTooLargeError, match=r"4 pages, over the limit of 3 \(MAX_PAGES"):
+        parse_pdf(make_pdf(["p"] * 4), name="long.pdf", max_pages=3)

@@ -1,4 +1,4 @@
-"""Request signatures: one scheme for inbound webhooks and outbound callbacks, plus Slack's variant."""
+"""Request signatures: v1 (outbound callbacks), v2 (inbound webhooks, delivery id signed), plus Slack's variant."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import hmac
 
 import pytest
 
-from streams.signing import RAGLOOP, SLACK, SignatureError
+from streams.signing import RAGLOOP, RAGLOOP_V2, SLACK, SignatureError
 
 SECRET = "s3cret"
 BODY = b'{"text": "What is the capital of France?"}'
@@ -98,3 +98,27 @@ def test_slack_example_is_refused_five_minutes_later() -> None:
     with pytest.raises(SignatureError, match="replay window"):
         SLACK.verify(SLACK_SECRET, SLACK_BODY, {"X-Slack-Request-Timestamp": SLACK_TIMESTAMP, "X-Slack-Signature": SLACK_SIGNATURE},
                      now=int(SLACK_TIMESTAMP) + 301)
+
+
+# --- v2: inbound webhooks sign the delivery id too --------------------------------------------------------
+
+def test_v2_signature_is_hmac_sha256_of_timestamp_dot_delivery_newline_body() -> None:
+    headers = RAGLOOP_V2.sign(SECRET, BODY, now=NOW, delivery="d-1")
+    expected = hmac.new(SECRET.encode(), f"{NOW}.d-1\n".encode() + BODY, hashlib.sha256).hexdigest()
+    assert headers == {"X-Ragloop-Timestamp": str(NOW), "X-Ragloop-Signature": f"v2={expected}", "X-Ragloop-Delivery": "d-1"}
+    RAGLOOP_V2.verify(SECRET, BODY, headers, now=NOW)
+
+
+@pytest.mark.parametrize("change", [{"X-Ragloop-Delivery": "d-2"}, {"X-Ragloop-Delivery": ""}, {"X-Ragloop-Delivery": "d-1.x"}])
+def test_v2_refuses_a_replay_under_another_delivery_id(change: dict[str, str]) -> None:
+    headers = RAGLOOP_V2.sign(SECRET, BODY, now=NOW, delivery="d-1") | change
+    with pytest.raises(SignatureError, match="does not match the body and X-Ragloop-Delivery"):
+        RAGLOOP_V2.verify(SECRET, BODY, headers, now=NOW)
+
+
+def test_v2_without_a_delivery_id_signs_an_empty_one() -> None:
+    headers = RAGLOOP_V2.sign(SECRET, BODY, now=NOW)
+    assert "X-Ragloop-Delivery" not in headers
+    RAGLOOP_V2.verify(SECRET, BODY, headers, now=NOW)
+    with pytest.raises(SignatureError):
+        RAGLOOP_V2.verify(SECRET, BODY, headers | {"X-Ragloop-Delivery": "new"}, now=NOW)

@@ -6,14 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from schemas.events import ChatOptions, ChatRequest, new_id
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn
-from streams.gateway.auth import principals_of, tenant_of
+from streams.gateway.auth import grant_of, principals_of, tenant_of
 from streams.gateway.context import GatewayContext
+from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
 from streams.tasks import IdempotencyConflict, QueueFull
 
@@ -30,9 +31,20 @@ def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
                        reference=body.reference, callback_url=body.callback_url, principals=body.principals)
 
 
-async def ensure_model_version(ctx: GatewayContext, version: str | None) -> None:
-    if version and await asyncio.to_thread(ctx.stores.registry.get_version, version) is None:
-        versions = [v.version for v in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
+async def ensure_model_version(ctx: GatewayContext, version: str | None, request: Request) -> None:
+    """404 for a version that does not exist. With API keys, a key acts for one tenant and may pin only
+    what serves every tenant (the active version): a candidate, rejected or retired one answers the
+    same 404 as an unknown one, naming only what the key may pin."""
+    if not version:
+        return
+    registry, family = ctx.stores.registry, ctx.settings.llm.model_family
+    if grant_of(request) is not None:
+        allowed = await asyncio.to_thread(registry.pinnable_by_tenants, family)
+        if version not in allowed:
+            raise HTTPException(404, f"model_version {version!r} is unknown or not available to API keys "
+                                     f"(only the active version may be pinned); available: {allowed}")
+    elif await asyncio.to_thread(registry.get_version, version) is None:
+        versions = [v.version for v in await asyncio.to_thread(registry.list_versions, family)]
         raise HTTPException(404, f"unknown model_version {version!r}; available: {versions}")
 
 
@@ -43,10 +55,18 @@ async def submit(ctx: GatewayContext, request: ChatRequest, idempotency_key: str
         raise HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)}) from None
     except IdempotencyConflict as conflict:
         raise HTTPException(409, str(conflict)) from None
+    except EventTooLarge as too_large:
+        raise HTTPException(413, str(too_large)) from None
 
 
 def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(tags=["chat"])
+
+    async def _task_or_404(task_id: str) -> TaskRecord:
+        task = await ctx.tasks.get(task_id)
+        if task is None:
+            raise HTTPException(404, f"unknown task_id {task_id!r}")
+        return task
 
     @api.post("/v1/chat", status_code=202, response_model=TaskOut,
               responses={200: {"model": TaskOut, "description": "With ?wait=true: the finished task."},
@@ -57,7 +77,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                         timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
                         idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$",
                                                                       description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
-        await ensure_model_version(ctx, body.model_version)
+        await ensure_model_version(ctx, body.model_version, request)
         body.tenant = tenant_of(request, body.tenant)
         body.principals = principals_of(request, body.principals)
         if body.stream is None:
@@ -87,20 +107,15 @@ def router(ctx: GatewayContext) -> APIRouter:
         assert task is not None
         return await _out(task)
 
-    @api.get("/v1/tasks/{task_id}/events", response_class=EventSourceResponse)
-    async def task_events(task_id: str) -> AsyncIterator[ServerSentEvent]:
-        """`status` events as the task moves, `token` events as the answer is generated, then `result`."""
-        await _task_or_404(task_id)
+    @api.get("/v1/tasks/{task_id}/events", response_class=EventSourceResponse, responses={404: {"description": "Unknown task."}})
+    async def task_events(task: TaskRecord = Depends(_task_or_404)) -> AsyncIterator[ServerSentEvent]:  # noqa: B008 — FastAPI's idiom
+        """`status` events as the task moves, `token` events as the answer is generated, then `result`.
+        The task is looked up as a dependency, before the stream's 200 is sent, so an unknown one is a 404."""
+        task_id = task.id
         n = 0
         async for item in ctx.tasks.events(task_id):
             yield ServerSentEvent(event=item.kind, data=item.data, id=str(n))
             n += 1
-
-    async def _task_or_404(task_id: str):  # noqa: ANN202
-        task = await ctx.tasks.get(task_id)
-        if task is None:
-            raise HTTPException(404, f"unknown task_id {task_id!r}")
-        return task
 
     async def _out(task: TaskRecord) -> TaskOut:
         # A task never claimed has no attempts to read: a plain submission answers without that query.

@@ -20,11 +20,16 @@ from indexing.loaders import LoadError
 from indexing.loaders.formats import detect_format
 from indexing.url_guard import resolve_allowed
 from schemas.events import DocumentDelete, DocumentIngest, new_id
+from schemas.tables import OutboxRecord
+from streams.document_capacity import check_document_capacity
 from streams.gateway.api_models import DocumentAccepted, DocumentIn, DocumentOut
-from streams.gateway.auth import tenant_of
+from streams.gateway.auth import grant_of, tenant_of
 from streams.gateway.context import GatewayContext
+from streams.outbox_relay import EventTooLarge
+from streams.tasks import QueueFull
 
 SETTLED = ("indexed", "failed", "deleted")
+TOO_LARGE_HINT = "give the document by `url` instead (fetched by the ingest worker, up to RAGLOOP_FETCH_MAX_BYTES)"
 WAIT_POLL_S = 0.2  # a document's status lives only in the store: ?wait=true polls it
 
 
@@ -32,7 +37,16 @@ def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(prefix="/v1/documents", tags=["documents"])
     settings = ctx.settings
 
+    def outbox_entry(event: DocumentIngest | DocumentDelete, document_id: str, hint: str = "") -> OutboxRecord:
+        """The document's event as an outbox entry, written with its row; 413 when no message can carry it."""
+        try:
+            return ctx.runtime.outbox.entry(event, aggregate="document", aggregate_id=document_id, hint=hint)
+        except EventTooLarge as error:
+            raise HTTPException(413, str(error)) from None
+
     async def check(body: DocumentIn) -> None:
+        if body.text is not None and (size := len(body.text.encode("utf-8"))) > settings.ingest.fetch_max_bytes:
+            raise HTTPException(413, f"text is {size} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
         if body.url is not None:
             parts = urlsplit(body.url)
             try:
@@ -43,7 +57,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         if body.content_b64 is not None:
             try:
                 data = base64.b64decode(body.content_b64, validate=True)
-            except binascii.Error:
+            except (binascii.Error, ValueError):  # ValueError: characters outside ASCII
                 raise HTTPException(422, "content_b64: not valid base64") from None
             if len(data) > settings.ingest.fetch_max_bytes:
                 raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
@@ -52,20 +66,35 @@ def router(ctx: GatewayContext) -> APIRouter:
             except LoadError as error:
                 raise HTTPException(415, str(error)) from None
 
+    async def refuse_unusable_id(document_id: str, tenant: str, request: Request) -> None:
+        """Document ids are global. An id taken by another tenant, or by a document of this tenant
+        that the key may not see, answers the same 409 (no tenant named, nothing about the document),
+        so a re-POST can neither overwrite nor unrestrict it and the answer tells nothing but "taken"."""
+        grant = grant_of(request)
+        store = ctx.stores.documents
+        if await asyncio.to_thread(store.get_document, document_id) is not None and \
+                await asyncio.to_thread(store.visible_document, document_id, tenant, grant.principals if grant else None) is None:
+            raise HTTPException(409, f"document_id {document_id!r} is taken; choose another id (or leave it out for a fresh one)")
+
     @api.post("", status_code=202, response_model=DocumentAccepted,
-              responses={413: {"description": "Content too large."}, 415: {"description": "Unsupported format."}})
+              responses={409: {"description": "The document_id is taken."}, 413: {"description": "Content too large for a message: give a `url`."},
+                         415: {"description": "Unsupported format."}, 503: {"description": "Too many documents waiting; see Retry-After."}})
     async def post_document(body: DocumentIn, request: Request) -> DocumentAccepted:
         await check(body)
         body.tenant = tenant_of(request, body.tenant)
         document_id = body.document_id or new_id()
-        existing = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
-        if existing is not None and existing.tenant != body.tenant:
-            raise HTTPException(409, f"document_id {document_id!r} belongs to another tenant; choose another id")
-        await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, title=body.title, status="queued", error=None)
-        await ctx.publisher.publish(DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text,
-                                                   url=body.url, content_b64=body.content_b64, media_type=body.media_type,
-                                                   filename=body.filename, metadata=body.metadata, access=body.access,
-                                                   source=body.url or body.filename or "api"))
+        await refuse_unusable_id(document_id, body.tenant, request)
+        event = DocumentIngest(tenant=body.tenant, document_id=document_id, title=body.title, text=body.text, url=body.url,
+                               content_b64=body.content_b64, media_type=body.media_type, filename=body.filename,
+                               metadata=body.metadata, access=body.access, source=body.url or body.filename or "api")
+        entry = outbox_entry(event, document_id, TOO_LARGE_HINT)
+        try:
+            await check_document_capacity(ctx.stores.documents, settings, body.tenant)
+        except QueueFull as full:
+            raise HTTPException(503, str(full), headers={"Retry-After": str(full.retry_after_s)}) from None
+        await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, body.tenant, outbox=[entry], title=body.title,
+                                status="queued", error=None, access=body.access)
+        await ctx.runtime.outbox.send([entry])  # on failure the relay delivers it: the document is accepted either way
         return DocumentAccepted(document_id=document_id, status="queued")
 
     @api.get("/{document_id}", response_model=DocumentOut)
@@ -87,7 +116,9 @@ def router(ctx: GatewayContext) -> APIRouter:
         row = await asyncio.to_thread(ctx.stores.documents.get_document, document_id)
         if row is None:
             raise HTTPException(404, f"unknown document_id {document_id!r}")
-        await ctx.publisher.publish(DocumentDelete(tenant=row.tenant, document_id=document_id))
+        entry = outbox_entry(DocumentDelete(tenant=row.tenant, document_id=document_id), document_id)
+        await asyncio.to_thread(ctx.stores.documents.upsert_document, document_id, row.tenant, outbox=[entry])
+        await ctx.runtime.outbox.send([entry])
         return DocumentAccepted(document_id=document_id, status=row.status)
 
     return api

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import PurePath
 
 from fastapi import APIRouter, HTTPException, Request
 
@@ -21,13 +22,15 @@ def router(ctx: GatewayContext) -> APIRouter:
         if task is None or not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {body.task_id!r}")
         event = FeedbackEvent(tenant=task.tenant, task_id=body.task_id, rating=body.rating, correction=body.correction, comment=body.comment)
-        await ctx.publisher.publish(event)
+        await ctx.runtime.outbox.accept(event, aggregate="feedback", aggregate_id=task.id)  # durable before 202, even with the broker down
         return FeedbackAccepted(feedback_id=event.event_id, task_id=body.task_id)
 
     @api.get("/v1/models", response_model=ModelList, tags=["models"])
     async def list_models() -> ModelList:
-        """Model versions, exactly one `active`; also the OpenAI list shape (`object`, `data`)."""
-        rows = [ModelOut.of(r) for r in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
+        """Model versions, exactly one `active`; also the OpenAI list shape (`object`, `data`). An adapter
+        is named by its folder, not its path: where the server keeps files is nobody's business."""
+        rows = [ModelOut.of(r).model_copy(update={"adapter_path": PurePath(r.adapter_path).name if r.adapter_path else None})
+                for r in await asyncio.to_thread(ctx.stores.registry.list_versions, ctx.settings.llm.model_family)]
         return ModelList(models=rows, data=rows)
 
     return api

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Header, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.events import ChatTurn, Principal
 from streams.gateway.api_models import PRINCIPALS, ChatIn
@@ -46,10 +46,13 @@ def router(ctx: GatewayContext) -> APIRouter:
     @api.post("/v1/chat/completions", response_model=None)
     async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:
         version = version_of(body.model)
-        await ensure_model_version(ctx, version)
-        chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
-                      principals=principals_of(request, body.principals), stream=body.stream,
-                      max_new_tokens=body.max_completion_tokens or body.max_tokens)
+        await ensure_model_version(ctx, version, request)
+        try:  # rules of a chat the completion's own schema does not state (the last message is the user's)
+            chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
+                          principals=principals_of(request, body.principals), stream=body.stream,
+                          max_new_tokens=body.max_completion_tokens or body.max_tokens)
+        except ValidationError as error:
+            raise HTTPException(422, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())) from None
         task, _ = await submit(ctx, chat_request(ctx, chat), idempotency_key)
         completion_id, created = f"chatcmpl-{task.id}", int(time.time())
         if body.stream:
