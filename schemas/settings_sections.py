@@ -37,7 +37,7 @@ class BrokerSettings(Section):
                                     "after acceptance failed (broker down); see `streams/outbox_relay.py`.")
     embedded_queue_max: int = Field(10_000, ge=1, description="memory://: messages one partition queue holds before publishing waits.")
     embedded_publish_timeout_s: float = Field(5.0, ge=0, description="memory://: how long a publish waits for room in a full "
-                                              "queue before it fails (the API answers 503 + Retry-After).")
+                                              "queue before it fails (accepted work waits in the outbox until there is room).")
     embedded_retained: int = Field(10_000, ge=1, description="memory://: messages kept per topic for inspection (DLQs).")
     embedded_retained_bytes: int = Field(64 * 1024 * 1024, ge=1, description="memory://: bytes kept per topic for inspection; oldest go first.")
 

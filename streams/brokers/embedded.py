@@ -9,8 +9,9 @@ message is also kept in a short per-topic log so DLQs can be inspected without a
 Everything is bounded, since all of it lives in the process's memory: each partition queue holds
 at most ``queue_max`` messages, and the per-topic log at most ``retained`` messages and
 ``retained_bytes`` bytes (the oldest go first). A publish into a full queue waits for room (back-
-pressure) for up to ``publish_timeout_s``, then raises ``BrokerFull``, which the gateway answers
-with 503 + Retry-After. A message goes to every subscribed group or to none, never to some.
+pressure) for up to ``publish_timeout_s``, then raises ``BrokerFull``; the gateway's work waits
+in the outbox meanwhile and its relay publishes it once there is room (streams/outbox_relay.py).
+A message goes to every subscribed group or to none, never to some.
 """
 
 from __future__ import annotations

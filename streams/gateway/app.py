@@ -19,11 +19,11 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from schemas.events import ChatResponse, ChatToken
 from streams.asyncapi import asyncapi_document
-from streams.brokers.embedded import BrokerFull
 from streams.consumer import EventConsumer
 from streams.gateway.auth import api_key_auth
 from streams.gateway.body_limit import BodyLimitMiddleware
 from streams.gateway.context import GatewayContext
+from streams.gateway.error_body import error_body
 from streams.gateway.routes import chat, dead_letters, documents, learning, openai, webhooks
 from streams.metrics import QUEUE_DEPTH
 from streams.runtime import Runtime
@@ -78,17 +78,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        # OpenAI clients read `error.message`; everything else gets FastAPI's usual `detail`.
-        body: dict[str, object] = {"detail": error.detail}
-        if request.url.path.startswith("/v1/chat/completions"):
-            body = {"error": {"message": str(error.detail), "type": "invalid_request_error", "code": error.status_code}}
+        body = error_body(request.url.path, error.status_code, error.detail)
         return JSONResponse(status_code=error.status_code, content=body, headers=error.headers)
-
-    @app.exception_handler(BrokerFull)
-    async def broker_full(_: Request, error: BrokerFull) -> JSONResponse:
-        # The embedded broker's bounded queues are full: back-pressure, not a server error.
-        return JSONResponse(status_code=503, content={"detail": str(error)},
-                            headers={"Retry-After": str(runtime.settings.tasks.retry_after_s)})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, object]:

@@ -23,6 +23,7 @@ from typing import Any
 from starlette.exceptions import HTTPException
 
 from schemas.settings import Settings
+from streams.gateway.error_body import error_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -114,12 +115,7 @@ def _content_length(scope: Scope) -> int | None:
 
 
 async def _refuse(scope: Scope, send: Send, error: BodyTooLarge) -> None:
-    message = error.detail
-    # OpenAI clients read `error.message`; everything else gets FastAPI's usual `detail`.
-    body: dict[str, Any] = {"detail": message}
-    if scope["path"].startswith("/v1/chat/completions"):
-        body = {"error": {"message": message, "type": "invalid_request_error", "code": 413}}
-    payload = json.dumps(body).encode()
+    payload = json.dumps(error_body(scope["path"], error.status_code, error.detail)).encode()
     await send({"type": "http.response.start", "status": 413,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
                             (b"connection", b"close")]})
