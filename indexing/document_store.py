@@ -156,18 +156,18 @@ class DocumentStore:
             row = s.get(DocumentAccessRecord, document_id)
             return list(row.access) if row is not None else []
 
-    def visible_document(self, document_id: str, tenant: str, principals: Sequence[str] | None) -> DocumentRecord | None:
-        """The document if ``tenant`` owns it and, when it has an access list, one of ``principals``
-        is on it (the rule search applies to its chunks); else None, as for a missing one.
-        ``principals=None`` skips the access check (auth off: nobody's principals are known)."""
+    def hidden_from(self, document_id: str, tenant: str, principals: Sequence[str] | None) -> bool:
+        """Whether a document with this id exists that the caller may not see: another tenant's, or one
+        whose access list names none of ``principals`` (the rule search applies to its chunks). Such a
+        document must look missing (404) or merely taken (409). ``principals=None`` skips the access
+        check (auth off: nobody's principals are known)."""
         row = self.get_document(document_id)
-        if row is None or row.tenant != tenant:
-            return None
-        if principals is not None:
-            access = self.access_of(document_id)
-            if access and not set(access) & set(principals):
-                return None
-        return row
+        if row is None:
+            return False
+        if row.tenant != tenant:
+            return True
+        access = self.access_of(document_id) if principals is not None else []
+        return bool(access) and not set(access) & set(principals or ())
 
     def backlog(self, tenant: str) -> tuple[int, int]:
         """Documents queued or indexing, overall and of `tenant`, in one query (checked on every submission)."""

@@ -148,7 +148,6 @@ async def _scope_path_resources(ctx: GatewayContext, request: Request, tenant: s
         if task is not None and not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {params['task_id']!r}")
     if "document_id" in params:
-        document_id, principals = params["document_id"], principals_of(request, [])
-        if await asyncio.to_thread(ctx.stores.documents.get_document, document_id) is not None and \
-                await asyncio.to_thread(ctx.stores.documents.visible_document, document_id, tenant, principals) is None:
+        document_id = params["document_id"]
+        if await asyncio.to_thread(ctx.stores.documents.hidden_from, document_id, tenant, principals_of(request, [])):
             raise HTTPException(404, f"unknown document_id {document_id!r}")

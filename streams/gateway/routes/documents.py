@@ -71,9 +71,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         that the key may not see, answers the same 409 (no tenant named, nothing about the document),
         so a re-POST can neither overwrite nor unrestrict it and the answer tells nothing but "taken"."""
         grant = grant_of(request)
-        store = ctx.stores.documents
-        if await asyncio.to_thread(store.get_document, document_id) is not None and \
-                await asyncio.to_thread(store.visible_document, document_id, tenant, grant.principals if grant else None) is None:
+        if await asyncio.to_thread(ctx.stores.documents.hidden_from, document_id, tenant, grant.principals if grant else None):
             raise HTTPException(409, f"document_id {document_id!r} is taken; choose another id (or leave it out for a fresh one)")
 
     @api.post("", status_code=202, response_model=DocumentAccepted,
