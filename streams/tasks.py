@@ -3,8 +3,9 @@
 Accepting a task means a durable row plus its `chat.requests` event, written in one transaction
 (the outbox) and published right after; if that publish fails the relay delivers it later, so
 nothing accepted is dropped and a broker outage does not fail the submission. An event too large
-for one message is refused (`EventTooLarge`) before anything is written. Above the queue-depth limits new work is refused up front (the caller gets 503 with
-Retry-After) instead of being accepted and stranded.
+for one message is refused (`EventTooLarge`) before anything is written. Above the queue-depth
+limits new work is refused up front (the caller gets 503 with Retry-After) instead of being
+accepted and stranded.
 """
 
 from __future__ import annotations

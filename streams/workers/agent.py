@@ -181,6 +181,7 @@ def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]
     whose lease lapsed `tasks.max_attempts` times is failed and its request dead-lettered instead."""
     store, attempts, tasks = services.stores.tasks, services.stores.attempts, services.settings.tasks
     letters = DeadLetterStore(services.stores.db)
+    retry = RetryPolicy(services.settings.workers.max_retries, services.settings.workers.retry_backoff_s)
 
     async def requeue_expired() -> None:
         while True:
@@ -203,7 +204,6 @@ def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]
         request = ChatRequest.model_validate(task.request)
         topic = TOPICS["chat.requests.high" if request.options.priority == "high" else "chat.requests"]
         message = RawMessage(topic.name, request.key(), request.model_dump_json().encode())
-        retry = RetryPolicy(services.settings.workers.max_retries, services.settings.workers.retry_backoff_s)
         await dead_letter(publisher.broker, letters, topic, message, GROUP, reason, "LeaseExpired", lapses, retry)
 
     return [requeue_expired]

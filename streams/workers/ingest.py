@@ -126,11 +126,13 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     async def not_deleted(events: list[DocumentIngest]) -> tuple[list[DocumentIngest], dict[str, DeleteMark]]:
         """The events no delete accepted after them has beaten yet, and the delete marks they saw."""
         marks = await asyncio.to_thread(store.delete_marks, [e.document_id for e in events])
-        alive = [e for e in events if not marks[e.document_id].beats(e.occurred_at)]
+        alive = []
         for event in events:
-            if event not in alive:
+            if marks[event.document_id].beats(event.occurred_at):
                 log.info("ingest skipped: the document was deleted after it was accepted", document_id=event.document_id,
                          event_id=event.event_id)
+            else:
+                alive.append(event)
         return alive, marks
 
     async def start(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:
