@@ -25,7 +25,11 @@ export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAG
 $(BIN)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
 	uv venv --quiet --seed --allow-existing --python $(PYTHON) $(VENV)
-	uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	# DeepSpeed ships only as an sdist that imports torch to build: everything else first, then it
+	# without build isolation and without compiling ops (they compile on first use, cached).
+	grep -v '^deepspeed==' requirements.lock > $(VENV)/requirements-no-deepspeed.txt
+	uv pip install --quiet --python $(BIN)/python -r $(VENV)/requirements-no-deepspeed.txt
+	DS_BUILD_OPS=0 uv pip install --quiet --python $(BIN)/python --no-build-isolation --no-deps $$(grep '^deepspeed==' requirements.lock)
 	uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 

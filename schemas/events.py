@@ -288,7 +288,7 @@ class TrainRequest(Event):
         return self.model_family
 
 
-ModelState = Literal["candidate", "canary", "active", "retired", "rejected"]
+ModelState = Literal["candidate", "canary", "active", "retired", "rejected", "rolled_back"]
 
 
 class ModelUpdated(Event):
@@ -298,6 +298,9 @@ class ModelUpdated(Event):
     adapter_path: str | None
     state: ModelState
     metrics: dict[str, float] = Field(default_factory=dict)
+    version_tenant: str | None = Field(None, description="Whom the version serves (None: shared); `tenant` is who caused the event.")
+    canary_share: float | None = Field(None, ge=0.0, le=1.0)
+    reason: str | None = Field(None, max_length=4000)
 
     def key(self) -> str:
         return self.model_family

@@ -50,7 +50,7 @@ from schemas.settings_sections import (
 __all__ = ["BROKER_SCHEMES", "SEARCH_SCHEMES", "Settings", "get_settings"]
 
 ENV_PREFIX = "RAGLOOP_"
-TOP_LEVEL = ("home", "database_url", "model_cache", "log_level")
+TOP_LEVEL = ("home", "database_url", "model_cache", "artifacts_url", "log_level")
 FLAT = flat_names()  # flat name -> (section, field), for the environment, TOML keys and `override`
 REDACTED = "**********"  # how pydantic prints a SecretStr in JSON mode
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]+@", re.IGNORECASE)
@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home, description="Data folder: embedded index, SQLite file, adapters.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite file under home. `postgresql://…` for cluster mode.")
     model_cache: Path | None = Field(None, description="Where converted model checkpoints live; default ~/.cache/ragloop/models.")
+    artifacts_url: str | None = Field(None, description="Where adapters are kept so every host can load them: a folder "
+                                      "(`file:///path`, default home/artifacts) or an S3-compatible bucket (`s3://bucket/prefix`).")
     log_level: str = Field("INFO", description="Structured log level of workers and the API; the CLI defaults to WARNING.")
     broker: BrokerSettings = Field(default_factory=BrokerSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)

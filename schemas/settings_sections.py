@@ -71,6 +71,7 @@ class LLMSettings(Section):
     api_key: SecretStr | None = Field(None, description="Bearer key of a remote engine; kept out of the URL so it stays out of logs.")
     max_new_tokens: int = Field(96, ge=1, le=4096, description="Answer length when a request does not say.")
     model_family: str = Field("smollm2-135m-instruct", description="Name under which model versions are registered.")
+    max_adapters: int = Field(8, ge=1, description="LoRA adapters an engine keeps loaded; the least recently used beyond it are evicted.")
 
 
 class EmbedderSettings(Section):
@@ -108,6 +109,8 @@ class AgentSettings(Section):
 class TrainingSettings(Section):
     base_model: str | None = Field(None, description="Checkpoint LoRA trains on when RAGLOOP_LLM is a remote server.")
     recipe: Path | None = Field(None, description="LoRA recipe YAML; default trainers/configs/lora_cpu.yaml.")
+    policy: Path | None = Field(None, description="Learning policy YAML (when to train, how a canary earns all traffic); "
+                                "default trainers/configs/learning_policy.yaml.")
     feedback_min_corrections: int = Field(20, ge=1, description="Corrections since the last training that start a retrain.")
     rehearsal_examples: int = Field(8, ge=0, le=256, description="Latest up-voted answers trained on beside the corrections, "
                                     "so the adapter rehearses what already worked instead of overwriting it.")

@@ -125,19 +125,95 @@ class EvalRecord(SQLModel, table=True):
     __tablename__ = "eval_results"
     task_id: str = Field(primary_key=True)
     model_version: str = Field(index=True)
+    tenant: str | None = Field(default=None, index=True, description="Whose answer it scored: canary windows compare within a tenant.")
     metrics: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
 
 
+# candidate: trained, not gated yet; canary: serves `canary_share` of its tenant's conversations;
+# active: serves the rest (one per family and tenant; tenant None is the shared line, where the base
+# model lives); retired: replaced by a promotion; rejected: failed the gate; rolled_back: taken back
+# (by the canary judge or a person) — never served again under that id.
+MODEL_STATES = ("candidate", "canary", "active", "retired", "rejected", "rolled_back")
+
+
 class ModelVersionRecord(SQLModel, table=True):
     __tablename__ = "model_versions"
-    version: str = Field(primary_key=True)
+    version: str = Field(primary_key=True, description="`<family>@base` or `<family>@lora-<sha256[:12] of the weights>`.")
     family: str = Field(index=True)
-    state: str = Field(index=True, description="candidate, active, retired or rejected; one active per family.")
-    adapter_path: str | None = None
+    tenant: str | None = Field(default=None, index=True, description="The tenant whose feedback trained it and whom it serves; "
+                               "None: shared (the base model, or an adapter an operator marked shared).")
+    state: str = Field(index=True, description="One of MODEL_STATES; one active per family and tenant.")
+    adapter_path: str | None = None  # legacy: a path on the trainer's disk; new versions use artifact_uri
+    artifact_uri: str | None = Field(default=None, description="Where the adapter's files are: file://… or s3://… (models/artifacts.py).")
+    sha256: str | None = Field(default=None, description="Digest of the adapter's files; its first 12 hex digits are in the id.")
+    recipe: str | None = Field(default=None, description="The recipe that trained it (lora-peft, lora-deepspeed).")
+    canary_share: float | None = Field(default=None, description="Share of the tenant's conversations it serves while a canary.")
     parent: str | None = None
     metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime | None = Field(default=None, description="Last state change.")
+
+
+class ModelDecisionRecord(SQLModel, table=True):
+    """Every state change of a model version, with who made it, why and the numbers it was made on:
+    the audit trail of promotions and rollbacks, and the canary periods the report shades."""
+
+    __tablename__ = "model_decisions"
+    id: int | None = Field(default=None, primary_key=True)
+    family: str = Field(index=True)
+    tenant: str | None = Field(default=None, index=True)
+    version: str = Field(index=True)
+    action: str = Field(description="candidate, canary, promote, reject, rollback or share.")
+    actor: str = Field(description="auto:gate, auto:canary, api:<key id>, cli or operator.")
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    numbers: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class TrainingDecisionRecord(SQLModel, table=True):
+    """One evaluation of the feedback policy for a tenant, with the inputs it decided on, whether or not
+    it started a run: `GET /v1/training-runs` shows why a model did (or did not) retrain."""
+
+    __tablename__ = "training_decisions"
+    id: str = Field(primary_key=True, description="The feedback event that made the policy look.")
+    tenant: str = Field(index=True)
+    family: str
+    train: bool
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    inputs: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    train_request_id: str | None = None
+    at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class TrainingRunRecord(SQLModel, table=True):
+    """One training run of a tenant's adapter, from request to outcome (a failed run leaves the active version untouched)."""
+
+    __tablename__ = "training_runs"
+    id: str = Field(primary_key=True, description="The train request's event id: one run per request.")
+    tenant: str = Field(index=True)
+    family: str
+    recipe: str
+    state: str = Field(index=True, description="running, failed, rejected (the gate said no) or gated (a canary now).")
+    version: str | None = None
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    started_at: datetime = Field(default_factory=utcnow, index=True)
+    finished_at: datetime | None = None
+
+
+class VersionWindowRecord(SQLModel, table=True):
+    """The latest window summary of one metric for one version and tenant (the eval worker keeps it)."""
+
+    __tablename__ = "version_windows"
+    version: str = Field(primary_key=True)
+    tenant: str = Field(primary_key=True, description="'*' for all tenants together.")
+    metric: str = Field(primary_key=True)
+    count: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    updated_at: datetime = Field(default_factory=utcnow)
 
 
 class ProcessedEvent(SQLModel, table=True):
