@@ -23,6 +23,8 @@ class LoraRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid")  # a typo in a YAML key must fail loudly
 
+    # which trainer runs it (trainers/train.py); every recipe writes the same PEFT adapter format
+    recipe: Literal["lora-peft", "lora-deepspeed"] = "lora-peft"
     # adapter shape
     rank: int = Field(default=16, ge=1)
     alpha: float = Field(default=32.0, gt=0)

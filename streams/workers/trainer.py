@@ -22,8 +22,8 @@ from streams.services import Services
 from streams.topics import TOPICS
 from trainers.dataset import TrainingExample
 from trainers.gate import gate_candidate
-from trainers.lora_cpu import train_lora
 from trainers.recipe import LoraRecipe
+from trainers.train import train_adapter
 
 GROUP = "ragloop.trainer"
 DEFAULT_RECIPE = Path(trainers.__file__).parent / "configs" / "lora_cpu.yaml"
@@ -63,7 +63,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         rehearsal, guard = liked_answers()
         recipe = LoraRecipe.from_yaml(settings.training.recipe or DEFAULT_RECIPE)
         incumbent = registry.active_version(settings.llm.model_family)
-        report = train_lora(services.base_model_path, examples + rehearsal, recipe, settings.adapters_dir / version, progress=False)
+        report = train_adapter(services.base_model_path, examples + rehearsal, recipe, settings.adapters_dir / version, progress=False)
         candidate = ModelVersionRecord(version=version, family=settings.llm.model_family, state="candidate", adapter_path=str(report.adapter_path),
                                        parent=incumbent.version, metrics={"final_loss": report.final_loss, "steps": report.steps, "examples": report.examples})
         registry.register_version(candidate)
