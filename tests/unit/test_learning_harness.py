@@ -102,3 +102,27 @@ def test_the_squad_sample_is_fixed_and_carries_answers_references_and_passages()
     for question in first:
         assert question.accepted and question.reference == question.accepted[0] and question.passage
         assert any(contains_any(question.passage[1], [a]) for a in question.accepted), question  # the gold paragraph holds the answer
+
+
+def _results(**teaching: object) -> dict[str, object]:
+    teach = {"outcome": "active", "facts_right_after": 0.95, "squad_drop_points": 1.0, "threshold_to_all_traffic_s": 240.0} | teaching
+    return {"teaching": teach}
+
+
+def test_the_benchmark_checks_each_target_and_the_outcome_it_needs() -> None:
+    from benchmarks.learning_report import targets
+
+    assert all(row["met"] for row in targets(_results()))  # no poison section: its targets are not listed
+    assert [row["measure"] for row in targets(_results())] == ["facts_right_after", "squad_drop_points", "threshold_to_all_traffic_s"]
+    assert [row["met"] for row in targets(_results(facts_right_after=0.85, squad_drop_points=2.5))] == [False, False, True]
+    assert not any(row["met"] for row in targets(_results(outcome="rolled_back")))  # a rolled-back teacher meets nothing
+    poison = {"outcome": "rolled_back", "canary_requests_first_damage_to_rollback": 50, "seconds_first_damage_to_rollback": None}
+    assert [row["met"] for row in targets({"poison": poison})] == [True, False]  # never measured is not met
+
+
+def test_the_benchmark_plots_each_canary_as_svg(tmp_path: Path) -> None:
+    from benchmarks.learning_report import plot_timeline
+
+    timeline = [{"t": 1.0, "version": "v@lora-1", "right": False}, {"t": 2.0, "version": "v@base", "right": True}]
+    plot_timeline({"poison": {"version": "v@lora-1", "outcome": "rolled_back", "timeline": timeline}}, tmp_path / "p.svg")
+    assert (tmp_path / "p.svg").read_text().lstrip().startswith("<?xml") and "<svg" in (tmp_path / "p.svg").read_text()
