@@ -22,8 +22,8 @@ citation of a taught answer holds the fact.
 Embedded (default): starts `ragloop up` in a temporary folder with the policy this script writes
 (RAGLOOP_TRAINING_POLICY) and API keys for the two tenants. Against a running cluster: start every
 role with RAGLOOP_TRAINING_POLICY pointing at the YAML `--write-policy PATH` writes, then
-`--api URL --teach-key K1 --poison-key K2` (keys of two tenants with no earlier feedback)
-and `--database-url` to read the rollback's recorded reason.
+`--api URL --teach-key K1 --poison-key K2` (keys of two tenants with no earlier feedback). The
+rollback's recorded reason and numbers are read from `GET /v1/models/decisions`.
 
     .venv/bin/python benchmarks/learning_loop.py --squad-questions 100
     .venv/bin/python benchmarks/learning_loop.py --facts 5 --poison 5 --squad-questions 20   # a quick look
@@ -62,6 +62,7 @@ from tests.e2e.learning import (
     drive_canary,
     fact_questions,
     first_failed_run,
+    line_state,
     measure_rollback,
     poison_pairs,
     policy_yaml,
@@ -73,11 +74,11 @@ TEACH, POISON = "bench-teach", "bench-poison"
 
 
 class Run:
-    """Where the benchmark talks to ragloop: clients per tenant, a liveness check and the database (if known)."""
+    """Where the benchmark talks to ragloop: a client per tenant (its API key) and a liveness check."""
 
-    def __init__(self, base_url: str, keys: dict[str, str | None], alive: Callable[[], None], database_url: str | None, home: Path | None) -> None:
+    def __init__(self, base_url: str, keys: dict[str, str | None], alive: Callable[[], None]) -> None:
         self.clients = {tenant: TenantClient(base_url, key) for tenant, key in keys.items()}
-        self.alive, self.database_url, self.home = alive, database_url, home
+        self.alive = alive
 
     def wait(self, check: Callable[[], Any], *, timeout: float, what: str, interval: float = 1.0) -> Any:
         deadline = time.monotonic() + timeout
@@ -87,21 +88,6 @@ class Run:
                 return result
             time.sleep(interval)
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-    def decisions(self, version: str) -> list[dict[str, Any]]:
-        """The version's audit trail (action, actor, reason, numbers) from the database, where the script can read it."""
-        if self.database_url is None and self.home is None:
-            return []
-        from sqlmodel import select
-
-        from schemas.database import Database
-        from schemas.settings import Settings
-        from schemas.tables import ModelDecisionRecord
-
-        db = Database.from_settings(Settings(home=self.home or Path(tempfile.gettempdir()), database_url=self.database_url))
-        with db.session() as s:
-            rows = s.exec(select(ModelDecisionRecord).where(ModelDecisionRecord.version == version).order_by(ModelDecisionRecord.id))  # type: ignore[arg-type]
-            return [{"action": r.action, "actor": r.actor, "reason": r.reason, "numbers": r.numbers, "at": r.at.isoformat()} for r in rows]
 
 
 def ingest(run: Run, client: TenantClient, questions: Sequence[Question]) -> None:
@@ -120,7 +106,7 @@ def wait_for_canary(run: Run, client: TenantClient, tenant: str, timeout: float)
         if failed:
             raise RuntimeError(f"the training run did not reach the canary: {failed}")
         canary = canary_of(client, tenant)
-        if canary is None and any(m["state"] == "rejected" for m in client.own_versions(tenant)):
+        if canary is None and any(line_state(m) == "rejected" for m in client.own_versions(tenant)):
             raise RuntimeError(f"the gate rejected {tenant}'s adapter: {client.own_versions(tenant)}")
         return str(canary["version"]) if canary else None
 
@@ -156,7 +142,7 @@ def teaching(run: Run, args: argparse.Namespace, squad: list[Question]) -> dict[
         "squad_drop_points": round(100 * (rate_of(before) - rate_of(after)), 2),
         "threshold_to_canary_s": round(canary_at - threshold_at, 1), "threshold_to_all_traffic_s": round(served_at - threshold_at, 1),
         "canary_requests": len(canary_traffic), "canary_answers_by_canary": sum(a.version == version for a in canary_traffic),
-        "facts_cited_from_index": cited, "decisions": run.decisions(version),
+        "facts_cited_from_index": cited, "decisions": client.decisions(version),
         "timeline": [{"t": round(a.at - threshold_at, 2), "version": a.version, "right": a.right} for a in canary_traffic],
     }
 
@@ -182,7 +168,7 @@ def poisoning(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     rolled_back_at = time.monotonic()  # observed by polling after each request: an upper bound on the judge's moment
     traffic = client.answers[mark:]
     measured = measure_rollback(traffic, version, rolled_back_at, damaged=lambda a: not a.right)
-    trail = run.decisions(version)
+    trail = client.decisions(version)
     rollback = next((d for d in reversed(trail) if d["action"] == "rollback"), None)
     return {
         "tenant": POISON, "base": base, "version": version, "outcome": state, "poisoned": len(right),
@@ -203,7 +189,7 @@ def embedded(args: argparse.Namespace, policy: Path, tmp: Path) -> Iterator[Run]
            "RAGLOOP_API_KEYS": f"key-teach={TEACH},key-poison={POISON}", "RAGLOOP_MAX_NEW_TOKENS": str(args.max_new_tokens)}
     with deployment(tmp, env) as dep:
         print(f"ragloop up at {dep.base_url}; logs in {tmp / 'logs'}", flush=True)
-        yield Run(dep.base_url, {TEACH: "key-teach", POISON: "key-poison"}, dep.procs.assert_alive, None, dep.home)
+        yield Run(dep.base_url, {TEACH: "key-teach", POISON: "key-poison"}, dep.procs.assert_alive)
 
 
 def main() -> None:
@@ -224,7 +210,6 @@ def main() -> None:
     parser.add_argument("--api", help="a running ragloop (its roles started with the policy of --write-policy)")
     parser.add_argument("--teach-key")
     parser.add_argument("--poison-key")
-    parser.add_argument("--database-url", help="with --api: where the recorded decisions are read")
     parser.add_argument("--write-policy", type=Path, help="write the policy YAML here and exit")
     parser.add_argument("--out", type=Path, default=Path("learning_loop.json"))
     parser.add_argument("--plot", type=Path, help="SVG timeline of both canaries (default: --out with .svg)")
@@ -240,7 +225,7 @@ def main() -> None:
             return
         started = time.monotonic()
         runner = (embedded(args, policy, Path(tmp)) if args.api is None else
-                  nullrun(Run(args.api, {TEACH: args.teach_key, POISON: args.poison_key}, lambda: None, args.database_url, None)))
+                  nullrun(Run(args.api, {TEACH: args.teach_key, POISON: args.poison_key}, lambda: None)))
         results: dict[str, Any] = {"policy": yaml.safe_load(policy.read_text()),
                                    "mode": "api" if args.api else "embedded"}
         with runner as run:

@@ -236,13 +236,21 @@ class TenantClient:
 
     def own_versions(self, tenant: str) -> list[dict[str, Any]]:
         """This tenant's line (not the shared one): the adapters its own feedback trained."""
-        return [m for m in self.models() if m.get("tenant") == tenant]
+        models = self.models()
+        assert all("tenant" in m for m in models), "GET /v1/models lists versions without their `tenant`: per-tenant lines are not served yet"
+        return [m for m in models if m["tenant"] == tenant]
 
     def serving(self) -> str:
         """The version answering this tenant's traffic outside a canary: the `active` one reported for it."""
         active = [m for m in self.models() if m["state"] == "active"]
         assert len(active) == 1, f"exactly one version is active for a tenant: {active}"
         return str(active[0]["version"])
+
+    def decisions(self, version: str) -> list[dict[str, Any]]:
+        """The version's audit trail (action, actor, reason, numbers, at), oldest first: GET /v1/models/decisions."""
+        reply = self.http.get("/v1/models/decisions", params={"version": version})
+        assert reply.status_code == 200, reply.text
+        return list(reply.json()["decisions"])
 
     def training_runs(self) -> list[dict[str, Any]]:
         """GET /v1/training-runs (its list under `runs`, or a bare list); [] where the route is absent."""
@@ -254,8 +262,13 @@ class TenantClient:
         return list(body if isinstance(body, list) else body.get("runs") or body.get("training_runs") or [])
 
 
+def line_state(model: dict[str, Any]) -> str:
+    """A version's state on its own line (GET /v1/models's `state` is how the caller sees it: the shared base is `standby` once replaced)."""
+    return str(model.get("line_state") or model["state"])
+
+
 def canary_of(client: TenantClient, tenant: str) -> dict[str, Any] | None:
-    return next((m for m in client.own_versions(tenant) if m["state"] == "canary"), None)
+    return next((m for m in client.own_versions(tenant) if line_state(m) == "canary"), None)
 
 
 def first_failed_run(client: TenantClient) -> dict[str, Any] | None:
@@ -271,7 +284,7 @@ def drive_canary(client: TenantClient, tenant: str, version: str, traffic: Seque
     i = 0
     while time.monotonic() < deadline:
         alive()
-        state = next((m["state"] for m in client.own_versions(tenant) if m["version"] == version), None)
+        state = next((line_state(m) for m in client.own_versions(tenant) if m["version"] == version), None)
         if state in until:
             return str(state)
         assert state == "canary", f"{version} left the canary as {state!r}, not one of {sorted(until)}"
