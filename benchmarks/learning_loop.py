@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,18 @@ class Run:
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def decided_at(trail: Sequence[dict[str, Any]], action: str) -> float | None:
+    """When the version's last `action` was recorded, on this process's monotonic clock (None: not recorded).
+    Sharper than noticing the change by polling between requests, which lags by up to one request."""
+    at = next((d["at"] for d in reversed(trail) if d["action"] == action), None)
+    if at is None:
+        return None
+    moment = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # the registry records UTC
+    return moment.timestamp() - (time.time() - time.monotonic())
+
+
 def ingest(run: Run, client: TenantClient, questions: Sequence[Question]) -> None:
     docs = {q.passage[0]: q.passage[1] for q in questions if q.passage}
     client.ingest(docs)
@@ -129,7 +142,9 @@ def teaching(run: Run, args: argparse.Namespace, squad: list[Question]) -> dict[
     mark = len(client.answers)
     traffic = [q for pair in zip(facts, squad) for q in pair] or facts  # facts and SQuAD questions, alternating, with references
     state = drive_canary(client, TEACH, version, traffic, until={"active", "rolled_back"}, alive=run.alive, timeout=args.canary_timeout)
-    served_at = time.monotonic()
+    observed_at = time.monotonic()
+    trail = client.decisions(version)
+    served_at = decided_at(trail, "promote") or observed_at
     canary_traffic = client.answers[mark:]
     after_facts = [client.ask(q) for q in facts]
     after = [client.ask(q) for q in squad]
@@ -142,7 +157,7 @@ def teaching(run: Run, args: argparse.Namespace, squad: list[Question]) -> dict[
         "squad_drop_points": round(100 * (rate_of(before) - rate_of(after)), 2),
         "threshold_to_canary_s": round(canary_at - threshold_at, 1), "threshold_to_all_traffic_s": round(served_at - threshold_at, 1),
         "canary_requests": len(canary_traffic), "canary_answers_by_canary": sum(a.version == version for a in canary_traffic),
-        "facts_cited_from_index": cited, "decisions": client.decisions(version),
+        "observed_all_traffic_s": round(observed_at - threshold_at, 1), "facts_cited_from_index": cited, "decisions": trail,
         "timeline": [{"t": round(a.at - threshold_at, 2), "version": a.version, "right": a.right} for a in canary_traffic],
     }
 
@@ -165,16 +180,17 @@ def poisoning(run: Run, args: argparse.Namespace) -> dict[str, Any]:
     mark = len(client.answers)
     poisoned = [a.question for a in right]
     state = drive_canary(client, POISON, version, poisoned, until={"active", "rolled_back"}, alive=run.alive, timeout=args.canary_timeout)
-    rolled_back_at = time.monotonic()  # observed by polling after each request: an upper bound on the judge's moment
+    observed_at = time.monotonic()  # noticed by polling after each request: an upper bound on the judge's moment
+    trail = client.decisions(version)
+    rolled_back_at = decided_at(trail, "rollback") or observed_at
     traffic = client.answers[mark:]
     measured = measure_rollback(traffic, version, rolled_back_at, damaged=lambda a: not a.right)
-    trail = client.decisions(version)
     rollback = next((d for d in reversed(trail) if d["action"] == "rollback"), None)
     return {
         "tenant": POISON, "base": base, "version": version, "outcome": state, "poisoned": len(right),
         "gate_accepted": True, "canary_requests": len(traffic),
         "requests_first_damage_to_rollback": measured.requests, "canary_requests_first_damage_to_rollback": measured.canary_requests,
-        "seconds_first_damage_to_rollback": measured.seconds,
+        "seconds_first_damage_to_rollback": measured.seconds, "threshold_to_rollback_s": round(rolled_back_at - threshold_at, 1),
         "reason": rollback["reason"] if rollback else None, "actor": rollback["actor"] if rollback else None,
         "numbers": rollback["numbers"] if rollback else None, "decisions": trail, "serving_after": client.serving(),
         "timeline": [{"t": round(a.at - threshold_at, 2), "version": a.version, "right": a.right} for a in traffic],

@@ -126,3 +126,16 @@ def test_the_benchmark_plots_each_canary_as_svg(tmp_path: Path) -> None:
     timeline = [{"t": 1.0, "version": "v@lora-1", "right": False}, {"t": 2.0, "version": "v@base", "right": True}]
     plot_timeline({"poison": {"version": "v@lora-1", "outcome": "rolled_back", "timeline": timeline}}, tmp_path / "p.svg")
     assert (tmp_path / "p.svg").read_text().lstrip().startswith("<?xml") and "<svg" in (tmp_path / "p.svg").read_text()
+
+
+def test_the_benchmark_takes_a_decision_moment_from_the_audit_trail_on_the_monotonic_clock() -> None:
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from benchmarks.learning_loop import decided_at
+
+    now = datetime.now(UTC)
+    trail = [{"action": "canary", "at": (now - timedelta(seconds=30)).isoformat()},
+             {"action": "rollback", "at": (now - timedelta(seconds=5)).replace(tzinfo=None).isoformat()}]  # naive = UTC, as stored
+    assert abs(decided_at(trail, "rollback") - (time.monotonic() - 5)) < 1  # type: ignore[operator]
+    assert decided_at(trail, "promote") is None
