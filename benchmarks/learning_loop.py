@@ -157,7 +157,8 @@ def teaching(run: Run, args: argparse.Namespace, squad: list[Question]) -> dict[
         "squad_drop_points": round(100 * (rate_of(before) - rate_of(after)), 2),
         "threshold_to_canary_s": round(canary_at - threshold_at, 1), "threshold_to_all_traffic_s": round(served_at - threshold_at, 1),
         "canary_requests": len(canary_traffic), "canary_answers_by_canary": sum(a.version == version for a in canary_traffic),
-        "observed_all_traffic_s": round(observed_at - threshold_at, 1), "facts_cited_from_index": cited, "decisions": trail,
+        "observed_all_traffic_s": round(observed_at - threshold_at, 1), "facts_cited_from_index": cited,
+        "decisions": trail, "training_runs": client.training_runs(),
         "timeline": [{"t": round(a.at - threshold_at, 2), "version": a.version, "right": a.right} for a in canary_traffic],
     }
 
@@ -192,7 +193,7 @@ def poisoning(run: Run, args: argparse.Namespace) -> dict[str, Any]:
         "requests_first_damage_to_rollback": measured.requests, "canary_requests_first_damage_to_rollback": measured.canary_requests,
         "seconds_first_damage_to_rollback": measured.seconds, "threshold_to_rollback_s": round(rolled_back_at - threshold_at, 1),
         "reason": rollback["reason"] if rollback else None, "actor": rollback["actor"] if rollback else None,
-        "numbers": rollback["numbers"] if rollback else None, "decisions": trail, "serving_after": client.serving(),
+        "numbers": rollback["numbers"] if rollback else None, "decisions": trail, "training_runs": client.training_runs(), "serving_after": client.serving(),
         "timeline": [{"t": round(a.at - threshold_at, 2), "version": a.version, "right": a.right} for a in traffic],
     }
 
