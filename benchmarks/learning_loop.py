@@ -60,6 +60,7 @@ from tests.e2e.learning import (
     Question,
     TenantClient,
     canary_of,
+    contains_any,
     drive_canary,
     fact_questions,
     first_failed_run,
@@ -148,7 +149,7 @@ def teaching(run: Run, args: argparse.Namespace, squad: list[Question]) -> dict[
     canary_traffic = client.answers[mark:]
     after_facts = [client.ask(q) for q in facts]
     after = [client.ask(q) for q in squad]
-    cited = [a.question.text for a in after_facts if any(a.question.accepted[0] in (c.get("text") or "").lower() for c in a.citations)]
+    cited = [a.question.text for a in after_facts if any(contains_any(c.get("text") or "", a.question.accepted) for c in a.citations)]
     return {
         "tenant": TEACH, "base": base, "version": version, "outcome": state, "facts": len(facts),
         "facts_right_before": rate_of(taught_before), "facts_right_after": rate_of(after_facts),
