@@ -26,6 +26,7 @@ import pytest
 from tests.e2e.deployment import Cluster, Deployment, deployment
 from tests.e2e.learning import (
     FACTS,
+    Question,
     TenantClient,
     canary_of,
     contains_any,
@@ -125,7 +126,10 @@ def test_poison_canary_rollback(system: Deployment) -> None:
     system.procs.wait_until(lambda: p.indexed({q.passage[0] for q in pool if q.passage}), timeout=300, what="SQuAD passages indexed")
     base = p.serving()
 
-    right = [q for q in pool if p.ask(q).right][:TAUGHT]
+    right: list[Question] = []
+    for question in pool:  # ask until TAUGHT are answered right (about half are, measured by benchmarks/learning_loop.py)
+        if len(right) < TAUGHT and p.ask(question).right:
+            right.append(question)
     assert len(right) == TAUGHT, f"the base model answered only {len(right)} of {len(pool)} SQuAD questions right"
     for question, wrong in poison_pairs(right, pool):
         task = next(x for x in p.answers if x.question.id == question.id)
