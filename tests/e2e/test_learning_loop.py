@@ -127,7 +127,7 @@ def test_poison_canary_rollback(system: Deployment) -> None:
     base = p.serving()
 
     right: list[Question] = []
-    for question in pool:  # ask until TAUGHT are answered right (about half are, measured by benchmarks/learning_loop.py)
+    for question in pool:  # ask until TAUGHT are answered right (with its gold passage retrieved, the base model gets many)
         if len(right) < TAUGHT and p.ask(question).right:
             right.append(question)
     assert len(right) == TAUGHT, f"the base model answered only {len(right)} of {len(pool)} SQuAD questions right"
