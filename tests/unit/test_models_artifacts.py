@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import unquote
 
 import pytest
@@ -127,7 +128,7 @@ def test_unknown_schemes_are_refused(tmp_path: Path) -> None:
 class S3Double(BaseHTTPRequestHandler):
     """PUT and GET of objects, as S3 answers them; refuses requests that are not AWS v4 signed with the expected key."""
 
-    objects: dict[str, bytes] = {}
+    objects: ClassVar[dict[str, bytes]] = {}
 
     def log_message(self, *args: object) -> None:
         pass
@@ -140,7 +141,7 @@ class S3Double(BaseHTTPRequestHandler):
             return False
         return True
 
-    def do_PUT(self) -> None:  # noqa: N802 — http.server's naming
+    def do_PUT(self) -> None:
         if self._signed():
             self.objects[unquote(self.path)] = self.rfile.read(int(self.headers["Content-Length"]))
             self.send_response(200)
@@ -148,7 +149,7 @@ class S3Double(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         if not self._signed():
             return
         body = self.objects.get(unquote(self.path))
