@@ -22,6 +22,8 @@ Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za
 # of the artifact cache, so no '/', no '..', no leading dot or dash; models/artifacts.py's VERSION_ID is the same pattern.
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*(?:@[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)?$"
 VersionId = Annotated[str, Field(min_length=1, max_length=200, pattern=VERSION_PATTERN)]
+# A model family (the part of a version id before '@'): it names folders too.
+FamilyId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*$")]
 # Same shape as a document's `access` entries (free text), so any access list can be matched.
 Principal = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -285,7 +287,7 @@ class FeedbackEvent(Event):
 
 class TrainRequest(Event):
     type: Literal["train.requests"] = "train.requests"
-    model_family: NonEmpty
+    model_family: FamilyId
     reason: str
 
     def key(self) -> str:
@@ -297,7 +299,7 @@ ModelState = Literal["candidate", "canary", "active", "retired", "rejected", "ro
 
 class ModelUpdated(Event):
     type: Literal["model.updated"] = "model.updated"
-    model_family: NonEmpty
+    model_family: FamilyId
     version: VersionId
     adapter_path: str | None
     state: ModelState

@@ -25,7 +25,7 @@ from models.artifacts import (
     open_artifact_store,
     version_id,
 )
-from schemas.events import ChatOptions, ModelUpdated, VersionId
+from schemas.events import ChatOptions, ModelUpdated, TrainRequest, VersionId
 
 
 def adapter(folder: Path, weights: bytes = b"weights", report: str = '{"seconds": 1.0}') -> Path:
@@ -65,6 +65,8 @@ def test_no_event_carries_a_path_as_a_version() -> None:
         ModelUpdated(model_family="f", version="../../etc", adapter_path=None, state="active")
     with pytest.raises(ValidationError, match="model_version"):
         ChatOptions(model_version="../adapters/x")
+    with pytest.raises(ValidationError, match="model_family"):
+        TrainRequest(model_family="../../tmp/x", reason="a family names folders too")
 
 
 def test_local_store_round_trip_is_verified_and_cached(tmp_path: Path) -> None:
