@@ -126,3 +126,11 @@ def test_a_path_is_not_a_version(world: tuple[TestClient, Runtime], bad: str) ->
     assert reply.status_code in (404, 422) and reply.status_code != 500
     chat = client.post("/v1/chat", headers=A, json={"messages": [{"role": "user", "content": "hi"}], "model_version": "../../etc"})
     assert chat.status_code == 422 and "model_version" in chat.json()["error"]
+
+
+@pytest.mark.parametrize("method, path", [("POST", f"/v1/models/{A1}/promote"), ("POST", f"/v1/models/{A1}/rollback"),
+                                          ("GET", "/v1/models/decisions")])
+def test_acting_needs_a_key(world: tuple[TestClient, Runtime], method: str, path: str) -> None:
+    client, runtime = world
+    assert client.request(method, path).status_code == 401
+    assert runtime.stores.registry.get_version(A1).state == "candidate"  # type: ignore[union-attr]
