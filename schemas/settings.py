@@ -30,6 +30,7 @@ from schemas.settings_sections import (
     SEARCH_SCHEMES,
     SECTIONS,
     AgentSettings,
+    ArtifactStoreSettings,
     BrokerSettings,
     CallbackSettings,
     ChunkingSettings,
@@ -142,6 +143,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    artifact_store: ArtifactStoreSettings = Field(default_factory=ArtifactStoreSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -197,11 +197,22 @@ class CallbackSettings(Section):
     allow_private: bool = Field(False, description="Allow callback URLs on loopback/private networks (SSRF guard off).")
 
 
+class ArtifactStoreSettings(Section):
+    """How to reach an S3-compatible artifact store (RAGLOOP_ARTIFACTS_URL=s3://bucket/prefix); unused for a folder."""
+
+    endpoint: str = Field("https://s3.amazonaws.com", pattern=r"^https?://[^/?#]+/?$",
+                          description="S3 API endpoint, e.g. `http://minio:9000` (http:// is sent unencrypted).")
+    region: str = Field("us-east-1", description="Bucket region (sent with every request, so no location lookup is made).")
+    access_key: SecretStr | None = Field(None, description="Access key id; none: anonymous requests.")
+    secret_key: SecretStr | None = Field(None, description="Secret access key.")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "broker": BrokerSettings, "search": SearchSettings, "llm": LLMSettings, "embedder": EmbedderSettings,
     "retrieval": RetrievalSettings, "chunking": ChunkingSettings, "agent": AgentSettings, "training": TrainingSettings,
     "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
     "security": SecuritySettings, "slack": SlackSettings, "callbacks": CallbackSettings,
+    "artifact_store": ArtifactStoreSettings,
 }
 
 # The public variable names of the flat settings this structure replaced: `RAGLOOP_<NAME>` sets

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from indexing.backends.base import SearchBackend
     from indexing.pipeline import IngestPipeline
     from indexing.retriever import HybridRetriever
+    from models.artifacts import ArtifactStore
     from models.embedder import TextEmbedder
     from models.llm.base import LLMEngine
     from streams.callbacks.sender import CallbackSender
@@ -81,6 +82,16 @@ class Services:
         from models.llm.factory import local_checkpoint
 
         return local_checkpoint(str(self.settings.training.base_model or self.settings.llm.model), model_cache=self.settings.model_cache)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Where adapters are put by the trainer and fetched by every agent: RAGLOOP_ARTIFACTS_URL (default home/artifacts)."""
+        from models.artifacts import open_artifact_store
+
+        store = self.settings.artifact_store
+        return open_artifact_store(self.settings.artifacts_url, home=self.settings.home, endpoint=store.endpoint, region=store.region,
+                                   access_key=store.access_key.get_secret_value() if store.access_key else None,
+                                   secret_key=store.secret_key.get_secret_value() if store.secret_key else None)
 
     @cached_property
     def engine(self) -> LLMEngine:
