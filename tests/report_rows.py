@@ -47,7 +47,7 @@ def seed(db: Database, *, acme: str = "acme", globex: str = "globex", now: datet
                 ("run-2", acme, "rejected", None, None, {"gate_candidate": 0.35, "gate_incumbent": 0.61}, 120, 135),
                 ("run-3", acme, "gated", ACME_V2, None, {"gate_candidate": 0.9, "gate_incumbent": 0.8}, 180, 200),
                 ("run-4", acme, "failed", None, "loss became NaN at step 3", {}, 300, 305),
-                ("run-g", globex, "gated", GLOBEX_V1, None, {"gate_candidate": 0.31337, "gate_incumbent": 0.111}, 230, 250)]
+                ("run-g", globex, "gated", GLOBEX_V1, None, {"gate_candidate": 0.31337, "gate_incumbent": 0.111, "globex_steps": 3}, 230, 250)]
         s.add_all([TrainingRunRecord(id=f"{t}-{i}", tenant=t, family=FAMILY, recipe="lora-peft", state=st, version=v, error=e, metrics=m,
                                      started_at=at[a], finished_at=at[b]) for i, t, st, v, e, m, a, b in runs])
         for minute in range(0, 360, 3):
