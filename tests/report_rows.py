@@ -18,11 +18,18 @@ ACME_V2 = f"{FAMILY}@lora-bbbbbbbbbbbb"  # acme: canaried, rolled back
 GLOBEX_V1 = f"{FAMILY}@lora-cccccccccccc"  # globex: a canary still running
 GLOBEX_SECRET = "globex-only-reason"  # text only globex's rows hold: must never reach acme's report
 ACME_VERSIONS = (BASE, ACME_V1, ACME_V2)  # the versions that answered acme
+_BASE, _ACME_V1, _ACME_V2, _GLOBEX_V1, _FAMILY = BASE, ACME_V1, ACME_V2, GLOBEX_V1, FAMILY
 
 
-def seed(db: Database, *, acme: str = "acme", globex: str = "globex", now: datetime | None = None) -> datetime:
-    """Write the rows; returns the time everything is relative to (hours before it)."""
+def in_family(version: str, family: str) -> str:
+    return family + version.removeprefix(FAMILY)
+
+
+def seed(db: Database, *, acme: str = "acme", globex: str = "globex", family: str = FAMILY, now: datetime | None = None) -> datetime:
+    """Write the rows; returns the time everything is relative to (hours before it). Another `family` (and tenants) keeps them
+    apart from other tests' rows in a shared database: the version ids are then this module's with the family replaced."""
     now = now or utcnow()
+    BASE, ACME_V1, ACME_V2, GLOBEX_V1, FAMILY = (in_family(v, family) for v in (_BASE, _ACME_V1, _ACME_V2, _GLOBEX_V1, _FAMILY))  # noqa: N806
     at = [now - timedelta(hours=6) + timedelta(minutes=m) for m in range(0, 360)]
     rng = random.Random(9)
     with db.session() as s:
