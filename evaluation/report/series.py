@@ -20,13 +20,15 @@ def rolling_mean(values: list[float], window: int = ROLLING_WINDOW) -> list[floa
 
 
 def bucket_size(start: datetime, end: datetime) -> timedelta:
-    """Minutes for a short history, hours for days, days beyond: about 10 to 150 bars either way."""
+    """Five minutes for a short history, hours for days, days for weeks, weeks beyond: at most about 70 bars (more after a year)."""
     span = end - start
     if span <= timedelta(hours=3):
         return timedelta(minutes=5)
     if span <= timedelta(days=3):
         return timedelta(hours=1)
-    return timedelta(days=1)
+    if span <= timedelta(days=70):
+        return timedelta(days=1)
+    return timedelta(days=7)
 
 
 def bucket_of(moment: datetime, start: datetime, size: timedelta) -> datetime:

@@ -36,9 +36,16 @@ def days(moments: Iterable[datetime]) -> list[float]:
     return [day(m) for m in moments]
 
 
+MIN_SPAN_DAYS = 1 / 24  # a time axis shows at least an hour: a few minutes of data is still readable, and ticks can be placed
+
+
 def time_axis(axes: Axes) -> None:
-    """Dates on x as a person reads them: the day once, then hours."""
-    locator = AutoDateLocator(maxticks=7)
+    """Dates on x as a person reads them: the day once, then hours. Call it after plotting."""
+    low, high = axes.get_xlim()
+    if high - low < MIN_SPAN_DAYS:
+        centre = (low + high) / 2
+        axes.set_xlim(centre - MIN_SPAN_DAYS / 2, centre + MIN_SPAN_DAYS / 2)
+    locator = AutoDateLocator(minticks=3, maxticks=9)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
 

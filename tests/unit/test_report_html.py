@@ -4,13 +4,15 @@ that a tenant's report holds nothing of another tenant's."""
 from __future__ import annotations
 
 import re
+import warnings
 from datetime import timedelta
 
 import pytest
 
 from evaluation.report import build_report
-from evaluation.report.data import Decision, load_report_data
+from evaluation.report.data import Decision, Rating, ReportData, load_report_data
 from evaluation.report.periods import canary_periods
+from evaluation.report.render import render_report
 from evaluation.report.series import rolling_mean
 from evaluation.report.svg import element_id
 from schemas.database import Database
@@ -126,3 +128,15 @@ def test_a_canary_closes_on_promote_or_rollback_and_runs_until_now_otherwise() -
 def test_the_rolling_mean_averages_what_there_is_until_the_window_fills() -> None:
     assert rolling_mean([1, 2, 3, 4, 5], window=2) == [1.0, 1.5, 2.5, 3.5, 4.5]
     assert rolling_mean([2, 4], window=5) == [2.0, 3.0]
+
+
+@pytest.mark.parametrize("span", [timedelta(0), timedelta(minutes=7), timedelta(hours=4), timedelta(days=2), timedelta(days=90)])
+def test_any_history_span_renders_without_warnings(span: timedelta) -> None:
+    """matplotlib warns (on the server's stderr) when it cannot place date ticks: a span of seconds or months must still fit."""
+    now = utcnow()
+    data = ReportData(tenant="t", generated_at=now, ratings=[Rating(now - span, "up", False), Rating(now, "down", True)],
+                      decisions=[Decision(now - span, "t", "v", "canary", "a", "r", {}), Decision(now, "t", "v", "promote", "a", "r", {})])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        html = render_report(data)
+    assert ids(html, "plot-") == ["plot-feedback", "plot-decisions"]

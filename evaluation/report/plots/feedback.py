@@ -37,4 +37,4 @@ def feedback_plot(ratings: list[Rating]) -> str | None:
 
 
 def _words(seconds: float) -> str:
-    return {300: "5 minutes", 3600: "hour", 86400: "day"}.get(int(seconds), f"{int(seconds)} s")
+    return {300: "5 minutes", 3600: "hour", 86400: "day", 7 * 86400: "week"}.get(int(seconds), f"{int(seconds)} s")
