@@ -1,5 +1,5 @@
-"""A matplotlib figure as inline SVG: drawn with the Agg-free SVG canvas (no display, no pyplot, so
-reports can be built in threads of a server), text kept as text, no XML prologue."""
+"""A matplotlib figure as inline SVG: the Agg backend (never a display) and figures made without pyplot,
+so reports can be built in a server's threads; text kept as text (selectable, small), no XML prologue."""
 
 from __future__ import annotations
 

@@ -17,7 +17,8 @@ def decisions_plot(decisions: list[Decision]) -> str | None:
     rows = {version: row for row, version in enumerate(versions)}
     figure = new_figure(height=max(2.2, 0.4 * len(versions) + 1.2))
     axes = figure.axes[0]
-    for action, (marker, colour) in ACTION_STYLE.items():
+    for action in [*ACTION_STYLE, *sorted({d.action for d in decisions} - set(ACTION_STYLE))]:  # an action added later still shows
+        marker, colour = ACTION_STYLE.get(action, ("d", "#17becf"))
         chosen = [d for d in decisions if d.action == action]
         if chosen:
             axes.scatter(days(d.at for d in chosen), [rows[d.version] for d in chosen], marker=marker, s=70, color=colour, label=action,
