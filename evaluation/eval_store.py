@@ -10,10 +10,12 @@ metrics a row holds two flags the windows count: `downvote` (the latest rating w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from schemas.database import Database
@@ -29,13 +31,16 @@ class EvalStore:
     def save_eval(self, row: EvalRecord) -> None:
         """Keep the latest metrics of a task (a redelivered response overwrites, never duplicates),
         with the rating and perplexity an earlier event wrote."""
-        with self.db.session() as s:
-            old = s.get(EvalRecord, row.task_id)
-            if old is not None:
-                kept = {k: old.metrics[k] for k in KEPT_ON_RESCORE if old.metrics.get(k) is not None and row.metrics.get(k) is None}
-                row.metrics = {**row.metrics, **kept}
-            s.merge(row)
-            s.commit()
+        def save() -> None:
+            with self.db.session() as s:
+                old = s.get(EvalRecord, row.task_id)
+                if old is not None:
+                    kept = {k: old.metrics[k] for k in KEPT_ON_RESCORE if old.metrics.get(k) is not None and row.metrics.get(k) is None}
+                    row.metrics = {**row.metrics, **kept}
+                s.merge(row)
+                s.commit()
+
+        _once_more_on_conflict(save)
 
     def add_metrics(self, task_id: str, values: dict[str, Any]) -> EvalRecord | None:
         """Merge `values` into a task's metrics (a rating, a late perplexity); None when the task has no row yet."""
@@ -71,11 +76,23 @@ class EvalStore:
                 col(TaskRecord.created_at) >= since)).one()
 
     def save_windows(self, rows: list[VersionWindowRecord]) -> None:
-        with self.db.session() as s:
-            for row in rows:
-                s.merge(row)
-            s.commit()
+        def save() -> None:
+            with self.db.session() as s:
+                for row in rows:
+                    s.merge(row)
+                s.commit()
+
+        _once_more_on_conflict(save)
 
     def windows(self, version: str) -> list[VersionWindowRecord]:
         with self.db.session() as s:
             return list(s.exec(select(VersionWindowRecord).where(VersionWindowRecord.version == version)).all())
+
+
+def _once_more_on_conflict(save: Callable[[], None]) -> None:
+    """Two eval workers may insert the same row at once (merge reads, then inserts): the loser's
+    second try finds the row and updates it."""
+    try:
+        save()
+    except IntegrityError:
+        save()
