@@ -35,6 +35,7 @@ from schemas.settings_sections import (
     CallbackSettings,
     ChunkingSettings,
     EmbedderSettings,
+    EvalSettings,
     GatewaySettings,
     IngestSettings,
     LLMSettings,
@@ -136,6 +137,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)

@@ -121,6 +121,18 @@ class TrainingSettings(Section):
                                        "candidate may score on the up-voted answers and still be published.")
 
 
+class EvalSettings(Section):
+    """Online evaluation (the eval worker): its windows and the sampled perplexity."""
+
+    window: int = Field(200, ge=2, description="Latest answers of a version (per tenant, and all tenants together) each "
+                        "window summary on /metrics and in `version_windows` covers.")
+    perplexity_rate: float = Field(0.1, ge=0, le=1, description="Share of answers (stable hash of the task) whose perplexity "
+                                   "under the base model is computed, off the eval consumer's path; 0 turns it off.")
+    perplexity_max_pending: int = Field(4, ge=1, description="Sampled answers waiting for perplexity beyond which new ones "
+                                        "are skipped (counted), so scoring never falls behind the answer rate.")
+    perplexity_max_tokens: int = Field(128, ge=1, description="Answer tokens a perplexity is computed over (the rest is cut).")
+
+
 class WorkerSettings(Section):
     max_retries: int = Field(3, ge=0, description="Attempts after the first before a message goes to the DLQ.")
     retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
@@ -210,7 +222,7 @@ class ArtifactStoreSettings(Section):
 SECTIONS: dict[str, type[Section]] = {
     "broker": BrokerSettings, "search": SearchSettings, "llm": LLMSettings, "embedder": EmbedderSettings,
     "retrieval": RetrievalSettings, "chunking": ChunkingSettings, "agent": AgentSettings, "training": TrainingSettings,
-    "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
+    "eval": EvalSettings, "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
     "security": SecuritySettings, "slack": SlackSettings, "callbacks": CallbackSettings,
     "artifact_store": ArtifactStoreSettings,
 }
