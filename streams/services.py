@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from indexing.backends.base import SearchBackend
     from indexing.pipeline import IngestPipeline
     from indexing.retriever import HybridRetriever
+    from models.artifacts import ArtifactStore
     from models.embedder import TextEmbedder
     from models.llm.base import LLMEngine
     from streams.callbacks.sender import CallbackSender
@@ -117,13 +118,21 @@ class Services:
 
         return CallbackSender(self.settings, self.stores)
 
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Where adapters live (stand-in until h1's models/artifacts.py lands)."""
+        from models.artifacts import open_artifact_store
+
+        return open_artifact_store(self.settings.artifacts_url, home=self.settings.home)
+
     def adapter_for(self, version: str) -> str | None:
         """Load (once) the adapter of a model version into the engine; None means base weights."""
         if version not in self._adapter_paths:  # a version's adapter never changes: look it up once
             record = self.stores.registry.get_version(version)
             if record is None:
                 raise LookupError(f"unknown model version {version!r}")
-            self._adapter_paths[version] = record.adapter_path
+            self._adapter_paths[version] = record.adapter_path or (
+                str(self.artifacts.fetch(record.artifact_uri, version)) if record.artifact_uri else None)
         adapter_path = self._adapter_paths[version]
         if adapter_path is None:
             return None
