@@ -13,7 +13,7 @@ import re
 import shutil
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 VERSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*@(base|lora-[0-9a-f]{12})$")
 NOT_WEIGHTS = frozenset({"train_report.json"})  # timings differ run to run; the digest covers what the engine loads
@@ -50,7 +50,7 @@ class LocalArtifacts:
         return target.resolve().as_uri()
 
     def fetch(self, uri: str, version: str) -> Path:
-        return Path(urlparse(uri).path)
+        return Path(unquote(urlparse(uri).path))
 
 
 def open_artifact_store(url: str | None, *, home: Path) -> ArtifactStore:
