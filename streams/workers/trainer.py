@@ -58,8 +58,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                  reason=outcome.reason, replayed=outcome.replayed)
         if not outcome.replayed:
             TRAINING_RUNS.labels(outcome.state).inc()
-        if (event := model_updated(outcome, request)) is not None:
-            await publisher.publish(event)
+        updated: ModelUpdated | None = model_updated(outcome, request)
+        if updated is not None:
+            await publisher.publish(updated)
         if outcome.state == "nothing":
             raise PermanentError(outcome.reason)
 
