@@ -53,7 +53,7 @@ class TrainingKit:
     training: TrainingStore
     registry: ModelRegistry
     artifacts: ArtifactStore
-    engine: LLMEngine
+    engine: Callable[[], LLMEngine]  # loaded only when a run reaches its gate
     load_adapter: Callable[[str], str | None]  # version id → the engine's adapter name (None: base weights)
     base_model_path: Path
     recipe: LoraRecipe
@@ -116,7 +116,7 @@ def run_training(kit: TrainingKit, run_id: str, tenant: str, family: str, *, pro
             return RunOutcome(run_id=run_id, tenant=tenant, family=family, state="rejected", version=version, reason=reason,
                               metrics=_floats(metrics))
         stage(f"gating {version} against {serving.active.version}")
-        gate = gate_candidate(kit.engine, examples.corrections, candidate=kit.load_adapter(version) or version,
+        gate = gate_candidate(kit.engine(), examples.corrections, candidate=kit.load_adapter(version) or version,
                               incumbent=kit.load_adapter(serving.active.version), guard=examples.guard,
                               max_guard_drop=kit.gate_max_guard_drop)
         metrics |= gate_numbers(gate)

@@ -32,7 +32,7 @@ def training_kit(services: Services) -> TrainingKit:
     """A run's dependencies from a process's services (the worker and `ragloop train` build it alike)."""
     settings = services.settings
     return TrainingKit(feedback=services.stores.feedback, training=TrainingStore(services.stores.db), registry=services.stores.registry,
-                       artifacts=services.artifacts, engine=services.engine, load_adapter=services.adapter_for,
+                       artifacts=services.artifacts, engine=lambda: services.engine, load_adapter=services.adapter_for,
                        base_model_path=services.base_model_path, recipe=LoraRecipe.from_yaml(settings.training.recipe or DEFAULT_RECIPE),
                        policy=load_policy(settings), rehearsal_examples=settings.training.rehearsal_examples,
                        gate_guard_examples=settings.training.gate_guard_examples, gate_max_guard_drop=settings.training.gate_max_guard_drop)

@@ -91,7 +91,7 @@ async def test_the_feedback_worker_records_each_decision_and_asks_for_training_w
             reply = client.post("/v1/feedback", headers=headers, json={"task_id": task_id, "rating": "down", "correction": correction})
             assert reply.status_code == 202, reply.text
             sent.append(reply.json()["feedback_id"])
-            await eventually(lambda: any(d["id"] == sent[-1] for d in listing(client, headers)["decisions"]), what="the decision")
+            await eventually(lambda h=headers: any(d["id"] == sent[-1] for d in listing(client, h)["decisions"]), what="the decision")
         decisions = {d["id"]: d for d in listing(client, A)["decisions"]}
         assert [decisions[i]["train"] for i in (sent[0], sent[2], sent[3])] == [False, False, True]
         assert (decisions[sent[2]]["inputs"]["corrections"], decisions[sent[2]]["inputs"]["folded"]) == (1, 1)

@@ -14,19 +14,23 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from models.artifacts import open_artifact_store
 from models.llm.base import ChatMessage, Generation, GenerationParams
 from models.registry import ModelRegistry, base_version
 from schemas.database import Database
-from schemas.events import ChatRequest, ChatTurn
+from schemas.events import ChatRequest, ChatTurn, Event, TrainRequest
 from schemas.settings import Settings
 from schemas.tables import FeedbackRecord, TrainingRunRecord
+from streams.metrics import TRAINING_RUNS
+from streams.services import Services
+from streams.stores import Stores
 from streams.task_attempts import TaskAttempts
 from streams.task_store import TaskStore, task_from_request
+from streams.workers import trainer as trainer_worker
 from tests.support import outcome_of
 from trainers import run as run_module
 from trainers.dataset import TrainingExample
@@ -95,7 +99,7 @@ def kit(db: Database, tmp_path: Path, engine: Engine | None = None) -> TrainingK
         return None if version.endswith("@base") else version
 
     return TrainingKit(feedback=FeedbackStore(db), training=TrainingStore(db), registry=registry,
-                       artifacts=open_artifact_store(None, home=tmp_path), engine=engine or Engine({}),  # type: ignore[arg-type]
+                       artifacts=open_artifact_store(None, home=tmp_path), engine=lambda: engine or Engine({}),  # type: ignore[arg-type,return-value]
                        load_adapter=load_adapter, base_model_path=tmp_path, recipe=LoraRecipe.from_yaml(DEFAULT_CPU_RECIPE),
                        policy=LearningPolicy(), rehearsal_examples=0)
 
@@ -198,3 +202,32 @@ def test_a_run_whose_process_was_killed_is_recorded_failed_when_its_request_come
     assert run is not None and run.state == "failed" and trainer.calls == []
 
 
+
+
+class Recorder:
+    """A publisher that keeps what it was given."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+
+    async def publish(self, event: Event, *, topic: str | None = None) -> None:
+        self.events.append(event)
+
+
+async def test_the_trainer_worker_counts_a_failed_run_on_metrics_once(settings: Settings, unique: str, trainer: Trainer) -> None:
+    """A NaN run through the worker: `ragloop_training_runs_total{outcome="failed"}` goes up by one, nothing is published,
+    and the redelivered request neither trains nor counts again."""
+    services = Services(settings, Stores.from_settings(settings))
+    services.stores.registry.ensure_base_version(FAMILY)
+    tenant = f"acme-{unique}"
+    correct(services.stores.db, tenant, "Capital of Zorblax?", "Quenvale.", 0)
+    trainer.losses = [float("nan")]
+    recorder = Recorder()
+    [consumer] = trainer_worker.consumers(services, recorder)  # type: ignore[arg-type]
+    failed = TRAINING_RUNS.labels("failed")
+    before = failed._value.get()
+    request = TrainRequest(event_id=f"req-{unique}", tenant=tenant, model_family=FAMILY, reason="test")
+    await consumer.handle(request)
+    await consumer.handle(request)
+    assert failed._value.get() == before + 1 and len(trainer.calls) == 1 and recorder.events == []
+    assert 'ragloop_training_runs_total{outcome="failed"}' in generate_latest().decode()
