@@ -22,12 +22,13 @@ def train(from_feedback: Annotated[bool, typer.Option("--from-feedback", help="T
         console.print("[red]say what to train on[/]: --from-feedback (the tenant's corrections)")
         raise typer.Exit(2)
     from streams.services import Services
+    from streams.stores import Stores
     from streams.workers.trainer import training_kit
     from trainers.run import run_training
     from trainers.train_policy import describe
 
     settings = get_settings()
-    services = Services(settings)
+    services = Services(settings, Stores.from_settings(settings))
     try:
         services.stores.registry.ensure_base_version(settings.llm.model_family)
         kit = training_kit(services)
