@@ -42,7 +42,7 @@ class PolicyInputs(BaseModel):
 
     tenant: str
     serving_version: str
-    corrections: int  # unclaimed, trainable, after folding
+    corrections: int  # unclaimed, after folding (those asked with principals count: the run then says it cannot learn them)
     folded: int = 0
     refused: int = 0
     dropped: dict[str, str] = {}  # feedback id → why it is not counted (folded into a later one, refused), the latest 50
@@ -92,7 +92,7 @@ def decide(policy: TrainPolicy, inputs: PolicyInputs) -> Decision:
 
 def gather(policy: TrainPolicy, tenant: str, *, serving_version: str, feedback: FeedbackStore, training: TrainingStore,
            now: datetime | None = None) -> PolicyInputs:
-    corrections, _, _ = tenant_corrections(feedback, tenant, unclaimed=True)
+    corrections, _, untrainable = tenant_corrections(feedback, tenant, unclaimed=True)
     kept, dropped = fold(corrections, similarity=policy.fold_similarity, max_chars=policy.max_correction_chars)
     ratings = feedback.ratings_of_version(tenant, serving_version, policy.window)
     series = training.metric_series(tenant, serving_version, policy.metric)
@@ -103,7 +103,7 @@ def gather(policy: TrainPolicy, tenant: str, *, serving_version: str, feedback: 
     last = max((t for t in (training.last_run_at(tenant), training.last_train_decision_at(tenant)) if t is not None), default=None)
     now = now or utcnow()
     return PolicyInputs(
-        tenant=tenant, serving_version=serving_version, corrections=len(kept),
+        tenant=tenant, serving_version=serving_version, corrections=len(kept) + untrainable,
         folded=sum(d.reason.startswith("folded") for d in dropped), refused=sum(not d.reason.startswith("folded") for d in dropped),
         dropped={d.id: d.reason for d in dropped[-50:]},
         ratings=len(ratings), downvotes=ratings.count("down"), metric_values=len(series), metric_baseline=baseline,
