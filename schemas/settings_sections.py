@@ -111,7 +111,8 @@ class TrainingSettings(Section):
     recipe: Path | None = Field(None, description="LoRA recipe YAML; default trainers/configs/lora_cpu.yaml.")
     policy: Path | None = Field(None, description="Learning policy YAML (when to train, how a canary earns all traffic); "
                                 "default trainers/configs/learning_policy.yaml.")
-    feedback_min_corrections: int = Field(20, ge=1, description="Corrections since the last training that start a retrain.")
+    feedback_min_corrections: int | None = Field(None, ge=1, description="Corrections since the tenant's last training that start "
+                                                 "a retrain; overrides the learning policy's `train.min_corrections` (20) when set.")
     rehearsal_examples: int = Field(8, ge=0, le=256, description="Latest up-voted answers trained on beside the corrections, "
                                     "so the adapter rehearses what already worked instead of overwriting it.")
     gate_guard_examples: int = Field(0, ge=0, le=64, description="Up-voted answers (disjoint from the rehearsal ones) the gate asks "

@@ -134,7 +134,8 @@ class Services:
             record = self.stores.registry.get_version(version)
             if record is None:
                 raise LookupError(f"unknown model version {version!r}")
-            self._adapter_paths[version] = record.adapter_path
+            self._adapter_paths[version] = record.adapter_path or (
+                str(self.artifacts.fetch(record.artifact_uri, version)) if record.artifact_uri else None)
         adapter_path = self._adapter_paths[version]
         if adapter_path is None:
             return None

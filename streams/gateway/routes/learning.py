@@ -31,6 +31,8 @@ from streams.gateway.api_models import (
 )
 from streams.gateway.auth import grant_of, owns_task, tenant_of
 from streams.gateway.context import GatewayContext
+from trainers.folding import refusal
+from trainers.train_policy import load_policy
 
 VersionPath = Annotated[str, Path(max_length=200, pattern=VERSION_PATTERN, description="A version id from GET /v1/models.")]
 TenantQuery = Annotated[Identifier, Query(description="Whose line to show or act on when auth is off; with auth on, the API key's tenant.")]
@@ -55,9 +57,16 @@ def _state_for(row: ModelVersionRecord, active: str) -> str:
 def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter()
     registry, family = ctx.stores.registry, ctx.settings.llm.model_family
+    max_correction_chars = load_policy(ctx.settings).train.max_correction_chars
 
-    @api.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted, tags=["feedback"])
+    @api.post("/v1/feedback", status_code=202, response_model=FeedbackAccepted, tags=["feedback"],
+              responses={404: {"description": "Unknown task, or another tenant's."},
+                         422: {"description": "A correction that is empty or longer than the learning policy's `max_correction_chars`."}})
     async def post_feedback(body: FeedbackIn, request: Request) -> FeedbackAccepted:
+        """Rate an answer, and correct it. Repeated or near-duplicate corrections of one question are accepted and folded
+        into one when the trainer reads them (the decision's inputs say how many)."""
+        if body.correction is not None and (why := refusal(body.correction, max_correction_chars)) is not None:
+            raise HTTPException(422, why)
         task = await asyncio.to_thread(ctx.stores.tasks.get_task, body.task_id)
         if task is None or not owns_task(grant_of(request), task):
             raise HTTPException(404, f"unknown task_id {body.task_id!r}")
