@@ -28,7 +28,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 
 from models.fetch import ensure_smollm2
 from models.llm.base import GenerationParams

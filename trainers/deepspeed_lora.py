@@ -62,7 +62,7 @@ def deepspeed_config(recipe: LoraRecipe, world_size: int) -> dict:
 
 def train(job: DeepSpeedJob) -> TrainReport | None:
     """Train on every rank; rank 0 saves the adapter and returns the report (others return None)."""
-    import deepspeed
+    import deepspeed  # type: ignore[import-untyped]  # ships no stubs
     import torch.distributed as dist
     from peft import get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
