@@ -98,14 +98,6 @@ def test_a_failing_training_process_raises_with_its_log_tail(tmp_path):
     assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
 
 
-@pytest.mark.slow
-def test_a_nan_loss_fails_the_run_instead_of_saving_it(tmp_path):
-    recipe = deepspeed_recipe("ds_zero2.json", learning_rate=1e30, max_grad_norm=None, max_steps=4)
-    with pytest.raises(TrainingFailed, match=r"loss is (nan|inf)"):
-        train_adapter(ensure_smollm2(), EXAMPLES[:1], recipe, tmp_path / "out", progress=False)
-    assert not (tmp_path / "out" / "adapter_model.safetensors").exists()
-
-
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU: the same launcher then runs NCCL")
 @pytest.mark.slow
 def test_deepspeed_trains_on_gpus_with_nccl(tmp_path):
