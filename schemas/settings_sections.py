@@ -72,6 +72,8 @@ class LLMSettings(Section):
     max_new_tokens: int = Field(96, ge=1, le=4096, description="Answer length when a request does not say.")
     model_family: str = Field("smollm2-135m-instruct", description="Name under which model versions are registered.")
     max_adapters: int = Field(8, ge=1, description="LoRA adapters an engine keeps loaded; the least recently used beyond it are evicted.")
+    serving_ttl_s: float = Field(30.0, gt=0, description="How long an agent trusts its in-memory copy of a tenant's active and canary "
+                                 "versions; `model.updated` refreshes it at once, this is the safety net for a missed event.")
 
 
 class EmbedderSettings(Section):

@@ -44,21 +44,21 @@ class TrainingFailed(RuntimeError):
         self.reason, self.tail = reason, tail
 
 
-def launch_command(recipe: LoraRecipe, job_path: Path) -> list[str]:
-    """torchrun on a free local port with one process per `num_processes`."""
+def launch_command(recipe: LoraRecipe, job_path: Path, *, gpu: bool) -> list[str]:
+    """torchrun on a free local port with one process per `num_processes`, under `env` with the variables
+    DeepSpeed needs added to the inherited environment (this module never reads the environment itself:
+    only schemas/settings.py does)."""
     return [
+        "env", *(f"{name}={value}" for name, value in launch_env(gpu=gpu).items()),
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={recipe.num_processes}",
         "-m", "trainers.deepspeed_lora", "--job", str(job_path),
     ]
 
 
 def launch_env(*, gpu: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    env["DS_ACCELERATOR"] = "cuda" if gpu else "cpu"
-    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "ragloop" / "torch_extensions"))
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    """What the training processes need on top of the inherited environment: the accelerator DeepSpeed must not
+    guess, this checkout first on the import path (a worktree or an unpacked source tree), unbuffered lines."""
+    return {"DS_ACCELERATOR": "cuda" if gpu else "cpu", "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
 
 
 def train_deepspeed(
@@ -80,7 +80,7 @@ def train_deepspeed(
         job = DeepSpeedJob(base_model_path=Path(base_model_path).resolve(), examples=examples, recipe=recipe,
                            output_dir=output_dir)
         job_path.write_text(job.model_dump_json())
-        tail = _run(launch_command(recipe, job_path), launch_env(gpu=gpu), recipe.max_steps, progress)
+        tail = _run(launch_command(recipe, job_path, gpu=gpu), recipe.max_steps, progress)
     saved = output_dir / "train_report.json"
     if not (output_dir / "adapter_model.safetensors").exists() or not saved.exists():
         raise TrainingFailed("the training process exited cleanly but wrote no adapter", tail)
@@ -92,11 +92,11 @@ def train_deepspeed(
     return report
 
 
-def _run(command: list[str], env: dict[str, str], max_steps: int, progress: bool) -> list[str]:
+def _run(command: list[str], max_steps: int, progress: bool) -> list[str]:
     """Run the process group to its end, following its steps; raise TrainingFailed unless it exits 0."""
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     bar = tqdm(total=max_steps, desc="lora-deepspeed", unit="step", disable=not progress)
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             cwd=REPO_ROOT, start_new_session=True)  # its own group: one kill ends every rank
     try:
         assert proc.stdout is not None
