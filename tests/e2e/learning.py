@@ -101,8 +101,14 @@ def squad_sample(data: Path, n: int, *, seed: int = 13) -> list[Question]:
         doc = corpus[qrels[query["_id"]]]
         text = f"{doc.get('title', '')}\n{doc['text']}".strip()
         out.append(Question(id=query["_id"], text=query["text"], accepted=tuple(answers[query["_id"]]), reference=answers[query["_id"]][0],
-                            passage=(doc["_id"], text)))
+                            passage=(document_id(doc["_id"]), text)))
     return out
+
+
+def document_id(name: str) -> str:
+    """An API document id for a corpus id: SQuAD's titles hold characters (accents, parentheses) ids may not."""
+    safe = re.sub(r"[^A-Za-z0-9_.:@/-]", "-", name)
+    return safe if safe == name else f"{safe}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def poison_correction(question: Question, decoy: Question) -> str:
