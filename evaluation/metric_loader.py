@@ -21,7 +21,7 @@ from evaluation.metrics import METRICS_DIR
 if TYPE_CHECKING:
     import evaluate
 
-METRIC_NAMES = ("rouge_l", "token_f1", "context_overlap")
+METRIC_NAMES = ("rouge_l", "token_f1", "context_overlap", "bleu")
 
 
 @cache

@@ -133,10 +133,8 @@ class DocumentStore:
                 row = s.exec(select(DocumentRecord).where(DocumentRecord.id == write.document_id).with_for_update()).first()
                 mark = DeleteMark(row.delete_seq or 0, row.deleted_at) if row is not None else DeleteMark()
                 if mark.beats(write.accepted_at):
-                    if row is not None and row.status == "indexing" and mark.seq % 2 == 0:
-                        # The delete ended before this ingest marked the row `indexing`: say `deleted` again
-                        # (while a delete is still running, its end_delete does).
-                        row.status, row.chunks, row.error, row.updated_at = "deleted", 0, None, utcnow()
+                    if row is not None:
+                        _settle_lost(row, ("indexing",))
                         s.add(row)
                     outcomes.append("deleted")
                 elif row is None or mark.seq != write.seen.seq or mark.seq % 2 == 1:
@@ -149,6 +147,22 @@ class DocumentStore:
                     outcomes.append("indexed")
             s.commit()
         return outcomes
+
+    def skip_lost(self, document_ids: Iterable[str]) -> set[str]:
+        """For ingests that lost to a delete and are skipped: a `queued` or `indexing` an earlier
+        attempt of theirs left after the delete ended (it marked the row, then failed or was
+        interrupted before `finish_indexing`) reads `deleted` again; nothing else would settle it.
+        Returns those documents: that attempt may have written chunks, which the caller removes."""
+        ids = sorted(set(document_ids))
+        settled: set[str] = set()
+        with self.db.session() as s:
+            rows = s.exec(select(DocumentRecord).where(col(DocumentRecord.id).in_(ids)).order_by(col(DocumentRecord.id)).with_for_update())
+            for row in rows if ids else []:
+                if _settle_lost(row, ("queued", "indexing")):
+                    s.add(row)
+                    settled.add(row.id)
+            s.commit()
+        return settled
 
     def access_of(self, document_id: str) -> list[str]:
         """The document's access list: empty when the whole tenant may see it."""
@@ -209,3 +223,12 @@ class DocumentStore:
             rows = s.exec(select(LargeLaneRecord.document_id).where(col(LargeLaneRecord.document_id).in_(ids),
                                                                     col(LargeLaneRecord.left_at).is_(None)))
             return set(rows.all())
+
+
+def _settle_lost(row: DocumentRecord, pending: tuple[str, ...]) -> bool:
+    """A row an ingest that lost to a delete marked `pending` after that delete ended: `deleted` again
+    (while a delete still runs, the sequence is odd and its `end_delete` says so). True if it changed."""
+    if row.deleted_at is None or (row.delete_seq or 0) % 2 == 1 or row.status not in pending:
+        return False
+    row.status, row.chunks, row.error, row.updated_at = "deleted", 0, None, utcnow()
+    return True

@@ -230,15 +230,12 @@ class ModelRegistry:
             s.commit()
             return decision
 
-    # ---- legacy (the trainer before per-tenant canaries; #9 removes them) ------------------------
+    # ---- legacy: tests seed versions in any state with it (the trainer no longer does) -----------
 
     def register_version(self, row: ModelVersionRecord) -> None:
         with self.db.session() as s:
             s.merge(row)
             s.commit()
-
-    def activate_version(self, family: str, version: str) -> None:
-        self.promote(version, actor="auto:gate", reason="gate passed")
 
     # ---- helpers ------------------------------------------------------------------------------
 

@@ -18,6 +18,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
+# A model version id (`<family>@base`, `<family>@lora-<sha256[:12]>`, or a legacy `<family>-lora-<id>`): it names a folder
+# of the artifact cache, so no '/', no '..', no leading dot or dash; models/artifacts.py's VERSION_ID is the same pattern.
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*(?:@[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)?$"
+VersionId = Annotated[str, Field(min_length=1, max_length=200, pattern=VERSION_PATTERN)]
+# A model family (the part of a version id before '@'): it names folders too.
+FamilyId = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*$")]
 # Same shape as a document's `access` entries (free text), so any access list can be matched.
 Principal = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
@@ -170,7 +176,7 @@ class ChatTurn(BaseModel):
 class ChatOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     retrieval: bool = Field(True, description="False answers from the model alone.")
-    model_version: str | None = Field(None, description="Pin a model version instead of the active one.")
+    model_version: VersionId | None = Field(None, description="Pin a model version instead of the active one.")
     k: int | None = Field(None, ge=1, le=50, description="Chunks to retrieve; default from settings.")
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     priority: Literal["normal", "high"] = Field("normal", description="High-priority tasks are answered first.")
@@ -229,7 +235,7 @@ class ChatResponse(Event):
     question: str
     answer: str
     citations: list[Citation] = Field(default_factory=list)
-    model_version: str
+    model_version: VersionId
     prompt: list[ChatTurn] = Field(default_factory=list, description="Exactly what the model saw; training reuses it.")
     timings_ms: dict[str, float] = Field(default_factory=dict)
     usage: dict[str, int] = Field(default_factory=dict)
@@ -253,7 +259,7 @@ class ImageGenerate(Event):
 class EvalResult(Event):
     type: Literal["eval.results"] = "eval.results"
     task_id: Identifier
-    model_version: str
+    model_version: VersionId
     metrics: dict[str, float | None]
 
     @field_validator("metrics", mode="before")
@@ -281,7 +287,7 @@ class FeedbackEvent(Event):
 
 class TrainRequest(Event):
     type: Literal["train.requests"] = "train.requests"
-    model_family: NonEmpty
+    model_family: FamilyId
     reason: str
 
     def key(self) -> str:
@@ -293,8 +299,8 @@ ModelState = Literal["candidate", "canary", "active", "retired", "rejected", "ro
 
 class ModelUpdated(Event):
     type: Literal["model.updated"] = "model.updated"
-    model_family: NonEmpty
-    version: NonEmpty
+    model_family: FamilyId
+    version: VersionId
     adapter_path: str | None
     state: ModelState
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -18,7 +18,7 @@ from schemas.database import Database
 from schemas.events import Event, utcnow
 from schemas.tables import DocumentRecord, OutboxRecord, TaskRecord
 
-Aggregate = Literal["task", "document", "feedback"]
+Aggregate = Literal["task", "document", "feedback", "model"]
 PENDING_DOCUMENT = ("queued", "indexing")
 
 

@@ -30,10 +30,12 @@ from schemas.settings_sections import (
     SEARCH_SCHEMES,
     SECTIONS,
     AgentSettings,
+    ArtifactStoreSettings,
     BrokerSettings,
     CallbackSettings,
     ChunkingSettings,
     EmbedderSettings,
+    EvalSettings,
     GatewaySettings,
     IngestSettings,
     LLMSettings,
@@ -135,6 +137,7 @@ class Settings(BaseSettings):
     chunking: ChunkingSettings = Field(default_factory=ChunkingSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
     training: TrainingSettings = Field(default_factory=TrainingSettings)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
     workers: WorkerSettings = Field(default_factory=WorkerSettings)
     tasks: TaskSettings = Field(default_factory=TaskSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
@@ -142,6 +145,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    artifact_store: ArtifactStoreSettings = Field(default_factory=ArtifactStoreSettings)
 
     @model_validator(mode="before")
     @classmethod

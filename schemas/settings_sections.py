@@ -72,6 +72,8 @@ class LLMSettings(Section):
     max_new_tokens: int = Field(96, ge=1, le=4096, description="Answer length when a request does not say.")
     model_family: str = Field("smollm2-135m-instruct", description="Name under which model versions are registered.")
     max_adapters: int = Field(8, ge=1, description="LoRA adapters an engine keeps loaded; the least recently used beyond it are evicted.")
+    serving_ttl_s: float = Field(30.0, gt=0, description="How long an agent trusts its in-memory copy of a tenant's active and canary "
+                                 "versions; `model.updated` refreshes it at once, this is the safety net for a missed event.")
 
 
 class EmbedderSettings(Section):
@@ -111,7 +113,8 @@ class TrainingSettings(Section):
     recipe: Path | None = Field(None, description="LoRA recipe YAML; default trainers/configs/lora_cpu.yaml.")
     policy: Path | None = Field(None, description="Learning policy YAML (when to train, how a canary earns all traffic); "
                                 "default trainers/configs/learning_policy.yaml.")
-    feedback_min_corrections: int = Field(20, ge=1, description="Corrections since the last training that start a retrain.")
+    feedback_min_corrections: int | None = Field(None, ge=1, description="Corrections since the tenant's last training that start "
+                                                 "a retrain; overrides the learning policy's `train.min_corrections` (20) when set.")
     rehearsal_examples: int = Field(8, ge=0, le=256, description="Latest up-voted answers trained on beside the corrections, "
                                     "so the adapter rehearses what already worked instead of overwriting it.")
     gate_guard_examples: int = Field(0, ge=0, le=64, description="Up-voted answers (disjoint from the rehearsal ones) the gate asks "
@@ -119,6 +122,18 @@ class TrainingSettings(Section):
                                      "Off by default: token F1 against earlier wording also punishes correct rephrasings.")
     gate_max_guard_drop: float = Field(0.05, ge=0.0, le=1.0, description="How much lower (token F1) than the incumbent a "
                                        "candidate may score on the up-voted answers and still be published.")
+
+
+class EvalSettings(Section):
+    """Online evaluation (the eval worker): its windows and the sampled perplexity."""
+
+    window: int = Field(200, ge=2, description="Latest answers of a version (per tenant, and all tenants together) each "
+                        "window summary on /metrics and in `version_windows` covers.")
+    perplexity_rate: float = Field(0.1, ge=0, le=1, description="Share of answers (stable hash of the task) whose perplexity "
+                                   "under the base model is computed, off the eval consumer's path; 0 turns it off.")
+    perplexity_max_pending: int = Field(4, ge=1, description="Sampled answers waiting for perplexity beyond which new ones "
+                                        "are skipped (counted), so scoring never falls behind the answer rate.")
+    perplexity_max_tokens: int = Field(128, ge=1, description="Answer tokens a perplexity is computed over (the rest is cut).")
 
 
 class WorkerSettings(Section):
@@ -197,11 +212,22 @@ class CallbackSettings(Section):
     allow_private: bool = Field(False, description="Allow callback URLs on loopback/private networks (SSRF guard off).")
 
 
+class ArtifactStoreSettings(Section):
+    """How to reach an S3-compatible artifact store (RAGLOOP_ARTIFACTS_URL=s3://bucket/prefix); unused for a folder."""
+
+    endpoint: str = Field("https://s3.amazonaws.com", pattern=r"^https?://[^/?#]+/?$",
+                          description="S3 API endpoint, e.g. `http://minio:9000` (http:// is sent unencrypted).")
+    region: str = Field("us-east-1", description="Bucket region (sent with every request, so no location lookup is made).")
+    access_key: SecretStr | None = Field(None, description="Access key id; none: anonymous requests.")
+    secret_key: SecretStr | None = Field(None, description="Secret access key.")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "broker": BrokerSettings, "search": SearchSettings, "llm": LLMSettings, "embedder": EmbedderSettings,
     "retrieval": RetrievalSettings, "chunking": ChunkingSettings, "agent": AgentSettings, "training": TrainingSettings,
-    "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
+    "eval": EvalSettings, "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
     "security": SecuritySettings, "slack": SlackSettings, "callbacks": CallbackSettings,
+    "artifact_store": ArtifactStoreSettings,
 }
 
 # The public variable names of the flat settings this structure replaced: `RAGLOOP_<NAME>` sets

@@ -6,6 +6,13 @@ delivery contract: schema-invalid bytes go straight to `<topic>.dlq` with the va
 with exponential backoff and then dead-lettered with the reason; an event id already processed by
 this consumer group is skipped; the broker commits only after all of that returns.
 
+A dependency that is down (`streams.patience.is_transient`: the database, the search service, the
+broker, a full disk) is not the work's fault: such failures are retried with capped backoff for as
+long as it takes, never counted towards `max_retries` and never dead-lettered, and the same goes
+for the consumer's own bookkeeping (the processed-event ledger, recording a letter, `on_dead_letter`).
+So an outage holds a partition back, and its messages are acknowledged only once their outcome is
+durable; nothing accepted ends dead-lettered, half-done or stuck because the database blinked.
+
 Dead-lettering itself never blocks a partition: the letter on `<topic>.dlq` is bounded (see
 streams/dead_letters.py), and when even that publish fails it is retried with backoff a bounded
 number of times, then counted and logged; the `dead_letters` row already holds the letter.
@@ -16,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Generic, TypeVar
 
 import structlog
@@ -27,6 +35,7 @@ from streams.brokers.base import Broker, RawMessage, Subscription
 from streams.dead_letters import DeadLetterStore, bounded, fail_subject, letter_of
 from streams.ledger import EventLedger
 from streams.metrics import DEAD_LETTER_PUBLISH_FAILURES, DEAD_LETTERS, EVENTS_CONSUMED, HANDLER_SECONDS
+from streams.patience import is_transient
 from streams.topics import Topic
 
 log = structlog.get_logger(__name__)
@@ -87,7 +96,9 @@ class EventConsumer(Generic[E]):
             if event is not None:
                 events.append((event, message))
         if not self.broadcast and events:
-            done = await asyncio.to_thread(ledger.processed_among, self.group, [e.event_id for e, _ in events])
+            ids = [e.event_id for e, _ in events]
+            done = await outlast(lambda: asyncio.to_thread(ledger.processed_among, self.group, ids), retry, "read the event ledger",
+                                 self.topic.name)
             fresh: list[tuple[E, RawMessage]] = []
             for event, message in events:
                 if event.event_id in done:
@@ -114,7 +125,9 @@ class EventConsumer(Generic[E]):
             if ok:
                 EVENTS_CONSUMED.labels(self.topic.name, self.group, "ok").inc()
         if not self.broadcast:  # one ledger write for the whole run, after every effect is durable
-            await asyncio.to_thread(ledger.mark_processed_many, self.group, [e.event_id for e, _ in events])
+            ids = [e.event_id for e, _ in events]
+            await outlast(lambda: asyncio.to_thread(ledger.mark_processed_many, self.group, ids), retry, "write the event ledger",
+                          self.topic.name)
 
     async def _validate(self, message: RawMessage, broker: Broker, letters: DeadLetterStore, retry: RetryPolicy) -> E | None:
         try:
@@ -124,7 +137,9 @@ class EventConsumer(Generic[E]):
             reason = f"schema validation failed: {_describe(error)}"
             await dead_letter(broker, letters, self.topic, message, self.group, reason, "ValidationError", 0, retry)
             if not self.broadcast:  # no handler saw it, so no on_dead_letter: fail what it names here
-                await asyncio.to_thread(fail_subject, letters.db, self.topic.name, message.value.decode("utf-8", errors="replace"), reason)
+                payload = message.value.decode("utf-8", errors="replace")
+                await outlast(lambda: asyncio.to_thread(fail_subject, letters.db, self.topic.name, payload, reason), retry,
+                              "fail what an invalid event names", self.topic.name)
             return None
 
     async def _handle_batch(self, events: list[E]) -> BatchOutcome:
@@ -142,8 +157,9 @@ class EventConsumer(Generic[E]):
     async def _handle_with_retries(self, event: E, message: RawMessage, broker: Broker, retry: RetryPolicy, letters: DeadLetterStore, *,
                                    first_error: Exception | None = None) -> bool:
         """Handle until it works (True); dead-letter a permanent failure at once and any other
-        after ``retry.max_retries`` retries (False). ``first_error`` counts as a failed first attempt."""
-        attempt = 0
+        after ``retry.max_retries`` retries (False). ``first_error`` counts as a failed first attempt.
+        A dependency that is down is waited out: those failures are retried without bound."""
+        attempt = failed = 0
         while True:
             attempt += 1
             try:
@@ -156,15 +172,22 @@ class EventConsumer(Generic[E]):
                 raise
             except Exception as error:  # noqa: BLE001 — every failure is either retried or dead-lettered
                 permanent = isinstance(error, PermanentError)
-                if permanent or attempt > retry.max_retries:
+                if not permanent and is_transient(error):
+                    log.warning("handler failed: a dependency is down; retrying until it is back", topic=self.topic.name, group=self.group,
+                                event_id=event.event_id, attempt=attempt, error=repr(error))
+                    await asyncio.sleep(retry.delay(attempt))
+                    continue
+                failed += 1
+                if permanent or failed > retry.max_retries:
                     reason = f"{type(error).__name__}: {error}"
                     await dead_letter(broker, letters, self.topic, message, self.group, reason, type(error).__name__, attempt, retry)
                     if self.on_dead_letter is not None:
-                        await self.on_dead_letter(event, reason)
+                        await outlast(partial(self.on_dead_letter, event, reason), retry, "mark the dead-lettered work failed",
+                                      self.topic.name)
                     EVENTS_CONSUMED.labels(self.topic.name, self.group, "dead_lettered").inc()
                     return False
                 log.warning("handler failed; retrying", topic=self.topic.name, group=self.group, event_id=event.event_id, attempt=attempt, error=repr(error))
-                await asyncio.sleep(retry.delay(attempt))
+                await asyncio.sleep(retry.delay(failed))
 
 
 async def dead_letter(broker: Broker, letters: DeadLetterStore, topic: Topic, message: RawMessage, consumer: str, reason: str,
@@ -174,7 +197,7 @@ async def dead_letter(broker: Broker, letters: DeadLetterStore, topic: Topic, me
     is retried with backoff and then given up (counted, logged), never left to block the partition."""
     letter = letter_of(message.value, topic=topic.name, key=message.key, consumer=consumer, reason=reason, error_type=error_type,
                        attempts=attempts)
-    row = await _with_backoff(lambda: asyncio.to_thread(letters.record, letter), retry, "record the dead letter", topic.name)
+    row = await outlast(lambda: asyncio.to_thread(letters.record, letter), retry, "record the dead letter", topic.name)
     copy = bounded(letter, row.id)
     try:
         await _with_backoff(lambda: broker.publish(topic.dlq, copy.model_dump_json().encode(), key=copy.key,
@@ -200,6 +223,26 @@ async def _with_backoff(step: Callable[[], Awaitable[R]], retry: RetryPolicy, wh
             if attempt > retry.max_retries:
                 raise
             log.warning(f"could not {what}; retrying", topic=topic, attempt=attempt, error=repr(error))
+            await asyncio.sleep(retry.delay(attempt))
+
+
+async def outlast(step: Callable[[], Awaitable[R]], retry: RetryPolicy, what: str, topic: str) -> R:
+    """``step`` until it works, waiting out a dependency that is down (``is_transient``) with capped
+    backoff for as long as it takes; any other error is raised at once. For the steps that make a
+    message's outcome durable: the message must not be acknowledged without them, and raising
+    would only redeliver it at once, with no backoff, into the same outage."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            log.warning(f"could not {what}: a dependency is down; retrying until it is back", topic=topic, attempt=attempt,
+                        error=repr(error))
             await asyncio.sleep(retry.delay(attempt))
 
 

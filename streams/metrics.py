@@ -26,3 +26,15 @@ CONSUMER_LAG = Gauge("ragloop_consumer_lag", "Messages not yet consumed per cons
 BACKGROUND_ERRORS = Counter("ragloop_background_errors_total", "Errors of a background loop (each is logged; the loop restarts "
                             "after a backoff).", ["loop"])
 LEASE_RENEWAL_ERRORS = Counter("ragloop_lease_renewal_errors_total", "Failed renewals of a task's lease (retried until the lease lapses).")
+# Online evaluation (eval worker): each version's window summary (the versions shown are bounded, see
+# streams/workers/evaluation.py), and how far behind and how broken evaluation is, so it never stalls silently.
+EVAL_WINDOW = Gauge("ragloop_eval_window", "Window summary of an eval metric per model version, all tenants together "
+                    "(stat: count, mean, ci_low, ci_high; metric downvote/error are shares).", ["version", "metric", "stat"])
+EVAL_LAG = Gauge("ragloop_eval_lag_seconds", "Seconds between an answer and its scoring, at the latest scored answer.")
+EVAL_LAST_SCORED = Gauge("ragloop_eval_last_scored_timestamp_seconds", "Unix time of the latest scored answer (stalled when old "
+                         "while answers keep coming).")
+EVAL_ERRORS = Counter("ragloop_eval_errors_total", "Eval worker failures per stage (score, perplexity, windows, judge); each is "
+                      "logged and the event retried.", ["stage"])
+EVAL_PERPLEXITY_SKIPPED = Counter("ragloop_eval_perplexity_skipped_total", "Sampled answers whose perplexity was skipped because "
+                                  "the sampler was behind.")
+CANARY_DECISIONS = Counter("ragloop_canary_decisions_total", "Automatic canary decisions by action (promote, rollback).", ["action"])

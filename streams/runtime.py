@@ -20,7 +20,7 @@ from streams.brokers import EmbeddedBroker, make_broker
 from streams.consumer import EventConsumer, RetryPolicy
 from streams.metrics import CONSUMER_LAG
 from streams.outbox_relay import Outbox
-from streams.patience import patiently, patiently_async
+from streams.patience import is_transient, patiently, patiently_async
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.stores import Stores
@@ -97,8 +97,12 @@ class Runtime:
                                                                           partitions=self.settings.broker.kafka_partitions),
                                   patience_s=self.settings.workers.start_patience_s)
         if warm:
+            # The search index and the database are opened here: a process restarted while either is
+            # down waits for it like it waits for the broker, instead of exiting (what is already
+            # loaded, such as the embedder, stays loaded between tries).
             names = [name for role in self.roles for name in WARM_UP.get(role, ())]
-            await asyncio.to_thread(self.services.warm, *names)
+            await asyncio.to_thread(patiently, "a service it warms up", lambda: self.services.warm(*names),
+                                    patience_s=self.settings.workers.start_patience_s, retry_if=is_transient)
         await patiently_async("the broker", self.broker.start, patience_s=self.settings.workers.start_patience_s)
         self._tasks = [asyncio.create_task(supervise(name, loop), name=name)
                        for loop in self._background for name in [getattr(loop, "__name__", "background")]]

@@ -25,11 +25,14 @@ if TYPE_CHECKING:
     from indexing.backends.base import SearchBackend
     from indexing.pipeline import IngestPipeline
     from indexing.retriever import HybridRetriever
+    from models.artifacts import ArtifactStore
     from models.embedder import TextEmbedder
     from models.llm.base import LLMEngine
+    from models.version_router import VersionRouter
     from streams.callbacks.sender import CallbackSender
 
 log = structlog.get_logger(__name__)
+_UNSEEN = object()  # adapter_for's "not looked up yet" (None means base weights)
 
 
 class Services:
@@ -37,7 +40,7 @@ class Services:
         self.settings = settings
         self._stores = stores  # None in a process that only reads the index (`ragloop search`): no database opened
         self._lock = threading.RLock()  # cached_property is not thread-safe; roles warm up from threads
-        self._adapter_paths: dict[str, str | None] = {}
+        self._adapter_paths: dict[str, str | None] = {}  # version → its adapter folder here (None: base weights)
 
     @property
     def stores(self) -> Stores:
@@ -83,6 +86,16 @@ class Services:
         return local_checkpoint(str(self.settings.training.base_model or self.settings.llm.model), model_cache=self.settings.model_cache)
 
     @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Where adapters are put by the trainer and fetched by every agent: RAGLOOP_ARTIFACTS_URL (default home/artifacts)."""
+        from models.artifacts import open_artifact_store
+
+        store = self.settings.artifact_store
+        return open_artifact_store(self.settings.artifacts_url, home=self.settings.home, endpoint=store.endpoint, region=store.region,
+                                   access_key=store.access_key.get_secret_value() if store.access_key else None,
+                                   secret_key=store.secret_key.get_secret_value() if store.secret_key else None)
+
+    @cached_property
     def engine(self) -> LLMEngine:
         """The serving engine RAGLOOP_LLM names: SmolLM2 or a local checkpoint on transformers, or a vLLM /
         OpenAI-compatible server (`vllm://host:8000?model=…`), which loads adapters at runtime."""
@@ -90,7 +103,7 @@ class Services:
 
         api_key = self.settings.llm.api_key
         return open_engine(self.settings.llm.model, model_cache=self.settings.model_cache,
-                           api_key=api_key.get_secret_value() if api_key is not None else None)
+                           api_key=api_key.get_secret_value() if api_key is not None else None, max_adapters=self.settings.llm.max_adapters)
 
     @cached_property
     def checkpointer(self) -> BaseCheckpointSaver:
@@ -117,20 +130,34 @@ class Services:
 
         return CallbackSender(self.settings, self.stores)
 
+    @cached_property
+    def versions(self) -> VersionRouter:
+        """Which version answers each tenant's requests, cached in memory (refreshed on `model.updated`)."""
+        from models.version_router import VersionRouter
+
+        return VersionRouter(self.stores.registry, self.settings.llm.model_family, ttl_s=self.settings.llm.serving_ttl_s)
+
     def adapter_for(self, version: str) -> str | None:
-        """Load (once) the adapter of a model version into the engine; None means base weights."""
-        if version not in self._adapter_paths:  # a version's adapter never changes: look it up once
+        """Load the adapter of a model version into the engine (once) and return its name there, the version
+        id; None means base weights. The files come from the artifact store (`artifact_uri`), or from the
+        legacy `adapter_path` of rows written before it. A name is one set of weights forever: a version
+        whose files would come from another folder than the one loaded under its name is refused."""
+        with self._lock:
+            folder = self._adapter_paths.get(version, _UNSEEN)
+        if folder is _UNSEEN:  # a version's adapter never changes: look it up once
             record = self.stores.registry.get_version(version)
             if record is None:
                 raise LookupError(f"unknown model version {version!r}")
-            self._adapter_paths[version] = record.adapter_path
-        adapter_path = self._adapter_paths[version]
-        if adapter_path is None:
+            if record.artifact_uri:
+                folder = str(self._once("artifacts").fetch(record.artifact_uri, version))  # type: ignore[attr-defined]
+            else:
+                folder = record.adapter_path
+            with self._lock:
+                folder = self._adapter_paths.setdefault(version, folder)
+        if folder is None:
             return None
         engine = self._once("engine")
-        if version not in engine.adapters():  # type: ignore[attr-defined]
-            log.info("loading adapter", version=version, path=adapter_path)
-            engine.load_adapter(version, Path(adapter_path))  # type: ignore[attr-defined]
+        engine.load_adapter(version, Path(str(folder)))  # type: ignore[attr-defined]  # no-op when loaded; reloads an evicted one
         return version
 
     def warm(self, *names: str) -> None:

@@ -24,19 +24,21 @@ class FeedbackStore:
     def add_feedback(self, row: FeedbackRecord) -> bool:
         return self.db.insert_once(row)
 
-    def unclaimed_corrections(self) -> int:
+    def get_feedback(self, feedback_id: str) -> FeedbackRecord | None:
         with self.db.session() as s:
-            statement = select(func.count()).select_from(FeedbackRecord).where(
-                col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None)
-            )
-            return int(s.exec(statement).one())
+            return s.get(FeedbackRecord, feedback_id)
 
-    def claim_corrections(self, train_request_id: str) -> list[str]:
-        """Atomically hand every unclaimed correction to one training run; returns their ids."""
+    def unclaimed_corrections_with_tasks(self, tenant: str) -> list[tuple[FeedbackRecord, TaskRecord]]:
+        """The tenant's corrections no training run has claimed yet (oldest first): what is new since its last run."""
+        return self.corrections_with_tasks(tenant, unclaimed=True)
+
+    def claim_corrections(self, train_request_id: str, tenant: str) -> list[str]:
+        """Atomically hand every unclaimed correction of `tenant` to one training run; returns their ids."""
         with self.db.session() as s:
             s.exec(
                 update(FeedbackRecord)
-                .where(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None))
+                .where(col(FeedbackRecord.correction).is_not(None), col(FeedbackRecord.train_request_id).is_(None),
+                       col(FeedbackRecord.tenant) == tenant)
                 .values(train_request_id=train_request_id)
             )
             s.commit()
@@ -47,20 +49,37 @@ class FeedbackStore:
             rows = s.exec(select(FeedbackRecord.id).where(FeedbackRecord.train_request_id == train_request_id))
             return sorted(rows.all())
 
-    def corrections_with_tasks(self) -> list[tuple[FeedbackRecord, TaskRecord]]:
-        """Every correction ever given, with the task it corrects (training data for the next adapter)."""
+    def corrections_with_tasks(self, tenant: str | None = None, *, unclaimed: bool = False) -> list[tuple[FeedbackRecord, TaskRecord]]:
+        """Every correction `tenant` ever gave (None: every tenant's), with the task it corrects, oldest first:
+        the training data of that tenant's next adapter (a tenant's adapter never learns another tenant's facts)."""
         with self.db.session() as s:
             statement = (
                 select(FeedbackRecord, TaskRecord)
                 .join(TaskRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
                 .where(col(FeedbackRecord.correction).is_not(None))
-                .order_by(col(FeedbackRecord.created_at))
+                .order_by(col(FeedbackRecord.created_at), col(FeedbackRecord.id))
             )
+            if tenant is not None:
+                statement = statement.where(col(FeedbackRecord.tenant) == tenant)
+            if unclaimed:
+                statement = statement.where(col(FeedbackRecord.train_request_id).is_(None))
             return [(f, t) for f, t in s.exec(statement).all()]
 
-    def approved_tasks(self, limit: int) -> list[TaskRecord]:
+    def ratings_of_version(self, tenant: str, version: str, limit: int) -> list[str]:
+        """The latest `limit` ratings ("up"/"down") `tenant` gave answers of `version`, newest first."""
+        with self.db.session() as s:
+            statement = (
+                select(FeedbackRecord.rating)
+                .join(TaskRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
+                .where(col(FeedbackRecord.tenant) == tenant, col(TaskRecord.model_version) == version)
+                .order_by(col(FeedbackRecord.created_at).desc())
+                .limit(limit)
+            )
+            return list(s.exec(statement).all())
+
+    def approved_tasks(self, limit: int, tenant: str | None = None) -> list[TaskRecord]:
         """Up to `limit` distinct tasks users rated up and none `DISPUTED`, latest up-vote first:
-        answers that worked, for rehearsal and the gate."""
+        answers that worked, for rehearsal and the gate (only `tenant`'s when given)."""
         if limit <= 0:
             return []
         disputed = select(FeedbackRecord.task_id).where(DISPUTED)
@@ -69,7 +88,8 @@ class FeedbackStore:
             statement = (
                 select(TaskRecord)
                 .join(FeedbackRecord, col(TaskRecord.id) == col(FeedbackRecord.task_id))
-                .where(col(FeedbackRecord.rating) == "up", col(TaskRecord.id).not_in(disputed))
+                .where(col(FeedbackRecord.rating) == "up", col(TaskRecord.id).not_in(disputed),
+                       *([col(TaskRecord.tenant) == tenant] if tenant is not None else []))
                 .group_by(col(TaskRecord.id))
                 .order_by(last_up.desc())
                 .limit(limit)

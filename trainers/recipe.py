@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-DEFAULT_CPU_RECIPE = Path(__file__).parent / "configs" / "lora_cpu.yaml"
+CONFIGS = Path(__file__).parent / "configs"
+DEFAULT_CPU_RECIPE = CONFIGS / "lora_cpu.yaml"
+DEEPSPEED_RECIPE = CONFIGS / "lora_deepspeed.yaml"  # ZeRO-2; lora_deepspeed_zero3.yaml partitions parameters too
 
 
 class LoraRecipe(BaseModel):
@@ -47,6 +49,24 @@ class LoraRecipe(BaseModel):
     # only cost time once each target is memorised. None always trains max_steps.
     stop_loss: float | None = Field(default=0.05, gt=0)
     num_threads: int | None = Field(default=None, ge=1)  # torch CPU threads; None = torch default
+    # lora-deepspeed only (trainers/deepspeed_lora.py): the DeepSpeed JSON (ZeRO stage, offload, precision),
+    # relative to trainers/configs unless absolute, and how many processes torchrun starts (one per GPU;
+    # on a CPU-only host 1 is the useful value: ranks there split the same cores).
+    deepspeed_config: Path = Path("ds_zero2.json")
+    num_processes: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _deepspeed_config_exists(self) -> LoraRecipe:
+        if self.recipe == "lora-deepspeed" and not self.deepspeed_config_path.is_file():
+            raise ValueError(
+                f"deepspeed_config {str(self.deepspeed_config)!r} is not a file (looked at {self.deepspeed_config_path}); "
+                f"name one of trainers/configs/ds_*.json or give an absolute path"
+            )
+        return self
+
+    @property
+    def deepspeed_config_path(self) -> Path:
+        return self.deepspeed_config if self.deepspeed_config.is_absolute() else CONFIGS / self.deepspeed_config
 
     @classmethod
     def from_yaml(cls, path: Path | str) -> LoraRecipe:
@@ -57,4 +77,4 @@ class LoraRecipe(BaseModel):
         return cls.model_validate(data)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.model_dump(), sort_keys=False)
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)

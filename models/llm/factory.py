@@ -33,14 +33,16 @@ def open_engine(
     *,
     model_cache: Path | None = None,
     api_key: str | None = None,
+    max_adapters: int = 8,
 ) -> LLMEngine:
-    """Build the engine named by ``spec``; raises ValueError naming the accepted forms."""
+    """Build the engine named by ``spec``; raises ValueError naming the accepted forms. ``max_adapters``
+    (RAGLOOP_LLM_MAX_ADAPTERS) LoRA adapters stay loaded; the least recently used beyond are unloaded."""
     spec = spec.strip()
     if "://" in spec:
-        return _remote(spec, api_key)
+        return _remote(spec, api_key, max_adapters)
     path = local_checkpoint(spec, model_cache=model_cache)
     if spec == "smollm2" or (path.is_dir() and (path / "config.json").exists()):
-        return _transformers(path)
+        return _transformers(path, max_adapters)
     raise ValueError(f"RAGLOOP_LLM={spec!r} is neither a known engine nor a model folder; accepted: {ACCEPTED_FORMS}")
 
 
@@ -57,13 +59,13 @@ def local_checkpoint(spec: str, *, model_cache: Path | None = None) -> Path:
     return Path(spec).expanduser()
 
 
-def _transformers(path: Path) -> LLMEngine:
+def _transformers(path: Path, max_adapters: int) -> LLMEngine:
     from models.llm.transformers_engine import TransformersEngine
 
-    return TransformersEngine(path)
+    return TransformersEngine(path, max_adapters=max_adapters)
 
 
-def _remote(spec: str, api_key: str | None) -> LLMEngine:
+def _remote(spec: str, api_key: str | None, max_adapters: int) -> LLMEngine:
     from models.llm.openai_engine import OpenAICompatibleEngine
 
     parts = urlsplit(spec)
@@ -77,4 +79,4 @@ def _remote(spec: str, api_key: str | None) -> LLMEngine:
     path = parts.path.rstrip("/") or "/v1"  # vLLM and TGI serve the API under /v1
     base_url = f"{transport or 'http'}://{parts.netloc}{path}"
     timeout = float(query.get("timeout", 120.0))
-    return OpenAICompatibleEngine(base_url, query.get("model") or None, api_key=api_key, timeout=timeout)
+    return OpenAICompatibleEngine(base_url, query.get("model") or None, api_key=api_key, timeout=timeout, max_adapters=max_adapters)

@@ -3,9 +3,11 @@
 vLLM (``vllm serve MODEL --enable-lora``), TGI, TensorRT-LLM and ragloop's own gateway all speak
 ``POST /v1/chat/completions``. vLLM serves each LoRA adapter as a *model name*, so the
 per-request adapter is simply the ``model`` field, and new adapter versions are hot-loaded
-through vLLM's runtime endpoint (server started with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``)::
+through vLLM's runtime endpoint (server started with ``VLLM_ALLOW_RUNTIME_LORA_UPDATING=True``).
+Beyond ``max_adapters`` loaded by this client, the least recently used is unloaded
+(``/unload_lora_adapter``); a request naming it loads it again first::
 
-    engine = OpenAICompatibleEngine("http://gpu-1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct")
+    engine = OpenAICompatibleEngine("http://gpu-1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct", max_adapters=8)
     engine.load_adapter("v7", Path("/adapters/v7"))      # a path on the *server's* disk
     engine.generate([ChatMessage(role="user", content="Hi")], adapter="v7").text
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,7 +57,10 @@ class OpenAICompatibleEngine:
         timeout: float = 120.0,
         tokenizer: Any | None = None,
         transport: httpx.BaseTransport | None = None,
+        max_adapters: int = 8,
     ) -> None:
+        if max_adapters < 1:
+            raise ValueError(f"max_adapters must be at least 1, got {max_adapters}")
         self.base_url = base_url.rstrip("/")
         self._model = model
         self.tokenizer = tokenizer
@@ -61,7 +68,10 @@ class OpenAICompatibleEngine:
         self._http = httpx.Client(
             base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0), transport=transport
         )
-        self._adapter_paths: dict[str, str] = {}
+        self.max_adapters = max_adapters
+        self._adapter_paths: dict[str, str] = {}  # every adapter this client loaded: name → path on the server
+        self._loaded: OrderedDict[str, None] = OrderedDict()  # loaded on the server now, least recently used first
+        self._adapters_lock = threading.Lock()  # the LRU is shared by the threads of one process
 
     @property
     def model(self) -> str:
@@ -95,6 +105,7 @@ class OpenAICompatibleEngine:
         adapter: str | None = None,
     ) -> Generation:
         params = params or GenerationParams()
+        self._use(adapter)
         response = self._http.post("/chat/completions", json=self._payload(messages, params, adapter, stream=False))
         self._raise_for(response, adapter)
         body = response.json()
@@ -121,6 +132,7 @@ class OpenAICompatibleEngine:
         """Yield text deltas from the server's SSE stream; closing the iterator closes the
         connection, which vLLM and ragloop's gateway take as a cancel."""
         params = params or GenerationParams()
+        self._use(adapter)
         payload = self._payload(messages, params, adapter, stream=True)
         stops = StopStringFilter(params.stop)
         with self._http.stream("POST", "/chat/completions", json=payload) as response:
@@ -148,24 +160,50 @@ class OpenAICompatibleEngine:
     def load_adapter(self, name: str, path: Path) -> None:
         """Ask the server to load the LoRA adapter at ``path`` (a path on the server) as ``name``.
 
-        Same name and path again is a no-op; the same name with a new path replaces it (unload,
-        then load), matching :class:`TransformersEngine`. vLLM refuses a second load of a name
-        with "has already been loaded", which is how an adapter loaded by another ragloop
-        worker (or at server start with ``--lora-modules``) is recognised.
+        Same name and path again only marks it used; another path under a name this client loaded
+        is refused with ValueError (a name is one set of weights: versions are content-addressed),
+        matching :class:`TransformersEngine`. vLLM refuses a second load of a name with "has already
+        been loaded", which is how an adapter loaded by another ragloop worker (or at server start
+        with ``--lora-modules``) is recognised: that name holds the same weights, from its own copy.
         """
         path_text = str(path)
-        if self._adapter_paths.get(name) == path_text:
+        with self._adapters_lock:
+            known = self._adapter_paths.get(name)
+            if known is not None and known != path_text:
+                raise ValueError(f"adapter {name!r} was loaded from {known}, not {path_text}: a name is one set of weights "
+                                 "forever; load new weights under a new name (their version id)")
+            self._adapter_paths[name] = path_text
+            try:
+                self._ensure_loaded(name)
+            except BaseException:
+                if known is None:  # never loaded: forget the folder, so a corrected one can be given
+                    del self._adapter_paths[name]
+                raise
+
+    def _use(self, adapter: str | None) -> None:
+        """Before a request: mark its adapter used, loading it again if this client unloaded it."""
+        if adapter is not None and adapter in self._adapter_paths:
+            with self._adapters_lock:
+                self._ensure_loaded(adapter)
+
+    def _ensure_loaded(self, name: str) -> None:
+        """Load ``name`` unless loaded, as the most recently used; unload the least recently used beyond
+        ``max_adapters``. Lock held."""
+        if name in self._loaded:
+            self._loaded.move_to_end(name)
             return
+        self._load(name, self._adapter_paths[name])
+        self._loaded[name] = None
+        while len(self._loaded) > self.max_adapters:
+            evicted, _ = self._loaded.popitem(last=False)
+            response = self._http.post("/unload_lora_adapter", json={"lora_name": evicted})
+            if response.status_code != 404:  # already gone (another worker unloaded it) is what we wanted
+                self._raise_for(response, None, route="/unload_lora_adapter")
+
+    def _load(self, name: str, path_text: str) -> None:
         response = self._http.post("/load_lora_adapter", json={"lora_name": name, "lora_path": path_text})
         if response.status_code == 400 and "already" in response.text.lower():
-            served_root = next((card.get("root") for card in self._models() if card["id"] == name), None)
-            if served_root not in (None, path_text):
-                unload = self._http.post("/unload_lora_adapter", json={"lora_name": name})
-                self._raise_for(unload, None, route="/unload_lora_adapter")
-                response = self._http.post("/load_lora_adapter", json={"lora_name": name, "lora_path": path_text})
-            else:
-                self._adapter_paths[name] = path_text
-                return
+            return
         if response.status_code == 404 and _message_of(response) in ("Not Found", ""):
             raise RuntimeError(
                 f"{self.base_url} has no /load_lora_adapter route; start vLLM with --enable-lora and "
@@ -174,7 +212,6 @@ class OpenAICompatibleEngine:
         if response.status_code == 404:
             raise FileNotFoundError(f"server could not find adapter {name!r} at {path_text}: {_message_of(response)}")
         self._raise_for(response, None, route="/load_lora_adapter")
-        self._adapter_paths[name] = path_text
 
     def adapters(self) -> list[str]:
         """Adapter names the server serves now (``/v1/models`` entries that have a parent)."""

@@ -1,9 +1,12 @@
 """LLM engine on plain transformers + PEFT: the embedded-mode backend (CPU, fp32).
 
 One base model stays resident; LoRA adapters are attached by name and switched per request,
-so a ``model.updated`` event costs an adapter load (milliseconds), never a base reload::
+so a ``model.updated`` event costs an adapter load (milliseconds), never a base reload. At most
+``max_adapters`` stay attached: loading one more detaches the least recently used (PEFT
+``delete_adapter``), and a request naming a detached one attaches it again from its folder.
+A name means one set of weights forever: loading another folder under a known name is refused::
 
-    engine = TransformersEngine(ensure_smollm2())
+    engine = TransformersEngine(ensure_smollm2(), max_adapters=8)
     engine.load_adapter("facts-v1", Path("adapters/facts-v1"))
     engine.generate([ChatMessage(role="user", content="Hi")], adapter="facts-v1").text
     engine.generate_batch([conversation_a, conversation_b])   # one left-padded decode
@@ -17,6 +20,7 @@ fp32 (figures in benchmarks/README.md, "Engine throughput").
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -40,10 +44,13 @@ class TransformersEngine:
     """Implements :class:`models.llm.base.LLMEngine` with transformers on one device.
 
     Requests are serialised by a lock: the active adapter is model-global state, and a CPU
-    has no spare throughput for concurrent decoding anyway.
+    has no spare throughput for concurrent decoding anyway. The lock is held from selecting a
+    request's adapter to its last token (streams included), so no other request can switch it.
     """
 
-    def __init__(self, model_path: Path, *, device: str = "cpu") -> None:
+    def __init__(self, model_path: Path, *, device: str = "cpu", max_adapters: int = 8) -> None:
+        if max_adapters < 1:
+            raise ValueError(f"max_adapters must be at least 1, got {max_adapters}")
         self.model_path = Path(model_path)
         if not (self.model_path / "config.json").exists():
             raise FileNotFoundError(
@@ -63,7 +70,9 @@ class TransformersEngine:
         ).to(device)  # type: ignore[arg-type]  # transformers types `.to` through a decorator mypy reads as unbound
         self.base_model.eval()
         self._model: Any = self.base_model  # becomes a PeftModel with the first adapter
-        self._adapter_paths: dict[str, Path] = {}
+        self.max_adapters = max_adapters
+        self._adapter_paths: dict[str, Path] = {}  # every adapter ever loaded, attached or not: name → folder
+        self._attached: OrderedDict[str, None] = OrderedDict()  # attached to the model now, least recently used first
         self._eot_id = end_of_turn_token_id(self.tokenizer)
         # Llama 3 style checkpoints end a turn with <|eot_id|> but list more ends in their
         # generation config; honour all so answers never run on to max_new_tokens.
@@ -78,31 +87,28 @@ class TransformersEngine:
     # ---- adapters -------------------------------------------------------------------------
 
     def load_adapter(self, name: str, path: Path) -> None:
-        """Attach a PEFT adapter under ``name``; same name and path again is a no-op.
-
-        The same name with a new path replaces that adapter (a new version was published).
-        """
+        """Attach a PEFT adapter under ``name`` (it becomes the most recently used); the same name and
+        path again only marks it used. Another path under a known name is refused with ValueError:
+        versions are content-addressed, so a name that meant other weights would be a wrong answer."""
         path = Path(path)
         if not (path / "adapter_config.json").exists():
             raise FileNotFoundError(f"{path} has no adapter_config.json; is it a PEFT adapter folder?")
         with self._lock:
-            if self._adapter_paths.get(name) == path.resolve():
-                return
-            if self._model is self.base_model:
-                from peft import PeftModel
-
-                self._model = PeftModel.from_pretrained(
-                    self.base_model, path, adapter_name=name, is_trainable=False
-                )
-            else:
-                if name in self._adapter_paths:
-                    self._model.delete_adapter(name)
-                self._model.load_adapter(path, adapter_name=name, is_trainable=False)
-            self._model.eval()
+            known = self._adapter_paths.get(name)
+            if known is not None and known != path.resolve():
+                raise ValueError(f"adapter {name!r} was loaded from {known}, not {path.resolve()}: a name is one set of weights "
+                                 "forever; load new weights under a new name (their version id)")
             self._adapter_paths[name] = path.resolve()
+            try:
+                self._attach(name)
+            except BaseException:
+                if known is None:  # never loaded: forget the folder, so a corrected one can be given
+                    del self._adapter_paths[name]
+                raise
 
     def adapters(self) -> list[str]:
-        return sorted(self._adapter_paths)
+        """The adapters attached now (at most ``max_adapters``)."""
+        return sorted(self._attached)
 
     # ---- generation -----------------------------------------------------------------------
 
@@ -271,15 +277,36 @@ class TransformersEngine:
         return kwargs
 
     def _weights(self, adapter: str | None) -> Any:
-        """Context manager selecting base weights (``None``) or a named adapter."""
+        """Context manager selecting base weights (``None``) or a named adapter; called with the lock held,
+        so the selection stands until the request's last token."""
         if adapter is None:
             if self._model is self.base_model:
                 return nullcontext()
             return self._model.disable_adapter()
         if adapter not in self._adapter_paths:
             raise KeyError(f"adapter {adapter!r} is not loaded; loaded: {self.adapters()}")
+        self._attach(adapter)  # evicted since it was loaded: attach it again
         self._model.set_adapter(adapter)
         return nullcontext()
+
+    def _attach(self, name: str) -> None:
+        """Make ``name`` attached and most recently used, detaching the least recently used beyond
+        ``max_adapters`` (the new one is attached first, so the model always keeps an adapter). Lock held."""
+        if name in self._attached:
+            self._attached.move_to_end(name)
+            return
+        path = self._adapter_paths[name]
+        if self._model is self.base_model:
+            from peft import PeftModel
+
+            self._model = PeftModel.from_pretrained(self.base_model, path, adapter_name=name, is_trainable=False)
+        else:
+            self._model.load_adapter(path, adapter_name=name, is_trainable=False)
+        self._model.eval()
+        self._attached[name] = None
+        while len(self._attached) > self.max_adapters:
+            evicted, _ = self._attached.popitem(last=False)
+            self._model.delete_adapter(evicted)
 
 
 class _StopOnStrings(StoppingCriteria):

@@ -16,14 +16,16 @@ from streams.cli.dlq import dlq_app
 from streams.cli.documents import ingest, publish
 from streams.cli.evaluate import eval_app
 from streams.cli.models import models_app
+from streams.cli.report import report
 from streams.cli.search import search
 from streams.cli.serve import up, worker
 from streams.cli.soak import soak
 from streams.cli.topics import topics_app
+from streams.cli.train import train
 from streams.logging import configure_logging
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, pretty_exceptions_show_locals=False)
-for command in (up, worker, publish, ingest, ask, search, soak):
+for command in (up, worker, publish, ingest, ask, search, soak, report, train):
     app.command()(command)
 app.add_typer(topics_app, name="topics")
 app.add_typer(models_app, name="models")

@@ -6,13 +6,14 @@ The task view (`TaskOut`) is in `streams/task_view.py`: the CLI and the callback
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import PurePath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, require_one_body
-from schemas.tables import DocumentRecord, ModelVersionRecord
+from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, VersionId, require_one_body
+from schemas.tables import DocumentRecord, ModelDecisionRecord, ModelVersionRecord
 
 MAX_TEXT_CHARS = 64 * 1024 * 1024
 """`text` is bounded like file bytes are: by RAGLOOP_FETCH_MAX_BYTES (UTF-8 bytes, checked by the route), and never above this."""
@@ -88,7 +89,7 @@ class ChatIn(BaseModel):
     tenant: Identifier = "default"
     principals: list[Principal] = Field(default_factory=list, max_length=100, description=PRINCIPALS)
     retrieval: bool = True
-    model_version: str | None = None
+    model_version: VersionId | None = None
     k: int | None = Field(None, ge=1, le=50)
     max_new_tokens: int | None = Field(None, ge=1, le=4096)
     reference: str | None = Field(None, description="A known good answer; the eval worker scores against it.")
@@ -120,8 +121,15 @@ class FeedbackAccepted(BaseModel):
 class ModelOut(BaseModel):
     version: str
     family: str
-    state: str
-    adapter_path: str | None
+    state: str = Field(description="The version's state as the caller's tenant sees it: `active` for the one version that answers "
+                       "its requests (its own active version, else the shared one); the shared active version is `standby` while "
+                       "the tenant's own version replaces it. `line_state` is the registry's state on the version's own line.")
+    tenant: str | None = Field(None, description="The tenant whose line the version is on; null: the shared line (base model, shared adapters).")
+    line_state: str = Field(description="candidate, canary, active, retired, rejected or rolled_back on the version's own line.")
+    serving: bool = Field(False, description="Answers some of the caller's requests now: its active version, or its canary.")
+    canary_share: float | None = Field(None, description="Share of the tenant's conversations a canary answers.")
+    adapter_path: str | None = Field(None, description="The adapter's name (its artifact folder), never a server path; null: base weights.")
+    recipe: str | None = None
     parent: str | None
     metrics: dict[str, Any]
     created_at: datetime
@@ -132,12 +140,47 @@ class ModelOut(BaseModel):
     owned_by: str = "ragloop"
 
     @classmethod
-    def of(cls, row: ModelVersionRecord) -> ModelOut:
-        return cls(version=row.version, family=row.family, state=row.state, adapter_path=row.adapter_path, parent=row.parent,
-                   metrics=row.metrics, created_at=row.created_at, id=row.version, created=int(row.created_at.timestamp()))
+    def of(cls, row: ModelVersionRecord, *, state: str | None = None, serving: bool = False) -> ModelOut:
+        location = row.artifact_uri or row.adapter_path
+        return cls(version=row.version, family=row.family, state=state or row.state, tenant=row.tenant, line_state=row.state,
+                   serving=serving, canary_share=row.canary_share, adapter_path=PurePath(location).name if location else None,
+                   recipe=row.recipe, parent=row.parent, metrics=row.metrics, created_at=row.created_at, id=row.version,
+                   created=int(row.created_at.timestamp()))
 
 
 class ModelList(BaseModel):
     models: list[ModelOut]
     object: Literal["list"] = "list"
     data: list[ModelOut]
+    tenant: str | None = Field(None, description="Whose view this is: the API key's tenant (with auth off, the `tenant` query parameter).")
+    active_for_tenant: str | None = Field(None, description="The version that answers the tenant's requests outside a canary.")
+    canary: str | None = Field(None, description="The tenant's canary, if one is running.")
+
+
+class ModelActionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(None, min_length=1, max_length=4000, description="Why; recorded in the audit trail.")
+
+
+class ModelDecisionOut(BaseModel):
+    version: str
+    tenant: str | None
+    action: str = Field(description="candidate, canary, promote, retire, reject, rollback or share.")
+    actor: str = Field(description="auto:gate, auto:canary, api:<tenant>, cli.")
+    reason: str
+    numbers: dict[str, Any]
+    at: datetime
+
+    @classmethod
+    def of(cls, row: ModelDecisionRecord) -> ModelDecisionOut:
+        return cls(version=row.version, tenant=row.tenant, action=row.action, actor=row.actor, reason=row.reason, numbers=row.numbers, at=row.at)
+
+
+class ModelDecisionList(BaseModel):
+    decisions: list[ModelDecisionOut] = Field(description="Oldest first.")
+
+
+class ModelActionOut(BaseModel):
+    decision: ModelDecisionOut
+    model: ModelOut = Field(description="The version after the action.")
+    active_for_tenant: str = Field(description="What now answers the tenant's requests outside a canary.")

@@ -2,8 +2,12 @@
 
 Task-queue duties live here: a task is claimed with a lease (visibility timeout) that is renewed
 while the answer is generated; a task whose agent died is re-published once its lease expires;
-a cancelled task stops at its next token; high-priority tasks take the engine first. Adapters
-are hot-swapped on `model.updated`.
+a cancelled task stops at its next token; high-priority tasks take the engine first.
+
+Which version answers: the pinned `model_version` (the gateway checked the caller may pin it), else
+the tenant's canary or active version (`VersionRouter`: in memory, from the registry at start and
+after every `model.updated`). The adapters of every active and canary version are loaded at start
+and on each `model.updated`; the version that answered is in the task result and the response.
 """
 
 from __future__ import annotations
@@ -74,7 +78,8 @@ class PriorityGate:
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    store, registry, attempts, settings = services.stores.tasks, services.stores.registry, services.stores.attempts, services.settings
+    store, attempts, settings = services.stores.tasks, services.stores.attempts, services.settings
+    versions = services.versions
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
     gate = PriorityGate()
 
@@ -110,7 +115,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
     async def _run(request: ChatRequest, attempt: int) -> str:
         """Answer and publish; returns how the attempt ended (succeeded, or stopped when cancelled or taken over)."""
-        version = request.options.model_version or (await asyncio.to_thread(registry.active_version, settings.llm.model_family)).version
+        version = request.options.model_version or ""
+        if not version:
+            version = await asyncio.to_thread(versions.choose, request.tenant, request.conversation_id)
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
         except LookupError as error:
@@ -161,10 +168,14 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             TASKS.labels("failed").inc()
 
     async def swap(update: ModelUpdated) -> None:
-        if update.state == "active" and update.model_family == settings.llm.model_family:
-            await asyncio.to_thread(services.adapter_for, update.version)
-            ACTIVE_MODEL.labels(update.model_family, update.version).set(1)
-            log.info("model hot-swapped", version=update.version)
+        """A version moved: drop the cached choices (the registry says what serves now, not the event's fields)
+        and load what serves now, so the first request to a new canary or active version does not wait for it."""
+        if update.model_family != settings.llm.model_family:
+            return
+        versions.forget(everything=True)
+        ACTIVE_MODEL.labels(update.model_family, update.version).set(1 if update.state == "active" else 0)
+        await asyncio.to_thread(preload_serving, services)
+        log.info("model versions refreshed", version=update.version, state=update.state, version_tenant=update.version_tenant)
 
     return [
         EventConsumer(TOPICS["chat.requests"], GROUP, answer, on_dead_letter=failed),
@@ -174,6 +185,21 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
 
 
 SWEEPS_PER_LEASE = 10  # a dead agent's task is retried within ~1.1 leases (RAGLOOP_TASK_LEASE_S)
+
+
+def preload_serving(services: Services) -> list[str]:
+    """Load the adapters of the versions answering traffic now (each line's active and canary), the newest
+    as many as the engine keeps; returns the versions loaded. One that cannot be loaded is logged and skipped:
+    its requests fail on their own, the others' adapters still load."""
+    loaded = []
+    for version in services.versions.serving_versions()[-services.settings.llm.max_adapters:]:
+        try:
+            services.adapter_for(version)
+        except Exception as error:  # noqa: BLE001 — one broken artifact must not keep the others unloaded
+            log.error("could not load a serving version's adapter", version=version, error=repr(error))
+            continue
+        loaded.append(version)
+    return loaded
 
 
 def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]:
@@ -206,7 +232,18 @@ def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]
         message = RawMessage(topic.name, request.key(), request.model_dump_json().encode())
         await dead_letter(publisher.broker, letters, topic, message, GROUP, reason, "LeaseExpired", lapses, retry)
 
-    return [requeue_expired]
+    async def converge() -> None:
+        """At start, and every RAGLOOP_LLM_SERVING_TTL_S after, load what the registry says serves now: an agent
+        that missed a `model.updated` (or started after it) still converges on the active and canary versions."""
+        last: list[str] = []
+        while True:
+            loaded = await asyncio.to_thread(preload_serving, services)
+            if loaded != last:
+                log.info("serving versions loaded", versions=loaded)
+                last = loaded
+            await asyncio.sleep(services.settings.llm.serving_ttl_s)
+
+    return [requeue_expired, converge]
 
 
 def _retry_of(task: TaskRecord) -> ChatRequest:

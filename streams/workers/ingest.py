@@ -126,13 +126,18 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     async def not_deleted(events: list[DocumentIngest]) -> tuple[list[DocumentIngest], dict[str, DeleteMark]]:
         """The events no delete accepted after them has beaten yet, and the delete marks they saw."""
         marks = await asyncio.to_thread(store.delete_marks, [e.document_id for e in events])
-        alive = []
+        alive, lost = [], []
         for event in events:
             if marks[event.document_id].beats(event.occurred_at):
                 log.info("ingest skipped: the document was deleted after it was accepted", document_id=event.document_id,
                          event_id=event.event_id)
+                lost.append(event)
             else:
                 alive.append(event)
+        if lost:  # an earlier attempt may have marked it `indexing` (and written) after the delete ended, then failed
+            settled = await asyncio.to_thread(store.skip_lost, [e.document_id for e in lost])
+            for event in (e for e in lost if e.document_id in settled):
+                await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id)
         return alive, marks
 
     async def start(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:

@@ -8,7 +8,8 @@ embedded broker, driven over HTTP as users drive it, with settings given as an o
 - `RAGLOOP_TRAIN_REHEARSAL_EXAMPLES`, `RAGLOOP_GATE_GUARD_EXAMPLES` and `RAGLOOP_GATE_MAX_GUARD_DROP`
   decide what the trainer worker trains on and what its gate asks.
 
-What a run trained on is read from the model version it records (`GET /v1/models` metrics).
+What a run trained on is read from the model version it records (`GET /v1/models` metrics); a run
+trains the asking tenant's adapter, and a gated one becomes a canary on that tenant's line.
 """
 
 from __future__ import annotations
@@ -94,11 +95,11 @@ def versions(client: httpx.Client) -> list[dict[str, Any]]:
 
 
 async def finished_run(client: httpx.Client, timeout: float = 600) -> dict[str, Any]:
-    """The first trained version once its gate has decided (active or rejected)."""
+    """The first trained version once its gate has decided (a canary or rejected)."""
     decided: list[dict[str, Any]] = []
 
     def decided_run() -> bool:
-        decided[:] = [m for m in versions(client) if not m["version"].endswith("@base") and m["state"] in ("active", "rejected")]
+        decided[:] = [m for m in versions(client) if not m["version"].endswith("@base") and m["state"] in ("canary", "rejected")]
         return bool(decided)
 
     await eventually(decided_run, timeout=timeout, interval=1, what="a training run decided by the gate")
@@ -197,4 +198,4 @@ async def test_rehearsal_and_gate_guard_settings_reach_the_trainer_worker(env_se
     assert (metrics["examples"], metrics["rehearsal_examples"]) == (3, 2), metrics
     assert metrics["gate_candidate"] > metrics["gate_incumbent"], f"the candidate did not learn the correction: {metrics}"
     assert (metrics["gate_guard_examples"], metrics["gate_max_guard_drop"]) == (1, 1.0), metrics
-    assert run["state"] == "active", "a gain, and any guard drop is within 1.0: the gate must promote"
+    assert run["state"] == "canary", "a gain, and any guard drop is within 1.0: the gate must start a canary"

@@ -75,9 +75,26 @@ def test_an_api_key_may_pin_only_the_active_version(registry_gateway: tuple[http
     chat = client.post("/v1/chat", headers=A, json={"messages": messages, "model_version": version})
     completion = client.post("/v1/chat/completions", headers=A, json={"model": version, "messages": messages})
     refusal = (f"model_version {version!r} is unknown or not available to API keys "
-               f"(only the active version may be pinned); available: [{active!r}]")
+               f"(only the versions serving the key's tenant may be pinned); available: [{active!r}]")
     assert (chat.status_code, chat.json()) == (404, {"detail": refusal})
     assert completion.status_code == 404 and completion.json()["error"]["message"] == refusal
     assert runtime.stores.tasks.count_queued() == 0
     pinned = client.post("/v1/chat", headers=A, json={"messages": messages, "model_version": active})
     assert pinned.status_code == 202, pinned.text
+
+
+def test_an_api_key_may_pin_its_tenants_serving_versions_and_never_another_tenants(registry_gateway: tuple[httpx.Client, Runtime]) -> None:
+    client, runtime = registry_gateway
+    registry, family = runtime.stores.registry, runtime.settings.llm.model_family
+    for version, tenant in (("v-a-active", "tenantA"), ("v-a-canary", "tenantA"), ("v-b-active", "tenantB")):
+        registry.register_candidate(ModelVersionRecord(version=version, family=family, tenant=tenant), actor="cli", reason="test")
+    registry.promote("v-a-active", actor="cli", reason="test")
+    registry.start_canary("v-a-canary", share=0.1, actor="cli", reason="test")
+    registry.promote("v-b-active", actor="cli", reason="test")
+    messages = [{"role": "user", "content": "hello"}]
+    for version in ("v-a-active", "v-a-canary"):
+        assert client.post("/v1/chat", headers=A, json={"messages": messages, "model_version": version}).status_code == 202
+    chat = client.post("/v1/chat", headers=A, json={"messages": messages, "model_version": "v-b-active"})
+    completion = client.post("/v1/chat/completions", headers=A, json={"model": "v-b-active", "messages": messages})
+    assert chat.status_code == completion.status_code == 404
+    assert "v-b-active" not in chat.json()["detail"].split("available:")[1]  # nor is it named to the other tenant

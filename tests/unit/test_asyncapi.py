@@ -64,7 +64,7 @@ def test_the_consumers_read_from_the_code_are_those_the_role_binds(settings, rol
 
 def test_the_document_names_who_really_publishes_and_consumes() -> None:
     descriptions = {c["address"]: c["description"] for c in asyncapi_document()["channels"].values()}
-    assert descriptions["model.updated"].endswith("Produced by: trainer worker. Consumed by: agent worker.")
+    assert descriptions["model.updated"].endswith("Produced by: CLI, gateway, eval worker, trainer worker. Consumed by: agent worker.")
     assert descriptions["train.requests"].endswith("Produced by: feedback worker. Consumed by: trainer worker.")
     assert descriptions["images.generate"].endswith("Produced by: no component. Consumed by: no component.")
 

@@ -6,7 +6,7 @@ import pytest
 from evaluation.metric_loader import compute, load_metric
 
 
-@pytest.mark.parametrize("name", ["rouge_l", "token_f1", "context_overlap"])
+@pytest.mark.parametrize("name", ["rouge_l", "token_f1", "context_overlap", "bleu"])
 def test_each_metric_is_an_evaluate_metric_with_a_citation(name):
     metric = load_metric(name)
     assert isinstance(metric, evaluate.Metric)
@@ -18,8 +18,8 @@ def test_metrics_are_loaded_once_per_process():
 
 
 def test_unknown_metric_name_is_refused_with_the_choices():
-    with pytest.raises(ValueError, match="rouge_l, token_f1, context_overlap"):
-        load_metric("bleu")
+    with pytest.raises(ValueError, match="rouge_l, token_f1, context_overlap, bleu"):
+        load_metric("sacrebleu")
 
 
 def test_rouge_l_identical_texts_score_one():
@@ -94,3 +94,19 @@ def test_context_overlap_searches_all_contexts_of_an_answer():
 def test_context_overlap_of_an_answer_with_only_stopwords_is_zero():
     result = compute("context_overlap", predictions=["it is what it is"], references=[["it is what it is"]])
     assert result["context_overlap"] == 0.0
+
+
+def test_bleu_identical_texts_score_one_and_disjoint_zero():
+    assert compute("bleu", predictions=["Paris is the capital"], references=["Paris is the capital"]) == {"bleu": pytest.approx(1.0)}
+    assert compute("bleu", predictions=["Berlin"], references=["Paris"]) == {"bleu": 0.0}
+
+
+def test_bleu_is_sentence_bleu_over_100_and_counts_short_answers():
+    # sacrebleu's sentence BLEU with effective order: a one-word answer is not scored 0 for lacking 4-grams.
+    assert compute("bleu", predictions=["Paris"], references=["Paris"])["bleu"] == pytest.approx(1.0)
+    partial = compute("bleu", predictions=["the capital is Paris"], references=["Paris is the capital"])["bleu"]
+    assert partial == pytest.approx(0.3799, abs=1e-3)
+
+
+def test_bleu_averages_over_pairs():
+    assert compute("bleu", predictions=["Paris", "Berlin"], references=["Paris", "Paris"])["bleu"] == pytest.approx(0.5)

@@ -20,7 +20,8 @@ assert evaluate.config.HF_EVALUATE_OFFLINE and huggingface_hub.constants.HF_HUB_
 from evaluation.metric_loader import compute
 print(compute("rouge_l", predictions=["a b"], references=["a b"])["rouge_l"],
       compute("token_f1", predictions=["a b"], references=["a b"])["token_f1"],
-      compute("context_overlap", predictions=["cat"], references=[["cat"]])["context_overlap"])
+      compute("context_overlap", predictions=["cat"], references=[["cat"]])["context_overlap"],
+      compute("bleu", predictions=["a b"], references=["a b"])["bleu"])
 """
 
 
@@ -38,4 +39,4 @@ def test_all_metrics_load_and_compute_with_hub_offline(tmp_path):
         [sys.executable, "-c", _SCRIPT], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["1.0", "1.0", "1.0"]
+    assert result.stdout.split() == ["1.0", "1.0", "1.0", "1.0"]

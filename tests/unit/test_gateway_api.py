@@ -21,7 +21,8 @@ README_ROUTES = {("post", "/v1/documents"), ("get", "/v1/documents/{document_id}
                  ("post", "/v1/chat"), ("get", "/v1/tasks/{task_id}"), ("get", "/v1/tasks/{task_id}/events"),
                  ("delete", "/v1/tasks/{task_id}"), ("post", "/v1/chat/completions"), ("post", "/v1/feedback"), ("get", "/v1/models"),
                  ("post", "/v1/webhooks/generic"), ("post", "/v1/webhooks/slack"), ("get", "/healthz"), ("get", "/metrics"),
-                 ("get", "/asyncapi.json"), ("get", "/v1/dead-letters")}
+                 ("get", "/asyncapi.json"), ("get", "/v1/dead-letters"), ("post", "/v1/models/{version}/promote"),
+                 ("post", "/v1/models/{version}/rollback"), ("get", "/v1/models/decisions"), ("get", "/v1/report")}
 
 
 @contextmanager

@@ -160,13 +160,23 @@ def test_loading_an_already_loaded_adapter_is_a_no_op(base_url, adapter_v1, app)
         assert second.generate(RAG_MESSAGES, SHORT, adapter="same").text == before
 
 
-def test_loading_a_name_from_a_new_path_replaces_that_adapter(remote, adapter_v1, tmp_path):
+def test_a_name_is_never_loaded_from_another_path(remote, adapter_v1, tmp_path):
     remote.load_adapter("versioned", adapter_v1)
     first = remote.generate(RAG_MESSAGES, SHORT, adapter="versioned").text
-    remote.load_adapter("versioned", make_random_adapter(tmp_path / "v2", seed=1))
-    second = remote.generate(RAG_MESSAGES, SHORT, adapter="versioned").text
-    assert second != first
-    assert remote.adapters().count("versioned") == 1
+    with pytest.raises(ValueError, match="one set of weights"):
+        remote.load_adapter("versioned", make_random_adapter(tmp_path / "v2", seed=1))
+    assert remote.generate(RAG_MESSAGES, SHORT, adapter="versioned").text == first
+
+
+def test_least_recently_used_adapter_is_unloaded_beyond_the_limit(base_url, adapter_v1, tmp_path, expected):
+    adapter_v2 = make_random_adapter(tmp_path / "v2", seed=1)
+    with OpenAICompatibleEngine(base_url, BASE, max_adapters=1) as engine:
+        engine.load_adapter("lru-1", adapter_v1)
+        first = engine.generate(RAG_MESSAGES, SHORT, adapter="lru-1").text
+        engine.load_adapter("lru-2", adapter_v2)
+        assert "lru-1" not in engine.adapters() and "lru-2" in engine.adapters()  # unloaded on the server
+        assert engine.generate(RAG_MESSAGES, SHORT, adapter="lru-1").text == first  # loaded again, on demand
+        assert "lru-1" in engine.adapters() and "lru-2" not in engine.adapters()
 
 
 def test_adapter_path_the_server_cannot_find_is_reported(remote, tmp_path):

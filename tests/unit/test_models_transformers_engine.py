@@ -7,6 +7,7 @@ initialised LoRA adapter, so adapter behaviour is checked without training.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -149,13 +150,50 @@ def test_missing_adapter_folder_is_reported(engine, tmp_path):
 
 
 @pytest.mark.slow  # generates with SmolLM2
-def test_loading_a_name_from_a_new_path_replaces_that_adapter(engine, random_adapter, tmp_path):
+def test_a_name_is_never_loaded_from_another_path(engine, random_adapter, tmp_path):
     engine.load_adapter("versioned", random_adapter)
     first = engine.generate(RAG_MESSAGES, SHORT, adapter="versioned").text
-    engine.load_adapter("versioned", make_random_adapter(tmp_path / "v2", seed=1))
-    second = engine.generate(RAG_MESSAGES, SHORT, adapter="versioned").text
-    assert second != first
-    assert engine.adapters().count("versioned") == 1
+    with pytest.raises(ValueError, match="one set of weights"):
+        engine.load_adapter("versioned", make_random_adapter(tmp_path / "v2", seed=1))
+    assert engine.generate(RAG_MESSAGES, SHORT, adapter="versioned").text == first
+
+
+def test_max_adapters_below_one_is_refused():
+    with pytest.raises(ValueError, match="max_adapters"):
+        TransformersEngine(ensure_smollm2(), max_adapters=0)
+
+
+@pytest.mark.slow  # generates with SmolLM2
+def test_least_recently_used_adapter_is_evicted_and_comes_back_on_demand(random_adapter, tmp_path, base_answer):
+    engine = TransformersEngine(ensure_smollm2(), max_adapters=2)
+    second, third = make_random_adapter(tmp_path / "a2", seed=1), make_random_adapter(tmp_path / "a3", seed=2)
+    base_model = engine.base_model
+    engine.load_adapter("a1", random_adapter)
+    engine.load_adapter("a2", second)
+    answers = {name: engine.generate(RAG_MESSAGES, SHORT, adapter=name).text for name in ("a2", "a1")}  # a1 used last
+    engine.load_adapter("a3", third)
+    assert engine.adapters() == ["a1", "a3"]  # a2 was the least recently used
+    assert engine.generate(RAG_MESSAGES, SHORT, adapter="a2").text == answers["a2"]  # attached again from its folder
+    assert engine.adapters() == ["a2", "a3"]
+    assert engine.generate(RAG_MESSAGES, SHORT, adapter="a1").text == answers["a1"]
+    assert engine.generate(RAG_MESSAGES, SHORT).text == base_answer
+    assert engine.base_model is base_model  # switching never reloads the base model
+
+
+@pytest.mark.slow  # generates with SmolLM2
+def test_a_stream_keeps_its_adapter_while_another_request_waits(engine, random_adapter, tmp_path):
+    other = make_random_adapter(tmp_path / "other", seed=3)
+    engine.load_adapter("random", random_adapter)
+    engine.load_adapter("other", other)
+    params = GenerationParams(max_new_tokens=16)
+    expected = {name: engine.generate(RAG_MESSAGES, params, adapter=name).text for name in ("random", "other")}
+    stream = engine.stream(RAG_MESSAGES, params, adapter="random")
+    pieces = [next(stream)]
+    with ThreadPoolExecutor(2) as pool:  # requests for the other adapter and the base weights arrive mid-stream
+        others = [pool.submit(engine.generate, RAG_MESSAGES, params, adapter=name) for name in ("other", None)]
+        pieces.extend(stream)
+        assert [f.result().text for f in others] == [expected["other"], engine.generate(RAG_MESSAGES, params).text]
+    assert "".join(pieces) == expected["random"]
 
 
 # ---- batched generation -----------------------------------------------------------------

@@ -18,6 +18,17 @@ from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
 from streams.tasks import IdempotencyConflict, QueueFull
 
+# Every answer names the exact model version that produced it (a content-addressed id for an adapter).
+MODEL_VERSION_HEADER = "X-Ragloop-Model-Version"
+VERSION_HEADER_DOC = {MODEL_VERSION_HEADER: {"description": "The model version that produced the answer (once the task has a result).",
+                                             "schema": {"type": "string"}}}
+
+
+def mark_version(response: Response, task: TaskRecord | None) -> None:
+    """Put the answering version in `X-Ragloop-Model-Version` when the task has a result."""
+    if task is not None and task.result is not None:
+        response.headers[MODEL_VERSION_HEADER] = task.result.model_version
+
 
 def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
     """Validate what the queue cannot: prompt size and model version. Raises HTTPException."""
@@ -31,21 +42,22 @@ def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
                        reference=body.reference, callback_url=body.callback_url, principals=body.principals)
 
 
-async def ensure_model_version(ctx: GatewayContext, version: str | None, request: Request) -> None:
-    """404 for a version that does not exist. With API keys, a key acts for one tenant and may pin only
-    what serves every tenant (the active version): a candidate, rejected or retired one answers the
-    same 404 as an unknown one, naming only what the key may pin."""
+async def ensure_model_version(ctx: GatewayContext, version: str | None, request: Request, tenant: str) -> None:
+    """404 for a version that does not exist or lies behind the tenant wall (another tenant's adapter
+    answers the same 404 as an unknown one). With API keys, a key acts for one tenant and may pin only
+    what serves that tenant now (its active and canary versions, or the shared active one): a candidate,
+    rejected or retired one answers that 404 too, naming only what the key may pin."""
     if not version:
         return
     registry, family = ctx.stores.registry, ctx.settings.llm.model_family
     if grant_of(request) is not None:
-        allowed = await asyncio.to_thread(registry.pinnable_by_tenants, family)
+        allowed = await asyncio.to_thread(registry.pinnable_by_tenants, family, tenant)
         if version not in allowed:
             raise HTTPException(404, f"model_version {version!r} is unknown or not available to API keys "
-                                     f"(only the active version may be pinned); available: {allowed}")
-    elif await asyncio.to_thread(registry.get_version, version) is None:
-        versions = [v.version for v in await asyncio.to_thread(registry.list_versions, family)]
-        raise HTTPException(404, f"unknown model_version {version!r}; available: {versions}")
+                                     f"(only the versions serving the key's tenant may be pinned); available: {allowed}")
+    elif await asyncio.to_thread(registry.visible_to, version, tenant) is None:
+        versions = [v.version for v in await asyncio.to_thread(registry.list_versions, family, tenant, every_tenant=False)]
+        raise HTTPException(404, f"unknown model_version {version!r} for tenant {tenant!r}; available: {versions}")
 
 
 async def submit(ctx: GatewayContext, request: ChatRequest, idempotency_key: str | None):  # noqa: ANN201 — (TaskRecord, bool)
@@ -69,7 +81,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         return task
 
     @api.post("/v1/chat", status_code=202, response_model=TaskOut,
-              responses={200: {"model": TaskOut, "description": "With ?wait=true: the finished task."},
+              responses={200: {"model": TaskOut, "description": "With ?wait=true: the finished task.", "headers": VERSION_HEADER_DOC},
                          409: {"description": "Idempotency-Key used by another caller."},
                          413: {"description": "Prompt too large."}, 503: {"description": "Queue full; see Retry-After."}})
     async def post_chat(body: ChatIn, request: Request, response: Response,
@@ -77,8 +89,8 @@ def router(ctx: GatewayContext) -> APIRouter:
                         timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0,
                         idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[^#]+$",
                                                                       description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
-        await ensure_model_version(ctx, body.model_version, request)
         body.tenant = tenant_of(request, body.tenant)
+        await ensure_model_version(ctx, body.model_version, request, body.tenant)
         body.principals = principals_of(request, body.principals)
         if body.stream is None:
             body.stream = not wait  # a caller blocking for the result reads no token events: don't publish them
@@ -89,14 +101,16 @@ def router(ctx: GatewayContext) -> APIRouter:
             task = await ctx.tasks.wait(task.id, timeout) or task
         if task.status in TERMINAL_TASK_STATES:
             response.status_code = 200
+        mark_version(response, task)
         return await _out(task)
 
-    @api.get("/v1/tasks/{task_id}", response_model=TaskOut)
-    async def get_task(task_id: str, wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
+    @api.get("/v1/tasks/{task_id}", response_model=TaskOut, responses={200: {"headers": VERSION_HEADER_DOC}})
+    async def get_task(task_id: str, response: Response, wait: Annotated[bool, Query(description="Block until the task finishes.")] = False,
                        timeout: Annotated[float, Query(gt=0, le=3600, description="Seconds to wait with ?wait=true.")] = 300.0) -> TaskOut:
         task = await _task_or_404(task_id)
         if wait:
             task = await ctx.tasks.wait(task_id, timeout) or task
+        mark_version(response, task)
         return await _out(task)
 
     @api.delete("/v1/tasks/{task_id}", response_model=TaskOut)

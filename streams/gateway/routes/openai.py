@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Header, HTTPException, Request
+from fastapi import APIRouter, Header, HTTPException, Request, Response
 from fastapi.responses import StreamingResponse
 from fastapi.sse import format_sse_event
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,7 +21,7 @@ from schemas.events import ChatTurn, Principal
 from streams.gateway.api_models import PRINCIPALS, ChatIn
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
-from streams.gateway.routes.chat import chat_request, ensure_model_version, submit
+from streams.gateway.routes.chat import VERSION_HEADER_DOC, chat_request, ensure_model_version, mark_version, submit
 from streams.task_view import TaskResult
 
 
@@ -43,12 +43,13 @@ def router(ctx: GatewayContext) -> APIRouter:
     def version_of(model: str) -> str | None:
         return None if model in ("ragloop", ctx.settings.llm.model_family, "") else model
 
-    @api.post("/v1/chat/completions", response_model=None)
-    async def completions(body: CompletionIn, request: Request, idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:
-        version = version_of(body.model)
-        await ensure_model_version(ctx, version, request)
+    @api.post("/v1/chat/completions", response_model=None, responses={200: {"headers": VERSION_HEADER_DOC}})
+    async def completions(body: CompletionIn, request: Request, response: Response,
+                          idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:
+        version, tenant = version_of(body.model), tenant_of(request, "default")
+        await ensure_model_version(ctx, version, request, tenant)
         try:  # rules of a chat the completion's own schema does not state (the last message is the user's)
-            chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant_of(request, "default"),
+            chat = ChatIn(messages=body.messages, model_version=version, retrieval=body.retrieval, tenant=tenant,
                           principals=principals_of(request, body.principals), stream=body.stream,
                           max_new_tokens=body.max_completion_tokens or body.max_tokens)
         except ValidationError as error:
@@ -62,6 +63,7 @@ def router(ctx: GatewayContext) -> APIRouter:
             raise HTTPException(502 if done and done.status == "failed" else 504,
                                 f"task {task.id} ended {done.status if done else 'missing'}: {done.error if done else ''}")
         result = TaskResult.of(done.result)
+        mark_version(response, done)
         usage = result.usage
         prompt_tokens, completion_tokens = usage.get("prompt_tokens", 0), usage.get("completion_tokens", usage.get("stream_deltas", 0))
         return {
@@ -86,7 +88,8 @@ def router(ctx: GatewayContext) -> APIRouter:
             elif item.kind == "result":
                 if item.data["status"] != "succeeded":
                     yield data({"error": {"message": f"task {task_id} {item.data['status']}: {item.data['error']}", "type": "task_failed"}})
-                else:
+                else:  # headers left before the answer was chosen: the last chunk names the version that answered
+                    model = (item.data.get("result") or {}).get("model_version") or model
                     yield chunk({}, "stop")
         yield format_sse_event(data_str="[DONE]")
 

@@ -1,0 +1,1 @@
+"""HF evaluate metric folder; `evaluate.load` copies bleu.py, so that script stays self-contained."""

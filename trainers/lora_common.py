@@ -1,0 +1,105 @@
+"""What every LoRA trainer shares, so two recipes cannot drift apart: the adapter's PEFT config,
+the batch sampling order, padding and loss masking, the stopping signal, the LR schedule and the
+report written next to the adapter. ``lora_cpu`` (PEFT in-process) and ``deepspeed_lora`` (ZeRO
+in its own process) differ only in how a step is taken and how the weights are gathered to save.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+
+from trainers.dataset import IGNORE_INDEX
+from trainers.recipe import LoraRecipe
+
+
+class TrainReport(BaseModel):
+    """What a run did; saved next to the adapter as ``train_report.json``."""
+
+    steps: int
+    losses: list[float]
+    final_loss: float
+    seconds: float  # wall time including model load and saving
+    step_seconds: float  # mean time of one optimizer step (the number to compare recipes by)
+    adapter_path: Path
+    examples: int
+
+
+def lora_config(recipe: LoraRecipe) -> Any:
+    """The PEFT ``LoraConfig`` of `recipe`: the adapter_config.json every recipe writes."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=recipe.rank,
+        lora_alpha=recipe.alpha,  # type: ignore[arg-type]  # peft scales by lora_alpha / r: a float is fine
+        lora_dropout=recipe.dropout,
+        target_modules=recipe.target_modules,
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def batches(n_rows: int, batch_size: int, seed: int) -> Iterator[list[int]]:
+    """Row indices of each step: shuffled passes over the data, the same for every recipe and seed."""
+    rng = random.Random(seed)
+    order: list[int] = []
+    while True:
+        if len(order) < batch_size:  # reshuffle once the current pass is used up
+            order += rng.sample(range(n_rows), n_rows)
+        yield order[:batch_size]
+        del order[:batch_size]
+
+
+def collate(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch; padded positions are masked out of attention and loss."""
+    width = max(len(r["input_ids"]) for r in rows)
+    batch: dict[str, Any] = {"input_ids": [], "attention_mask": [], "labels": []}
+    for r in rows:
+        pad = width - len(r["input_ids"])
+        batch["input_ids"].append(r["input_ids"] + [pad_id] * pad)
+        batch["attention_mask"].append(r["attention_mask"] + [0] * pad)
+        batch["labels"].append(r["labels"] + [IGNORE_INDEX] * pad)
+    return {k: torch.tensor(v) for k, v in batch.items()}
+
+
+def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """Mean next-token loss of each row over its target tokens (the stopping signal)."""
+    shifted = labels[:, 1:]
+    token_loss = torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2).float(), shifted, ignore_index=IGNORE_INDEX, reduction="none"
+    )
+    counts = (shifted != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+    return (token_loss.sum(dim=1) / counts).tolist()
+
+
+def memorised(recipe: LoraRecipe, last_loss: dict[int, float], n_rows: int) -> bool:
+    """True once every example's latest loss is under ``stop_loss``: more steps only cost time."""
+    return recipe.stop_loss is not None and len(last_loss) == n_rows and max(last_loss.values()) < recipe.stop_loss
+
+
+def lr_lambda(recipe: LoraRecipe) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < recipe.warmup_steps:
+            return (step + 1) / (recipe.warmup_steps + 1)
+        if recipe.lr_schedule == "constant":
+            return 1.0
+        progress = (step - recipe.warmup_steps) / max(1, recipe.max_steps - recipe.warmup_steps)
+        if recipe.lr_schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def write_report(report: TrainReport, recipe: LoraRecipe) -> None:
+    """``train_report.json`` beside the adapter (not part of its digest: timings differ run to run)."""
+    (report.adapter_path / "train_report.json").write_text(
+        json.dumps({"report": report.model_dump(mode="json"), "recipe": recipe.model_dump(mode="json")}, indent=2)
+    )
