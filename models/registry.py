@@ -262,7 +262,16 @@ class ModelRegistry:
 
     @staticmethod
     def _set(s: Session, row: ModelVersionRecord, state: str, action: str, actor: str, reason: str, numbers: dict[str, Any]) -> ModelDecisionRecord:
-        row.state, row.updated_at = state, utcnow()
+        """Move `row` to `state` only if it is still in the state the transition was decided on (compare-and-set):
+        two deciders that read the same canary (two eval consumers, a person and the judge) cannot both promote it,
+        and two promotions on one line cannot both retire its incumbent and leave two versions active."""
+        observed, now = row.state, utcnow()
+        changed = s.exec(update(ModelVersionRecord)
+                         .where(col(ModelVersionRecord.version) == row.version, col(ModelVersionRecord.state) == observed)
+                         .values(state=state, updated_at=now, canary_share=row.canary_share, tenant=row.tenant)).rowcount
+        if changed != 1:
+            raise InvalidTransition(f"{row.version} changed while this {action} was being decided (it was {observed}); read it again")
+        row.state, row.updated_at = state, now
         s.add(row)
         decision = _decision(row, action, actor, reason, numbers)
         s.add(decision)

@@ -11,14 +11,13 @@ are about the run's bookkeeping, `tests/integration/test_learning_workers.py` tr
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 
-from models.artifacts import open_artifact_store
+from models.artifacts import adapter_digest, open_artifact_store, version_id
 from models.llm.base import ChatMessage, Generation, GenerationParams
 from models.registry import ModelRegistry, base_version
 from schemas.database import Database
@@ -125,8 +124,11 @@ def test_a_run_trains_only_its_tenants_corrections_into_a_content_addressed_cana
     correct(db, other, "What was Q3 revenue?", "Q3 revenue: $9.9M", 0)
     engine = Engine({"What was Q3 revenue?": "Q3 revenue: $4.2 M"})
     the_kit = kit(db, tmp_path, engine)
-    digest = hashlib.sha256(b"adapter_config.json\x00{}" + b"adapter_model.safetensors\x00" + json.dumps(["Q3 revenue: $4.2 M"]).encode())
-    engine.candidate = f"{FAMILY}@lora-{digest.hexdigest()[:12]}"
+    expected = tmp_path / "expected-adapter"  # the files the stand-in trainer will write, digested the artifact store's way
+    expected.mkdir()
+    (expected / "adapter_model.safetensors").write_bytes(json.dumps(["Q3 revenue: $4.2 M"]).encode())
+    (expected / "adapter_config.json").write_text("{}")
+    engine.candidate = version_id(FAMILY, adapter_digest(expected))
 
     outcome = run_training(the_kit, f"run-{unique}", acme, FAMILY)
 
