@@ -102,13 +102,19 @@ class LoopClient:
         return active[0]
 
     def wait_for_new_active_model(self, previous: str, timeout: float) -> dict[str, Any]:
-        def promoted() -> bool:
+        """Wait for the retrained adapter to pass its gate, then promote it by hand: a gated adapter first serves as
+        a canary, and the canary's automatic promotion (which needs scored canary traffic) is tests/e2e/test_learning_loop.py's."""
+        def gated() -> bool:
             models = self.models()
             rejected = [m for m in models if m["state"] == "rejected"]
             assert not rejected, f"the retrained adapter was rejected by the gate: {rejected}"
-            return any(m["state"] == "active" and m["version"] != previous for m in models)
+            return any(m["state"] in ("canary", "active") and m["version"] != previous for m in models)
 
-        self.wait_until(promoted, timeout=timeout, what="a retrained adapter to become active", interval=2)
+        self.wait_until(gated, timeout=timeout, what="a retrained adapter to pass its gate", interval=2)
+        new = next(m for m in self.models() if m["state"] in ("canary", "active") and m["version"] != previous)
+        if new["state"] == "canary":
+            reply = self.http.post(f"/v1/models/{new['version']}/promote", json={"reason": "the end-to-end test promotes its canary"})
+            assert reply.status_code == 200, reply.text
         return self.active_model()
 
     def wait_scored(self, unscored: Unscored, timeout: float) -> None:
