@@ -34,6 +34,7 @@ from trainers.lora_common import (
     lr_lambda,
     memorised,
     per_example_loss,
+    save_adapter,
     write_report,
 )
 from trainers.recipe import LoraRecipe
@@ -134,8 +135,7 @@ def train(job: DeepSpeedJob) -> TrainReport | None:
     report = None
     with gathered:
         if rank == 0:
-            job.output_dir.mkdir(parents=True, exist_ok=True)
-            engine.module.save_pretrained(str(job.output_dir))
+            save_adapter(engine.module, job.output_dir)
     if rank == 0:
         report = TrainReport(
             steps=len(losses), losses=losses, final_loss=losses[-1], seconds=time.perf_counter() - started,

@@ -46,6 +46,22 @@ def lora_config(recipe: LoraRecipe) -> Any:
     )
 
 
+def save_adapter(model: Any, output_dir: Path) -> None:
+    """PEFT's ``save_pretrained``, with adapter_config.json made canonical: PEFT keeps target_modules as a
+    set, so its order (and the file's bytes) follows the process's string hash seed, and the content-addressed
+    version id (``models.artifacts.adapter_digest``) of the same weights would differ from run to run."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(output_dir))
+    canonical_adapter_config(output_dir / "adapter_config.json")
+
+
+def canonical_adapter_config(path: Path) -> None:
+    config = json.loads(path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+    path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
 def batches(n_rows: int, batch_size: int, seed: int) -> Iterator[list[int]]:
     """Row indices of each step: shuffled passes over the data, the same for every recipe and seed."""
     rng = random.Random(seed)

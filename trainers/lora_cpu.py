@@ -25,6 +25,7 @@ from trainers.lora_common import (
     lr_lambda,
     memorised,
     per_example_loss,
+    save_adapter,
     write_report,
 )
 from trainers.recipe import LoraRecipe
@@ -111,8 +112,7 @@ def _train(
     step_seconds = (time.perf_counter() - loop_started) / len(losses)
 
     # ---- checkpoint ----------------------------------------------------------------------
-    output_dir.mkdir(parents=True, exist_ok=True)
-    peft_model.save_pretrained(str(output_dir))
+    save_adapter(peft_model, output_dir)
     report = TrainReport(
         steps=len(losses),
         losses=losses,

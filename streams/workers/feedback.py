@@ -10,6 +10,7 @@ that id, so a redelivered event re-publishes the same request instead of startin
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from schemas.events import FeedbackEvent, TrainRequest
 from schemas.tables import FeedbackRecord, TrainingDecisionRecord
@@ -27,7 +28,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     tasks, store, registry, settings = services.stores.tasks, services.stores.feedback, services.stores.registry, services.settings
     training = TrainingStore(services.stores.db)
     policy, family = load_policy(settings), settings.llm.model_family
-    print(describe(policy, settings), flush=True)
+    print(describe(policy, settings), file=sys.stderr, flush=True)  # stdout is for what a CLI command prints
 
     def look(feedback: FeedbackEvent) -> TrainingDecisionRecord:
         """The policy's decision for this feedback: recorded once, the same on a redelivery."""

@@ -7,6 +7,7 @@ worker decodes, counts the outcome on `/metrics` and tells agents when a version
 from __future__ import annotations
 
 import asyncio
+import sys
 from pathlib import Path
 
 import structlog
@@ -49,7 +50,7 @@ def model_updated(outcome: RunOutcome, request: TrainRequest) -> ModelUpdated | 
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    print(describe(load_policy(services.settings), services.settings), flush=True)
+    print(describe(load_policy(services.settings), services.settings), file=sys.stderr, flush=True)
 
     async def train(request: TrainRequest) -> None:
         kit = await asyncio.to_thread(training_kit, services)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from pathlib import Path
@@ -66,11 +65,13 @@ def readme_cli_lines() -> list[str]:
 
 def test_help_lists_exactly_the_commands_each_with_what_it_does() -> None:
     commands = help_panels()["Commands"]
-    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "soak", "topics", "models", "eval", "dlq", "config"}
+    assert set(commands) == {"up", "worker", "publish", "ingest", "ask", "search", "soak", "topics", "models", "eval", "dlq", "config",
+                             "train", "report"}
     assert all(commands.values()), commands
 
 
-@pytest.mark.parametrize(("group", "subcommands"), [("topics", {"create", "list", "asyncapi"}), ("models", {"fetch", "list"}),
+@pytest.mark.parametrize(("group", "subcommands"), [("topics", {"create", "list", "asyncapi"}),
+                                                    ("models", {"fetch", "list", "promote", "rollback", "share", "decisions"}),
                                                     ("eval", {"retrieval", "qa"}), ("dlq", {"list", "show", "replay"}),
                                                     ("config", {"show"})])
 def test_each_command_group_lists_exactly_its_subcommands(group: str, subcommands: set[str]) -> None:
@@ -82,13 +83,14 @@ def test_each_command_group_lists_exactly_its_subcommands(group: str, subcommand
 def test_every_readme_cli_line_is_a_command_whose_help_teaches_its_options(line: str) -> None:
     """`ragloop search "query" [--mode bm25|dense|hybrid] …`: the command exists, every option the README
     shows is one of its options, and the choices the README lists are named in that option's help."""
-    words = line.split()[1:]
+    command, *rest = line.split()[1:]
     groups = {"topics", "models", "dlq", "eval", "config"}
-    subcommands = itertools.takewhile(lambda word: word == "|" or (word.isalpha() and word.islower()), words[1:])
-    invocations = [[words[0], sub] for sub in subcommands if sub != "|"] if words[0] in groups else [[words[0]]]
-    for invocation in invocations:
+    # `ragloop models list [--tenant T] | promote V [--reason R]`: each subcommand with the options shown after it
+    segments = [segment.split() for segment in " ".join(rest).split(" | ")] if command in groups else [rest]
+    for segment in segments:
+        invocation = [command, segment[0]] if command in groups else [command]
         taught = options(help_panels(*invocation).get("Options", {}))
-        for option, value in re.findall(r"\[(--[a-z-]+)(?: ([^\]]+))?\]", line):
+        for option, value in re.findall(r"\[(--[a-z-]+)(?: ([^\]]+))?\]", " ".join(segment)):
             assert option in taught, f"{option} missing from `ragloop {' '.join(invocation)} --help`"
             for choice in value.split("|") if "|" in value else []:
                 assert re.search(rf"\b{choice}\b", taught[option]), f"{option} help does not name {choice!r}: {taught[option]}"

@@ -104,3 +104,16 @@ def test_deepspeed_trains_on_gpus_with_nccl(tmp_path):
     recipe = deepspeed_recipe("ds_zero3.json", num_processes=torch.cuda.device_count())
     report = train_adapter(ensure_smollm2(), EXAMPLES[:2], recipe, tmp_path / "gpu", progress=False)
     assert report.steps == 2 and (tmp_path / "gpu" / "adapter_model.safetensors").exists()
+
+
+def test_the_saved_adapter_config_is_byte_identical_whatever_the_hash_seed(tmp_path):
+    """PEFT writes target_modules from a set: without canonical bytes the same weights got two version ids."""
+    from trainers.lora_common import canonical_adapter_config
+
+    written = []
+    for order in (["v_proj", "q_proj"], ["q_proj", "v_proj"]):
+        path = tmp_path / "adapter_config.json"
+        path.write_text(json.dumps({"target_modules": order, "r": 4, "peft_type": "LORA"}))
+        canonical_adapter_config(path)
+        written.append(path.read_bytes())
+    assert written[0] == written[1] and json.loads(written[0])["target_modules"] == ["q_proj", "v_proj"]
