@@ -48,7 +48,7 @@ services-stop:
 	deploy/local/services.sh stop
 
 test: models services
-	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra $(PYTEST_ARGS)
+	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra --durations=25 $(PYTEST_ARGS)
 
 test-fast: models services
 	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra -m "not slow" $(PYTEST_ARGS)
