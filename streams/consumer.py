@@ -212,18 +212,7 @@ async def dead_letter(broker: Broker, letters: DeadLetterStore, topic: Topic, me
 
 async def _with_backoff(step: Callable[[], Awaitable[R]], retry: RetryPolicy, what: str, topic: str) -> R:
     """``step`` up to ``retry.max_retries`` more times, waiting ``retry.delay`` between; the last error is raised."""
-    attempt = 0
-    while True:
-        attempt += 1
-        try:
-            return await step()
-        except asyncio.CancelledError:
-            raise
-        except Exception as error:
-            if attempt > retry.max_retries:
-                raise
-            log.warning(f"could not {what}; retrying", topic=topic, attempt=attempt, error=repr(error))
-            await asyncio.sleep(retry.delay(attempt))
+    return await _retrying(step, retry, lambda _error, attempt: attempt <= retry.max_retries, f"could not {what}; retrying", topic)
 
 
 async def outlast(step: Callable[[], Awaitable[R]], retry: RetryPolicy, what: str, topic: str) -> R:
@@ -231,6 +220,13 @@ async def outlast(step: Callable[[], Awaitable[R]], retry: RetryPolicy, what: st
     backoff for as long as it takes; any other error is raised at once. For the steps that make a
     message's outcome durable: the message must not be acknowledged without them, and raising
     would only redeliver it at once, with no backoff, into the same outage."""
+    return await _retrying(step, retry, lambda error, _attempt: is_transient(error),
+                           f"could not {what}: a dependency is down; retrying until it is back", topic)
+
+
+async def _retrying(step: Callable[[], Awaitable[R]], retry: RetryPolicy, again: Callable[[Exception, int], bool],
+                    message: str, topic: str) -> R:
+    """``step`` until it works or ``again(error, attempt)`` says no (then the error is raised), with ``retry.delay`` between."""
     attempt = 0
     while True:
         attempt += 1
@@ -239,10 +235,9 @@ async def outlast(step: Callable[[], Awaitable[R]], retry: RetryPolicy, what: st
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            if not is_transient(error):
+            if not again(error, attempt):
                 raise
-            log.warning(f"could not {what}: a dependency is down; retrying until it is back", topic=topic, attempt=attempt,
-                        error=repr(error))
+            log.warning(message, topic=topic, attempt=attempt, error=repr(error))
             await asyncio.sleep(retry.delay(attempt))
 
 
