@@ -19,12 +19,11 @@ from tqdm.auto import tqdm
 from trainers.dataset import TrainingExample, tokenize_example
 from trainers.lora_common import (
     TrainReport,
+    accumulated_step,
     batches,
-    collate,
     lora_config,
     lr_lambda,
     memorised,
-    per_example_loss,
     save_adapter,
     write_report,
 )
@@ -90,20 +89,15 @@ def _train(
     loop_started = time.perf_counter()
     bar = tqdm(total=recipe.max_steps, desc="lora", unit="step", disable=not progress)
     for _, picked in zip(range(recipe.max_steps), batches(len(rows), batch_size, recipe.seed)):
-        batch = collate([rows[i] for i in picked], pad_id)
-
-        output = peft_model(**batch)
-        loss = output.loss
-        loss.backward()
+        loss, row_losses = accumulated_step(peft_model, [rows[i] for i in picked], pad_id, recipe.micro_batch_size)
         if recipe.max_grad_norm is not None:
             torch.nn.utils.clip_grad_norm_(trainable, recipe.max_grad_norm)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
-        losses.append(float(loss.detach()))
-        for i, row_loss in zip(picked, per_example_loss(output.logits.detach(), batch["labels"])):
-            last_loss[i] = row_loss
+        losses.append(loss)
+        last_loss.update(zip(picked, row_losses))
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", worst=f"{max(last_loss.values()):.4f}")
         if memorised(recipe, last_loss, len(rows)):

@@ -43,6 +43,9 @@ class LoraRecipe(BaseModel):
     # loop
     max_steps: int = Field(default=20, ge=1)
     batch_size: int = Field(default=8, ge=1)
+    # rows per forward/backward within a step (lora-peft): the gradients are the whole batch's, memory is
+    # this many rows' activations and logits
+    micro_batch_size: int = Field(default=2, ge=1)
     max_seq_len: int = Field(default=1024, ge=8)
     seed: int = 0
     # Stop early once every example's loss (at its latest visit) is below this: further steps
