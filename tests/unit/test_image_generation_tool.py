@@ -13,7 +13,7 @@ from schemas.settings_sections import ImageGenSettings
 
 DRAW = ["draw me a red bicycle", "Please draw a lighthouse at dusk", "Can you paint a cat wearing a hat?",
         "generate an image of a mountain lake", "Create a picture of two foxes", "make me an illustration of a robot"]
-TEXT = ["How long is the Ostra river?", "How do I draw a graph with matplotlib?", "What is an image embedding?",
+TEXT = ["How long is the Ostra river?", "How do I generate an image in matplotlib?", "How do I draw a graph with matplotlib?", "What is an image embedding?",
         "Summarise the drawing rights of the bank", "Who painted the Mona Lisa?", "thanks!"]
 
 
