@@ -17,7 +17,8 @@ def _clip_tokenizer_files(folder: Path) -> tuple[Path, Path]:
     """vocab.json and merges.txt in OpenAI CLIP's layout, from open_clip's `bpe_simple_vocab_16e6.txt.gz`."""
     from open_clip.tokenizer import bytes_to_unicode, default_bpe
 
-    merges = gzip.open(default_bpe()).read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
+    with gzip.open(default_bpe()) as bpe:
+        merges = bpe.read().decode("utf-8").split("\n")[1:49152 - 256 - 2 + 1]
     vocab = list(bytes_to_unicode().values())
     vocab += [v + "</w>" for v in vocab] + ["".join(merge.split()) for merge in merges] + ["<|startoftext|>", "<|endoftext|>"]
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,10 +16,9 @@ import structlog
 from models.image_generator import ImageGenerationOff, check_request
 from models.image_jobs import ImageJobStore
 from schemas.events import DocumentIngest, ImageGenerate
-from schemas.outbox_store import outbox_entry
 from schemas.tables import ImageGenerationRecord
 from streams.consumer import EventConsumer
-from streams.image_jobs import image_path
+from streams.image_jobs import OutboxEntries, image_path
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.topics import TOPICS
@@ -39,6 +38,7 @@ def caption_document(job: ImageGenerationRecord) -> DocumentIngest:
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     jobs = ImageJobStore(services.stores.db)
     limits = services.settings.image_gen
+    outbox = OutboxEntries(services.settings)
 
     def render(request: ImageGenerate, job: ImageGenerationRecord) -> None:
         try:
@@ -53,9 +53,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             jobs.settle(job.id, status="failed", error=str(error))
             return
         uri = services.image_store.put(job.id, generator.generate(checked))
-        document = caption_document(job)
-        # written with the document's row; this process's outbox relay publishes it to docs.ingest
-        entry = outbox_entry(document, aggregate="document", aggregate_id=document.document_id, scope=services.settings.broker.topic_prefix)
+        document: DocumentIngest = caption_document(job)
+        entry = outbox.entry(document, aggregate="document", aggregate_id=document.document_id)  # published by this process's relay
         services.stores.documents.upsert_document(document.document_id, job.tenant, outbox=[entry], title=document.title,
                                                   status="queued", error=None, access=[])
         jobs.settle(job.id, status="done", image_uri=uri, document_id=document.document_id)

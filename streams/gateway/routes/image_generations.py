@@ -73,7 +73,8 @@ def router(ctx: GatewayContext) -> APIRouter:
         deadline = time.monotonic() + timeout_s
         while job.status == "queued" and time.monotonic() < deadline:
             await asyncio.sleep(WAIT_POLL_S)
-            job = await asyncio.to_thread(jobs.get, job.id, job.tenant) or job
+            latest = await asyncio.to_thread(jobs.get, job.id, job.tenant)
+            job = latest or job
         return job
 
     async def owned(job_id: str, tenant: str) -> ImageGenerationRecord:
