@@ -177,6 +177,8 @@ class GatewaySettings(Section):
     max_body_bytes_chat: int = Field(1024 * 1024, ge=1, description="Largest /v1/chat or /v1/chat/completions body.")
     max_body_bytes_webhooks: int = Field(1024 * 1024, ge=1, description="Largest /v1/webhooks/* body (read before its signature is checked).")
     max_body_bytes_default: int = Field(256 * 1024, ge=1, description="Largest body of every other route (feedback, models…).")
+    max_image_bytes: int = Field(1024 * 1024, ge=1, description="Largest image (decoded bytes) in a chat message's `image_url` part (413 above).")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels of a chat image (422 above: a decompression bomb).")
 
 
 class SecuritySettings(Section):
