@@ -1,4 +1,4 @@
-"""Images in chat messages: OpenAI-style content parts on `/v1/chat/completions`, checked at the door.
+"""Images in chat messages: OpenAI-style content parts on `/v1/chat` and `/v1/chat/completions`, checked at the door.
 
 A message's `content` may be a string or a list of parts, `{"type": "text", "text": …}` and
 `{"type": "image_url", "image_url": {"url": …}}`. An image is a `data:image/…;base64,` URL (decoded,
@@ -15,7 +15,7 @@ import base64
 import binascii
 import io
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException
@@ -25,6 +25,9 @@ from indexing.loaders import LoadError
 from indexing.url_guard import resolve_allowed
 from schemas.events import ChatTurn, NonEmpty
 from schemas.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.gateway.api_models import ChatIn
 
 _DATA_URL = re.compile(r"^data:(?P<type>image/[A-Za-z0-9.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 
@@ -117,3 +120,9 @@ async def flatten_turns(messages: list[ChatTurnIn], settings: Settings) -> list[
             raise HTTPException(422, f"messages.{i}.content: no text and no image")
         turns.append(ChatTurn(role=message.role, content=text))
     return turns
+
+
+async def plain_chat(body: ChatIn, settings: Settings) -> ChatIn:
+    """`body` with its messages flattened to text (`flatten_turns`)."""
+    turns = await flatten_turns(body.messages, settings)
+    return body.model_copy(update={"messages": [ChatTurnIn(role=t.role, content=t.content) for t in turns]})

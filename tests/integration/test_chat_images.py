@@ -65,3 +65,19 @@ def test_bad_images_are_refused_saying_why(client: openai.OpenAI, url: str, stat
     with pytest.raises(openai.APIStatusError) as refused:
         ask(client, "what is in this picture?", url)
     assert refused.value.status_code == status and message in str(refused.value.body), refused.value.body
+
+
+def test_v1_chat_takes_the_same_parts_and_refuses_the_same_way(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    def chat(url: str) -> tuple[int, str]:
+        message = {"role": "user", "content": [{"type": "text", "text": "what is this?"}, {"type": "image_url", "image_url": {"url": url}}]}
+        answer = client.post("/v1/chat", json={"messages": [message]})
+        return answer.status_code, answer.text
+
+    with TestClient(create_app(Runtime(settings, roles=[]))) as client:
+        assert chat(png_data_url())[0] == 202
+        status, text = chat("data:image/png;base64,bm90IGFuIGltYWdl")
+        assert status == 422 and "messages.0.content.1: the image cannot be decoded" in text
+        status, text = chat("https://127.0.0.1/cat.png")
+        assert status == 422 and "127.0.0.1" in text

@@ -51,7 +51,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         await ensure_model_version(ctx, version, request, tenant)
         turns = await flatten_turns(body.messages, ctx.settings)  # images checked (422/413 saying why) and noted
         try:  # rules of a chat the completion's own schema does not state (the last message is the user's)
-            chat = ChatIn(messages=turns, model_version=version, retrieval=body.retrieval, tenant=tenant,
+            chat = ChatIn(messages=[ChatTurnIn(role=t.role, content=t.content) for t in turns], model_version=version, retrieval=body.retrieval, tenant=tenant,
                           principals=principals_of(request, body.principals), stream=body.stream,
                           max_new_tokens=body.max_completion_tokens or body.max_tokens)
         except ValidationError as error:
