@@ -246,9 +246,15 @@ class ChatResponse(Event):
 
 
 class ImageGenerate(Event):
+    """A text-to-image job; the bounds (models/image_generator.py) were checked when it was accepted."""
+
     type: Literal["images.generate"] = "images.generate"
     task_id: Identifier
     prompt: NonEmpty
+    width: int | None = Field(None, ge=64, le=4096, description="Pixels; none: RAGLOOP_IMAGE_GEN_SIZE.")
+    height: int | None = Field(None, ge=64, le=4096, description="Pixels; none: RAGLOOP_IMAGE_GEN_SIZE.")
+    steps: int | None = Field(None, ge=1, le=1000, description="Denoising steps; none: RAGLOOP_IMAGE_GEN_STEPS.")
+    seed: int | None = Field(None, ge=0, description="Makes the image reproducible on the same checkpoint and device.")
 
     def key(self) -> str:
         return self.task_id

@@ -37,6 +37,7 @@ from schemas.settings_sections import (
     EmbedderSettings,
     EvalSettings,
     GatewaySettings,
+    ImageGenSettings,
     IngestSettings,
     LLMSettings,
     RetrievalSettings,
@@ -146,6 +147,7 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     artifact_store: ArtifactStoreSettings = Field(default_factory=ArtifactStoreSettings)
+    image_gen: ImageGenSettings = Field(default_factory=ImageGenSettings)
 
     @model_validator(mode="before")
     @classmethod

@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from schemas.events import ChatOptions, ChatRequest, new_id
+from schemas.events import ChatOptions, ChatRequest, ChatTurn, new_id
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn
 from streams.gateway.auth import grant_of, principals_of, tenant_of
+from streams.gateway.chat_images import plain_chat
 from streams.gateway.context import GatewayContext
 from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
@@ -32,10 +33,13 @@ def mark_version(response: Response, task: TaskRecord | None) -> None:
 
 def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
     """Validate what the queue cannot: prompt size and model version. Raises HTTPException."""
-    size = sum(len(m.content) for m in body.messages)
+    if any(not isinstance(m.content, str) for m in body.messages):
+        raise TypeError("content parts reach chat_request unflattened: await plain_chat(body, settings) first")
+    messages = [ChatTurn(role=m.role, content=str(m.content)) for m in body.messages]
+    size = sum(len(m.content) for m in messages)
     if size > ctx.settings.gateway.max_prompt_chars:
         raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.gateway.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
-    return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=body.messages,
+    return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=messages,
                        options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
                                            max_new_tokens=body.max_new_tokens, priority=body.priority,
                                            stream=body.stream if body.stream is not None else True),
@@ -91,6 +95,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                                                                       description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
         body.tenant = tenant_of(request, body.tenant)
         await ensure_model_version(ctx, body.model_version, request, body.tenant)
+        body = await plain_chat(body, ctx.settings)  # images checked (422/413 saying why) and noted
         body.principals = principals_of(request, body.principals)
         if body.stream is None:
             body.stream = not wait  # a caller blocking for the result reads no token events: don't publish them
