@@ -101,7 +101,7 @@ class TrainingStore:
             values["started_at"] = func.timezone("UTC", func.clock_timestamp())
         with self.db.session() as s:
             try:
-                s.exec(insert(TrainingRunRecord).values(**values))  # type: ignore[call-overload]
+                s.exec(insert(TrainingRunRecord).values(**values))
                 s.commit()
             except IntegrityError:
                 s.rollback()

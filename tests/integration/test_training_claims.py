@@ -52,8 +52,7 @@ def test_a_run_refused_as_busy_hands_its_claimed_corrections_back(db: Database, 
 
 def test_a_host_whose_clock_is_behind_cannot_claim_a_tenant_whose_run_is_training(postgres_url: str, settings: Settings,
                                                                                    tmp_path: Path, unique: str) -> None:
-    db = Database.from_settings(settings.override(database_url=postgres_url))
-    the_kit = kit(db, tmp_path)
+    the_kit = kit(Database.from_settings(settings.override(database_url=postgres_url)), tmp_path)
     tenant = f"acme-{unique}"
     assert the_kit.training.start_run(TrainingRunRecord(id=f"first-{unique}", tenant=tenant, family=FAMILY, recipe="lora-peft", state="running"))[0]
     skewed = TrainingRunRecord(id=f"skewed-{unique}", tenant=tenant, family=FAMILY, recipe="lora-peft", state="running",
@@ -69,8 +68,8 @@ async def test_two_training_triggers_at_once_start_one_run(settings: Settings, u
     settings = settings.model_copy(update={"training": settings.training.model_copy(update={"feedback_min_corrections": 1})})
     services = Services(settings, Stores.from_settings(settings))
     services.stores.registry.ensure_base_version(settings.llm.model_family)
-    db, tenant = services.stores.db, f"acme-{unique}"
-    correct(db, tenant, "Capital of Zorblax?", "Quenvale.", 0)
+    database, tenant = services.stores.db, f"acme-{unique}"
+    correct(database, tenant, "Capital of Zorblax?", "Quenvale.", 0)
     task_id = services.stores.feedback.corrections_with_tasks(tenant)[0][1].id
     seen: dict[str, object] = {}
 
