@@ -12,21 +12,26 @@ Training is replaced at the edge as in `test_training_runs.py` (same stand-in tr
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from models.llm.base import ChatMessage, Generation, GenerationParams
 from schemas.database import Database
 from schemas.events import FeedbackEvent, TrainRequest, utcnow
 from schemas.settings import Settings
+from schemas.outbox_store import OutboxStore
 from schemas.tables import FeedbackRecord, TrainingRunRecord
 from streams.services import Services
 from streams.stores import Stores
 from streams.workers import feedback as feedback_worker
-from tests.integration.test_training_runs import FAMILY, Recorder, Trainer, correct, db, kit, trainer  # noqa: F401 — fixtures
+from streams.workers import trainer as trainer_worker
+from tests.integration.test_training_runs import FAMILY, Engine, Recorder, Trainer, correct, db, kit, trainer  # noqa: F401 — fixtures
 from trainers.run import run_training
 from trainers.train_policy import gather
+from trainers.training_store import TrainingStore
 
 
 def test_a_failed_run_hands_its_claimed_corrections_back(db: Database, tmp_path: Path, unique: str, trainer: Trainer) -> None:  # noqa: F811
@@ -88,3 +93,35 @@ async def test_two_training_triggers_at_once_start_one_run(settings: Settings, u
         await consumer.handle(event)
     requests = [e for e in recorder.events if isinstance(e, TrainRequest)]
     assert [r.event_id for r in requests] == [f"fb-{unique}-1"]
+
+
+class AnyAdapterLearned(Engine):
+    """Answers the correction through any adapter (the candidate's id is not known before the run)."""
+
+    def __init__(self) -> None:
+        super().__init__({"Capital of Zorblax?": "Quenvale."})
+
+    def generate(self, messages: list[ChatMessage], params: GenerationParams | None = None, *, adapter: str | None = None) -> Generation:
+        self.candidate = adapter or ""
+        return super().generate(messages, params, adapter=adapter)
+
+
+async def test_a_gated_run_is_announced_through_the_outbox_by_the_one_builder(settings: Settings, unique: str, trainer: Trainer,  # noqa: F811
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trainer worker writes the canary's `model.updated` to the outbox (durable before it is sent; the relay
+    delivers it if the broker is down), built by `models.actions` with the gate's numbers and the decision's reason."""
+    services = Services(settings, Stores.from_settings(settings))
+    family = settings.llm.model_family
+    services.stores.registry.ensure_base_version(family)
+    tenant = f"acme-{unique}"
+    correct(services.stores.db, tenant, "Capital of Zorblax?", "Quenvale.", 0)
+    monkeypatch.setattr(trainer_worker, "training_kit", lambda _: kit(services.stores.db, settings.home, AnyAdapterLearned()))
+    [consumer] = trainer_worker.consumers(services, Recorder())  # type: ignore[arg-type]
+    await consumer.handle(TrainRequest(event_id=f"req-{unique}", tenant=tenant, model_family=family, reason="test"))
+    run = TrainingStore(services.stores.db).get_run(f"req-{unique}")
+    assert run is not None and run.state == "gated", run
+    entries = [e for e in OutboxStore(services.stores.db).unsent(settings.broker.topic_prefix) if e.aggregate_id == run.version]
+    assert [json.loads(e.payload)["state"] for e in entries] == ["canary"]
+    event = json.loads(entries[0].payload)
+    assert event["event_id"].startswith(f"{run.version}.canary.") and event["metrics"]["gate_candidate"] == 1.0
+    assert event["canary_share"] == 0.2 and event["version_tenant"] == tenant and event["reason"]
