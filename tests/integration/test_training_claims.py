@@ -21,13 +21,12 @@ import pytest
 from models.llm.base import ChatMessage, Generation, GenerationParams
 from schemas.database import Database
 from schemas.events import FeedbackEvent, TrainRequest, utcnow
-from schemas.settings import Settings
 from schemas.outbox_store import OutboxStore
+from schemas.settings import Settings
 from schemas.tables import FeedbackRecord, TrainingRunRecord
 from streams.services import Services
 from streams.stores import Stores
-from streams.workers import feedback as feedback_worker
-from streams.workers import trainer as trainer_worker
+from streams.workers import feedback as feedback_worker, trainer as trainer_worker
 from tests.integration.test_training_runs import FAMILY, Engine, Recorder, Trainer, correct, db, kit, trainer  # noqa: F401 — fixtures
 from trainers.run import run_training
 from trainers.train_policy import gather
