@@ -14,6 +14,7 @@ import asyncio
 from models.actions import latest_updates
 from models.registry import ModelRegistry
 from schemas.database import Database
+from schemas.events import ModelUpdated
 from schemas.settings import Settings
 from streams.brokers import make_broker
 from streams.outbox_relay import Outbox
@@ -24,12 +25,14 @@ def announce(settings: Settings, db: Database, registry: ModelRegistry, version:
     """Announce the latest move of `version`; returns the event ids written ([] with the embedded broker)."""
     if settings.broker.is_embedded:
         return []
-    events = latest_updates(registry, version, caused_by=tenant)
+    events: list[ModelUpdated] = latest_updates(registry, version, caused_by=tenant)
 
     async def send() -> None:
         broker = make_broker(settings)
         outbox = Outbox(db, Publisher(broker), settings)
-        entries = [outbox.entry(event, aggregate="model", aggregate_id=event.version) for event in events]
+        entries = []
+        for event in events:
+            entries.append(outbox.entry(event, aggregate="model", aggregate_id=event.version))
         await asyncio.to_thread(outbox.store.add, entries)  # durable first: a relay delivers what is not sent now
         try:
             await asyncio.wait_for(broker.start(), settings.workers.start_patience_s or 10.0)

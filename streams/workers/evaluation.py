@@ -38,7 +38,7 @@ from evaluation.scoring import score_answer
 from evaluation.windows import ERROR, VersionWindow
 from models.actions import updates
 from models.registry import InvalidTransition
-from schemas.events import ChatResponse, EvalResult, FeedbackEvent, utcnow
+from schemas.events import ChatResponse, EvalResult, FeedbackEvent, ModelUpdated, utcnow
 from schemas.tables import EvalRecord, VersionWindowRecord
 from streams.consumer import EventConsumer
 from streams.metrics import (
@@ -172,7 +172,8 @@ def canary_judge(services: Services, publisher: Publisher, policy: LearningPolic
             return
         CANARY_DECISIONS.labels(verdict.action).inc()
         log.info("canary decided", version=canary.version, tenant=tenant, action=verdict.action, reason=verdict.reason)
-        for event in await asyncio.to_thread(updates, registry, decision, caused_by=tenant):
+        events: list[ModelUpdated] = await asyncio.to_thread(updates, registry, decision, caused_by=tenant)
+        for event in events:
             await outbox.accept(event, aggregate="model", aggregate_id=event.version)
 
     return judge_canary

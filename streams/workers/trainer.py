@@ -61,7 +61,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                  reason=outcome.reason, replayed=outcome.replayed)
         if not outcome.replayed:
             TRAINING_RUNS.labels(outcome.state).inc()
-        for event in await asyncio.to_thread(model_updated, services.stores.registry, outcome, request):
+        events: list[ModelUpdated] = await asyncio.to_thread(model_updated, services.stores.registry, outcome, request)
+        for event in events:
             await outbox.accept(event, aggregate="model", aggregate_id=event.version)  # durable first: the relay delivers it
         if outcome.state == "nothing":
             raise PermanentError(outcome.reason)
