@@ -7,7 +7,8 @@ a cancelled task stops at its next token; high-priority tasks take the engine fi
 Which version answers: the pinned `model_version` (the gateway checked the caller may pin it), else
 the tenant's canary or active version (`VersionRouter`: in memory, from the registry at start and
 after every `model.updated`). The adapters of every active and canary version are loaded at start
-and on each `model.updated`; the version that answered is in the task result and the response.
+and on each `model.updated`; the version that answered is in the task result and the response, and
+the version chosen is on the task before generation starts, so a failed task names it too.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         version = request.options.model_version or ""
         if not version:
             version = await asyncio.to_thread(versions.choose, request.tenant, request.conversation_id)
+        # Recorded before anything can fail: a task that fails (an adapter that cannot load or raises) counts as an
+        # error of the version that tried to answer it, so the canary judge can roll back a canary that only fails.
+        await asyncio.to_thread(store.transition_task, request.task_id, from_states=("running",), to="running", held_by=owner,
+                                model_version=version)
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
         except LookupError as error:
