@@ -66,4 +66,11 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             return
         await asyncio.to_thread(render, request, job)
 
-    return [EventConsumer(TOPICS["images.generate"], GROUP, on_generate, max_processing_s=1800)]
+    async def failed(request: ImageGenerate, reason: str) -> None:
+        """A render that kept failing (a broken checkpoint, out of memory) ends the job `failed` with the reason:
+        a client polling it must not wait on `queued` for ever."""
+        job = await asyncio.to_thread(jobs.get, request.task_id, request.tenant)
+        if job is not None:
+            await asyncio.to_thread(jobs.settle, job.id, status="failed", error=reason[:2000])
+
+    return [EventConsumer(TOPICS["images.generate"], GROUP, on_generate, on_dead_letter=failed, max_processing_s=1800)]

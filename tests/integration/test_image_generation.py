@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from schemas.settings import Settings
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
+from tests.support import wait_for
 from tests.tiny_diffusion import build_tiny_pipeline
 
 A = {"Authorization": "Bearer key-a"}
@@ -79,3 +80,18 @@ def test_without_a_checkpoint_generation_is_refused_saying_how_to_turn_it_on(set
     with TestClient(create_app(Runtime(settings, roles=[]))) as client:
         refused = client.post("/v1/images/generations", json={"prompt": "a cat"})
     assert refused.status_code == 409 and "RAGLOOP_IMAGE_GEN_CHECKPOINT" in refused.text
+
+
+def test_a_render_that_keeps_failing_ends_its_job_failed_with_the_reason(settings: Settings, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-checkpoint"
+    broken.mkdir()  # looks like a pipeline folder, but its parts are missing: loading raises on every delivery
+    (broken / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}')
+    keyed = settings.override(image_gen_checkpoint=broken, image_gen_size=64, worker_max_retries=1, worker_retry_backoff_s=0.01)
+    with TestClient(create_app(Runtime(keyed, roles=["images"]))) as client:
+        made = client.post("/v1/images/generations", json={"prompt": "a cat", "wait": True})
+        assert made.status_code in (200, 202), made.text
+        job_id = made.json()["id"]
+        job = wait_for(lambda: (got := client.get(f"/v1/images/generations/{job_id}").json())["status"] != "queued" and got,
+                       timeout=120, what="the job to settle")
+    assert job["status"] == "failed" and "model_index.json" not in str(job["error"]), job
+
