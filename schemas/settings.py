@@ -34,9 +34,11 @@ from schemas.settings_sections import (
     BrokerSettings,
     CallbackSettings,
     ChunkingSettings,
+    ClipSettings,
     EmbedderSettings,
     EvalSettings,
     GatewaySettings,
+    ImageSettings,
     IngestSettings,
     LLMSettings,
     RetrievalSettings,
@@ -146,6 +148,8 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     artifact_store: ArtifactStoreSettings = Field(default_factory=ArtifactStoreSettings)
+    clip: ClipSettings = Field(default_factory=ClipSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
 
     @model_validator(mode="before")
     @classmethod
