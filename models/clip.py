@@ -48,7 +48,11 @@ class ClipModel:
             raise ClipUnavailable(f"RAGLOOP_CLIP_CHECKPOINT={checkpoint} is not a file")
         if name not in open_clip.list_models():
             raise ClipUnavailable(f"RAGLOOP_CLIP_MODEL={name!r} is not an open_clip architecture (see open_clip.list_models())")
-        model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(checkpoint), device=device)
+        try:
+            model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(checkpoint), device=device)
+        except Exception as error:  # noqa: BLE001 — open_clip raises RuntimeError, AssertionError, KeyError… for a wrong file
+            raise ClipUnavailable(f"RAGLOOP_CLIP_CHECKPOINT={checkpoint} does not load as RAGLOOP_CLIP_MODEL={name!r} "
+                                  f"(is it a checkpoint of that architecture?): {str(error)[:300]}") from error
         self.name = name
         self.checkpoint = Path(checkpoint)
         self._model: Any = model.eval()
