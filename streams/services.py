@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from agents.graph import RagAgent
+    from agents.tools.base import Tool
     from indexing.backends.base import SearchBackend
     from indexing.pipeline import IngestPipeline
     from indexing.retriever import HybridRetriever
@@ -121,7 +122,17 @@ class Services:
         from agents.graph import RagAgent
 
         return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"),  # type: ignore[arg-type]
-                        **self.settings.agent.model_dump())
+                        tools=self.image_tools, **self.settings.agent.model_dump())
+
+    @cached_property
+    def image_tools(self) -> list[Tool]:
+        """The image search tools when a CLIP checkpoint is configured (RAGLOOP_CLIP_CHECKPOINT), else none."""
+        if self.settings.clip.checkpoint is None:
+            return []
+        from agents.tools.images import image_tools
+        from indexing.images.search import ImageSearch
+
+        return image_tools(ImageSearch.from_settings(self.settings, self.retriever))
 
     @cached_property
     def callbacks(self) -> CallbackSender:
