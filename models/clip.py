@@ -50,7 +50,7 @@ class ClipModel:
             raise ClipUnavailable(f"RAGLOOP_CLIP_MODEL={name!r} is not an open_clip architecture (see open_clip.list_models())")
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(name, pretrained=str(checkpoint), device=device)
-        except Exception as error:  # noqa: BLE001 — open_clip raises RuntimeError, AssertionError, KeyError… for a wrong file
+        except Exception as error:  # open_clip raises RuntimeError, AssertionError, KeyError… for a wrong file
             raise ClipUnavailable(f"RAGLOOP_CLIP_CHECKPOINT={checkpoint} does not load as RAGLOOP_CLIP_MODEL={name!r} "
                                   f"(is it a checkpoint of that architecture?): {str(error)[:300]}") from error
         self.name = name

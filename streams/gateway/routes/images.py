@@ -76,7 +76,7 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     def searcher() -> ImageSearch:
         if not searches:
-            searches.append(ImageSearch.from_settings(settings, ctx.runtime.services.retriever))  # type: ignore[arg-type]
+            searches.append(ImageSearch.from_settings(settings, ctx.runtime.services.retriever))
         return searches[0]
 
     async def visible(image_id: str, request: Request, tenant: str, principals: list[str]) -> StoredImage:
