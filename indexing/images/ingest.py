@@ -101,9 +101,6 @@ class LazyImages:
                 self._ingester = ImageIngester.from_settings(self._settings)
             return self._ingester
 
-    def loaded(self) -> ImageIngester | None:
-        return self._ingester
-
 
 def check_image_upload(settings: Settings, data: bytes, *, name: str = "", media_type: str | None = None) -> bool:
     """For the HTTP route: whether the upload is an image, raising a `LoadError` at once when image

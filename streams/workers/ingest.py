@@ -229,8 +229,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         """Tombstone first, then remove, then release: an ingest that wrote in between notices."""
         remove = await asyncio.to_thread(store.begin_delete, event.document_id, event.tenant, event.occurred_at)
         removed = await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id) if remove else 0
-        if remove and (ingester := images.loaded()) is not None:
-            await asyncio.to_thread(ingester.delete_document, event.tenant, event.document_id)
+        if remove and images.enabled:  # even in a process that has not ingested an image since it started
+            await asyncio.to_thread(lambda: images.get().delete_document(event.tenant, event.document_id))
         await asyncio.to_thread(store.end_delete, event.document_id, event.occurred_at)
         await progress(event, "deleted", chunks=removed)
 
