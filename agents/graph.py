@@ -175,7 +175,7 @@ class RagAgent:
 
     def _run_tool(self, state: AgentState) -> dict[str, Any]:
         query, start, name = state["query"], time.perf_counter(), state["tool"] or ""
-        output = self.tools[name](query=query.question, tenant=query.tenant, principals=query.principals, k=query.k)
+        output = self.tools[name](query=query.question, tenant=query.tenant, principals=query.principals, k=query.k, images=query.images)
         return {"hits": output.hits, "tool_text": output.text, "tool_answer": output.answer, "timings_ms": _timed(state, f"tool.{name}", start)}
 
     def _generate(self, state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:

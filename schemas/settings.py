@@ -34,10 +34,12 @@ from schemas.settings_sections import (
     BrokerSettings,
     CallbackSettings,
     ChunkingSettings,
+    ClipSettings,
     EmbedderSettings,
     EvalSettings,
     GatewaySettings,
     ImageGenSettings,
+    ImageSettings,
     IngestSettings,
     LLMSettings,
     RetrievalSettings,
@@ -148,6 +150,8 @@ class Settings(BaseSettings):
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     artifact_store: ArtifactStoreSettings = Field(default_factory=ArtifactStoreSettings)
     image_gen: ImageGenSettings = Field(default_factory=ImageGenSettings)
+    clip: ClipSettings = Field(default_factory=ClipSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
 
     @model_validator(mode="before")
     @classmethod

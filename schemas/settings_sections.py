@@ -242,12 +242,30 @@ class ImageGenSettings(Section):
     wait_s: float = Field(120.0, gt=0, le=3600, description="How long `POST /v1/images/generations` with `wait` blocks for the image.")
 
 
+class ClipSettings(Section):
+    """The CLIP model behind image ingestion and image search (models/clip.py). No checkpoint: image features are off."""
+
+    model: str = Field("ViT-B-32", description="open_clip architecture name (`open_clip.list_models()`), e.g. `ViT-B-32`.")
+    checkpoint: Path | None = Field(None, description="Local open_clip checkpoint (state_dict) for RAGLOOP_CLIP_MODEL; unset: "
+                                    "image ingestion and image search are off and say so (weights are never random).")
+
+
+class ImageSettings(Section):
+    """Limits and storage of ingested images (indexing/images/)."""
+
+    folder: Path | None = Field(None, description="Where image files and thumbnails are kept; default home/images.")
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest image file accepted (413 above it).")
+    max_pixels: int = Field(40_000_000, ge=1, description="Most pixels (width x height) an image may declare: larger is refused "
+                            "before decoding (a decompression bomb), 413.")
+    thumbnail_px: int = Field(256, ge=16, le=2048, description="Longest side of the kept thumbnail.")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "broker": BrokerSettings, "search": SearchSettings, "llm": LLMSettings, "embedder": EmbedderSettings,
     "retrieval": RetrievalSettings, "chunking": ChunkingSettings, "agent": AgentSettings, "training": TrainingSettings,
     "eval": EvalSettings, "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
     "security": SecuritySettings, "slack": SlackSettings, "callbacks": CallbackSettings,
-    "artifact_store": ArtifactStoreSettings, "image_gen": ImageGenSettings,
+    "artifact_store": ArtifactStoreSettings, "image_gen": ImageGenSettings, "clip": ClipSettings, "images": ImageSettings,
 }
 
 # The public variable names of the flat settings this structure replaced: `RAGLOOP_<NAME>` sets

@@ -141,7 +141,7 @@ class Services:
         from agents.graph import RagAgent
 
         return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"),  # type: ignore[arg-type]
-                        tools=[self.image_generation_tool()], **self.settings.agent.model_dump())
+                        tools=[self.image_generation_tool(), *self.image_tools], **self.settings.agent.model_dump())
 
     def image_generation_tool(self) -> Tool:
         """The agent's "draw me …" tool, wired to the image job queue (the `images` worker renders; its outbox
@@ -155,6 +155,16 @@ class Services:
             return SubmittedImage(id=job.id, url=image_path(job.id))
 
         return ImageGenerationTool(submit)
+
+    @cached_property
+    def image_tools(self) -> list[Tool]:
+        """The image search tools when a CLIP checkpoint is configured (RAGLOOP_CLIP_CHECKPOINT), else none."""
+        if self.settings.clip.checkpoint is None:
+            return []
+        from agents.tools.images import image_tools
+        from indexing.images.search import ImageSearch
+
+        return image_tools(ImageSearch.from_settings(self.settings, self.retriever))
 
     @cached_property
     def callbacks(self) -> CallbackSender:
