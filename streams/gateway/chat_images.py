@@ -15,7 +15,7 @@ import base64
 import binascii
 import io
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException
@@ -25,9 +25,6 @@ from indexing.loaders import LoadError
 from indexing.url_guard import resolve_allowed
 from schemas.events import ChatTurn, NonEmpty
 from schemas.settings import Settings
-
-if TYPE_CHECKING:
-    from streams.gateway.api_models import ChatIn
 
 _DATA_URL = re.compile(r"^data:(?P<type>image/[A-Za-z0-9.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 
@@ -120,9 +117,3 @@ async def flatten_turns(messages: list[ChatTurnIn], settings: Settings) -> list[
             raise HTTPException(422, f"messages.{i}.content: no text and no image")
         turns.append(ChatTurn(role=message.role, content=text))
     return turns
-
-
-async def plain_chat(body: ChatIn, settings: Settings) -> ChatIn:
-    """`body` with its messages flattened to text (`flatten_turns`)."""
-    turns = await flatten_turns(body.messages, settings)
-    return body.model_copy(update={"messages": [ChatTurnIn(role=t.role, content=t.content) for t in turns]})

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, R
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from schemas.events import ChatOptions, ChatRequest, ChatTurn, new_id
+from schemas.settings import Settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn
 from streams.gateway.auth import grant_of, principals_of, tenant_of
-from streams.gateway.chat_images import plain_chat
+from streams.gateway.chat_images import ChatTurnIn, flatten_turns
 from streams.gateway.context import GatewayContext
 from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
@@ -142,3 +143,9 @@ def router(ctx: GatewayContext) -> APIRouter:
         return TaskOut.of(task, attempts)
 
     return api
+
+
+async def plain_chat(body: ChatIn, settings: Settings) -> ChatIn:
+    """`body` with its messages flattened to text (`flatten_turns`)."""
+    turns = await flatten_turns(body.messages, settings)
+    return body.model_copy(update={"messages": [ChatTurnIn(role=t.role, content=t.content) for t in turns]})
