@@ -190,6 +190,9 @@ class ChatRequest(Event):
     messages: list[ChatTurn] = Field(min_length=1)
     options: ChatOptions = Field(default_factory=ChatOptions)
     reference: str | None = Field(None, description="Known good answer, scored by the eval worker when present.")
+    images: list[str] = Field(default_factory=list, max_length=4, description=(
+        "`data:image/…;base64,` URLs of the images attached to the question, checked by the gateway; the agent "
+        "searches the tenant's images and documents by them (with a CLIP checkpoint)."))
     callback_url: str | None = None
     principals: list[Principal] = Field(default_factory=list, max_length=100, description=(
         "Who is asking. A chunk with an access list is retrieved only for a request sharing an entry with it; "
@@ -226,6 +229,8 @@ class Citation(BaseModel):
     title: str = ""
     score: float
     text: str = Field(description="The cited chunk text, so a reader can check the claim without a lookup.")
+    image_url: str | None = Field(None, description="For a cited image: where the gateway serves it (`/v1/images/{id}`, "
+                                  "tenant-checked; `/thumbnail` appended for its thumbnail).")
 
 
 class ChatResponse(Event):

@@ -117,3 +117,12 @@ async def flatten_turns(messages: list[ChatTurnIn], settings: Settings) -> list[
             raise HTTPException(422, f"messages.{i}.content: no text and no image")
         turns.append(ChatTurn(role=message.role, content=text))
     return turns
+
+
+def attached_images(messages: list[ChatTurnIn]) -> list[str]:
+    """The `data:` images of the question (the last message), for the agent to search by. Call after
+    `flatten_turns` has checked them; `https:` images are noted in the text only (the agent does not fetch)."""
+    content = messages[-1].content if messages else ""
+    if isinstance(content, str):
+        return []
+    return [part.image_url.url for part in content if isinstance(part, ImagePart) and part.image_url.url.startswith("data:")]

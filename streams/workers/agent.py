@@ -132,7 +132,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                            tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval,
                            k=request.options.k or settings.retrieval.k,
                            adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.llm.max_new_tokens,
-                           conversation_id=request.conversation_id, turn_id=request.task_id)
+                           conversation_id=request.conversation_id, turn_id=request.task_id, images=request.images)
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
 
@@ -153,7 +153,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         response = ChatResponse(
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
-            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text)
+            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text,
+                               image_url=served_image_url(h.chunk.metadata))
                        for h in rank_scores(result.hits)],  # raw scores would leak other tenants' term statistics
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
@@ -281,3 +282,10 @@ class TokenPump:
         self._queue.put_nowait(None)
         await self._task
         return self._sent
+
+
+def served_image_url(metadata: dict[str, object]) -> str | None:
+    """The gateway URL of a cited image (ingested or generated); a document's own `image_url` metadata, which
+    its uploader chose, is not passed on as one."""
+    url = metadata.get("image_url")
+    return url if isinstance(url, str) and url.startswith("/v1/images/") else None

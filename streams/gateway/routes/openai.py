@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas.events import Principal
 from streams.gateway.api_models import PRINCIPALS, ChatIn
 from streams.gateway.auth import principals_of, tenant_of
-from streams.gateway.chat_images import ChatTurnIn, flatten_turns
+from streams.gateway.chat_images import ChatTurnIn, attached_images, flatten_turns
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import VERSION_HEADER_DOC, chat_request, ensure_model_version, mark_version, submit
 from streams.task_view import TaskResult
@@ -56,7 +56,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                           max_new_tokens=body.max_completion_tokens or body.max_tokens)
         except ValidationError as error:
             raise HTTPException(422, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())) from None
-        task, _ = await submit(ctx, chat_request(ctx, chat), idempotency_key)
+        task, _ = await submit(ctx, chat_request(ctx, chat, attached_images(body.messages)), idempotency_key)
         completion_id, created = f"chatcmpl-{task.id}", int(time.time())
         if body.stream:
             return StreamingResponse(_chunks(task.id, completion_id, created, body.model), media_type="text/event-stream")
