@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
@@ -231,6 +231,14 @@ class Citation(BaseModel):
     text: str = Field(description="The cited chunk text, so a reader can check the claim without a lookup.")
     image_url: str | None = Field(None, description="For a cited image: where the gateway serves it (`/v1/images/{id}`, "
                                   "tenant-checked; `/thumbnail` appended for its thumbnail).")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_image(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A text citation keeps the shape clients have always read: `image_url` only where there is an image."""
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("image_url") is None:
+            dumped.pop("image_url", None)
+        return dumped
 
 
 class ChatResponse(Event):
