@@ -19,7 +19,7 @@ from indexing.images.decode import http_status
 from indexing.images.search import ImageSearch
 from indexing.images.store import StoredImage, open_image_store
 from indexing.loaders import LoadError
-from models.clip import ClipUnavailable
+from models.clip import ClipUnavailable, require_clip
 from schemas.events import Identifier, Principal
 from streams.gateway.auth import principals_of, tenant_of
 from streams.gateway.context import GatewayContext
@@ -76,6 +76,7 @@ def router(ctx: GatewayContext) -> APIRouter:
 
     def searcher() -> ImageSearch:
         if not searches:
+            require_clip(settings)  # off: say so at once, before the text retriever (the embedder) is loaded for nothing
             searches.append(ImageSearch.from_settings(settings, ctx.runtime.services.retriever))
         return searches[0]
 
