@@ -62,6 +62,7 @@ class AgentState(TypedDict, total=False):
     hits: list[SearchHit]  # context passages given to the model
     evidence: Evidence
     tool_text: str
+    tool_answer: str
     prompt: list[ChatMessage]
     answer: str
     cited: list[str]
@@ -174,16 +175,21 @@ class RagAgent:
 
     def _run_tool(self, state: AgentState) -> dict[str, Any]:
         query, start, name = state["query"], time.perf_counter(), state["tool"] or ""
-        output = self.tools[name](query=query.question, tenant=query.tenant, principals=query.principals, k=query.k)
-        return {"hits": output.hits, "tool_text": output.text, "timings_ms": _timed(state, f"tool.{name}", start)}
+        output = self.tools[name](query=query.question, tenant=query.tenant, principals=query.principals, k=query.k, images=query.images)
+        return {"hits": output.hits, "tool_text": output.text, "tool_answer": output.answer, "timings_ms": _timed(state, f"tool.{name}", start)}
 
     def _generate(self, state: AgentState, runtime: Runtime[RunContext]) -> dict[str, Any]:
         query, start = state["query"], time.perf_counter()
         hits = state.get("hits", [])
         prompt = build_prompt(query.question, hits, state.get("history", []),
                               evidence=state.get("evidence", "not_searched"), tool_text=state.get("tool_text", ""))
-        params = GenerationParams(max_new_tokens=query.max_new_tokens)
         context = runtime.context or RunContext()
+        if state.get("tool_answer"):  # the tool's answer is final: nothing for the model to add
+            if context.on_delta is not None:
+                context.on_delta(state["tool_answer"])
+            return {"prompt": prompt, "answer": state["tool_answer"], "cited": [], "usage": {}, "stopped": False,
+                    "timings_ms": _timed(state, "generation", start)}
+        params = GenerationParams(max_new_tokens=query.max_new_tokens)
         should_stop = context.should_stop or (lambda: False)
         stopped = False
         if context.on_delta is None:
@@ -227,7 +233,7 @@ class RagAgent:
         turn_id = query.turn_id or uuid.uuid4().hex
         # Every per-run channel is reset here: with memory, the thread's last checkpoint holds the previous run's values.
         fresh: AgentState = {"query": query, "turn_id": turn_id, "history": [], "route": "", "tool": None, "queries": [],
-                             "candidates": [], "grades": [], "hits": [], "evidence": "not_searched", "tool_text": "",
+                             "candidates": [], "grades": [], "hits": [], "evidence": "not_searched", "tool_text": "", "tool_answer": "",
                              "next_query": None, "cited": [], "stopped": False, "timings_ms": {}}
         context = RunContext(on_delta=on_delta, should_stop=should_stop)
         if query.conversation_id is not None and self.memory_graph is not None:

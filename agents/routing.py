@@ -3,7 +3,7 @@
 Why rules and not the LLM: with SmolLM2-135M on CPU a routing call costs about a second of
 decoding (prompt plus a few tokens) and its choice among tools is close to chance; the cases
 that matter are decidable from the request itself. `retrieval: false` answers from the model
-alone; a pinned tool is used as asked; a tool whose trigger patterns match the question is
+alone; a pinned tool is used as asked; an attached image goes to image search; a tool whose trigger patterns match the question is
 used; greetings and thanks are answered directly; everything else is a knowledge question and
 goes to retrieval, the default tool.
 
@@ -23,6 +23,7 @@ from agents.tools.base import Tool
 from agents.types import AgentQuery
 
 RETRIEVAL = "retrieval"
+IMAGE_SEARCH = "image_search"  # agents/tools/images.py: chosen for an attached image
 # Short social messages that no passage can answer (and that retrieval would only clutter).
 _SMALL_TALK = re.compile(
     r"^\W*(hi|hello|hey|hiya|good (morning|afternoon|evening|night)|thanks?( you)?( very much| a lot)?|thx|cheers|"
@@ -44,6 +45,8 @@ def route(query: AgentQuery, tools: Mapping[str, Tool]) -> Route:
             raise ValueError(f"tool {query.tool!r} is not registered; available: {sorted(tools)}")
         node = "retrieve" if query.tool == RETRIEVAL else "tool"
         return Route(node=node, tool=query.tool, reason="tool pinned by the request")
+    if query.images and IMAGE_SEARCH in tools:
+        return Route(node="tool", tool=IMAGE_SEARCH, reason="an image is attached")
     for name, tool in tools.items():
         if name != RETRIEVAL and tool.wants(query.question):
             return Route(node="tool", tool=name, reason=f"question matches a trigger of {name!r}")

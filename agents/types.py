@@ -27,6 +27,8 @@ class AgentQuery(BaseModel):
     turn_id: str | None = Field(None, description="Id of this turn (the task id): a redelivered task replaces "
                                 "its turn in memory instead of adding it twice.")
     tool: str | None = Field(None, description="Use this registered tool instead of letting the router choose.")
+    images: list[str] = Field(default_factory=list, description="Images attached to the request (base64 or `data:` URLs): "
+                              "the router sends them to the image search tool.")
 
 
 class AgentAnswer(BaseModel):

@@ -13,7 +13,9 @@ The rule (`CanaryPolicy`):
   `max_error_increase` above the incumbent's AND a one-sided two-proportion z-test says so at `alpha`;
 - no drop after `min_samples` canary answers: promote; else wait.
 A metric measured on fewer than two answers on either side cannot show a drop (it is named in the
-numbers as not compared).
+numbers as not compared). A share (down-votes, errors) with no incumbent answer in the period is held
+against its maximum increase alone (one-sided binomial test): a canary that fails every request it
+gets is rolled back even when it took all the traffic.
 
     >>> judge(canary_window, incumbent_window, policy.canary)
     Verdict(action='rollback', reason='token_f1 fell from 0.82 to 0.31 over 12 canary and 40 incumbent answers (p=0.0004) …', …)
@@ -78,10 +80,12 @@ def _mean_drop(metric: str, canary: VersionWindow, incumbent: VersionWindow, pol
 
 def _share_rise(what: str, c_hits: int, c_n: int, i_hits: int, i_n: int, max_increase: float, alpha: float,
                 numbers: dict[str, float]) -> str | None:
-    if c_n == 0 or i_n == 0:
+    if c_n == 0:
         return None
-    c_share, i_share = c_hits / c_n, i_hits / i_n
-    p = proportion_greater_p(c_hits, c_n, i_hits, i_n)
+    c_share, i_share = c_hits / c_n, (i_hits / i_n if i_n else 0.0)
+    # No incumbent answer in the period (the canary took all the traffic, or the incumbent had none): the canary's
+    # share is held against `max_increase` alone, one-sided binomial test; else the two-proportion test.
+    p = proportion_greater_p(c_hits, c_n, i_hits, i_n) if i_n else _finite_p(stats.binomtest(c_hits, c_n, max_increase, alternative="greater").pvalue)
     numbers.update({f"canary.{what}_share": c_share, f"incumbent.{what}_share": i_share, f"{what}.increase": c_share - i_share,
                     f"{what}.p": p})
     if c_share - i_share > max_increase and p < alpha:

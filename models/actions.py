@@ -7,6 +7,7 @@ every version whose state it changed, so every agent process converges without a
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 from models.registry import ModelRegistry
@@ -24,6 +25,15 @@ def transition(registry: ModelRegistry, action: Action, version: str, *, actor: 
     if action == "rollback":
         return registry.rollback(version, actor=actor, reason=reason)
     return registry.share(version, actor=actor, reason=reason)
+
+
+def latest_updates(registry: ModelRegistry, version: str, *, caused_by: str) -> list[ModelUpdated]:
+    """`updates` for the latest decision on `version` (what a training run or the CLI just did to it); [] when none."""
+    row = registry.get_version(version)
+    if row is None:
+        return []
+    decided = [d for d in registry.decisions(row.family, row.tenant, every_tenant=False) if d.version == version]
+    return updates(registry, decided[-1], caused_by=caused_by) if decided else []
 
 
 def updates(registry: ModelRegistry, decision: ModelDecisionRecord, *, caused_by: str) -> list[ModelUpdated]:
@@ -50,7 +60,10 @@ def act(registry: ModelRegistry, action: Action, version: str, *, actor: str, re
 
 
 def _event(row: ModelVersionRecord, decision: ModelDecisionRecord, caused_by: str) -> ModelUpdated:
-    metrics = {k: float(v) for k, v in row.metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    """The version's metrics and, for the version the decision acted on, the numbers it was decided on (a canary's
+    judgement, a gate's scores): one builder for every `model.updated`, whoever moved the version."""
+    numbers = {**row.metrics, **(decision.numbers if row.version == decision.version else {})}
+    metrics = {k: float(v) for k, v in numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
     return ModelUpdated(event_id=f"{row.version}.{row.state}.{decision.id}", tenant=caused_by, model_family=row.family,
                         version=row.version, adapter_path=row.artifact_uri, state=row.state, metrics=metrics,
-                        version_tenant=row.tenant, canary_share=row.canary_share, reason=decision.reason)
+                        version_tenant=row.tenant, canary_share=row.canary_share, reason=decision.reason[:4000])

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
 NonEmpty = Annotated[str, Field(min_length=1)]
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:@/-]+$")]
@@ -190,6 +190,9 @@ class ChatRequest(Event):
     messages: list[ChatTurn] = Field(min_length=1)
     options: ChatOptions = Field(default_factory=ChatOptions)
     reference: str | None = Field(None, description="Known good answer, scored by the eval worker when present.")
+    images: list[str] = Field(default_factory=list, max_length=4, description=(
+        "`data:image/…;base64,` URLs of the images attached to the question, checked by the gateway; the agent "
+        "searches the tenant's images and documents by them (with a CLIP checkpoint)."))
     callback_url: str | None = None
     principals: list[Principal] = Field(default_factory=list, max_length=100, description=(
         "Who is asking. A chunk with an access list is retrieved only for a request sharing an entry with it; "
@@ -226,6 +229,16 @@ class Citation(BaseModel):
     title: str = ""
     score: float
     text: str = Field(description="The cited chunk text, so a reader can check the claim without a lookup.")
+    image_url: str | None = Field(None, description="For a cited image: where the gateway serves it (`/v1/images/{id}`, "
+                                  "tenant-checked; `/thumbnail` appended for its thumbnail).")
+
+    @model_serializer(mode="wrap")
+    def _without_absent_image(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """A text citation keeps the shape clients have always read: `image_url` only where there is an image."""
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("image_url") is None:
+            dumped.pop("image_url", None)
+        return dumped
 
 
 class ChatResponse(Event):
@@ -246,9 +259,15 @@ class ChatResponse(Event):
 
 
 class ImageGenerate(Event):
+    """A text-to-image job; the bounds (models/image_generator.py) were checked when it was accepted."""
+
     type: Literal["images.generate"] = "images.generate"
     task_id: Identifier
     prompt: NonEmpty
+    width: int | None = Field(None, ge=64, le=4096, description="Pixels; none: RAGLOOP_IMAGE_GEN_SIZE.")
+    height: int | None = Field(None, ge=64, le=4096, description="Pixels; none: RAGLOOP_IMAGE_GEN_SIZE.")
+    steps: int | None = Field(None, ge=1, le=1000, description="Denoising steps; none: RAGLOOP_IMAGE_GEN_STEPS.")
+    seed: int | None = Field(None, ge=0, description="Makes the image reproducible on the same checkpoint and device.")
 
     def key(self) -> str:
         return self.task_id

@@ -18,7 +18,7 @@ from schemas.database import Database
 from schemas.events import Event, utcnow
 from schemas.tables import DocumentRecord, OutboxRecord, TaskRecord
 
-Aggregate = Literal["task", "document", "feedback", "model"]
+Aggregate = Literal["task", "document", "feedback", "model", "image"]
 PENDING_DOCUMENT = ("queued", "indexing")
 
 

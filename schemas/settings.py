@@ -34,9 +34,12 @@ from schemas.settings_sections import (
     BrokerSettings,
     CallbackSettings,
     ChunkingSettings,
+    ClipSettings,
     EmbedderSettings,
     EvalSettings,
     GatewaySettings,
+    ImageGenSettings,
+    ImageSettings,
     IngestSettings,
     LLMSettings,
     RetrievalSettings,
@@ -146,6 +149,9 @@ class Settings(BaseSettings):
     slack: SlackSettings = Field(default_factory=SlackSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     artifact_store: ArtifactStoreSettings = Field(default_factory=ArtifactStoreSettings)
+    image_gen: ImageGenSettings = Field(default_factory=ImageGenSettings)
+    clip: ClipSettings = Field(default_factory=ClipSettings)
+    images: ImageSettings = Field(default_factory=ImageSettings)
 
     @model_validator(mode="before")
     @classmethod

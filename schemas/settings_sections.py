@@ -177,6 +177,8 @@ class GatewaySettings(Section):
     max_body_bytes_chat: int = Field(1024 * 1024, ge=1, description="Largest /v1/chat or /v1/chat/completions body.")
     max_body_bytes_webhooks: int = Field(1024 * 1024, ge=1, description="Largest /v1/webhooks/* body (read before its signature is checked).")
     max_body_bytes_default: int = Field(256 * 1024, ge=1, description="Largest body of every other route (feedback, models…).")
+    max_image_bytes: int = Field(1024 * 1024, ge=1, description="Largest image (decoded bytes) in a chat message's `image_url` part (413 above).")
+    max_image_pixels: int = Field(40_000_000, ge=1, description="Most pixels of a chat image (422 above: a decompression bomb).")
 
 
 class SecuritySettings(Section):
@@ -222,12 +224,48 @@ class ArtifactStoreSettings(Section):
     secret_key: SecretStr | None = Field(None, description="Secret access key.")
 
 
+class ImageGenSettings(Section):
+    """Text-to-image (models/image_generator.py): off until a local diffusers pipeline folder is named."""
+
+    checkpoint: Path | None = Field(None, description="A local diffusers text-to-image pipeline folder (e.g. an SD-Turbo "
+                                    "snapshot); unset: image generation is off and every entry point says so.")
+    steps: int = Field(4, ge=1, description="Denoising steps when a request does not say (SD-Turbo: 1-4).")
+    max_steps: int = Field(50, ge=1, description="Most denoising steps a request may ask for (422 above).")
+    size: int = Field(512, ge=64, description="Width and height when a request does not say.")
+    max_size: int = Field(1024, ge=64, description="Largest width or height a request may ask for (422 above); multiples of 8.")
+    max_prompt_chars: int = Field(1000, ge=1, description="Longest prompt accepted (422 above).")
+    concurrency: int = Field(1, ge=1, le=64, description="Images one process generates at once; more wait (one GPU, one at a time).")
+    guidance_scale: float = Field(0.0, ge=0.0, description="Classifier-free guidance (0: off, as SD-Turbo is trained).")
+    store_url: str | None = Field(None, description="Where generated images are kept: a folder (`file:///path`, default "
+                                  "home/generated-images) or an S3-compatible bucket (`s3://bucket/prefix`, reached "
+                                  "with the RAGLOOP_ARTIFACT_STORE_* settings).")
+    wait_s: float = Field(120.0, gt=0, le=3600, description="How long `POST /v1/images/generations` with `wait` blocks for the image.")
+
+
+class ClipSettings(Section):
+    """The CLIP model behind image ingestion and image search (models/clip.py). No checkpoint: image features are off."""
+
+    model: str = Field("ViT-B-32", description="open_clip architecture name (`open_clip.list_models()`), e.g. `ViT-B-32`.")
+    checkpoint: Path | None = Field(None, description="Local open_clip checkpoint (state_dict) for RAGLOOP_CLIP_MODEL; unset: "
+                                    "image ingestion and image search are off and say so (weights are never random).")
+
+
+class ImageSettings(Section):
+    """Limits and storage of ingested images (indexing/images/)."""
+
+    folder: Path | None = Field(None, description="Where image files and thumbnails are kept; default home/images.")
+    max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest image file accepted (413 above it).")
+    max_pixels: int = Field(40_000_000, ge=1, description="Most pixels (width x height) an image may declare: larger is refused "
+                            "before decoding (a decompression bomb), 413.")
+    thumbnail_px: int = Field(256, ge=16, le=2048, description="Longest side of the kept thumbnail.")
+
+
 SECTIONS: dict[str, type[Section]] = {
     "broker": BrokerSettings, "search": SearchSettings, "llm": LLMSettings, "embedder": EmbedderSettings,
     "retrieval": RetrievalSettings, "chunking": ChunkingSettings, "agent": AgentSettings, "training": TrainingSettings,
     "eval": EvalSettings, "workers": WorkerSettings, "tasks": TaskSettings, "ingest": IngestSettings, "gateway": GatewaySettings,
     "security": SecuritySettings, "slack": SlackSettings, "callbacks": CallbackSettings,
-    "artifact_store": ArtifactStoreSettings,
+    "artifact_store": ArtifactStoreSettings, "image_gen": ImageGenSettings, "clip": ClipSettings, "images": ImageSettings,
 }
 
 # The public variable names of the flat settings this structure replaced: `RAGLOOP_<NAME>` sets

@@ -288,3 +288,23 @@ class OutboxRecord(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, index=True)
     attempts: int = 0
     error: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class ImageGenerationRecord(SQLModel, table=True):
+    """A text-to-image job (`images.generate`) and where it stands: queued, then done with the image's
+    URI in the image store (models/image_store.py), or failed with why. Read back only by its tenant."""
+
+    __tablename__ = "image_generations"
+    id: str = Field(primary_key=True)
+    tenant: str = Field(index=True)
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    width: int
+    height: int
+    steps: int
+    seed: int | None = None
+    status: str = Field(default="queued", index=True, description="queued, done or failed.")
+    image_uri: str | None = None
+    document_id: str | None = Field(default=None, description="The document that makes the image findable by its prompt.")
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

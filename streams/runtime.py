@@ -41,6 +41,7 @@ ROLES: dict[str, str] = {
     "feedback": "streams.workers.feedback",
     "trainer": "streams.workers.trainer",
     "callbacks": "streams.workers.callbacks",
+    "images": "streams.workers.images",
 }
 # What each role loads before taking traffic, so the first request is not the slow one.
 WARM_UP: dict[str, tuple[str, ...]] = {"ingest": ("pipeline",), "agent": ("agent", "checkpointer"), "trainer": ("engine",)}

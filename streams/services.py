@@ -22,11 +22,14 @@ if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
 
     from agents.graph import RagAgent
+    from agents.tools.base import Tool
     from indexing.backends.base import SearchBackend
     from indexing.pipeline import IngestPipeline
     from indexing.retriever import HybridRetriever
     from models.artifacts import ArtifactStore
     from models.embedder import TextEmbedder
+    from models.image_generator import ImageGenerator
+    from models.image_store import ImageStore
     from models.llm.base import LLMEngine
     from models.version_router import VersionRouter
     from streams.callbacks.sender import CallbackSender
@@ -106,6 +109,23 @@ class Services:
                            api_key=api_key.get_secret_value() if api_key is not None else None, max_adapters=self.settings.llm.max_adapters)
 
     @cached_property
+    def image_generator(self) -> ImageGenerator:
+        """The text-to-image pipeline RAGLOOP_IMAGE_GEN_CHECKPOINT names; ImageGenerationOff (saying how to turn it on) without one."""
+        from models.image_generator import load_image_generator
+
+        return load_image_generator(self.settings.image_gen)
+
+    @cached_property
+    def image_store(self) -> ImageStore:
+        """Where generated images are kept (RAGLOOP_IMAGE_GEN_STORE_URL, default home/generated-images)."""
+        from models.image_store import open_image_store
+
+        store = self.settings.artifact_store
+        return open_image_store(self.settings.image_gen.store_url, home=self.settings.home, endpoint=store.endpoint, region=store.region,
+                                access_key=store.access_key.get_secret_value() if store.access_key else None,
+                                secret_key=store.secret_key.get_secret_value() if store.secret_key else None)
+
+    @cached_property
     def checkpointer(self) -> BaseCheckpointSaver:
         """Conversation memory: the PostgreSQL database in cluster mode, else its own SQLite file under
         home (a separate file, so checkpoint writes never wait on the task store's SQLite write lock)."""
@@ -121,7 +141,30 @@ class Services:
         from agents.graph import RagAgent
 
         return RagAgent(self._once("retriever"), self._once("engine"), checkpointer=self._once("checkpointer"),  # type: ignore[arg-type]
-                        **self.settings.agent.model_dump())
+                        tools=[self.image_generation_tool(), *self.image_tools], **self.settings.agent.model_dump())
+
+    def image_generation_tool(self) -> Tool:
+        """The agent's "draw me …" tool, wired to the image job queue (the `images` worker renders; its outbox
+        entry is published by this process's relay)."""
+        from agents.tools.image_generation import ImageGenerationTool, SubmittedImage
+        from models.image_jobs import ImageJobStore
+        from streams.image_jobs import image_path, submit_image_job
+
+        def submit(tenant: str, prompt: str) -> SubmittedImage:
+            job, _ = submit_image_job(ImageJobStore(self.stores.db), self.settings, tenant=tenant, prompt=prompt)
+            return SubmittedImage(id=job.id, url=image_path(job.id))
+
+        return ImageGenerationTool(submit)
+
+    @cached_property
+    def image_tools(self) -> list[Tool]:
+        """The image search tools when a CLIP checkpoint is configured (RAGLOOP_CLIP_CHECKPOINT), else none."""
+        if self.settings.clip.checkpoint is None:
+            return []
+        from agents.tools.images import image_tools
+        from indexing.images.search import ImageSearch
+
+        return image_tools(ImageSearch.from_settings(self.settings, self.retriever))
 
     @cached_property
     def callbacks(self) -> CallbackSender:

@@ -130,3 +130,24 @@ def unique() -> str:
 def settings(tmp_path: Path) -> Settings:
     """Embedded everything under a fresh folder; tests override fields with `model_copy(update=…)`."""
     return Settings(home=tmp_path / "home", broker={"url": "memory://"}, search={"url": "embedded://"}, workers={"retry_backoff_s": 0.05})
+
+
+@pytest.fixture(scope="session")
+def clip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+    """A small random-weight CLIP (`ViT-S-32-alt`, 256-d) built from open_clip's own config and saved as a
+    state_dict: (architecture, checkpoint path), loaded by tests through `RAGLOOP_CLIP_*` like real weights."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-S-32-alt", pretrained=None)
+    path = tmp_path_factory.mktemp("clip") / "vit-s-32-alt.pt"
+    torch.save(model.state_dict(), path)
+    return "ViT-S-32-alt", path
+
+
+@pytest.fixture
+def clip_settings(settings: Settings, clip_checkpoint: tuple[str, Path]) -> Settings:
+    """`settings` with image features on (the test CLIP checkpoint)."""
+    name, path = clip_checkpoint
+    return settings.model_copy(update={"clip": type(settings.clip)(model=name, checkpoint=path)})

@@ -44,6 +44,15 @@ class FeedbackStore:
             s.commit()
         return self.claimed_by(train_request_id)
 
+    def release_claims(self, train_request_id: str) -> int:
+        """Hand a run's corrections back (the run failed, or was refused because another run of the tenant was running):
+        they count as new for the next run instead of being lost with this one. Returns how many were released."""
+        with self.db.session() as s:
+            released = s.exec(update(FeedbackRecord).where(col(FeedbackRecord.train_request_id) == train_request_id)
+                              .values(train_request_id=None)).rowcount
+            s.commit()
+            return int(released)
+
     def claimed_by(self, train_request_id: str) -> list[str]:
         with self.db.session() as s:
             rows = s.exec(select(FeedbackRecord.id).where(FeedbackRecord.train_request_id == train_request_id))

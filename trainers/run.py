@@ -7,7 +7,9 @@ and `ragloop train --from-feedback` both call `run_training`):
 
 Whatever fails (an exception, a non-finite loss, out of memory) is recorded on the run with the
 error and leaves the serving versions untouched; a run whose process was killed is found `running`
-when its request is redelivered and recorded as failed then. One run per tenant at a time, and a
+when its request is redelivered and recorded as failed then. A run that failed, or was refused because
+another run of the tenant was running, hands the corrections claimed under its id back
+(`FeedbackStore.release_claims`): they count as new for the next run instead of being lost with this one. One run per tenant at a time, and a
 redelivered request never trains twice (`TrainingStore.start_run`).
 """
 
@@ -152,16 +154,20 @@ def _failed(kit: TrainingKit, run_id: str, tenant: str, family: str, version: st
             kit.registry.reject(version, actor=ACTOR, reason=f"training run {run_id} failed: {error}")
     kit.training.finish_run(run_id, state="failed", version=version, error=error)
     state = "nothing" if isinstance(exc, NothingToTrain) else "failed"
+    if state == "failed":  # nothing to learn from stays claimed: it would only start the same empty run again
+        kit.feedback.release_claims(run_id)
     return RunOutcome(run_id=run_id, tenant=tenant, family=family, state=state, version=version, reason=error, error=error)
 
 
 def _not_started(kit: TrainingKit, run_id: str, existing: TrainingRunRecord) -> RunOutcome:
     common = {"run_id": run_id, "tenant": existing.tenant, "family": existing.family, "version": existing.version}
     if existing.id != run_id:
+        kit.feedback.release_claims(run_id)
         return RunOutcome(**common, state="busy", reason=f"run {existing.id} of tenant {existing.tenant} is running: one run per tenant at a time")
     if existing.state == "running":  # our own row, still running: the process that ran it died (killed, out of memory)
         error = "the process running this training run stopped before it finished (killed or out of memory?)"
         kit.training.finish_run(run_id, state="failed", error=error)
+        kit.feedback.release_claims(run_id)
         return RunOutcome(**common, state="failed", reason=error, error=error)
     version = kit.registry.get_version(existing.version) if existing.version else None
     return RunOutcome(**common, state=existing.state, version_state=version.state if version else None,

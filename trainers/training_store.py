@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, insert
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from schemas.database import Database
@@ -73,9 +75,11 @@ class TrainingStore:
     def start_run(self, row: TrainingRunRecord) -> tuple[bool, TrainingRunRecord]:
         """Claim the tenant's training slot for `row` (state running). Returns (True, row) when this run may train;
         (False, the existing row) when the run exists already (a redelivered request) or another run of the
-        tenant is running. Two concurrent claims both insert, then the later one (by start, then id) withdraws."""
+        tenant is running. Two concurrent claims both insert, then the later one (by start, then id) withdraws.
+        The start time is the database's clock, not the caller's: two hosts with skewed clocks would otherwise
+        each see the other's run as the later one (or a new claim as older than a run already training)."""
         row.state = "running"
-        if not self.db.insert_once(row):
+        if not self._insert_at_database_time(row):
             existing = self.get_run(row.id)
             assert existing is not None
             return False, existing
@@ -88,6 +92,24 @@ class TrainingStore:
                     s.commit()
             return False, running[0]
         return True, row
+
+    def _insert_at_database_time(self, row: TrainingRunRecord) -> bool:
+        """Insert `row` with `started_at` from the database server's clock (PostgreSQL; SQLite is on this host,
+        so its clock is the caller's); False when a run with its id exists."""
+        values = row.model_dump()
+        if self.db.engine.dialect.name == "postgresql":
+            values["started_at"] = func.timezone("UTC", func.clock_timestamp())
+        with self.db.session() as s:
+            try:
+                s.exec(insert(TrainingRunRecord).values(**values))
+                s.commit()
+            except IntegrityError:
+                s.rollback()
+                return False
+        stored = self.get_run(row.id)
+        assert stored is not None
+        row.started_at = stored.started_at
+        return True
 
     def finish_run(self, run_id: str, *, state: str, version: str | None = None, error: str | None = None,
                    metrics: dict[str, Any] | None = None) -> TrainingRunRecord:

@@ -38,6 +38,8 @@ class ToolOutput(BaseModel):
 
     hits: list[SearchHit] = Field(default_factory=list)
     text: str = ""
+    answer: str = Field("", description="A final answer to give as is, without the model (a tool that did the work, such "
+                        "as queueing an image, whose URL must reach the user exactly).")
 
 
 In = TypeVar("In", bound=ToolInput)

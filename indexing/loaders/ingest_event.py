@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from typing import TYPE_CHECKING
 
 from indexing.loaders import load_bytes
 from indexing.loaders.errors import CorruptDocumentError
@@ -17,10 +18,15 @@ from indexing.types import SourceDocument
 from indexing.url_fetch import load_url
 from schemas.events import DocumentIngest
 
+if TYPE_CHECKING:
+    from indexing.images.ingest import LazyImages
 
-def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float, allow_private: bool) -> SourceDocument:
+
+def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float, allow_private: bool,
+                      images: LazyImages | None = None) -> SourceDocument:
     """Fetch the event's `url` (within the limits and the SSRF guard), parse its `content_b64`, or take its
-    `text` as is. Raises ``LoadError``; a ``FetchError`` with ``retryable`` set may succeed later."""
+    `text` as is; image bytes (JPEG, PNG, WebP) go to `images` (indexing/images/ingest.py). Raises
+    ``LoadError``; a ``FetchError`` with ``retryable`` set may succeed later."""
     if event.url is not None:
         return load_url(event.url, tenant=event.tenant, document_id=event.document_id, title=event.title or None,
                         metadata=event.metadata, access=event.access, max_bytes=max_bytes, timeout_s=timeout_s,
@@ -30,6 +36,14 @@ def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float
             data = base64.b64decode(event.content_b64, validate=True)
         except binascii.Error as error:
             raise CorruptDocumentError(f"content_b64 is not valid base64: {error}") from error
+        from indexing.images.decode import is_image
+
+        if is_image(name=event.filename or "", media_type=event.media_type):
+            from indexing.images.ingest import LazyImages
+
+            return (images or LazyImages.off()).get().ingest(
+                data, tenant=event.tenant, document_id=event.document_id, title=event.title, source=event.source,
+                filename=event.filename, metadata=event.metadata, access=event.access)
         return load_bytes(data, media_type=event.media_type, filename=event.filename, tenant=event.tenant,
                           document_id=event.document_id, source=event.source, title=event.title or None,
                           metadata=event.metadata, access=event.access, max_bytes=max_bytes)

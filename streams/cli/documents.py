@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -85,6 +87,13 @@ def _problems(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(event)'}: {e['msg']}" for e in error.errors())
 
 
+def image_event(file: Path, *, tenant: str, access: list[str]) -> DocumentIngest:
+    """An image file as a `docs.ingest` event: its bytes, named by the file (its caption is its name)."""
+    name = re.sub(r"[^A-Za-z0-9_.:@/-]", "_", file.name)
+    return DocumentIngest(tenant=tenant, document_id=name, title=file.stem.replace("_", " "), filename=file.name, source=str(file),
+                          content_b64=base64.b64encode(file.read_bytes()).decode(), access=access)
+
+
 def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or http(s) URLs: text, Markdown, HTML, PDF, JSON/JSONL records.")],
            tenant: TenantOption = "default",
            access: Annotated[list[str] | None, typer.Option(help="Restrict the documents to this principal (repeatable; "
@@ -96,6 +105,7 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
     A JSON-lines file (e.g. a BEIR corpus.jsonl) yields one document per record. Files that cannot
     be loaded are reported and counted as failed; the others are still indexed.
     """
+    from indexing.images.decode import is_image
     from indexing.loaders import LoadError, iter_documents
 
     settings = get_settings()
@@ -110,6 +120,9 @@ def ingest(paths: Annotated[list[str], typer.Argument(help="Files, folders or ht
         if not path.exists():
             raise typer.BadParameter(f"{item}: no such file or folder")
         for file in sorted(x for x in path.rglob("*") if x.is_file()) if path.is_dir() else [path]:
+            if is_image(name=file.name):  # the ingest worker decodes, stores and CLIP-embeds it
+                documents.append(image_event(file, tenant=tenant, access=access or []))
+                continue
             try:
                 documents += [DocumentIngest(tenant=doc.tenant, document_id=doc.id, title=doc.title, text=doc.text, source=doc.source,
                                              metadata=doc.metadata, access=access or doc.access)

@@ -106,3 +106,30 @@ def _chat_path(settings: Settings, session: ChatSession) -> QAReport:
         return await asyncio.to_thread(session, runtime.services.pipeline, answer)
 
     return run_with(settings, ["agent"], run)
+
+
+@eval_app.command("images")
+def eval_images(dataset: Annotated[Path, typer.Option(help="Folder with captions.txt (`image,caption` CSV) and images/, "
+                                                     "e.g. ../shared/data/flickr8k-300.", exists=True, file_okay=False)],
+                clip_checkpoint: Annotated[Path | None, typer.Option(help="open_clip checkpoint for RAGLOOP_CLIP_MODEL; "
+                                                                     "default RAGLOOP_CLIP_CHECKPOINT.")] = None,
+                json_output: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False) -> None:
+    """Text → image recall@1/5/10 of the CLIP model on a captions file (meaningful with real weights)."""
+    from evaluation.images import image_recall
+    from models.clip import CLIP_OFF_MESSAGE, ClipUnavailable, load_clip
+
+    settings = get_settings()
+    if clip_checkpoint is not None:
+        settings = settings.model_copy(update={"clip": settings.clip.model_copy(update={"checkpoint": clip_checkpoint})})
+    try:
+        clip = load_clip(settings)
+        if clip is None:
+            raise ClipUnavailable(CLIP_OFF_MESSAGE + " (or pass --clip-checkpoint)")
+        report = image_recall(clip, dataset, progress=_tqdm_progress())
+    except (ClipUnavailable, ValueError) as error:
+        raise typer.BadParameter(str(error)) from None
+    if json_output:
+        print(report.model_dump_json(by_alias=True))
+        return
+    print(f"{report.images} images, {report.captions} captions ({settings.clip.model})")
+    print(f"  recall@1  {report.recall_at_1:.4f}\n  recall@5  {report.recall_at_5:.4f}\n  recall@10 {report.recall_at_10:.4f}")

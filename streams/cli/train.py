@@ -17,7 +17,9 @@ def train(from_feedback: Annotated[bool, typer.Option("--from-feedback", help="T
           tenant: TenantOption = "default",
           progress: Annotated[bool, typer.Option(help="--no-progress hides the training progress bar.")] = True) -> None:
     """Train, gate and (if it passes) start a canary of the tenant's adapter now, whatever the learning policy says;
-    prints the outcome. Agents pick the canary up from the registry (at start, or on `model.updated`)."""
+    prints the outcome. With a broker configured (RAGLOOP_BROKER_URL) the move is announced on `model.updated`
+    (through the outbox), so running agents serve the canary at once; every agent also re-reads the registry
+    every RAGLOOP_LLM_SERVING_TTL_S seconds, and at start."""
     if not from_feedback:
         console.print("[red]say what to train on[/]: --from-feedback (the tenant's corrections)")
         raise typer.Exit(2)
@@ -42,6 +44,14 @@ def train(from_feedback: Annotated[bool, typer.Option("--from-feedback", help="T
                 console.print(f"· {text}")
 
             outcome = run_training(kit, run_id, tenant, settings.llm.model_family, progress=progress, stage=stage)
+        if outcome.changed and outcome.version is not None:
+            from streams.cli.announce import announce
+
+            if announce(settings, services.stores.db, services.stores.registry, outcome.version, tenant=tenant):
+                console.print(f"announced {outcome.version} ({outcome.version_state}) on model.updated")
+            else:
+                console.print(f"agents load {outcome.version} from the registry within RAGLOOP_LLM_SERVING_TTL_S="
+                              f"{settings.llm.serving_ttl_s:g}s (embedded broker: nothing to announce to)")
     finally:
         services.close()
     colour = {"gated": "green", "rejected": "yellow"}.get(outcome.state, "red")

@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from schemas.events import ChatTurn, Identifier, NonEmpty, Principal, VersionId, require_one_body
+from schemas.events import Identifier, NonEmpty, Principal, VersionId, require_one_body
 from schemas.tables import DocumentRecord, ModelDecisionRecord, ModelVersionRecord
+from streams.gateway.chat_images import ChatTurnIn
 
 MAX_TEXT_CHARS = 64 * 1024 * 1024
 """`text` is bounded like file bytes are: by RAGLOOP_FETCH_MAX_BYTES (UTF-8 bytes, checked by the route), and never above this."""
@@ -84,7 +85,8 @@ PRINCIPALS = ("Who is asking: documents ingested with an access list are retriev
 
 class ChatIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    messages: list[ChatTurn] = Field(min_length=1, description="The conversation so far; the last message is the user's question.")
+    messages: list[ChatTurnIn] = Field(min_length=1, description="The conversation so far; the last message is the user's question. "
+                                       "Content is text, or OpenAI-style parts: `text` and `image_url` (data: or https: URLs).")
     conversation_id: Identifier | None = None
     tenant: Identifier = "default"
     principals: list[Principal] = Field(default_factory=list, max_length=100, description=PRINCIPALS)

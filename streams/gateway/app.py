@@ -24,7 +24,18 @@ from streams.gateway.auth import api_key_auth
 from streams.gateway.body_limit import BodyLimitMiddleware
 from streams.gateway.context import GatewayContext
 from streams.gateway.error_body import error_body
-from streams.gateway.routes import chat, dead_letters, documents, learning, openai, report, training, webhooks
+from streams.gateway.routes import (
+    chat,
+    dead_letters,
+    documents,
+    image_generations,
+    images,
+    learning,
+    openai,
+    report,
+    training,
+    webhooks,
+)
 from streams.metrics import QUEUE_DEPTH
 from streams.runtime import Runtime
 from streams.topics import TOPICS
@@ -58,7 +69,7 @@ def create_app(runtime: Runtime) -> FastAPI:
     app = FastAPI(title="ragloop", version="0.1.0", description=API_DESCRIPTION, lifespan=lifespan)
     app.add_middleware(BodyLimitMiddleware, settings=runtime.settings)  # before any body is read, authenticated or not
     authenticated = [Depends(api_key_auth(ctx))]
-    for module in (documents, chat, learning, training, openai, dead_letters, report):
+    for module in (documents, chat, learning, training, openai, dead_letters, report, image_generations, images):
         app.include_router(module.router(ctx), dependencies=authenticated)
     app.include_router(webhooks.router(ctx))  # signed requests instead of API keys
 

@@ -7,7 +7,8 @@ a cancelled task stops at its next token; high-priority tasks take the engine fi
 Which version answers: the pinned `model_version` (the gateway checked the caller may pin it), else
 the tenant's canary or active version (`VersionRouter`: in memory, from the registry at start and
 after every `model.updated`). The adapters of every active and canary version are loaded at start
-and on each `model.updated`; the version that answered is in the task result and the response.
+and on each `model.updated`; the version that answered is in the task result and the response, and
+the version chosen is on the task before generation starts, so a failed task names it too.
 """
 
 from __future__ import annotations
@@ -118,6 +119,10 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         version = request.options.model_version or ""
         if not version:
             version = await asyncio.to_thread(versions.choose, request.tenant, request.conversation_id)
+        # Recorded before anything can fail: a task that fails (an adapter that cannot load or raises) counts as an
+        # error of the version that tried to answer it, so the canary judge can roll back a canary that only fails.
+        await asyncio.to_thread(store.transition_task, request.task_id, from_states=("running",), to="running", held_by=owner,
+                                model_version=version)
         try:
             adapter = await asyncio.to_thread(services.adapter_for, version)
         except LookupError as error:
@@ -127,7 +132,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                            tenant=request.tenant, principals=request.principals, retrieval=request.options.retrieval,
                            k=request.options.k or settings.retrieval.k,
                            adapter=adapter, max_new_tokens=request.options.max_new_tokens or settings.llm.max_new_tokens,
-                           conversation_id=request.conversation_id, turn_id=request.task_id)
+                           conversation_id=request.conversation_id, turn_id=request.task_id, images=request.images)
         stopped = threading.Event()
         tokens = TokenPump(publisher, request) if request.options.stream else None
 
@@ -148,7 +153,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         response = ChatResponse(
             event_id=f"{request.task_id}.response", tenant=request.tenant, trace=request.trace, task_id=request.task_id,
             conversation_id=request.conversation_id, question=query.question, answer=result.answer, model_version=version,
-            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text)
+            citations=[Citation(document_id=h.chunk.document_id, chunk_id=h.chunk.id, title=h.chunk.title, score=h.score, text=h.chunk.text,
+                               image_url=served_image_url(h.chunk.metadata))
                        for h in rank_scores(result.hits)],  # raw scores would leak other tenants' term statistics
             prompt=[ChatTurn(role=m.role, content=m.content) for m in result.prompt],
             timings_ms=result.timings_ms, usage=result.usage, reference=request.reference,
@@ -276,3 +282,10 @@ class TokenPump:
         self._queue.put_nowait(None)
         await self._task
         return self._sent
+
+
+def served_image_url(metadata: dict[str, object]) -> str | None:
+    """The gateway URL of a cited image (ingested or generated); a document's own `image_url` metadata, which
+    its uploader chose, is not passed on as one."""
+    url = metadata.get("image_url")
+    return url if isinstance(url, str) and url.startswith("/v1/images/") else None

@@ -5,7 +5,10 @@ Per answer: `score_answer` (reference metrics, BLEU, context overlap, answer rel
 process's embedder, citation validity) → the eval row (tenant, version, answer time) → `eval.results`
 → the version's windows (`version_windows`, `/metrics`) → when the answer's tenant has a canary,
 `canary_judge.judge` on canary vs active over the answers since the canary started → promote or
-roll back (actor `auto:canary`, reason and numbers recorded) → `model.updated`.
+roll back (actor `auto:canary`, reason and numbers recorded) → `model.updated` through the outbox, for
+the canary and for the incumbent it retired. Failed tasks count as errors of the version that tried
+to answer them, and a background sweep judges every canary every `CANARY_SWEEP_S` seconds as well,
+so a canary whose every request fails (no answer to trigger a judgement) is still rolled back.
 
 Perplexity is sampled (`RAGLOOP_EVAL_PERPLEXITY_RATE`, a stable hash of the task) and computed by a
 background loop on its own thread, never on the consumer's path: when more than
@@ -22,7 +25,7 @@ import asyncio
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -33,6 +36,7 @@ from evaluation.canary_judge import judge
 from evaluation.perplexity import PerplexityScorer, sampled
 from evaluation.scoring import score_answer
 from evaluation.windows import ERROR, VersionWindow
+from models.actions import updates
 from models.registry import InvalidTransition
 from schemas.events import ChatResponse, EvalResult, FeedbackEvent, ModelUpdated, utcnow
 from schemas.tables import EvalRecord, VersionWindowRecord
@@ -46,6 +50,7 @@ from streams.metrics import (
     EVAL_PERPLEXITY_SKIPPED,
     EVAL_WINDOW,
 )
+from streams.outbox_relay import Outbox
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.supervision import BackgroundLoop
@@ -57,6 +62,7 @@ if TYPE_CHECKING:
 
 GROUP = "ragloop.eval"
 ALL_TENANTS = "*"
+CANARY_SWEEP_S = 5.0  # every canary is also judged this often, without waiting for an answer (see `background`)
 MAX_EXPORTED_VERSIONS = 16  # /metrics shows the windows of this many most recently scored versions (label cardinality)
 NOT_IN_HISTOGRAM = frozenset({"latency_ms", "answer_tokens", "perplexity", ERROR, "downvote"})  # not [0, 1] quality scores
 log = structlog.get_logger(__name__)
@@ -114,15 +120,72 @@ def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]
                 EVAL_ERRORS.labels("perplexity").inc()
                 log.warning("perplexity failed", task_id=task_id, error=repr(error))
 
-    return [eval_perplexity] if sampler.rate > 0 else []
+    policy = LearningPolicy.from_yaml(services.settings.training.policy or DEFAULT_POLICY)
+    judge_canary, registry = canary_judge(services, publisher, policy), services.stores.registry
+
+    async def judge_canaries() -> None:
+        """Every canary, every CANARY_SWEEP_S, answers or not: a canary whose every request fails produces no
+        answer to be scored, so nothing else would ever judge it (its failed tasks count as errors)."""
+        while True:
+            await asyncio.sleep(CANARY_SWEEP_S)
+            rows = await asyncio.to_thread(registry.list_versions, services.settings.llm.model_family)
+            for tenant in sorted({r.tenant for r in rows if r.state == "canary" and r.tenant is not None}):
+                try:
+                    await judge_canary(tenant)
+                except Exception as error:  # noqa: BLE001 — one line's judgement must not stop the others'
+                    EVAL_ERRORS.labels("judge").inc()
+                    log.warning("canary sweep failed", tenant=tenant, error=repr(error))
+
+    return [judge_canaries, eval_perplexity] if sampler.rate > 0 else [judge_canaries]
+
+
+def canary_judge(services: Services, publisher: Publisher, policy: LearningPolicy) -> Callable[[str], Awaitable[None]]:
+    """`judge(tenant)`: judge the tenant's canary on canary vs active answers (and failed tasks) since it started; on a
+    verdict, move it (actor `auto:canary`) and announce every version the move changed (`models.actions.updates`:
+    the canary, and the incumbent it retired or that serves again) through the outbox, so the announcement is
+    durable before it is sent and the relay delivers it if the broker is down now."""
+    evals, registry, family = services.stores.evals, services.stores.registry, services.settings.llm.model_family
+    outbox = Outbox(services.stores.db, publisher, services.settings)
+
+    async def judge_canary(tenant: str) -> None:
+        serving = await asyncio.to_thread(registry.serving, family, tenant)
+        canary = serving.canary
+        if canary is None:
+            return
+        decisions = await asyncio.to_thread(registry.decisions, canary.family, tenant, every_tenant=False)
+        since = max((d.at for d in decisions if d.version == canary.version and d.action == "canary"),
+                    default=canary.updated_at or canary.created_at)
+
+        def window(version: str) -> VersionWindow:
+            return VersionWindow.of(version, evals.rows(version, tenant, since=since), failed_tasks=evals.failed_tasks(version, tenant, since))
+
+        canary_window, incumbent_window = await asyncio.gather(asyncio.to_thread(window, canary.version),
+                                                               asyncio.to_thread(window, serving.active.version))
+        verdict = judge(canary_window, incumbent_window, policy.canary)
+        if verdict.action == "wait":
+            return
+        move = registry.promote if verdict.action == "promote" else registry.rollback
+        try:
+            decision = await asyncio.to_thread(move, canary.version, actor="auto:canary", reason=verdict.reason, numbers=verdict.numbers)
+        except InvalidTransition:
+            log.info("canary already decided elsewhere", version=canary.version, action=verdict.action)
+            return
+        CANARY_DECISIONS.labels(verdict.action).inc()
+        log.info("canary decided", version=canary.version, tenant=tenant, action=verdict.action, reason=verdict.reason)
+        events: list[ModelUpdated] = await asyncio.to_thread(updates, registry, decision, caused_by=tenant)
+        for event in events:
+            await outbox.accept(event, aggregate="model", aggregate_id=event.version)
+
+    return judge_canary
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
-    evals, tasks, registry, settings = services.stores.evals, services.stores.tasks, services.stores.registry, services.settings
+    evals, tasks, settings = services.stores.evals, services.stores.tasks, services.settings
     policy = LearningPolicy.from_yaml(settings.training.policy or DEFAULT_POLICY)
     log.info("eval worker: the learning policy's canary part decides here", policy=policy.canary.model_dump(),
              perplexity_rate=settings.eval.perplexity_rate, window=settings.eval.window)
     sampler = _perplexity(services)
+    judge_canary = canary_judge(services, publisher, policy)
     exported: OrderedDict[str, set[tuple[str, str]]] = OrderedDict()
 
     def embedder() -> TextEmbedder:
@@ -186,36 +249,6 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
             old, old_labels = exported.popitem(last=False)
             for metric, stat in old_labels:
                 EVAL_WINDOW.remove(old, metric, stat)
-
-    async def judge_canary(tenant: str) -> None:
-        serving = await asyncio.to_thread(registry.serving, settings.llm.model_family, tenant)
-        canary = serving.canary
-        if canary is None:
-            return
-        decisions = await asyncio.to_thread(registry.decisions, canary.family, tenant, every_tenant=False)
-        since = max((d.at for d in decisions if d.version == canary.version and d.action == "canary"),
-                    default=canary.updated_at or canary.created_at)
-
-        def window(version: str) -> VersionWindow:
-            return VersionWindow.of(version, evals.rows(version, tenant, since=since), failed_tasks=evals.failed_tasks(version, tenant, since))
-
-        canary_window, incumbent_window = await asyncio.gather(asyncio.to_thread(window, canary.version),
-                                                               asyncio.to_thread(window, serving.active.version))
-        verdict = judge(canary_window, incumbent_window, policy.canary)
-        if verdict.action == "wait":
-            return
-        move = registry.promote if verdict.action == "promote" else registry.rollback
-        try:
-            await asyncio.to_thread(move, canary.version, actor="auto:canary", reason=verdict.reason, numbers=verdict.numbers)
-        except InvalidTransition:
-            log.info("canary already decided elsewhere", version=canary.version, action=verdict.action)
-            return
-        CANARY_DECISIONS.labels(verdict.action).inc()
-        log.info("canary decided", version=canary.version, tenant=tenant, action=verdict.action, reason=verdict.reason)
-        await publisher.publish(ModelUpdated(
-            event_id=f"{canary.version}.auto-{verdict.action}", tenant=tenant, model_family=canary.family, version=canary.version,
-            adapter_path=canary.adapter_path, state="active" if verdict.action == "promote" else "rolled_back",
-            metrics=verdict.numbers, version_tenant=canary.tenant, canary_share=None, reason=verdict.reason[:4000]))
 
     async def on_response(response: ChatResponse) -> None:
         await record(response, response.reference, f"{response.task_id}.eval")

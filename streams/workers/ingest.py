@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from indexing.document_store import DeleteMark, Indexed
+from indexing.images.ingest import LazyImages
 from indexing.loaders import LoadError
 from indexing.loaders.ingest_event import load_ingest_event
 from indexing.pipeline import IngestStage
@@ -99,6 +100,7 @@ class StagePump:
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     store, settings = services.stores.documents, services.settings
+    images = LazyImages(settings)  # CLIP loads on the first image document, not at start
 
     async def progress(event: DocumentIngest | DocumentDelete, stage: ProgressStage, reason: str | None = None, **counts: int) -> None:
         await publisher.publish(DocumentProgress(tenant=event.tenant, document_id=event.document_id, stage=stage, reason=reason,
@@ -107,7 +109,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     def load(event: DocumentIngest) -> SourceDocument:
         try:
             return load_ingest_event(event, max_bytes=settings.ingest.fetch_max_bytes, timeout_s=settings.ingest.fetch_timeout_s,
-                                     allow_private=settings.ingest.fetch_allow_private)
+                                     allow_private=settings.ingest.fetch_allow_private, images=images)
         except LoadError as error:
             if getattr(error, "retryable", False):
                 raise
@@ -227,6 +229,8 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         """Tombstone first, then remove, then release: an ingest that wrote in between notices."""
         remove = await asyncio.to_thread(store.begin_delete, event.document_id, event.tenant, event.occurred_at)
         removed = await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id) if remove else 0
+        if remove and images.enabled:  # even in a process that has not ingested an image since it started
+            await asyncio.to_thread(lambda: images.get().delete_document(event.tenant, event.document_id))
         await asyncio.to_thread(store.end_delete, event.document_id, event.occurred_at)
         await progress(event, "deleted", chunks=removed)
 

@@ -1,7 +1,8 @@
 """Trainer role: `train.requests` → `trainers.run.run_training` for the request's tenant → `model.updated`.
 
 The domain function does the work (examples, training, artifact, registry, gate, run record); this
-worker decodes, counts the outcome on `/metrics` and tells agents when a version moved.
+worker decodes, counts the outcome on `/metrics` and tells agents when a version moved (through the
+outbox, built by `models.actions`, the one builder of `model.updated`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,12 @@ from pathlib import Path
 import structlog
 
 import trainers
+from models.actions import latest_updates
+from models.registry import ModelRegistry
 from schemas.events import ModelUpdated, TrainRequest
 from streams.consumer import EventConsumer, PermanentError
 from streams.metrics import TRAINING_RUNS
+from streams.outbox_relay import Outbox
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.topics import TOPICS
@@ -39,18 +43,16 @@ def training_kit(services: Services) -> TrainingKit:
                        gate_guard_examples=settings.training.gate_guard_examples, gate_max_guard_drop=settings.training.gate_max_guard_drop)
 
 
-def model_updated(outcome: RunOutcome, request: TrainRequest) -> ModelUpdated | None:
-    """The event that tells agents a version moved (None when none did)."""
+def model_updated(registry: ModelRegistry, outcome: RunOutcome, request: TrainRequest) -> list[ModelUpdated]:
+    """The events that tell agents a version moved ([] when none did), from the one builder every mover uses."""
     if outcome.version is None or outcome.version_state not in ("canary", "rejected"):
-        return None
-    return ModelUpdated(event_id=f"{outcome.version}.{outcome.version_state}", tenant=request.tenant, model_family=outcome.family,
-                        version=outcome.version, adapter_path=None, state=outcome.version_state,
-                        metrics=outcome.metrics, version_tenant=outcome.tenant, canary_share=outcome.canary_share,
-                        reason=outcome.reason[:4000], trace=request.trace)
+        return []
+    return [event.model_copy(update={"trace": request.trace}) for event in latest_updates(registry, outcome.version, caused_by=request.tenant)]
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     print(describe(load_policy(services.settings), services.settings), file=sys.stderr, flush=True)
+    outbox = Outbox(services.stores.db, publisher, services.settings)
 
     async def train(request: TrainRequest) -> None:
         kit = await asyncio.to_thread(training_kit, services)
@@ -59,9 +61,9 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                  reason=outcome.reason, replayed=outcome.replayed)
         if not outcome.replayed:
             TRAINING_RUNS.labels(outcome.state).inc()
-        updated: ModelUpdated | None = model_updated(outcome, request)
-        if updated is not None:
-            await publisher.publish(updated)
+        events: list[ModelUpdated] = await asyncio.to_thread(model_updated, services.stores.registry, outcome, request)
+        for event in events:
+            await outbox.accept(event, aggregate="model", aggregate_id=event.version)  # durable first: the relay delivers it
         if outcome.state == "nothing":
             raise PermanentError(outcome.reason)
 

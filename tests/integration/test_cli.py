@@ -72,7 +72,7 @@ def test_help_lists_exactly_the_commands_each_with_what_it_does() -> None:
 
 @pytest.mark.parametrize(("group", "subcommands"), [("topics", {"create", "list", "asyncapi"}),
                                                     ("models", {"fetch", "list", "promote", "rollback", "share", "decisions"}),
-                                                    ("eval", {"retrieval", "qa"}), ("dlq", {"list", "show", "replay"}),
+                                                    ("eval", {"retrieval", "qa", "images"}), ("dlq", {"list", "show", "replay"}),
                                                     ("config", {"show"})])
 def test_each_command_group_lists_exactly_its_subcommands(group: str, subcommands: set[str]) -> None:
     commands = help_panels(group)["Commands"]

@@ -141,3 +141,21 @@ async def test_a_down_voted_canary_is_rolled_back_on_down_votes(eval_settings: S
 
     decision = next(d for d in runtime.stores.registry.decisions() if d.version == canary and d.action == "rollback")
     assert "downvote share rose from 0% to " in decision.reason and decision.actor == "auto:canary"
+
+
+async def test_an_automatic_promotion_announces_the_incumbent_it_retired(eval_settings: Settings, unique: str) -> None:
+    """The tenant's own active adapter is retired by the promotion: agents hear of both moves, from one builder."""
+    tenant = f"line{unique}"
+    async with eval_worker(eval_settings) as runtime:
+        registry, family = runtime.stores.registry, runtime.settings.llm.model_family
+        old = f"{family}@lora-{'01d':0>12}"
+        registry.register_candidate(ModelVersionRecord(version=old, family=family, tenant=tenant, state="candidate"), actor="t", reason="t")
+        registry.promote(old, actor="t", reason="the tenant's first adapter")
+        _, canary = register_canary(runtime, tenant, "2ee")
+        await answered([runtime], [response(n, tenant, old, lambda ref: ref) for n in range(6)])
+        await answered([runtime], [response(n, tenant, canary, lambda ref: ref) for n in range(POLICY.min_samples)])
+        await eventually(lambda: registry.get_version(canary).state == "active", what="the canary promoted")  # type: ignore[union-attr]
+        await eventually(lambda: len(published_updates([runtime], old)) == 1, what="the retirement announced")
+        retired, promoted = published_updates([runtime], old)[0], published_updates([runtime], canary)[0]
+    assert (retired["state"], retired["version_tenant"], retired["reason"]) == ("retired", tenant, promoted["reason"])
+    assert promoted["state"] == "active"

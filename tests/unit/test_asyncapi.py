@@ -66,7 +66,7 @@ def test_the_document_names_who_really_publishes_and_consumes() -> None:
     descriptions = {c["address"]: c["description"] for c in asyncapi_document()["channels"].values()}
     assert descriptions["model.updated"].endswith("Produced by: CLI, gateway, eval worker, trainer worker. Consumed by: agent worker.")
     assert descriptions["train.requests"].endswith("Produced by: feedback worker. Consumed by: trainer worker.")
-    assert descriptions["images.generate"].endswith("Produced by: no component. Consumed by: no component.")
+    assert descriptions["images.generate"].endswith("Produced by: streams.image_jobs. Consumed by: images worker.")
 
 
 def test_a_publish_whose_event_cannot_be_read_is_an_error_naming_the_line(tmp_path: Path) -> None:

@@ -90,3 +90,17 @@ def test_welch_and_proportion_tests() -> None:
     assert welch_less_p(0.0, 0.0, 10, 1.0, 0.0, 10) == 0.0
     assert proportion_greater_p(9, 10, 1, 10) < 0.001
     assert proportion_greater_p(0, 10, 0, 10) == 1.0
+
+
+def test_a_canary_that_fails_every_request_is_rolled_back_even_with_no_incumbent_answer() -> None:
+    """The canary took all the traffic of the period (or the incumbent had none): its error share is held against
+    max_error_increase alone, and tasks that failed on it count as errors."""
+    verdict = judge(VersionWindow.of("c", [], failed_tasks=8), VersionWindow.of("i", []), POLICY)
+    assert verdict.action == "rollback", verdict
+    assert "error share rose from 0% to 100% (8 of 8 canary answers" in verdict.reason
+    assert verdict.numbers["error.p"] < POLICY.alpha
+
+
+def test_a_few_errors_with_no_incumbent_answer_are_not_significant() -> None:
+    verdict = judge(VersionWindow.of("c", [{"token_f1": 1.0}] * 7, failed_tasks=1), VersionWindow.of("i", []), POLICY)
+    assert verdict.action == "wait", verdict

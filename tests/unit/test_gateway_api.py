@@ -22,7 +22,8 @@ README_ROUTES = {("post", "/v1/documents"), ("get", "/v1/documents/{document_id}
                  ("delete", "/v1/tasks/{task_id}"), ("post", "/v1/chat/completions"), ("post", "/v1/feedback"), ("get", "/v1/models"),
                  ("post", "/v1/webhooks/generic"), ("post", "/v1/webhooks/slack"), ("get", "/healthz"), ("get", "/metrics"),
                  ("get", "/asyncapi.json"), ("get", "/v1/dead-letters"), ("post", "/v1/models/{version}/promote"),
-                 ("post", "/v1/models/{version}/rollback"), ("get", "/v1/models/decisions"), ("get", "/v1/report")}
+                 ("post", "/v1/models/{version}/rollback"), ("get", "/v1/models/decisions"), ("get", "/v1/report"),
+                 ("get", "/v1/images/{image_id}"), ("get", "/v1/images/{image_id}/thumbnail"), ("post", "/v1/images/search")}
 
 
 @contextmanager

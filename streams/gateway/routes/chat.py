@@ -9,10 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from schemas.events import ChatOptions, ChatRequest, new_id
+from schemas.events import ChatOptions, ChatRequest, ChatTurn, new_id
+from schemas.settings import Settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn
 from streams.gateway.auth import grant_of, principals_of, tenant_of
+from streams.gateway.chat_images import ChatTurnIn, attached_images, flatten_turns
 from streams.gateway.context import GatewayContext
 from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
@@ -30,16 +32,22 @@ def mark_version(response: Response, task: TaskRecord | None) -> None:
         response.headers[MODEL_VERSION_HEADER] = task.result.model_version
 
 
-def chat_request(ctx: GatewayContext, body: ChatIn) -> ChatRequest:
+def chat_request(ctx: GatewayContext, body: ChatIn, images: list[str] | None = None) -> ChatRequest:
     """Validate what the queue cannot: prompt size and model version. Raises HTTPException."""
-    size = sum(len(m.content) for m in body.messages)
+    if any(not isinstance(m.content, str) for m in body.messages):
+        raise TypeError("content parts reach chat_request unflattened: await plain_chat(body, settings) first")
+    messages = [ChatTurn(role=m.role, content=str(m.content)) for m in body.messages]
+    size = sum(len(m.content) for m in messages)
     if size > ctx.settings.gateway.max_prompt_chars:
         raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.gateway.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
-    return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=body.messages,
+    limit = ChatRequest.model_fields["images"].metadata[0].max_length
+    if images and len(images) > limit:
+        raise HTTPException(422, f"the question carries {len(images)} images; at most {limit} may be attached to one question")
+    return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=messages,
                        options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
                                            max_new_tokens=body.max_new_tokens, priority=body.priority,
                                            stream=body.stream if body.stream is not None else True),
-                       reference=body.reference, callback_url=body.callback_url, principals=body.principals)
+                       reference=body.reference, callback_url=body.callback_url, principals=body.principals, images=images or [])
 
 
 async def ensure_model_version(ctx: GatewayContext, version: str | None, request: Request, tenant: str) -> None:
@@ -91,10 +99,12 @@ def router(ctx: GatewayContext) -> APIRouter:
                                                                       description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
         body.tenant = tenant_of(request, body.tenant)
         await ensure_model_version(ctx, body.model_version, request, body.tenant)
+        images = attached_images(body.messages)
+        body = await plain_chat(body, ctx.settings)  # images checked (422/413 saying why) and noted
         body.principals = principals_of(request, body.principals)
         if body.stream is None:
             body.stream = not wait  # a caller blocking for the result reads no token events: don't publish them
-        task, created = await submit(ctx, chat_request(ctx, body), idempotency_key)
+        task, created = await submit(ctx, chat_request(ctx, body, images), idempotency_key)
         if not created:
             response.status_code = 200
         if wait:
@@ -137,3 +147,9 @@ def router(ctx: GatewayContext) -> APIRouter:
         return TaskOut.of(task, attempts)
 
     return api
+
+
+async def plain_chat(body: ChatIn, settings: Settings) -> ChatIn:
+    """`body` with its messages flattened to text (`flatten_turns`)."""
+    turns = await flatten_turns(body.messages, settings)
+    return body.model_copy(update={"messages": [ChatTurnIn(role=t.role, content=t.content) for t in turns]})

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
+from indexing.images.decode import http_status
+from indexing.images.ingest import check_image_upload
 from indexing.loaders import LoadError
 from indexing.loaders.formats import detect_format
 from indexing.url_guard import resolve_allowed
@@ -61,6 +63,11 @@ def router(ctx: GatewayContext) -> APIRouter:
                 raise HTTPException(422, "content_b64: not valid base64") from None
             if len(data) > settings.ingest.fetch_max_bytes:
                 raise HTTPException(413, f"content is {len(data)} bytes; the limit is {settings.ingest.fetch_max_bytes} (RAGLOOP_FETCH_MAX_BYTES)")
+            try:
+                if await asyncio.to_thread(check_image_upload, settings, data, name=body.filename or "", media_type=body.media_type):
+                    return
+            except LoadError as error:
+                raise HTTPException(http_status(error), str(error)) from None
             try:
                 detect_format(media_type=body.media_type, name=body.filename or "", head=data[:512])
             except LoadError as error:

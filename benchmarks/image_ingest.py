@@ -1,0 +1,82 @@
+"""Image ingestion throughput against raw CLIP encoding of the same images, in the same run.
+
+Ingestion is the ingest worker's work per image document (indexing/images/ingest.py plus the
+caption through the text pipeline): decode with the limits and EXIF orientation, store the file and
+a thumbnail, CLIP-encode, write the image vector, chunk/embed/index the caption. Raw is
+`ClipModel.encode_images` on the same images, already decoded, in batches of 32. The ratio
+(ingest images/s ÷ raw images/s) is what the pipeline around the model costs.
+
+    python benchmarks/image_ingest.py --dataset ../shared/data/flickr8k-300 [--checkpoint PATH --model NAME] [--limit N]
+
+Without --checkpoint a random-weight ViT-S-32-alt is built from open_clip's config (timing only:
+throughput does not depend on the weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from PIL import Image
+
+from evaluation.images import image_folder, read_captions
+from indexing.images.ingest import ImageIngester
+from schemas.settings import Settings
+from streams.services import Services
+
+
+def random_checkpoint(folder: Path, model: str) -> Path:
+    import open_clip
+    import torch
+
+    path = folder / f"{model}.pt"
+    torch.save(open_clip.create_model(model, pretrained=None).state_dict(), path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "flickr8k-300")
+    parser.add_argument("--checkpoint", type=Path)
+    parser.add_argument("--model", default="ViT-S-32-alt")
+    parser.add_argument("--limit", type=int, default=300)
+    args = parser.parse_args()
+    rows = read_captions(args.dataset)
+    captions: dict[str, str] = {}
+    for name, caption in rows:
+        captions.setdefault(name, caption)
+    names = sorted(captions)[: args.limit]
+    files = [(name, (image_folder(args.dataset) / name).read_bytes()) for name in names]
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = args.checkpoint or random_checkpoint(Path(tmp), args.model)
+        settings = Settings(home=Path(tmp) / "home", clip={"model": args.model, "checkpoint": checkpoint})
+        services = Services(settings)
+        ingester = ImageIngester.from_settings(settings)
+        ingester.clip.encode_images([Image.new("RGB", (64, 64))])  # warm-up, outside both timings
+        services.pipeline.embedder.embed(["warm-up"])  # loads the text embedder outside the timing too
+
+        started = time.perf_counter()
+        documents = [ingester.ingest(data, tenant="bench", document_id=name, filename=name, metadata={"caption": captions[name]})
+                     for name, data in files]
+        services.pipeline.ingest_many(documents)
+        ingest_s = time.perf_counter() - started
+
+        decoded = [ingester.decode(data, name).image for name, data in files]
+        started = time.perf_counter()
+        ingester.clip.encode_images(decoded)
+        raw_s = time.perf_counter() - started
+        services.close()
+    report = {"images": len(files), "model": args.model, "ingest_images_per_s": round(len(files) / ingest_s, 2),
+              "raw_clip_images_per_s": round(len(files) / raw_s, 2), "ratio": round(raw_s / ingest_s, 3)}
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

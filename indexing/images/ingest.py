@@ -1,0 +1,113 @@
+"""An image document through the ingest pipeline: decode under the limits, keep the file and a
+thumbnail, embed it with CLIP and index the vector with the document's tenant, access list,
+caption and source.
+
+The document also gets a text form (its caption, else its title or file name) that goes through
+the ordinary chunk pipeline, so the image is found by text search too and citations of it carry
+its URL (`metadata["image_url"]`).
+
+    images = ImageIngester.from_settings(settings)   # raises ClipUnavailable when CLIP is off
+    document = images.ingest(data, tenant="acme", document_id="bike", caption="a red bicycle")
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from indexing.images.decode import DecodedImage, is_image
+from indexing.images.index import ImageEntry, ImageIndex, open_image_index
+from indexing.images.store import ImageStore, open_image_store
+from indexing.loaders.errors import UnsupportedFormatError
+from indexing.types import SourceDocument
+from models.clip import CLIP_OFF_MESSAGE, ClipModel, require_clip
+
+if TYPE_CHECKING:
+    from schemas.settings import Settings
+
+CAPTION_KEYS = ("caption", "alt", "alt_text", "description")
+
+
+def caption_of(metadata: dict[str, Any], title: str = "") -> str:
+    """The caption or alt text the caller gave (metadata `caption`/`alt`/…), else the title."""
+    for key in CAPTION_KEYS:
+        if isinstance(metadata.get(key), str) and metadata[key].strip():
+            return str(metadata[key]).strip()
+    return title
+
+
+class ImageIngester:
+    """Stores, embeds and indexes images; one per process (it holds the CLIP model)."""
+
+    def __init__(self, store: ImageStore, clip: ClipModel, index: ImageIndex) -> None:
+        self.store, self.clip, self.index = store, clip, index
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ImageIngester:
+        clip = require_clip(settings)
+        index = open_image_index(settings.search.url, home=settings.home, dimension=clip.dimension,
+                                 index_prefix=settings.search.opensearch_index)
+        return cls(open_image_store(settings), clip, index)
+
+    def decode(self, data: bytes, name: str) -> DecodedImage:
+        return self.store.decode(data, name=name)
+
+    def ingest(self, data: bytes, *, tenant: str, document_id: str, title: str = "", source: str | None = None,
+               filename: str | None = None, metadata: dict[str, Any] | None = None, access: Sequence[str] = ()) -> SourceDocument:
+        """Index one image document; raises a `LoadError` for bytes that are not an acceptable image."""
+        metadata = dict(metadata or {})
+        name = filename or source or document_id
+        decoded = self.decode(data, name)
+        caption = caption_of(metadata, title)
+        stored = self.store.put(tenant, data, caption=caption, source=source or filename, document_id=document_id,
+                                access=access, decoded=decoded)
+        vector = self.clip.encode_images([decoded.image])
+        self.index.put([ImageEntry(id=stored.id, tenant=tenant, document_id=document_id, caption=caption, source=stored.source,
+                                   media_type=stored.media_type, access=list(access))], vector)
+        metadata |= {"image_id": stored.id, "image_url": f"/v1/images/{stored.id}", "media_type": stored.media_type,
+                     "width": stored.width, "height": stored.height}
+        return SourceDocument(id=document_id, tenant=tenant, title=title or caption, text=caption or title or name,
+                              source=source or filename, metadata=metadata, access=list(access))
+
+    def delete_document(self, tenant: str, document_id: str) -> int:
+        return self.index.delete_document(tenant, document_id)
+
+
+class LazyImages:
+    """The process's `ImageIngester`, built on the first image (loading CLIP costs seconds and memory
+    that a text-only deployment never pays); `get` raises `UnsupportedFormatError` saying image
+    features are off when no checkpoint is configured."""
+
+    def __init__(self, settings: Settings | None) -> None:
+        self._settings = settings
+        self._ingester: ImageIngester | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def off(cls) -> LazyImages:
+        """Image features off: every image is refused with `CLIP_OFF_MESSAGE`."""
+        return cls(None)
+
+    @property
+    def enabled(self) -> bool:
+        return self._settings is not None and self._settings.clip.checkpoint is not None
+
+    def get(self) -> ImageIngester:
+        if self._settings is None or self._settings.clip.checkpoint is None:
+            raise UnsupportedFormatError(CLIP_OFF_MESSAGE)
+        with self._lock:
+            if self._ingester is None:
+                self._ingester = ImageIngester.from_settings(self._settings)
+            return self._ingester
+
+
+def check_image_upload(settings: Settings, data: bytes, *, name: str = "", media_type: str | None = None) -> bool:
+    """For the HTTP route: whether the upload is an image, raising a `LoadError` at once when image
+    features are off or the bytes break a limit or do not decode (413/422 before anything is queued)."""
+    if not is_image(name=name, media_type=media_type):
+        return False
+    if settings.clip.checkpoint is None:
+        raise UnsupportedFormatError(CLIP_OFF_MESSAGE)
+    open_image_store(settings).decode(data, name=name or "the image")
+    return True
