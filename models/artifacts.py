@@ -213,15 +213,11 @@ def open_artifact_store(url: str | None, *, home: Path, endpoint: str | None = N
     if url is None or url.startswith("file://"):
         return LocalArtifactStore(Path(unquote(urlsplit(url).path)) if url else home / "artifacts", cache)
     if url.startswith("s3://"):
-        from minio import Minio
 
         parts = urlsplit(url)
         if not parts.netloc:
             raise ArtifactError(f"RAGLOOP_ARTIFACTS_URL {url!r} names no bucket (expected s3://bucket/prefix)")
-        server = urlsplit(endpoint or "https://s3.amazonaws.com")
-        client = Minio(server.netloc, access_key=access_key, secret_key=secret_key, secure=server.scheme == "https",
-                       region=region or "us-east-1")  # a region given up front: no location lookup before the first request
-        return S3ArtifactStore(parts.netloc, parts.path, cache, client)
+        return S3ArtifactStore(parts.netloc, parts.path, cache, s3_client(endpoint, access_key, secret_key, region))
     raise ArtifactError(f"RAGLOOP_ARTIFACTS_URL must be file:///path or s3://bucket/prefix, not {url!r}")
 
 
@@ -235,3 +231,13 @@ def _plain_name(name: object) -> str:
     if not isinstance(name, str) or not _FILE_NAME.fullmatch(name) or name == MANIFEST:
         raise ArtifactError(f"an artifact manifest lists {name!r}, which is not a plain file name")
     return name
+
+
+def s3_client(endpoint: str | None, access_key: str | None, secret_key: str | None, region: str | None) -> Any:
+    """The minio client of the RAGLOOP_ARTIFACT_STORE_* connection (default AWS), shared by every bucket-backed
+    store; minio is imported only when a bucket is used."""
+    from minio import Minio
+
+    server = urlsplit(endpoint or "https://s3.amazonaws.com")
+    return Minio(server.netloc, access_key=access_key, secret_key=secret_key, secure=server.scheme == "https",
+                 region=region or "us-east-1")  # a region given up front: no location lookup before the first request

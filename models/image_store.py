@@ -98,13 +98,11 @@ def open_image_store(url: str | None, *, home: Path, endpoint: str | None = None
     if url is None or url.startswith("file://"):
         return LocalImageStore(Path(unquote(urlsplit(url).path)) if url else home / "generated-images")
     if url.startswith("s3://"):
-        from minio import Minio
 
         parts = urlsplit(url)
         if not parts.netloc:
             raise ImageStoreError(f"RAGLOOP_IMAGE_GEN_STORE_URL {url!r} names no bucket (expected s3://bucket/prefix)")
-        server = urlsplit(endpoint or "https://s3.amazonaws.com")
-        client = Minio(server.netloc, access_key=access_key, secret_key=secret_key, secure=server.scheme == "https",
-                       region=region or "us-east-1")
-        return S3ImageStore(parts.netloc, parts.path, client)
+        from models.artifacts import s3_client
+
+        return S3ImageStore(parts.netloc, parts.path, s3_client(endpoint, access_key, secret_key, region))
     raise ImageStoreError(f"RAGLOOP_IMAGE_GEN_STORE_URL must be file:///path or s3://bucket/prefix, not {url!r}")
