@@ -33,8 +33,10 @@ from trainers.lora_common import (
     lora_config,
     lr_lambda,
     memorised,
-    per_example_loss,
+    row_means,
     save_adapter,
+    target_tokens,
+    token_losses,
     write_report,
 )
 from trainers.recipe import LoraRecipe
@@ -104,16 +106,22 @@ def train(job: DeepSpeedJob) -> TrainReport | None:
     last_loss: dict[int, float] = {}
     loop_started = time.perf_counter()
     for step, picked in zip(range(1, recipe.max_steps + 1), batches(len(rows), batch_size, recipe.seed)):
-        shard = picked[rank::world] or picked[rank % len(picked):][:1]  # this rank's slice of the step's batch
+        # This rank's slice of the step's batch; a rank left without rows runs one with zero weight (every rank
+        # must take part in the step's collectives) and adds nothing to the loss or the gradients.
+        shard, weight = (picked[rank::world], 1.0) if picked[rank::world] else (picked[:1], 0.0)
+        targets = target_tokens([rows[i] for i in picked])
         batch = {k: v.to(engine.device) for k, v in collate([rows[i] for i in shard], pad_id).items()}
-        output = engine(**batch)
-        engine.backward(output.loss)
+        logits = engine(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        token_loss = token_losses(logits, batch["labels"])
+        # The step's loss is the token mean over the whole batch, as lora_cpu takes it: each rank divides its
+        # token sum by the batch's target count, times `world` because DeepSpeed averages the ranks' gradients.
+        engine.backward(token_loss.sum() / targets * world * weight)
         engine.step()  # clips, steps the optimizer and the LR schedule, zeroes the gradients
 
-        mine = (float(output.loss.detach()), list(zip(shard, per_example_loss(output.logits.detach(), batch["labels"]))))
+        mine = (float(token_loss.detach().sum()) * weight, list(zip(shard, row_means(token_loss, batch["labels"]))) if weight else [])
         everyone: list = [None] * world
         dist.all_gather_object(everyone, mine)  # every rank takes the same stop decision
-        loss = sum(r[0] for r in everyone) / world
+        loss = sum(r[0] for r in everyone) / targets
         if not math.isfinite(loss):
             raise FloatingPointError(f"loss is {loss} at step {step}: lower learning_rate in the recipe")
         losses.append(loss)

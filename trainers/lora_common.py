@@ -85,36 +85,41 @@ def collate(rows: list[dict[str, list[int]]], pad_id: int) -> dict[str, torch.Te
     return {k: torch.tensor(v) for k, v in batch.items()}
 
 
+def target_tokens(rows: list[dict[str, list[int]]]) -> int:
+    """How many tokens of `rows` the loss is taken over (the labels after the first, minus the masked ones)."""
+    return max(1, sum(sum(1 for label in row["labels"][1:] if label != IGNORE_INDEX) for row in rows))
+
+
+def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy of every position (0 where masked), in fp32: the one loss both recipes
+    take, so PEFT's and DeepSpeed's curves are the same numbers, not the same maths written twice."""
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].transpose(1, 2).float(), labels[:, 1:], ignore_index=IGNORE_INDEX, reduction="none"
+    )
+
+
+def row_means(token_loss: torch.Tensor, labels: torch.Tensor) -> list[float]:
+    """Mean loss of each row over its own target tokens (the stopping signal)."""
+    counts = (labels[:, 1:] != IGNORE_INDEX).sum(dim=1).clamp(min=1)
+    return (token_loss.detach().sum(dim=1) / counts).tolist()
+
+
 def accumulated_step(model: Any, rows: list[dict[str, list[int]]], pad_id: int, micro_batch_size: int) -> tuple[float, list[float]]:
     """Forward and backward of one optimizer step's batch, ``micro_batch_size`` rows at a time, so memory
     follows the micro-batch: a batch of 8 RAG-shaped prompts near 1024 tokens held ~19 GB of activations
     and logits (49k vocabulary) at once and was killed for memory. The gradients are those of one pass:
     each micro-batch's summed token loss is divided by the whole batch's target-token count (the mean
     the model's own loss takes). Returns the batch's mean token loss and each row's (the stopping signal)."""
-    targets = max(1, sum(sum(1 for label in row["labels"][1:] if label != IGNORE_INDEX) for row in rows))
+    targets = target_tokens(rows)
     summed, per_row = 0.0, []
     for start in range(0, len(rows), micro_batch_size):
         batch = collate(rows[start:start + micro_batch_size], pad_id)
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        shifted = batch["labels"][:, 1:]
-        token_loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].transpose(1, 2).float(), shifted, ignore_index=IGNORE_INDEX, reduction="none"
-        )
+        token_loss = token_losses(logits, batch["labels"])
         (token_loss.sum() / targets).backward()
-        row_loss = token_loss.detach().sum(dim=1)
-        summed += float(row_loss.sum())
-        per_row += (row_loss / (shifted != IGNORE_INDEX).sum(dim=1).clamp(min=1)).tolist()
+        summed += float(token_loss.detach().sum())
+        per_row += row_means(token_loss, batch["labels"])
     return summed / targets, per_row
-
-
-def per_example_loss(logits: torch.Tensor, labels: torch.Tensor) -> list[float]:
-    """Mean next-token loss of each row over its target tokens (the stopping signal)."""
-    shifted = labels[:, 1:]
-    token_loss = torch.nn.functional.cross_entropy(
-        logits[:, :-1].transpose(1, 2).float(), shifted, ignore_index=IGNORE_INDEX, reduction="none"
-    )
-    counts = (shifted != IGNORE_INDEX).sum(dim=1).clamp(min=1)
-    return (token_loss.sum(dim=1) / counts).tolist()
 
 
 def memorised(recipe: LoraRecipe, last_loss: dict[int, float], n_rows: int) -> bool:

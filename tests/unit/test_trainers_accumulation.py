@@ -11,7 +11,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from trainers.dataset import IGNORE_INDEX
-from trainers.lora_common import accumulated_step, collate, per_example_loss
+from trainers.lora_common import accumulated_step, collate, row_means, token_losses
 
 
 def tiny_model() -> LlamaForCausalLM:
@@ -40,7 +40,7 @@ def test_micro_batches_give_the_single_pass_gradients_and_losses(micro: int) -> 
     batch = collate(rows(), pad_id=0)
     output = whole(**batch)
     output.loss.backward()
-    expected_rows = per_example_loss(output.logits.detach(), batch["labels"])
+    expected_rows = row_means(token_losses(output.logits.detach(), batch["labels"]), batch["labels"])
 
     split = tiny_model()
     loss, per_row = accumulated_step(split, rows(), pad_id=0, micro_batch_size=micro)
