@@ -18,8 +18,9 @@ from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from evaluation.question_groups import normalise, question_of
 from schemas.database import Database
-from schemas.tables import EvalRecord, TaskRecord, VersionWindowRecord
+from schemas.tables import EvalRecord, FeedbackRecord, TaskRecord, VersionWindowRecord
 
 KEPT_ON_RESCORE = ("downvote", "perplexity")  # written by other events than the scoring itself
 
@@ -67,6 +68,21 @@ class EvalStore:
             statement = statement.where(col(EvalRecord.created_at) >= since)
         with self.db.session() as s:
             return [dict(m) for m in s.exec(statement.limit(limit)).all()]
+
+    def rows_with_questions(self, version: str, tenant: str, *, since: datetime) -> list[tuple[str, dict[str, Any]]]:
+        """(question, metrics) of `version`'s answers to `tenant` since `since`: the canary judge groups them by question."""
+        statement = (select(TaskRecord.request, EvalRecord.metrics)
+                     .join(TaskRecord, col(TaskRecord.id) == col(EvalRecord.task_id), isouter=True)  # a row whose task is gone still counts
+                     .where(EvalRecord.model_version == version, EvalRecord.tenant == tenant, col(EvalRecord.created_at) >= since))
+        with self.db.session() as s:
+            return [(question_of(request or {}), dict(metrics)) for request, metrics in s.exec(statement).all()]
+
+    def corrected_questions(self, tenant: str) -> set[str]:
+        """The normalised questions `tenant` ever corrected: what the tenant's adapter was taught to answer differently."""
+        statement = (select(TaskRecord.request).join(FeedbackRecord, col(FeedbackRecord.task_id) == col(TaskRecord.id))
+                     .where(FeedbackRecord.tenant == tenant, col(FeedbackRecord.correction).is_not(None)))
+        with self.db.session() as s:
+            return {normalise(question_of(request)) for request in s.exec(statement).all()}
 
     def failed_tasks(self, version: str, tenant: str, since: datetime) -> int:
         """Tasks of `tenant` that failed on `version` since `since`: answers that never came count as errors."""

@@ -34,6 +34,7 @@ import structlog
 
 from evaluation.canary_judge import judge
 from evaluation.perplexity import PerplexityScorer, sampled
+from evaluation.question_groups import grouped_windows
 from evaluation.scoring import score_answer
 from evaluation.windows import ERROR, VersionWindow
 from models.actions import updates
@@ -156,12 +157,16 @@ def canary_judge(services: Services, publisher: Publisher, policy: LearningPolic
         since = max((d.at for d in decisions if d.version == canary.version and d.action == "canary"),
                     default=canary.updated_at or canary.created_at)
 
-        def window(version: str) -> VersionWindow:
-            return VersionWindow.of(version, evals.rows(version, tenant, since=since), failed_tasks=evals.failed_tasks(version, tenant, since))
+        def windows(version: str, taught: set[str]) -> tuple[VersionWindow, dict[str, VersionWindow]]:
+            rows = evals.rows_with_questions(version, tenant, since=since)
+            whole = VersionWindow.of(version, (metrics for _, metrics in rows), failed_tasks=evals.failed_tasks(version, tenant, since))
+            return whole, grouped_windows(version, rows, taught)
 
-        canary_window, incumbent_window = await asyncio.gather(asyncio.to_thread(window, canary.version),
-                                                               asyncio.to_thread(window, serving.active.version))
-        verdict = judge(canary_window, incumbent_window, policy.canary)
+        taught = await asyncio.to_thread(evals.corrected_questions, tenant)
+        (canary_window, canary_groups), (incumbent_window, incumbent_groups) = await asyncio.gather(
+            asyncio.to_thread(windows, canary.version, taught), asyncio.to_thread(windows, serving.active.version, taught))
+        verdict = judge(canary_window, incumbent_window, policy.canary,
+                        groups={name: (canary_groups[name], incumbent_groups[name]) for name in canary_groups})
         if verdict.action == "wait":
             return
         move = registry.promote if verdict.action == "promote" else registry.rollback

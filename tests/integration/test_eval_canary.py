@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from models.registry import base_version
-from schemas.events import ChatResponse, FeedbackEvent
+from schemas.events import ChatRequest, ChatResponse, ChatTurn, FeedbackEvent
 from schemas.settings import Settings
-from schemas.tables import ModelVersionRecord
+from schemas.tables import FeedbackRecord, ModelVersionRecord
 from streams.runtime import Runtime
+from streams.tasks import task_from_request
 from tests.support import eventually, read_topic
 from trainers.policy import CanaryPolicy, LearningPolicy
 
@@ -159,3 +160,41 @@ async def test_an_automatic_promotion_announces_the_incumbent_it_retired(eval_se
         retired, promoted = published_updates([runtime], old)[0], published_updates([runtime], canary)[0]
     assert (retired["state"], retired["version_tenant"], retired["reason"]) == ("retired", tenant, promoted["reason"])
     assert promoted["state"] == "active"
+
+
+async def test_a_canary_that_learned_its_corrections_but_broke_other_questions_is_rolled_back(eval_settings: Settings,
+                                                                                               unique: str) -> None:
+    """Judged on one mean, the taught questions' gain (0 -> 1) outweighs the loss on the others (1 -> 0) and the canary
+    is promoted; the eval worker tells them apart by the tenant's corrections (real tasks and feedback rows) and rolls back."""
+    tenant = f"forget{unique}"
+    taught, other = FACTS[:2], FACTS[2:]
+    async with eval_worker(eval_settings) as runtime:
+        incumbent, canary = register_canary(runtime, tenant, "4f0")
+        for n, (question, reference) in enumerate(taught):  # the tenant corrected these questions' answers
+            request = ChatRequest(task_id=f"asked-{tenant}-{n}", tenant=tenant, messages=[ChatTurn(role="user", content=question)])
+            runtime.stores.tasks.create_task(task_from_request(request))
+            runtime.stores.feedback.add_feedback(FeedbackRecord(id=f"fb-{tenant}-{n}", task_id=request.task_id, tenant=tenant,
+                                                                rating="down", correction=reference))
+
+        def traffic(version: str, right_on: list[tuple[str, str]], count: int) -> list[ChatResponse]:
+            made = []
+            for n in range(count):
+                question, reference = (taught + other)[n % 4]
+                request = ChatRequest(task_id=f"t-{tenant}-{n}-{version[-6:]}", tenant=tenant, conversation_id=f"c-{n}",
+                                      messages=[ChatTurn(role="user", content=f"  {question.upper()} ")])  # asked again, differently cased
+                runtime.stores.tasks.create_task(task_from_request(request))
+                answer = reference if (question, reference) in right_on else "I do not know."
+                made.append(ChatResponse(event_id=f"{request.task_id}.response", tenant=tenant, task_id=request.task_id,
+                                         conversation_id=request.conversation_id, question=question, answer=answer,
+                                         model_version=version, reference=reference, timings_ms={"generate": 10.0}))
+            return made
+
+        await answered([runtime], traffic(incumbent, other, 8))
+        await answered([runtime], traffic(canary, taught, POLICY.min_samples + 2))
+        await eventually(lambda: runtime.stores.registry.get_version(canary).state != "canary", what="the canary judged")  # type: ignore[union-attr]
+
+    assert auto_decisions(runtime, canary) == ["rollback"]
+    decision = next(d for d in runtime.stores.registry.decisions() if d.version == canary and d.action == "rollback")
+    assert "on untaught questions, token_f1 fell from 1.00 to 0.00" in decision.reason
+    assert decision.numbers["taught.canary.answers"] >= POLICY.min_samples_to_abort
+    assert decision.numbers["taught.canary.token_f1.mean"] == 1.0 and decision.numbers["untaught.canary.token_f1.mean"] == 0.0

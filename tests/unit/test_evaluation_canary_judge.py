@@ -104,3 +104,52 @@ def test_a_canary_that_fails_every_request_is_rolled_back_even_with_no_incumbent
 def test_a_few_errors_with_no_incumbent_answer_are_not_significant() -> None:
     verdict = judge(VersionWindow.of("c", [{"token_f1": 1.0}] * 7, failed_tasks=1), VersionWindow.of("i", []), POLICY)
     assert verdict.action == "wait", verdict
+
+
+def taught_and_untaught(taught: list[float], untaught: list[float], incumbent_taught: list[float], incumbent_untaught: list[float]):
+    canary = {"taught": window("c", taught), "untaught": window("c", untaught)}
+    incumbent = {"taught": window("i", incumbent_taught), "untaught": window("i", incumbent_untaught)}
+    whole = (window("c", taught + untaught), window("i", incumbent_taught + incumbent_untaught))
+    return whole, {name: (canary[name], incumbent[name]) for name in canary}
+
+
+def test_a_gain_on_taught_questions_does_not_hide_a_loss_on_the_rest() -> None:
+    """The learning benchmark's case: facts 0 -> 1, the other questions 0.85 -> 0.3. One mean over both
+    rises, so the whole window alone promotes; the untaught group's drop rolls back."""
+    (canary, incumbent), groups = taught_and_untaught([1.0] * 10, [0.3, 0.25, 0.35, 0.3] * 3,
+                                                      [0.0] * 10, GOOD[:12])
+    assert judge(canary, incumbent, POLICY).action == "promote"
+    verdict = judge(canary, incumbent, POLICY, groups)
+    assert verdict.action == "rollback"
+    assert "on untaught questions, token_f1 fell from 0.86 to 0.30" in verdict.reason
+    assert verdict.numbers["untaught.token_f1.p"] < verdict.numbers["alpha"] == pytest.approx(POLICY.alpha / 3)
+    assert "taught.token_f1.p" in verdict.numbers and "on taught" not in verdict.reason
+
+
+def test_a_group_with_too_few_canary_answers_is_not_judged_on_its_own() -> None:
+    (canary, incumbent), groups = taught_and_untaught([1.0] * 40, [0.0] * 3, [0.0] * 20, GOOD[:12])
+    verdict = judge(canary, incumbent, POLICY, groups)
+    assert "untaught.token_f1.p" not in verdict.numbers and verdict.numbers["alpha"] == pytest.approx(POLICY.alpha / 2)
+    assert verdict.action == "promote" and "nor on taught questions (40 canary answers)" in verdict.reason
+
+
+def test_a_canary_good_in_both_groups_is_promoted() -> None:
+    (canary, incumbent), groups = taught_and_untaught([1.0] * 10, GOOD[:12], [0.0] * 10, GOOD[:12])
+    verdict = judge(canary, incumbent, POLICY, groups)
+    assert verdict.action == "promote" and "nor on taught questions" in verdict.reason and "nor on untaught questions" in verdict.reason
+
+
+def test_promotion_waits_for_a_group_with_too_few_answers_to_judge_but_not_for_ever() -> None:
+    (canary, incumbent), groups = taught_and_untaught([1.0] * 18, [0.9] * 3, [0.0] * 18, GOOD[:12])
+    waiting = judge(canary, incumbent, POLICY, groups)
+    assert waiting.action == "wait" and "on untaught questions to judge them too" in waiting.reason
+    (canary, incumbent), groups = taught_and_untaught([1.0] * 37, [0.9] * 3, [0.0] * 18, GOOD[:12])
+    verdict = judge(canary, incumbent, POLICY, groups)
+    assert verdict.action == "promote" and "too few answers to judge alone: untaught questions" in verdict.reason
+
+
+def test_a_group_that_holds_every_answer_is_not_tested_twice() -> None:
+    """All canary traffic on taught questions (the poison benchmark): one family, alpha unchanged."""
+    canary, incumbent = window("c", [0.1] * 10), window("i", GOOD[:12])
+    verdict = judge(canary, incumbent, POLICY, {"taught": (canary, incumbent), "untaught": (window("c", []), window("i", []))})
+    assert verdict.action == "rollback" and verdict.numbers["alpha"] == POLICY.alpha and "on taught" not in verdict.reason
