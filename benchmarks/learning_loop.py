@@ -2,7 +2,8 @@
 
 - teaching: 20 invented facts (tests/e2e/learning.py's FACTS) taught only by `POST /v1/feedback`
   corrections, one tenant; the policy retrains at exactly 20 corrections, the canary earns all
-  traffic under simulated users' traffic; then the share of facts answered right through
+  traffic under simulated users' traffic (before teaching, `--warmup-questions` other SQuAD
+  questions are asked and rated by simulated users, whose up-voted answers the trainer rehearses); then the share of facts answered right through
   `POST /v1/chat` (target ≥ 90%) and the SQuAD-mini answer-contains rate on a fixed sample of
   questions before and after (target: a drop of ≤ 2 points);
 - speed: from the threshold-reaching correction to the adapter serving all of the tenant's traffic,
@@ -127,10 +128,15 @@ def wait_for_canary(run: Run, client: TenantClient, tenant: str, timeout: float)
     return str(run.wait(gated, timeout=timeout, what=f"{tenant}'s adapter to become a canary", interval=2))
 
 
-def teaching(run: Run, args: argparse.Namespace, squad: list[Question]) -> dict[str, Any]:
+def teaching(run: Run, args: argparse.Namespace, squad: list[Question], warmup: list[Question]) -> dict[str, Any]:
     client = run.clients[TEACH]
-    ingest(run, client, squad)
+    ingest(run, client, squad + warmup)
     base = client.serving()
+    # Ordinary traffic before any correction, rated by its simulated users (up when right, down when wrong), as
+    # real users rate: the up-voted answers are what the trainer rehearses. Disjoint from the measured sample,
+    # so rehearsal cannot inflate the after-rate.
+    for answer in [client.ask(q) for q in warmup]:
+        client.rate(answer)
     before = [client.ask(q) for q in squad]
     facts = fact_questions(FACTS[: args.facts])
     taught_before = [client.ask(q) for q in facts]
@@ -154,7 +160,7 @@ def teaching(run: Run, args: argparse.Namespace, squad: list[Question]) -> dict[
         "tenant": TEACH, "base": base, "version": version, "outcome": state, "facts": len(facts),
         "facts_right_before": rate_of(taught_before), "facts_right_after": rate_of(after_facts),
         "facts_answered_by": sorted({a.version for a in after_facts}),
-        "squad_questions": len(squad), "squad_contains_before": rate_of(before), "squad_contains_after": rate_of(after),
+        "warmup_questions": len(warmup), "squad_questions": len(squad), "squad_contains_before": rate_of(before), "squad_contains_after": rate_of(after),
         "squad_drop_points": round(100 * (rate_of(before) - rate_of(after)), 2),
         "threshold_to_canary_s": round(canary_at - threshold_at, 1), "threshold_to_all_traffic_s": round(served_at - threshold_at, 1),
         "canary_requests": len(canary_traffic), "canary_answers_by_canary": sum(a.version == version for a in canary_traffic),
@@ -216,6 +222,9 @@ def main() -> None:
     parser.add_argument("--poison", type=int, default=20, help="wrong corrections (must equal --facts: one policy serves both tenants)")
     parser.add_argument("--poison-pool", type=int, default=80, help="SQuAD questions asked to find --poison answered right")
     parser.add_argument("--squad-questions", type=int, default=100, help="SQuAD-mini sample for the answer-contains rate")
+    parser.add_argument("--warmup-questions", type=int, default=40,
+                        help="SQuAD questions asked and rated (up if right, down if wrong) before teaching, disjoint from the "
+                             "measured sample: the up-voted answers are what the trainer rehearses (0: a tenant that only corrects)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--canary-share", type=float, default=0.5)
     parser.add_argument("--canary-min-samples", type=int, default=20, help="canary answers scored before promotion")
@@ -248,7 +257,8 @@ def main() -> None:
                                    "mode": "api" if args.api else "embedded"}
         with runner as run:
             if not args.skip_teach:
-                results["teaching"] = teaching(run, args, squad_sample(DATA, args.squad_questions, seed=args.seed))
+                sample = squad_sample(DATA, args.squad_questions + args.warmup_questions, seed=args.seed)
+                results["teaching"] = teaching(run, args, sample[:args.squad_questions], sample[args.squad_questions:])
             if not args.skip_poison:
                 results["poison"] = poisoning(run, args)
         results["targets"] = targets(results)
