@@ -8,7 +8,9 @@ conversation never flips between versions mid-canary.
 
 States (`schemas.tables.MODEL_STATES`): candidate → canary → active → retired, or candidate →
 rejected, or canary/active → rolled_back. Every transition is one transaction that also writes a
-`ModelDecisionRecord` (who, why, on what numbers), so the audit trail and the state cannot disagree.
+`ModelDecisionRecord` (who, why, on what numbers), so the audit trail and the state cannot disagree,
+and, given an `outbox_scope`, the `model.updated` event of every version it moved into the outbox
+(`models/announcements.py`): the announcement is durable with the move, never a step after it.
 
     registry.register_candidate(record, actor="auto:gate", reason="trained on 20 corrections")
     registry.start_canary(version, share=0.2, actor="auto:gate", reason="gate passed", numbers={...})
@@ -25,8 +27,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from models.announcements import model_updated
 from schemas.database import Database
 from schemas.events import utcnow
+from schemas.outbox_store import outbox_entry
 from schemas.tables import ModelDecisionRecord, ModelVersionRecord
 
 # What a caller acting for a tenant (an API key) may pin with `model_version`: the versions serving
@@ -66,8 +70,9 @@ def in_canary(version: str, conversation_key: str, share: float) -> bool:
 
 
 class ModelRegistry:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, outbox_scope: str | None = None) -> None:
         self.db = db
+        self.outbox_scope = outbox_scope  # None: transitions announce nothing (tools and tests that read only)
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -162,10 +167,13 @@ class ModelRegistry:
             s.add(row)
             s.commit()
 
-    def reject(self, version: str, *, actor: str, reason: str, numbers: dict[str, Any] | None = None) -> ModelDecisionRecord:
-        return self._move(version, to="rejected", allowed=("candidate",), action="reject", actor=actor, reason=reason, numbers=numbers)
+    def reject(self, version: str, *, actor: str, reason: str, numbers: dict[str, Any] | None = None,
+               caused_by: str | None = None) -> ModelDecisionRecord:
+        return self._move(version, to="rejected", allowed=("candidate",), action="reject", actor=actor, reason=reason, numbers=numbers,
+                          caused_by=caused_by)
 
-    def start_canary(self, version: str, *, share: float, actor: str, reason: str, numbers: dict[str, Any] | None = None) -> ModelDecisionRecord:
+    def start_canary(self, version: str, *, share: float, actor: str, reason: str, numbers: dict[str, Any] | None = None,
+                     caused_by: str | None = None) -> ModelDecisionRecord:
         """The candidate answers `share` of its tenant's conversations; a canary already running on that line is rolled back first
         (one canary per line: two would split the comparison)."""
         if not 0 < share <= 1:
@@ -173,15 +181,16 @@ class ModelRegistry:
         with self.db.session() as s:
             row = self._require(s, version)
             self._check(row, ("candidate",), "start a canary for")
-            for other in s.exec(select(ModelVersionRecord).where(ModelVersionRecord.family == row.family, ModelVersionRecord.state == "canary",
-                                                                 _tenant_is(row.tenant))).all():
+            moved = list(s.exec(select(ModelVersionRecord).where(ModelVersionRecord.family == row.family, ModelVersionRecord.state == "canary",
+                                                                 _tenant_is(row.tenant))).all())
+            for other in moved:
                 self._set(s, other, "rolled_back", "rollback", actor, f"replaced by the newer canary {version}", {})
             row.canary_share = share
             decision = self._set(s, row, "canary", "canary", actor, reason, {**(numbers or {}), "share": share})
-            s.commit()
-            return decision
+            return self._commit(s, decision, [*moved, row], caused_by)
 
-    def promote(self, version: str, *, actor: str, reason: str, numbers: dict[str, Any] | None = None) -> ModelDecisionRecord:
+    def promote(self, version: str, *, actor: str, reason: str, numbers: dict[str, Any] | None = None,
+                caused_by: str | None = None) -> ModelDecisionRecord:
         """The version serves all of its line; the line's previous active version is retired in the same transaction."""
         with self.db.session() as s:
             row = self._require(s, version)
@@ -192,10 +201,10 @@ class ModelRegistry:
             row.canary_share = None
             decision = self._set(s, row, "active", "promote", actor, reason, {**(numbers or {}),
                                                                              "replaced": incumbent.version if incumbent else None})
-            s.commit()
-            return decision
+            return self._commit(s, decision, [row, *([incumbent] if incumbent else [])], caused_by)
 
-    def rollback(self, version: str, *, actor: str, reason: str, numbers: dict[str, Any] | None = None) -> ModelDecisionRecord:
+    def rollback(self, version: str, *, actor: str, reason: str, numbers: dict[str, Any] | None = None,
+                 caused_by: str | None = None) -> ModelDecisionRecord:
         """Take a canary or active version back for good. An active one hands its line back to its parent when the parent is
         on the same line and was retired; otherwise the line falls back to the shared active version. The base model cannot
         be rolled back: it is what everything falls back to."""
@@ -207,18 +216,20 @@ class ModelRegistry:
             was_active = row.state == "active"
             row.canary_share = None
             decision = self._set(s, row, "rolled_back", "rollback", actor, reason, numbers or {})
+            moved = [row]
             if was_active and row.parent:
                 parent = s.get(ModelVersionRecord, row.parent)
                 if parent is not None and parent.tenant == row.tenant and parent.state == "retired":
                     self._set(s, parent, "active", "promote", actor, f"restored: {version} was rolled back", {})
+                    moved.append(parent)
             if was_active and row.tenant is None and self._active(s, row.family, None) is None:
                 base = s.get(ModelVersionRecord, base_version(row.family))
                 if base is not None:
                     self._set(s, base, "active", "promote", actor, f"restored: {version} was rolled back", {})
-            s.commit()
-            return decision
+                    moved.append(base)
+            return self._commit(s, decision, moved, caused_by)
 
-    def share(self, version: str, *, actor: str, reason: str) -> ModelDecisionRecord:
+    def share(self, version: str, *, actor: str, reason: str, caused_by: str | None = None) -> ModelDecisionRecord:
         """An operator marks a tenant's version as shared: it moves to the shared line as a candidate, to be promoted there."""
         with self.db.session() as s:
             row = self._require(s, version)
@@ -227,8 +238,7 @@ class ModelRegistry:
             self._check(row, ("candidate", "active", "retired"), "share")
             row.tenant = None
             decision = self._set(s, row, "candidate", "share", actor, reason, {})
-            s.commit()
-            return decision
+            return self._commit(s, decision, [row], caused_by)
 
     # ---- legacy: tests seed versions in any state with it (the trainer no longer does) -----------
 
@@ -240,13 +250,21 @@ class ModelRegistry:
     # ---- helpers ------------------------------------------------------------------------------
 
     def _move(self, version: str, *, to: str, allowed: tuple[str, ...], action: str, actor: str, reason: str,
-              numbers: dict[str, Any] | None) -> ModelDecisionRecord:
+              numbers: dict[str, Any] | None, caused_by: str | None) -> ModelDecisionRecord:
         with self.db.session() as s:
             row = self._require(s, version)
             self._check(row, allowed, action)
             decision = self._set(s, row, to, action, actor, reason, numbers or {})
-            s.commit()
-            return decision
+            return self._commit(s, decision, [row], caused_by)
+
+    def _commit(self, s: Session, decision: ModelDecisionRecord, moved: list[ModelVersionRecord], caused_by: str | None) -> ModelDecisionRecord:
+        """Commit the transition with the `model.updated` of every version it moved (the acted one first), when announcing."""
+        if self.outbox_scope is not None:
+            for row in moved:
+                event = model_updated(row, decision, caused_by or row.tenant or "default")
+                s.add(outbox_entry(event, aggregate="model", aggregate_id=row.version, scope=self.outbox_scope))
+        s.commit()
+        return decision
 
     @staticmethod
     def _require(s: Session, version: str) -> ModelVersionRecord:

@@ -33,10 +33,11 @@ class Stores:
     callbacks: CallbackDeliveries
 
     @classmethod
-    def of(cls, db: Database) -> Stores:
+    def of(cls, db: Database, *, outbox_scope: str | None = None) -> Stores:
+        """`outbox_scope` (the broker's topic prefix): where the registry's transitions write their `model.updated`."""
         return cls(db, TaskStore(db), TaskAttempts(db), DocumentStore(db), EventLedger(db), FeedbackStore(db), EvalStore(db),
-                   ModelRegistry(db), CallbackDeliveries(db))
+                   ModelRegistry(db, outbox_scope=outbox_scope), CallbackDeliveries(db))
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Stores:
-        return cls.of(Database.from_settings(settings))
+        return cls.of(Database.from_settings(settings), outbox_scope=settings.broker.topic_prefix)

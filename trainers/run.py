@@ -125,11 +125,11 @@ def run_training(kit: TrainingKit, run_id: str, tenant: str, family: str, *, pro
         kit.registry.update_metrics(version, metrics)
         if gate.promoted:
             share = kit.policy.canary.share
-            kit.registry.start_canary(version, share=share, actor=ACTOR, reason=gate.reason, numbers=gate_numbers(gate))
+            kit.registry.start_canary(version, share=share, actor=ACTOR, reason=gate.reason, numbers=gate_numbers(gate), caused_by=tenant)
             state, version_state = "gated", "canary"
         else:
             share = None
-            kit.registry.reject(version, actor=ACTOR, reason=gate.reason, numbers=gate_numbers(gate))
+            kit.registry.reject(version, actor=ACTOR, reason=gate.reason, numbers=gate_numbers(gate), caused_by=tenant)
             state, version_state = "rejected", "rejected"
         kit.training.finish_run(run_id, state=state, version=version, metrics={**metrics, "losses": report.losses, "reason": gate.reason})
         return RunOutcome(run_id=run_id, tenant=tenant, family=family, state=state, version=version, version_state=version_state,
@@ -151,7 +151,7 @@ def _failed(kit: TrainingKit, run_id: str, tenant: str, family: str, version: st
     if version is not None:
         record = kit.registry.get_version(version)
         if record is not None and record.state == "candidate":  # registered by this run, never gated: it must not linger
-            kit.registry.reject(version, actor=ACTOR, reason=f"training run {run_id} failed: {error}")
+            kit.registry.reject(version, actor=ACTOR, reason=f"training run {run_id} failed: {error}", caused_by=tenant)
     kit.training.finish_run(run_id, state="failed", version=version, error=error)
     state = "nothing" if isinstance(exc, NothingToTrain) else "failed"
     if state == "failed":  # nothing to learn from stays claimed: it would only start the same empty run again

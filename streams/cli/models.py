@@ -17,7 +17,6 @@ from streams.cli.options import console, listing
 if TYPE_CHECKING:
     from models.actions import Action
     from models.registry import ModelRegistry
-    from schemas.events import ModelUpdated
 
 models_app = typer.Typer(help="Fetch models, list model versions per tenant, and promote, roll back or share them by hand "
                               "(audited as `cli`). The canary judge does the same automatically; these are for people.",
@@ -47,7 +46,7 @@ def _registry(settings: Settings) -> ModelRegistry:
     from models.registry import ModelRegistry
     from schemas.database import Database
 
-    registry = ModelRegistry(Database.from_settings(settings))
+    registry = ModelRegistry(Database.from_settings(settings), outbox_scope=settings.broker.topic_prefix)
     registry.ensure_base_version(settings.llm.model_family)
     return registry
 
@@ -80,25 +79,20 @@ def models_list(tenant: LineOption = None) -> None:
 def _act(action: Action, version: str, reason: str | None) -> None:
     from models.actions import act
     from models.registry import InvalidTransition, UnknownVersion
-    from streams.cli.runtime import run_with
-    from streams.runtime import Runtime
+    from streams.cli.announce import deliver
 
     settings = get_settings()
     registry = _registry(settings)
     try:
-        decision, events = act(registry, action, version, actor="cli", reason=reason)
+        decision = act(registry, action, version, actor="cli", reason=reason)
     except UnknownVersion:
         raise typer.BadParameter(f"no model version {version!r}; `ragloop models list` shows them", param_hint="VERSION") from None
     except InvalidTransition as error:
         console.print(f"refused: {error}")
         raise typer.Exit(1) from None
-
-    async def publish(runtime: Runtime) -> None:
-        updates: list[ModelUpdated] = events
-        for event in updates:  # durable first; on Kafka the agents hear it now, embedded a running `ragloop serve`'s relay sends it
-            await runtime.outbox.accept(event, aggregate="model", aggregate_id=event.version)
-
-    run_with(settings, [], publish, warm=False)
+    # The move wrote its model.updated in its own transaction: on Kafka the agents hear it now; embedded, the running
+    # `ragloop up`'s relay sends it.
+    deliver(settings, registry.db)
     row = registry.get_version(version)
     console.print(f"{decision.action}: {version} is now {row.state if row else '?'} "
                   f"({'shared line' if decision.tenant is None else 'tenant ' + decision.tenant}); reason: {decision.reason}")

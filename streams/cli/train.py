@@ -45,13 +45,13 @@ def train(from_feedback: Annotated[bool, typer.Option("--from-feedback", help="T
 
             outcome = run_training(kit, run_id, tenant, settings.llm.model_family, progress=progress, stage=stage)
         if outcome.changed and outcome.version is not None:
-            from streams.cli.announce import announce
+            from streams.cli.announce import deliver
 
-            if announce(settings, services.stores.db, services.stores.registry, outcome.version, tenant=tenant):
+            if deliver(settings, services.stores.db):
                 console.print(f"announced {outcome.version} ({outcome.version_state}) on model.updated")
             else:
                 console.print(f"agents load {outcome.version} from the registry within RAGLOOP_LLM_SERVING_TTL_S="
-                              f"{settings.llm.serving_ttl_s:g}s (embedded broker: nothing to announce to)")
+                              f"{settings.llm.serving_ttl_s:g}s, or sooner: its model.updated waits in the outbox for a running ragloop's relay")
     finally:
         services.close()
     colour = {"gated": "green", "rejected": "yellow"}.get(outcome.state, "red")

@@ -37,9 +37,8 @@ from evaluation.perplexity import PerplexityScorer, sampled
 from evaluation.question_groups import grouped_windows
 from evaluation.scoring import score_answer
 from evaluation.windows import ERROR, VersionWindow
-from models.actions import updates
 from models.registry import InvalidTransition
-from schemas.events import ChatResponse, EvalResult, FeedbackEvent, ModelUpdated, utcnow
+from schemas.events import ChatResponse, EvalResult, FeedbackEvent, utcnow
 from schemas.tables import EvalRecord, VersionWindowRecord
 from streams.consumer import EventConsumer
 from streams.metrics import (
@@ -142,9 +141,9 @@ def background(services: Services, publisher: Publisher) -> list[BackgroundLoop]
 
 def canary_judge(services: Services, publisher: Publisher, policy: LearningPolicy) -> Callable[[str], Awaitable[None]]:
     """`judge(tenant)`: judge the tenant's canary on canary vs active answers (and failed tasks) since it started; on a
-    verdict, move it (actor `auto:canary`) and announce every version the move changed (`models.actions.updates`:
-    the canary, and the incumbent it retired or that serves again) through the outbox, so the announcement is
-    durable before it is sent and the relay delivers it if the broker is down now."""
+    verdict, move it (actor `auto:canary`); the registry writes `model.updated` for every version the move changed (the
+    canary, and the incumbent it retired or that serves again) into the outbox in the move's own transaction, so the
+    announcement is durable with the move; it is sent now, or by the relay if the broker is down."""
     evals, registry, family = services.stores.evals, services.stores.registry, services.settings.llm.model_family
     outbox = Outbox(services.stores.db, publisher, services.settings)
 
@@ -171,15 +170,14 @@ def canary_judge(services: Services, publisher: Publisher, policy: LearningPolic
             return
         move = registry.promote if verdict.action == "promote" else registry.rollback
         try:
-            decision = await asyncio.to_thread(move, canary.version, actor="auto:canary", reason=verdict.reason, numbers=verdict.numbers)
+            await asyncio.to_thread(move, canary.version, actor="auto:canary", reason=verdict.reason, numbers=verdict.numbers,
+                                    caused_by=tenant)
         except InvalidTransition:
             log.info("canary already decided elsewhere", version=canary.version, action=verdict.action)
             return
         CANARY_DECISIONS.labels(verdict.action).inc()
         log.info("canary decided", version=canary.version, tenant=tenant, action=verdict.action, reason=verdict.reason)
-        events: list[ModelUpdated] = await asyncio.to_thread(updates, registry, decision, caused_by=tenant)
-        for event in events:
-            await outbox.accept(event, aggregate="model", aggregate_id=event.version)
+        await outbox.deliver_now()  # the move wrote its model.updated (canary, and what it retired or restored) in its transaction
 
     return judge_canary
 

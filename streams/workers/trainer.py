@@ -1,8 +1,8 @@
 """Trainer role: `train.requests` → `trainers.run.run_training` for the request's tenant → `model.updated`.
 
 The domain function does the work (examples, training, artifact, registry, gate, run record); this
-worker decodes, counts the outcome on `/metrics` and tells agents when a version moved (through the
-outbox, built by `models.actions`, the one builder of `model.updated`).
+worker decodes, counts the outcome on `/metrics` and delivers the `model.updated` the registry wrote
+into the outbox with the move (`models/announcements.py`, the one builder of that event).
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from pathlib import Path
 import structlog
 
 import trainers
-from models.actions import latest_updates
-from models.registry import ModelRegistry
-from schemas.events import ModelUpdated, TrainRequest
+from schemas.events import TrainRequest
 from streams.consumer import EventConsumer, PermanentError
 from streams.metrics import TRAINING_RUNS
 from streams.outbox_relay import Outbox
@@ -24,7 +22,7 @@ from streams.publisher import Publisher
 from streams.services import Services
 from streams.topics import TOPICS
 from trainers.recipe import LoraRecipe
-from trainers.run import RunOutcome, TrainingKit, run_training
+from trainers.run import TrainingKit, run_training
 from trainers.train_policy import describe, load_policy
 from trainers.training_store import TrainingStore
 
@@ -43,13 +41,6 @@ def training_kit(services: Services) -> TrainingKit:
                        gate_guard_examples=settings.training.gate_guard_examples, gate_max_guard_drop=settings.training.gate_max_guard_drop)
 
 
-def model_updated(registry: ModelRegistry, outcome: RunOutcome, request: TrainRequest) -> list[ModelUpdated]:
-    """The events that tell agents a version moved ([] when none did), from the one builder every mover uses."""
-    if outcome.version is None or outcome.version_state not in ("canary", "rejected"):
-        return []
-    return [event.model_copy(update={"trace": request.trace}) for event in latest_updates(registry, outcome.version, caused_by=request.tenant)]
-
-
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     print(describe(load_policy(services.settings), services.settings), file=sys.stderr, flush=True)
     outbox = Outbox(services.stores.db, publisher, services.settings)
@@ -61,9 +52,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                  reason=outcome.reason, replayed=outcome.replayed)
         if not outcome.replayed:
             TRAINING_RUNS.labels(outcome.state).inc()
-        events: list[ModelUpdated] = await asyncio.to_thread(model_updated, services.stores.registry, outcome, request)
-        for event in events:
-            await outbox.accept(event, aggregate="model", aggregate_id=event.version)  # durable first: the relay delivers it
+        await outbox.deliver_now()  # the registry wrote the canary's (or rejection's) model.updated with the move
         if outcome.state == "nothing":
             raise PermanentError(outcome.reason)
 

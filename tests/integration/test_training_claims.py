@@ -12,6 +12,7 @@ Training is replaced at the edge as in `test_training_runs.py` (same stand-in tr
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -108,13 +109,15 @@ class AnyAdapterLearned(Engine):
 async def test_a_gated_run_is_announced_through_the_outbox_by_the_one_builder(settings: Settings, unique: str, trainer: Trainer,  # noqa: F811
                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """The trainer worker writes the canary's `model.updated` to the outbox (durable before it is sent; the relay
-    delivers it if the broker is down), built by `models.actions` with the gate's numbers and the decision's reason."""
+    delivers it if the broker is down), written by the registry with the move, with the gate's numbers and the decision's reason."""
     services = Services(settings, Stores.from_settings(settings))
     family = settings.llm.model_family
     services.stores.registry.ensure_base_version(family)
     tenant = f"acme-{unique}"
     correct(services.stores.db, tenant, "Capital of Zorblax?", "Quenvale.", 0)
-    monkeypatch.setattr(trainer_worker, "training_kit", lambda _: kit(services.stores.db, settings.home, AnyAdapterLearned()))
+    # the worker's own registry, which writes model.updated with each move (the test kit's announces nothing)
+    monkeypatch.setattr(trainer_worker, "training_kit", lambda _: dataclasses.replace(
+        kit(services.stores.db, settings.home, AnyAdapterLearned()), registry=services.stores.registry))
     [consumer] = trainer_worker.consumers(services, Recorder())  # type: ignore[arg-type]
     await consumer.handle(TrainRequest(event_id=f"req-{unique}", tenant=tenant, model_family=family, reason="test"))
     run = TrainingStore(services.stores.db).get_run(f"req-{unique}")

@@ -51,9 +51,11 @@ def db(request: pytest.FixtureRequest, settings: Settings) -> Database:
 
 
 class Trainer:
-    """Stands in for `train_adapter`: the adapter's bytes are a function of the examples, and the losses are given."""
+    """Stands in for `train_adapter`: the adapter's bytes are a function of the examples (and of the test, so a database
+    kept from an earlier run never holds the same content-addressed version already), and the losses are given."""
 
-    def __init__(self) -> None:
+    def __init__(self, salt: str = "") -> None:
+        self.salt = salt
         self.calls: list[list[TrainingExample]] = []
         self.losses: list[float] = [1.0, 0.5]
         self.error: Exception | None = None
@@ -63,7 +65,7 @@ class Trainer:
         if self.error is not None:
             raise self.error
         out.mkdir(parents=True)
-        (out / "adapter_model.safetensors").write_bytes(json.dumps([e.target for e in examples]).encode())
+        (out / "adapter_model.safetensors").write_bytes(json.dumps([self.salt, *(e.target for e in examples)]).encode())
         (out / "adapter_config.json").write_text("{}")
         (out / "train_report.json").write_text(str(id(examples)))  # differs run to run: never part of the digest
         return TrainReport(steps=len(self.losses), losses=self.losses, final_loss=self.losses[-1], seconds=0.1, step_seconds=0.05,
@@ -84,8 +86,8 @@ class Engine:
 
 
 @pytest.fixture
-def trainer(monkeypatch: pytest.MonkeyPatch) -> Trainer:
-    fake = Trainer()
+def trainer(monkeypatch: pytest.MonkeyPatch, unique: str) -> Trainer:
+    fake = Trainer(salt=unique)
     monkeypatch.setattr(run_module, "train_adapter", fake)
     return fake
 
@@ -126,7 +128,7 @@ def test_a_run_trains_only_its_tenants_corrections_into_a_content_addressed_cana
     the_kit = kit(db, tmp_path, engine)
     expected = tmp_path / "expected-adapter"  # the files the stand-in trainer will write, digested the artifact store's way
     expected.mkdir()
-    (expected / "adapter_model.safetensors").write_bytes(json.dumps(["Q3 revenue: $4.2 M"]).encode())
+    (expected / "adapter_model.safetensors").write_bytes(json.dumps([trainer.salt, "Q3 revenue: $4.2 M"]).encode())
     (expected / "adapter_config.json").write_text("{}")
     engine.candidate = version_id(FAMILY, adapter_digest(expected))
 

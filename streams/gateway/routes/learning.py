@@ -17,7 +17,7 @@ from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 
 from models.actions import Action, act
 from models.registry import InvalidTransition, ModelRegistry, UnknownVersion
-from schemas.events import VERSION_PATTERN, FeedbackEvent, Identifier, ModelUpdated
+from schemas.events import VERSION_PATTERN, FeedbackEvent, Identifier
 from schemas.tables import ModelVersionRecord
 from streams.gateway.api_models import (
     FeedbackAccepted,
@@ -89,10 +89,6 @@ def router(ctx: GatewayContext) -> APIRouter:
         rows = [r for r in rows if version is None or r.version == version][-limit:]
         return ModelDecisionList(decisions=[ModelDecisionOut.of(r) for r in rows])
 
-    async def publish_updates(events: list[ModelUpdated]) -> None:
-        for event in events:  # durable in the outbox first: every agent hears of it even if the broker is down now
-            await ctx.runtime.outbox.accept(event, aggregate="model", aggregate_id=event.version)
-
     async def person_acts(action: Action, version: str, request: Request, tenant: str, body: ModelActionIn | None) -> ModelActionOut:
         grant, caller = grant_of(request), tenant_of(request, tenant)
         row = await asyncio.to_thread(registry.visible_to, version, caller)
@@ -102,13 +98,13 @@ def router(ctx: GatewayContext) -> APIRouter:
             raise HTTPException(403, f"{version} is on the shared line, which serves every tenant: an API key acts on its own tenant's "
                                      "versions only; an operator changes the shared line with `ragloop models promote|rollback`")
         try:
-            decision, events = await asyncio.to_thread(act, registry, action, version, actor=f"api:{grant.tenant}" if grant else "api:anonymous",
-                                                       reason=body.reason if body else None, caused_by=caller)
+            decision = await asyncio.to_thread(act, registry, action, version, actor=f"api:{grant.tenant}" if grant else "api:anonymous",
+                                               reason=body.reason if body else None, caused_by=caller)
         except UnknownVersion as error:  # removed between the check and the transition
             raise HTTPException(404, str(error)) from None
         except InvalidTransition as error:
             raise HTTPException(409, str(error)) from None
-        await publish_updates(events)
+        await ctx.runtime.outbox.deliver_now()  # the move wrote its model.updated in its transaction: every agent hears of it
         view = await asyncio.to_thread(tenant_view, registry, family, caller)
         acted = next((m for m in view.models if m.version == version), None) or ModelOut.of(row)
         return ModelActionOut(decision=ModelDecisionOut.of(decision), model=acted, active_for_tenant=view.active_for_tenant or "")
