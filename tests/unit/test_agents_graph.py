@@ -50,6 +50,7 @@ class CitingReader:
     prompt gave the passage that holds it, the way a model that follows the system prompt would."""
 
     name = "citing-reader"
+    accepts_images = False
 
     def __init__(self, *evidence: str) -> None:
         self.evidence = evidence
