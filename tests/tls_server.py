@@ -2,7 +2,8 @@
 
 The certificate is made by the `openssl` command (a self-signed CA that names `localhost` and
 127.0.0.1); tests trust it the way a deployment trusts a private authority, through
-RAGLOOP_INGEST_FETCH_CA_FILE. Routes are given as a dict path → (status, content type, body).
+RAGLOOP_INGEST_FETCH_CA_FILE. Routes are given as a dict path → (status, content type, body); a query
+string does not change the route.
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
 
 
 @contextmanager
-def serve_https(routes: Routes, cert: Path, key: Path, asked: list[str] | None = None) -> Iterator[str]:
+def serve_https(routes: Routes, cert: Path, key: Path, asked: list[str] | None = None,
+                hold: threading.Event | None = None) -> Iterator[str]:
     """Serve `routes` over TLS on a free port of 127.0.0.1; yields the base URL (`https://127.0.0.1:PORT`).
-    Every path asked for is appended to `asked`."""
+    Every path asked for is appended to `asked`; with `hold`, every answer waits until it is set."""
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: object) -> None:  # keep test output quiet
@@ -44,7 +46,9 @@ def serve_https(routes: Routes, cert: Path, key: Path, asked: list[str] | None =
         def do_GET(self) -> None:
             if asked is not None:
                 asked.append(self.path)
-            status, content_type, body = routes.get(self.path, (404, "text/plain", b"not here"))
+            if hold is not None:
+                hold.wait(timeout=300)
+            status, content_type, body = routes.get(self.path.split("?", 1)[0], (404, "text/plain", b"not here"))
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))

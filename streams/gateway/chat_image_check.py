@@ -3,7 +3,7 @@ within RAGLOOP_GATEWAY_MAX_IMAGE_BYTES and _PIXELS and decodable by Pillow, and 
 
 An `https:` image is fetched by URL ingestion's own fetcher (`indexing.url_fetch.fetch_url`): the SSRF
 guard on every hop, the connection pinned to the checked addresses, the byte limit counted while
-streaming, the whole-fetch time limit (RAGLOOP_FETCH_TIMEOUT_S). So the agent and a vision engine only
+streaming, the whole-fetch time limit (RAGLOOP_FETCH_TIMEOUT_S), its thread pool. So the agent and a vision engine only
 ever see bytes the gateway has checked, never a URL they would have to fetch themselves. Every refusal
 is an HTTPException (413 for size, 422 otherwise) naming the part and what to fix.
 """
@@ -23,6 +23,7 @@ from fastapi import HTTPException
 from indexing.url_fetch import FetchError, FetchTooLargeError, fetch_url, trusted_context
 from indexing.url_guard import resolve_allowed
 from schemas.settings import Settings
+from streams.executors import FETCH, run_in
 
 _DATA_URL = re.compile(r"^data:(?P<type>image/[A-Za-z0-9.+-]+);base64,(?P<data>.*)$", re.DOTALL)
 _ACCEPT_IMAGES = "image/png,image/jpeg,image/webp,image/gif;q=0.9,image/*;q=0.5"
@@ -55,9 +56,10 @@ async def fetch_https_image(url: str, where: str, settings: Settings) -> Checked
     _require_https(url, where)
     limit = settings.gateway.max_image_bytes
     try:
-        fetched = await asyncio.to_thread(fetch_url, url, max_bytes=limit, timeout_s=settings.ingest.fetch_timeout_s,
-                                          allow_private=settings.ingest.fetch_allow_private, accept=_ACCEPT_IMAGES,
-                                          verify=trusted_context(settings.ingest.fetch_ca_file))
+        # On the fetch pool, as URL ingestion: slow image servers must not take the default pool's threads from the API.
+        fetched = await run_in(FETCH, settings.ingest.fetch_threads, fetch_url, url, max_bytes=limit,
+                               timeout_s=settings.ingest.fetch_timeout_s, allow_private=settings.ingest.fetch_allow_private,
+                               accept=_ACCEPT_IMAGES, verify=trusted_context(settings.ingest.fetch_ca_file))
     except FetchTooLargeError as error:
         raise HTTPException(413, f"{where}: {error} (RAGLOOP_GATEWAY_MAX_IMAGE_BYTES); send a smaller image") from None
     except FetchError as error:

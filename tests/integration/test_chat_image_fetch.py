@@ -6,18 +6,25 @@ addresses are allowed only by RAGLOOP_FETCH_ALLOW_PRIVATE, as for URL ingestion.
 from __future__ import annotations
 
 import base64
+import os
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from schemas.settings import Settings
 from streams.gateway.app import create_app
+from streams.gateway.server import serve_in_thread
 from streams.runtime import Runtime
 from tests.images_support import bomb_png, image_bytes
+from tests.support import wait_for
 from tests.tls_server import make_certificate, serve_https
 
+DEFAULT_POOL = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor, as ThreadPoolExecutor sizes it
 RED = image_bytes("PNG", size=(64, 48))
 ROUTES = {"/red.png": (200, "image/png", RED), "/red": (200, "application/octet-stream", RED),
           "/page.html": (200, "text/html; charset=utf-8", b"<html><body>a page</body></html>"),
@@ -102,3 +109,21 @@ def test_a_server_whose_authority_is_not_trusted_is_refused(settings: Settings, 
     with gateway(settings.override(fetch_allow_private=True)) as client:
         refused = client.post("/v1/chat", json={"messages": [question(server + "/red.png")]})
     assert refused.status_code == 422 and "CERTIFICATE_VERIFY_FAILED" in refused.text, refused.text
+
+
+def test_the_api_answers_while_more_image_fetches_than_the_default_pool_are_blocked(trusting: Settings,
+                                                                                  certificate: tuple[Path, Path]) -> None:
+    """Image fetches run on the fetch pool, as URL ingestion's do: slow image servers never starve the API's store calls."""
+    n, asked, hold = DEFAULT_POOL + 2, [], threading.Event()
+    with serve_https(ROUTES, *certificate, asked=asked, hold=hold) as images, \
+            serve_in_thread(create_app(Runtime(trusting.override(fetch_timeout_s=300, ingest_fetch_threads=n), roles=[]))) as url, \
+            ThreadPoolExecutor(max_workers=n + 1) as callers:
+        try:
+            posts = [callers.submit(httpx.post, f"{url}/v1/chat", json={"messages": [question(f"{images}/red.png?{i}")]}, timeout=300)
+                     for i in range(n)]
+            wait_for(lambda: len(asked) >= n, timeout=120, what=f"all {n} image fetches to be in flight")
+            unknown = callers.submit(httpx.get, f"{url}/v1/tasks/no-such-task", timeout=300).result(timeout=60)
+            assert unknown.status_code == 404 and not hold.is_set()  # a store call answered while every fetch still blocks
+        finally:
+            hold.set()
+        assert all(post.result(timeout=120).status_code == 202 for post in posts)
