@@ -189,7 +189,8 @@ class RagAgent:
                 context.on_delta(state["tool_answer"])
             return {"prompt": prompt, "answer": state["tool_answer"], "cited": [], "usage": {}, "stopped": False,
                     "timings_ms": _timed(state, "generation", start)}
-        params = GenerationParams(max_new_tokens=query.max_new_tokens)
+        # A vision engine is shown the question's images; a text-only one never receives them (they served retrieval).
+        params = GenerationParams(max_new_tokens=query.max_new_tokens, images=query.images if self.engine.accepts_images else [])
         should_stop = context.should_stop or (lambda: False)
         stopped = False
         if context.on_delta is None:

@@ -28,7 +28,7 @@ class AgentQuery(BaseModel):
                                 "its turn in memory instead of adding it twice.")
     tool: str | None = Field(None, description="Use this registered tool instead of letting the router choose.")
     images: list[str] = Field(default_factory=list, description="Images attached to the request (base64 or `data:` URLs): "
-                              "the router sends them to the image search tool.")
+                              "the router sends them to the image search tool, and an engine that `accepts_images` is shown them.")
 
 
 class AgentAnswer(BaseModel):

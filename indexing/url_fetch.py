@@ -10,7 +10,9 @@ Why this shape:
 - ``timeout_s`` bounds the whole fetch, resolution and redirects included, not each read: a
   server that drips one byte a second is cut off as surely as one that never answers.
 - Environment proxies are ignored (``trust_env=False``): a proxy would connect on our behalf
-  to addresses the guard never saw.
+  to addresses the guard never saw. For the same reason ``SSL_CERT_FILE`` is not read: servers
+  behind a private certificate authority are trusted with ``verify=trusted_context(ca_file)``
+  (RAGLOOP_INGEST_FETCH_CA_FILE), on top of the public ones.
 
     >>> fetched = fetch_url("https://example.org/guide.html", max_bytes=5_000_000, timeout_s=20)  # doctest: +SKIP
     >>> doc = load_url("https://example.org/guide.html", tenant="acme")                          # doctest: +SKIP
@@ -18,14 +20,17 @@ Why this shape:
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import certifi
 import httpx
 
 from indexing.loaders import DEFAULT_MAX_BYTES, RecordFields, load_bytes
@@ -49,7 +54,7 @@ _ACCEPT = ("text/html,application/xhtml+xml,application/pdf,text/markdown,text/p
            "application/x-ndjson;q=0.9,*/*;q=0.1")
 
 __all__ = ["FetchError", "FetchFailedError", "FetchTimeoutError", "FetchTooLargeError", "FetchedResource",
-           "ForbiddenURLError", "fetch_url", "load_url"]
+           "ForbiddenURLError", "fetch_url", "load_url", "trusted_context"]
 
 
 class FetchTooLargeError(FetchError, DocumentTooLargeError):
@@ -72,13 +77,15 @@ class FetchedResource:
 def fetch_url(url: str, *, max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DEFAULT_TIMEOUT_S,
               allow_private: bool = False, allowed_networks: Sequence[str | IPv4Network | IPv6Network] = (),
               max_redirects: int = DEFAULT_MAX_REDIRECTS, resolve: Resolver | None = None,
-              user_agent: str = USER_AGENT) -> FetchedResource:
-    """GET ``url`` within the limits; every failure is a ``FetchError`` (a ``ValueError``) naming the URL."""
+              user_agent: str = USER_AGENT, accept: str = _ACCEPT, verify: ssl.SSLContext | bool = True) -> FetchedResource:
+    """GET ``url`` within the limits; every failure is a ``FetchError`` (a ``ValueError``) naming the URL.
+    ``accept`` is the Accept header (documents by default); ``verify`` the TLS trust (see ``trusted_context``)."""
     started = time.monotonic()
     deadline = started + timeout_s
     current = url
     redirects: list[str] = []
-    with httpx.Client(trust_env=False, follow_redirects=False, headers={"User-Agent": user_agent, "Accept": _ACCEPT}) as client:
+    with httpx.Client(trust_env=False, follow_redirects=False, headers={"User-Agent": user_agent, "Accept": accept},
+                      verify=verify) as client:
         while True:
             target = _checked_url(current)
             port = target.port or (443 if target.scheme == "https" else 80)
@@ -106,16 +113,30 @@ def load_url(url: str, *, tenant: str = "default", document_id: str | None = Non
              max_bytes: int = DEFAULT_MAX_BYTES, timeout_s: float = DEFAULT_TIMEOUT_S, allow_private: bool = False,
              allowed_networks: Sequence[str | IPv4Network | IPv6Network] = (),
              max_redirects: int = DEFAULT_MAX_REDIRECTS, fields: RecordFields = RecordFields(),
-             resolve: Resolver | None = None) -> SourceDocument:
+             resolve: Resolver | None = None, verify: ssl.SSLContext | bool = True) -> SourceDocument:
     """Fetch ``url`` and load it as one document (format from the response's media type, else
     the URL's suffix, else the first bytes); the id defaults to the URL as given."""
     fetched = fetch_url(url, max_bytes=max_bytes, timeout_s=timeout_s, allow_private=allow_private,
-                        allowed_networks=allowed_networks, max_redirects=max_redirects, resolve=resolve)
+                        allowed_networks=allowed_networks, max_redirects=max_redirects, resolve=resolve,
+                        verify=verify)
     about = {"url": url, "final_url": fetched.final_url, "http_status": fetched.status_code,
              "fetched_at": datetime.now(UTC).isoformat(), **(metadata or {})}
     return load_bytes(fetched.content, media_type=fetched.content_type, filename=httpx.URL(fetched.final_url).path,
                       tenant=tenant, document_id=document_id or url, source=fetched.final_url, title=title,
                       metadata=about, access=access, fields=fields, max_bytes=max_bytes)
+
+
+def trusted_context(ca_file: Path | None) -> ssl.SSLContext | bool:
+    """TLS trust for fetches: the public authorities (certifi), plus those in ``ca_file`` when one is given
+    (an intranet's private authority); ``True`` (the public ones only) without one."""
+    if ca_file is None:
+        return True
+    context = ssl.create_default_context(cafile=certifi.where())
+    try:
+        context.load_verify_locations(cafile=str(ca_file))
+    except (OSError, ssl.SSLError) as error:
+        raise ValueError(f"RAGLOOP_INGEST_FETCH_CA_FILE={str(ca_file)!r} is not a readable PEM file of CA certificates ({error})") from error
+    return context
 
 
 def _checked_url(url: str) -> httpx.URL:

@@ -191,8 +191,9 @@ class ChatRequest(Event):
     options: ChatOptions = Field(default_factory=ChatOptions)
     reference: str | None = Field(None, description="Known good answer, scored by the eval worker when present.")
     images: list[str] = Field(default_factory=list, max_length=4, description=(
-        "`data:image/…;base64,` URLs of the images attached to the question, checked by the gateway; the agent "
-        "searches the tenant's images and documents by them (with a CLIP checkpoint)."))
+        "`data:image/…;base64,` URLs of the images attached to the question, checked by the gateway (which fetches "
+        "`https:` images itself); the agent searches the tenant's images and documents by them (with a CLIP "
+        "checkpoint) and shows them to a remote vision model (RAGLOOP_LLM_VISION)."))
     callback_url: str | None = None
     principals: list[Principal] = Field(default_factory=list, max_length=100, description=(
         "Who is asking. A chunk with an access list is retrieved only for a request sharing an entry with it; "

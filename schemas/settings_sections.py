@@ -69,6 +69,8 @@ class LLMSettings(Section):
     model: str = Field("smollm2", description="`smollm2` (default, transformers on CPU), a Hugging Face causal-LM folder, "
                                               "or a vLLM/OpenAI-compatible server: `vllm://host:8000?model=NAME`, `openai://host/v1?model=NAME`.")
     api_key: SecretStr | None = Field(None, description="Bearer key of a remote engine; kept out of the URL so it stays out of logs.")
+    vision: bool = Field(False, description="The remote model (`vllm://`/`openai://`) takes images: a question's attached images "
+                         "are sent to it as `image_url` parts. Off: images are used only to search (the local engine is text-only).")
     max_new_tokens: int = Field(96, ge=1, le=4096, description="Answer length when a request does not say.")
     model_family: str = Field("smollm2-135m-instruct", description="Name under which model versions are registered.")
     max_adapters: int = Field(8, ge=1, description="LoRA adapters an engine keeps loaded; the least recently used beyond it are evicted.")
@@ -156,6 +158,8 @@ class IngestSettings(Section):
     fetch_max_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Largest document accepted (files, uploads, URLs).")
     fetch_timeout_s: float = Field(30.0, gt=0, description="Whole-fetch time limit for URL ingestion.")
     fetch_allow_private: bool = Field(False, description="Allow URL ingestion from loopback/private addresses (SSRF guard off).")
+    fetch_ca_file: Path | None = Field(None, description="PEM file of extra CA certificates trusted when fetching URLs (documents and "
+                                       "chat images), for servers behind a private authority; the public ones stay trusted.")
     batch: int = Field(64, ge=1, le=1000, description="Most waiting documents the ingest worker embeds and writes together.")
     batch_bytes: int = Field(64 * 1024 * 1024, ge=1, description="Most bytes (text or file, as carried in the events) "
                              "loaded and embedded together; a batch over it is indexed in several groups.")

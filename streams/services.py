@@ -106,7 +106,8 @@ class Services:
 
         api_key = self.settings.llm.api_key
         return open_engine(self.settings.llm.model, model_cache=self.settings.model_cache,
-                           api_key=api_key.get_secret_value() if api_key is not None else None, max_adapters=self.settings.llm.max_adapters)
+                           api_key=api_key.get_secret_value() if api_key is not None else None, max_adapters=self.settings.llm.max_adapters,
+                           vision=self.settings.llm.vision)
 
     @cached_property
     def image_generator(self) -> ImageGenerator:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ssl
 from typing import TYPE_CHECKING
 
 from indexing.loaders import load_bytes
@@ -23,14 +24,14 @@ if TYPE_CHECKING:
 
 
 def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float, allow_private: bool,
-                      images: LazyImages | None = None) -> SourceDocument:
+                      images: LazyImages | None = None, verify: ssl.SSLContext | bool = True) -> SourceDocument:
     """Fetch the event's `url` (within the limits and the SSRF guard), parse its `content_b64`, or take its
     `text` as is; image bytes (JPEG, PNG, WebP) go to `images` (indexing/images/ingest.py). Raises
     ``LoadError``; a ``FetchError`` with ``retryable`` set may succeed later."""
     if event.url is not None:
         return load_url(event.url, tenant=event.tenant, document_id=event.document_id, title=event.title or None,
                         metadata=event.metadata, access=event.access, max_bytes=max_bytes, timeout_s=timeout_s,
-                        allow_private=allow_private)
+                        allow_private=allow_private, verify=verify)
     if event.content_b64 is not None:
         try:
             data = base64.b64decode(event.content_b64, validate=True)

@@ -2,7 +2,8 @@
 
 Agents and trainers code against :class:`LLMEngine` only, so a worker can swap the backend by
 configuration. ``adapter`` names a LoRA adapter previously given to ``load_adapter``;
-``None`` always means the base weights.
+``None`` always means the base weights. An engine whose model takes images says so with
+``accepts_images``; only then does a caller put images in ``GenerationParams.images``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class GenerationParams(BaseModel):
     temperature: float = Field(default=0.0, ge=0.0)  # 0 means greedy
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     stop: list[str] = Field(default_factory=list)  # text ends before the first stop string
+    images: list[str] = Field(default_factory=list, description="`data:image/…;base64,` URLs shown with the last user "
+                              "message, to an engine that `accepts_images` (a remote vision model); others ignore them.")
 
 
 class Generation(BaseModel):
@@ -46,6 +49,9 @@ class LLMEngine(Protocol):
 
     @property
     def name(self) -> str: ...
+
+    @property
+    def accepts_images(self) -> bool: ...
 
     def generate(
         self,

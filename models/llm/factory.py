@@ -34,12 +34,17 @@ def open_engine(
     model_cache: Path | None = None,
     api_key: str | None = None,
     max_adapters: int = 8,
+    vision: bool = False,
 ) -> LLMEngine:
     """Build the engine named by ``spec``; raises ValueError naming the accepted forms. ``max_adapters``
-    (RAGLOOP_LLM_MAX_ADAPTERS) LoRA adapters stay loaded; the least recently used beyond are unloaded."""
+    (RAGLOOP_LLM_MAX_ADAPTERS) LoRA adapters stay loaded; the least recently used beyond are unloaded.
+    ``vision`` (RAGLOOP_LLM_VISION) says the remote model takes images; local engines are text-only."""
     spec = spec.strip()
     if "://" in spec:
-        return _remote(spec, api_key, max_adapters)
+        return _remote(spec, api_key, max_adapters, vision)
+    if vision:
+        raise ValueError(f"RAGLOOP_LLM_VISION is on but RAGLOOP_LLM={spec!r} is a local text-only engine; point RAGLOOP_LLM at a "
+                         "vision model's server (vllm://… or openai://…) or turn RAGLOOP_LLM_VISION off (images are then used for search only)")
     path = local_checkpoint(spec, model_cache=model_cache)
     if spec == "smollm2" or (path.is_dir() and (path / "config.json").exists()):
         return _transformers(path, max_adapters)
@@ -65,7 +70,7 @@ def _transformers(path: Path, max_adapters: int) -> LLMEngine:
     return TransformersEngine(path, max_adapters=max_adapters)
 
 
-def _remote(spec: str, api_key: str | None, max_adapters: int) -> LLMEngine:
+def _remote(spec: str, api_key: str | None, max_adapters: int, vision: bool) -> LLMEngine:
     from models.llm.openai_engine import OpenAICompatibleEngine
 
     parts = urlsplit(spec)
@@ -79,4 +84,5 @@ def _remote(spec: str, api_key: str | None, max_adapters: int) -> LLMEngine:
     path = parts.path.rstrip("/") or "/v1"  # vLLM and TGI serve the API under /v1
     base_url = f"{transport or 'http'}://{parts.netloc}{path}"
     timeout = float(query.get("timeout", 120.0))
-    return OpenAICompatibleEngine(base_url, query.get("model") or None, api_key=api_key, timeout=timeout, max_adapters=max_adapters)
+    return OpenAICompatibleEngine(base_url, query.get("model") or None, api_key=api_key, timeout=timeout, max_adapters=max_adapters,
+                                  vision=vision)

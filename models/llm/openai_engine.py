@@ -10,6 +10,10 @@ Beyond ``max_adapters`` loaded by this client, the least recently used is unload
     engine = OpenAICompatibleEngine("http://gpu-1:8000/v1", "Qwen/Qwen2.5-1.5B-Instruct", max_adapters=8)
     engine.load_adapter("v7", Path("/adapters/v7"))      # a path on the *server's* disk
     engine.generate([ChatMessage(role="user", content="Hi")], adapter="v7").text
+
+With ``vision=True`` (RAGLOOP_LLM_VISION=1: the served model takes images, e.g. a Qwen2-VL on vLLM)
+``GenerationParams.images`` are sent as ``image_url`` content parts of the last user message, the
+way OpenAI's API takes them; without it they are left out and the request is text only.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import httpx
 
 from models.llm.base import ChatMessage, Generation, GenerationParams
 from models.llm.stop_strings import StopStringFilter, cut_at_stop
+from schemas.content_parts import ImagePart, ImageUrl, TextPart
 
 # Used only when a server omits ``usage``: roughly one token per word piece or punctuation mark.
 _TOKEN_ESTIMATE = re.compile(r"\w+|[^\w\s]")
@@ -58,6 +63,7 @@ class OpenAICompatibleEngine:
         tokenizer: Any | None = None,
         transport: httpx.BaseTransport | None = None,
         max_adapters: int = 8,
+        vision: bool = False,
     ) -> None:
         if max_adapters < 1:
             raise ValueError(f"max_adapters must be at least 1, got {max_adapters}")
@@ -69,6 +75,7 @@ class OpenAICompatibleEngine:
             base_url=self.base_url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0), transport=transport
         )
         self.max_adapters = max_adapters
+        self.vision = vision
         self._adapter_paths: dict[str, str] = {}  # every adapter this client loaded: name → path on the server
         self._loaded: OrderedDict[str, None] = OrderedDict()  # loaded on the server now, least recently used first
         self._adapters_lock = threading.Lock()  # the LRU is shared by the threads of one process
@@ -85,6 +92,10 @@ class OpenAICompatibleEngine:
     @property
     def name(self) -> str:  # resolved lazily, from the server's model list
         return self.model
+
+    @property
+    def accepts_images(self) -> bool:
+        return self.vision
 
     def close(self) -> None:
         self._http.close()
@@ -226,7 +237,7 @@ class OpenAICompatibleEngine:
             raise ValueError("generation needs at least one message")
         payload: dict[str, Any] = {
             "model": adapter or self.model,
-            "messages": [m.model_dump() for m in messages],
+            "messages": self._messages(messages, params.images),
             "max_tokens": params.max_new_tokens,
             "temperature": params.temperature,
             "top_p": params.top_p,
@@ -236,6 +247,17 @@ class OpenAICompatibleEngine:
             payload["stop"] = params.stop
         if stream:
             payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    def _messages(self, messages: list[ChatMessage], images: list[str]) -> list[dict[str, Any]]:
+        """The messages as the server takes them; with vision, the images become parts of the last user message."""
+        payload: list[dict[str, Any]] = [m.model_dump() for m in messages]
+        users = [i for i, m in enumerate(messages) if m.role == "user"]
+        if self.vision and images and users:
+            last = messages[users[-1]]
+            parts = [TextPart(type="text", text=last.content),
+                     *(ImagePart(type="image_url", image_url=ImageUrl(url=url)) for url in images)]
+            payload[users[-1]] = {"role": "user", "content": [part.model_dump(exclude_none=True) for part in parts]}
         return payload
 
     def _models(self) -> list[dict[str, Any]]:

@@ -48,6 +48,8 @@ class TransformersEngine:
     request's adapter to its last token (streams included), so no other request can switch it.
     """
 
+    accepts_images = False  # text-only: a question's images are used for retrieval, never shown to this model
+
     def __init__(self, model_path: Path, *, device: str = "cpu", max_adapters: int = 8) -> None:
         if max_adapters < 1:
             raise ValueError(f"max_adapters must be at least 1, got {max_adapters}")

@@ -1,50 +1,28 @@
-"""Images in chat messages: OpenAI-style content parts on `/v1/chat` and `/v1/chat/completions`, checked at the door.
+"""Images in chat messages: OpenAI-style content parts on `/v1/chat` and `/v1/chat/completions`, checked
+at the door and handed on with the question.
 
-A message's `content` may be a string or a list of parts, `{"type": "text", "text": …}` and
-`{"type": "image_url", "image_url": {"url": …}}`. An image is a `data:image/…;base64,` URL (decoded,
-at most RAGLOOP_GATEWAY_MAX_IMAGE_BYTES, decodable by Pillow within RAGLOOP_GATEWAY_MAX_IMAGE_PIXELS)
-or an `https://` URL behind the same SSRF guard as URL ingestion; anything else is a 422 (413 for
-size) that says what is accepted. Checked images are noted in the turn's text for the model:
-passing them on to vision engines and to image search is not wired yet (see the issue).
+A message's `content` may be a string or a list of parts (`schemas/content_parts.py`): `text` and
+`image_url` with a `data:image/…;base64,` URL or an `https://` URL. The question's images (those of the
+last message) are checked and, for `https:`, fetched through URL ingestion's SSRF guard and fetcher
+(`chat_image_check.py`); they travel on `ChatRequest.images` as data URLs, so the agent searches the
+tenant's images and documents by them and a remote vision engine (RAGLOOP_LLM_VISION) is shown them.
+Each image is also noted in its turn's text. Anything refused is a 422 (413 for size) saying why.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import binascii
-import io
-import re
+from dataclasses import dataclass
 from typing import Literal
-from urllib.parse import urlsplit
 
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from indexing.loaders import LoadError
-from indexing.url_guard import resolve_allowed
-from schemas.events import ChatTurn, NonEmpty
+from schemas.content_parts import ImagePart, TextPart
+from schemas.events import ChatRequest, ChatTurn, NonEmpty
 from schemas.settings import Settings
+from streams.gateway.chat_image_check import check_data_url, fetch_https_image, guard_https_url
 
-_DATA_URL = re.compile(r"^data:(?P<type>image/[A-Za-z0-9.+-]+);base64,(?P<data>.*)$", re.DOTALL)
-
-
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["text"]
-    text: str
-
-
-class ImageUrl(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    url: str = Field(min_length=1, description="`data:image/png;base64,…` or an `https://` URL.")
-    detail: Literal["auto", "low", "high"] | None = None
-
-
-class ImagePart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: Literal["image_url"]
-    image_url: ImageUrl
+MAX_IMAGES = ChatRequest.model_fields["images"].metadata[0].max_length
 
 
 class ChatTurnIn(BaseModel):
@@ -55,74 +33,44 @@ class ChatTurnIn(BaseModel):
     content: NonEmpty | list[TextPart | ImagePart] = Field(description="Text, or parts: `text` and `image_url` (user messages).")
 
 
-def _check_data_url(url: str, where: str, settings: Settings) -> str:
-    match = _DATA_URL.match(url)
-    if match is None:
-        raise HTTPException(422, f"{where}: a data URL must be `data:image/<format>;base64,<bytes>`")
-    try:
-        data = base64.b64decode(match["data"], validate=True)
-    except (binascii.Error, ValueError):
-        raise HTTPException(422, f"{where}: the image is not valid base64") from None
-    limit = settings.gateway.max_image_bytes
-    if len(data) > limit:
-        raise HTTPException(413, f"{where}: the image is {len(data)} bytes; the limit is {limit} (RAGLOOP_GATEWAY_MAX_IMAGE_BYTES)")
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if width * height > settings.gateway.max_image_pixels:
-                raise HTTPException(422, f"{where}: the image is {width}x{height} pixels; the limit is "
-                                         f"{settings.gateway.max_image_pixels} pixels (RAGLOOP_GATEWAY_MAX_IMAGE_PIXELS)")
-            image.verify()
-            kind = image.format or match["type"]
-    except HTTPException:
-        raise
-    except Exception:  # noqa: BLE001 — Pillow raises many types for a corrupt or truncated file
-        raise HTTPException(422, f"{where}: the image cannot be decoded (corrupt, truncated or not an image)") from None
-    return f"[image attached: {kind} {width}x{height}]"
+@dataclass(frozen=True)
+class CheckedChat:
+    turns: list[ChatTurn]  # every image noted in its turn's text
+    images: list[str]  # the question's images as data URLs, for the agent and a vision engine
 
 
-async def _check_https_url(url: str, where: str, settings: Settings) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise HTTPException(422, f"{where}: an image URL must be `https://…` or a `data:image/…;base64,` URL")
-    try:
-        await asyncio.to_thread(resolve_allowed, parts.hostname, parts.port or 443, allow_private=settings.ingest.fetch_allow_private)
-    except (LoadError, ValueError) as error:
-        raise HTTPException(422, f"{where}: {error}") from None
-    return f"[image attached: {url}]"
-
-
-async def flatten_turns(messages: list[ChatTurnIn], settings: Settings) -> list[ChatTurn]:
-    """The messages as plain turns, every image checked (HTTPException saying what is wrong) and noted in its turn's text."""
+async def check_chat(messages: list[ChatTurnIn], settings: Settings) -> CheckedChat:
+    """The messages as plain turns and the question's images, every image checked (HTTPException saying what is wrong)."""
     turns: list[ChatTurn] = []
+    images: list[str] = []
     for i, message in enumerate(messages):
         if isinstance(message.content, str):
             turns.append(ChatTurn(role=message.role, content=message.content))
             continue
+        question = i == len(messages) - 1
+        if question and (count := sum(isinstance(part, ImagePart) for part in message.content)) > MAX_IMAGES:
+            raise HTTPException(422, f"the question carries {count} images; at most {MAX_IMAGES} may be attached to one question")
         pieces: list[str] = []
         for j, part in enumerate(message.content):
             where = f"messages.{i}.content.{j}"
             if isinstance(part, TextPart):
                 pieces.append(part.text)
-            elif message.role != "user":
+                continue
+            if message.role != "user":
                 raise HTTPException(422, f"{where}: only user messages may carry images")
-            elif part.image_url.url.startswith("data:"):
-                pieces.append(_check_data_url(part.image_url.url, where, settings))
+            url = part.image_url.url
+            if url.startswith("data:"):
+                checked = check_data_url(url, where, settings)
+            elif not question:
+                pieces.append(await guard_https_url(url, where, settings))
+                continue
             else:
-                pieces.append(await _check_https_url(part.image_url.url, where, settings))
+                checked = await fetch_https_image(url, where, settings)
+            pieces.append(checked.note)
+            if question:
+                images.append(checked.data_url)
         text = "\n".join(piece for piece in pieces if piece.strip())
         if not text:
             raise HTTPException(422, f"messages.{i}.content: no text and no image")
         turns.append(ChatTurn(role=message.role, content=text))
-    return turns
-
-
-def attached_images(messages: list[ChatTurnIn]) -> list[str]:
-    """The `data:` images of the question (the last message), for the agent to search by. Call after
-    `flatten_turns` has checked them; `https:` images are noted in the text only (the agent does not fetch)."""
-    content = messages[-1].content if messages else ""
-    if isinstance(content, str):
-        return []
-    return [part.image_url.url for part in content if isinstance(part, ImagePart) and part.image_url.url.startswith("data:")]
+    return CheckedChat(turns=turns, images=images)

@@ -35,6 +35,7 @@ from indexing.loaders import LoadError
 from indexing.loaders.ingest_event import load_ingest_event
 from indexing.pipeline import IngestStage
 from indexing.types import SourceDocument
+from indexing.url_fetch import trusted_context
 from schemas.events import DocumentDelete, DocumentIndexed, DocumentIngest, DocumentProgress, ProgressStage
 from streams.consumer import BatchOutcome, EventConsumer, PermanentError
 from streams.executors import FETCH, run_in
@@ -101,6 +102,7 @@ class StagePump:
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     store, settings = services.stores.documents, services.settings
     images = LazyImages(settings)  # CLIP loads on the first image document, not at start
+    trust = trusted_context(settings.ingest.fetch_ca_file)
 
     async def progress(event: DocumentIngest | DocumentDelete, stage: ProgressStage, reason: str | None = None, **counts: int) -> None:
         await publisher.publish(DocumentProgress(tenant=event.tenant, document_id=event.document_id, stage=stage, reason=reason,
@@ -109,7 +111,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     def load(event: DocumentIngest) -> SourceDocument:
         try:
             return load_ingest_event(event, max_bytes=settings.ingest.fetch_max_bytes, timeout_s=settings.ingest.fetch_timeout_s,
-                                     allow_private=settings.ingest.fetch_allow_private, images=images)
+                                     allow_private=settings.ingest.fetch_allow_private, images=images, verify=trust)
         except LoadError as error:
             if getattr(error, "retryable", False):
                 raise

@@ -50,6 +50,7 @@ class CitingReader:
     prompt gave the passage that holds it, the way a model that follows the system prompt would."""
 
     name = "citing-reader"
+    accepts_images = False
 
     def __init__(self, *evidence: str) -> None:
         self.evidence = evidence
@@ -204,3 +205,25 @@ def test_an_answer_without_evidence_in_its_context_cites_nothing(retriever):
     result = RagAgent(retriever, CitingReader("7734")).answer(AgentQuery(question="What code opens the Veltrin vault?"))
     assert "vault" not in [hit.chunk.document_id for hit in result.hits]  # restricted: not in this reader's context
     assert (result.answer, result.cited) == ("I don't know.", [])
+
+
+class ImageSeeingReader(CitingReader):
+    """A reader that records the images each generation was shown."""
+
+    def __init__(self, accepts_images: bool) -> None:
+        super().__init__()
+        self.accepts_images = accepts_images
+        self.shown: list[list[str]] = []
+
+    def generate(self, messages: list[ChatMessage], params: GenerationParams | None = None, *,
+                 adapter: str | None = None) -> Generation:
+        self.shown.append(list(params.images) if params else [])
+        return super().generate(messages, params, adapter=adapter)
+
+
+@pytest.mark.parametrize("vision", [True, False])
+def test_a_vision_engine_is_shown_the_questions_images_and_a_text_only_one_never_receives_them(retriever, vision):
+    image = "data:image/png;base64,iVBORw0KGgo="
+    reader = ImageSeeingReader(accepts_images=vision)
+    RagAgent(retriever, reader).answer(AgentQuery(question="How long is the Ostra river?", images=[image]))
+    assert reader.shown == [[image] if vision else []]

@@ -17,7 +17,9 @@ from indexing.url_fetch import (
     ForbiddenURLError,
     fetch_url,
     load_url,
+    trusted_context,
 )
+from tests.tls_server import make_certificate, serve_https
 from tests.unit.test_indexing_loaders import make_pdf
 
 # Held by a stalling server until the test has seen the fetch refused; the cap only ends a failing test.
@@ -194,3 +196,17 @@ def test_an_unreachable_server_is_a_retryable_failure():
 def test_an_unsupported_media_type_is_refused_with_what_is_accepted(server):
     with pytest.raises(UnsupportedFormatError, match=r"image/png.*accepted"):
         load_url(f"{server}/image", allow_private=True)
+
+
+def test_https_is_fetched_pinned_to_the_checked_address_and_verified_against_a_trusted_private_authority(tmp_path) -> None:
+    cert, key = make_certificate(tmp_path)
+    with serve_https({"/guide.html": (200, "text/html", PAGE)}, cert, key) as server:
+        fetched = fetch_url(f"{server}/guide.html", allow_private=True, verify=trusted_context(cert))
+        assert fetched.content == PAGE
+        with pytest.raises(FetchFailedError, match="CERTIFICATE_VERIFY_FAILED"):  # the public authorities alone do not vouch for it
+            fetch_url(f"{server}/guide.html", allow_private=True)
+
+
+def test_an_unreadable_ca_file_is_refused_naming_the_setting(tmp_path) -> None:
+    with pytest.raises(ValueError, match="RAGLOOP_INGEST_FETCH_CA_FILE"):
+        trusted_context(tmp_path / "missing.pem")

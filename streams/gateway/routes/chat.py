@@ -14,7 +14,7 @@ from schemas.settings import Settings
 from schemas.tables import TERMINAL_TASK_STATES, TaskRecord
 from streams.gateway.api_models import ChatIn
 from streams.gateway.auth import grant_of, principals_of, tenant_of
-from streams.gateway.chat_images import ChatTurnIn, attached_images, flatten_turns
+from streams.gateway.chat_images import ChatTurnIn, check_chat
 from streams.gateway.context import GatewayContext
 from streams.outbox_relay import EventTooLarge
 from streams.task_view import TaskOut
@@ -40,9 +40,6 @@ def chat_request(ctx: GatewayContext, body: ChatIn, images: list[str] | None = N
     size = sum(len(m.content) for m in messages)
     if size > ctx.settings.gateway.max_prompt_chars:
         raise HTTPException(413, f"messages hold {size} characters; the limit is {ctx.settings.gateway.max_prompt_chars} (RAGLOOP_MAX_PROMPT_CHARS)")
-    limit = ChatRequest.model_fields["images"].metadata[0].max_length
-    if images and len(images) > limit:
-        raise HTTPException(422, f"the question carries {len(images)} images; at most {limit} may be attached to one question")
     return ChatRequest(tenant=body.tenant, conversation_id=body.conversation_id or new_id(), messages=messages,
                        options=ChatOptions(retrieval=body.retrieval, model_version=body.model_version, k=body.k,
                                            max_new_tokens=body.max_new_tokens, priority=body.priority,
@@ -99,8 +96,7 @@ def router(ctx: GatewayContext) -> APIRouter:
                                                                       description="Repeat-safe submission (no `#`).")] = None) -> TaskOut:
         body.tenant = tenant_of(request, body.tenant)
         await ensure_model_version(ctx, body.model_version, request, body.tenant)
-        images = attached_images(body.messages)
-        body = await plain_chat(body, ctx.settings)  # images checked (422/413 saying why) and noted
+        body, images = await plain_chat(body, ctx.settings)  # images checked (422/413 saying why), fetched and noted
         body.principals = principals_of(request, body.principals)
         if body.stream is None:
             body.stream = not wait  # a caller blocking for the result reads no token events: don't publish them
@@ -149,7 +145,7 @@ def router(ctx: GatewayContext) -> APIRouter:
     return api
 
 
-async def plain_chat(body: ChatIn, settings: Settings) -> ChatIn:
-    """`body` with its messages flattened to text (`flatten_turns`)."""
-    turns = await flatten_turns(body.messages, settings)
-    return body.model_copy(update={"messages": [ChatTurnIn(role=t.role, content=t.content) for t in turns]})
+async def plain_chat(body: ChatIn, settings: Settings) -> tuple[ChatIn, list[str]]:
+    """`body` with its messages flattened to text, and the question's images as data URLs (`check_chat`)."""
+    checked = await check_chat(body.messages, settings)
+    return body.model_copy(update={"messages": [ChatTurnIn(role=t.role, content=t.content) for t in checked.turns]}), checked.images

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas.events import Principal
 from streams.gateway.api_models import PRINCIPALS, ChatIn
 from streams.gateway.auth import principals_of, tenant_of
-from streams.gateway.chat_images import ChatTurnIn, attached_images, flatten_turns
+from streams.gateway.chat_images import ChatTurnIn, check_chat
 from streams.gateway.context import GatewayContext
 from streams.gateway.routes.chat import VERSION_HEADER_DOC, chat_request, ensure_model_version, mark_version, submit
 from streams.task_view import TaskResult
@@ -49,14 +49,15 @@ def router(ctx: GatewayContext) -> APIRouter:
                           idempotency_key: str | None = Header(None, max_length=200, pattern=r"^[^#]+$")) -> Any:
         version, tenant = version_of(body.model), tenant_of(request, "default")
         await ensure_model_version(ctx, version, request, tenant)
-        turns = await flatten_turns(body.messages, ctx.settings)  # images checked (422/413 saying why) and noted
+        checked = await check_chat(body.messages, ctx.settings)  # images checked (422/413 saying why), fetched and noted
         try:  # rules of a chat the completion's own schema does not state (the last message is the user's)
-            chat = ChatIn(messages=[ChatTurnIn(role=t.role, content=t.content) for t in turns], model_version=version, retrieval=body.retrieval, tenant=tenant,
+            chat = ChatIn(messages=[ChatTurnIn(role=t.role, content=t.content) for t in checked.turns],
+                          model_version=version, retrieval=body.retrieval, tenant=tenant,
                           principals=principals_of(request, body.principals), stream=body.stream,
                           max_new_tokens=body.max_completion_tokens or body.max_tokens)
         except ValidationError as error:
             raise HTTPException(422, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors())) from None
-        task, _ = await submit(ctx, chat_request(ctx, chat, attached_images(body.messages)), idempotency_key)
+        task, _ = await submit(ctx, chat_request(ctx, chat, checked.images), idempotency_key)
         completion_id, created = f"chatcmpl-{task.id}", int(time.time())
         if body.stream:
             return StreamingResponse(_chunks(task.id, completion_id, created, body.model), media_type="text/event-stream")
