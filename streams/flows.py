@@ -5,7 +5,8 @@ Why read the code rather than list it by hand: a hand-written list of producers 
 Here a consumer is an `EventConsumer(<topic>, ...)` built in a module, and a producer is a
 `<...>publisher.publish(<event>)` call or an `<...>outbox.entry(<event>, ...)` / `outbox.accept(...)` (an event owed by
 accepted work, published by the outbox: `streams/outbox_relay.py`); the event's type gives its
-topic (`streams/topics.py`).
+topic (`streams/topics.py`). `outbox.deliver_now()` sends what a domain store wrote into the outbox
+itself (`model.updated`, by the model registry's transitions).
 An argument whose event type cannot be read (no constructor call, no annotation) is an error that
 names the line, so a new publish call is either understood or fixes itself with an annotation.
 
@@ -29,6 +30,9 @@ from streams.topics import TOPICS
 STREAMS_DIR = Path(__file__).resolve().parent
 _PUBLISHER_NAMES = ("publisher", "_publisher", "outbox")
 _PUBLISH_CALLS = ("publish", "entry", "accept")  # publisher.publish(event); outbox.entry(event, ...); outbox.accept(event, ...)
+# Events a domain store writes into the outbox itself, in the transaction of the change they announce (the model
+# registry's transitions: models/announcements.py); `outbox.deliver_now()` is where a component sends them.
+_STORE_WRITTEN = ("model.updated",)
 
 
 @dataclass
@@ -91,6 +95,8 @@ def scan(path: Path) -> tuple[list[str], list[str]]:
             consumed.append(reader.topic(node.args[0]))
         elif isinstance(node.func, ast.Attribute) and node.func.attr in _PUBLISH_CALLS and _is_publisher(node.func.value):
             published.extend(reader.published(node))
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "deliver_now" and _is_publisher(node.func.value):
+            published.extend(_STORE_WRITTEN)
     return published, consumed
 
 
