@@ -21,6 +21,8 @@ class Deployment:
     procs: Processes
     database_url: str | None  # None: the SQLite file under home (embedded)
     home: Path
+    broker_url: str = "memory://"
+    topic_prefix: str = ""
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,14 @@ def deployment(tmp: Path, env: dict[str, str], *, cluster: Cluster | None = None
     home = tmp / "home"
     env = {**env, "RAGLOOP_HOME": str(home), "RAGLOOP_API_PORT": str(port)}
     with ExitStack() as stack:
-        database_url = None
+        database_url, prefix = None, ""
         if cluster is None:
             env |= {"RAGLOOP_BROKER_URL": "memory://", "RAGLOOP_SEARCH_URL": "embedded://"}
         else:
             database_url = stack.enter_context(fresh_postgres_schema(cluster.postgres_url, f"learn_{cluster.unique}"))
+            prefix = f"learn{cluster.unique}."
             env |= {"RAGLOOP_BROKER_URL": cluster.kafka_url, "RAGLOOP_SEARCH_URL": cluster.opensearch_url, "RAGLOOP_DATABASE_URL": database_url,
-                    "RAGLOOP_TOPIC_PREFIX": f"learn{cluster.unique}.", "RAGLOOP_OPENSEARCH_INDEX": f"ragloop-learn-{cluster.unique}"}
+                    "RAGLOOP_TOPIC_PREFIX": prefix, "RAGLOOP_OPENSEARCH_INDEX": f"ragloop-learn-{cluster.unique}"}
         procs = stack.enter_context(processes(env, tmp / "logs"))
         if cluster is None:
             procs.start("up", "up", "--port", str(port))
@@ -54,4 +57,5 @@ def deployment(tmp: Path, env: dict[str, str], *, cluster: Cluster | None = None
             procs.start("gateway", "worker", "gateway")
         base_url = f"http://127.0.0.1:{port}"
         wait_healthy(base_url, procs, timeout=healthy_timeout)
-        yield Deployment(base_url=base_url, procs=procs, database_url=database_url, home=home)
+        yield Deployment(base_url=base_url, procs=procs, database_url=database_url, home=home,
+                         broker_url=cluster.kafka_url if cluster else "memory://", topic_prefix=prefix)

@@ -1,18 +1,25 @@
-"""The whole loop as a user drives it over HTTP: ingest → ask (cited, scored) → correct → retrain → ask again.
+"""What the end-to-end loop ingests and teaches, and the check that the eval worker scored every answer
+and every correction it saw (tests/e2e/test_learning_loop.py drives the loop over HTTP).
 
-Every phase is timed and printed (`pytest -s` shows it), so the budgets in test_loop.py can be set
-from what the loop really takes.
+The scoring check reads the surface each mode offers: on Kafka the `eval.results` topic itself; in
+the one-process mode the gateway's /metrics (eval.results lives in that process's memory) and the
+eval record the eval worker stored beside each publish.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from schemas.database import Database
+from schemas.settings import Settings
+from schemas.tables import EvalRecord
+from streams.brokers import make_broker
+from tests.support import read_topic
 
 PARAGRAPHS = {
     "observatory": ("The Veltrin Observatory", "The Veltrin Observatory sits on Mount Caldera at 4,200 metres. It was opened in 1987 and "
@@ -40,145 +47,47 @@ class Asked:
     corrections: dict[str, str] = field(default_factory=dict)  # task id → feedback id of its correction
 
 
-# What is not yet scored on eval.results (empty: everything asked so far is), read from the surface
-# the deployment offers: the topic itself on Kafka, the gateway's /metrics in the one-process mode.
+# What is not yet scored on eval.results (empty: everything asked so far is).
 Unscored = Callable[[Asked], list[str]]
 
 
-@dataclass
-class Budget:
-    """How long each wait may take before the loop fails, in seconds (measured: test_loop.py)."""
+def unscored_per_metrics_and_store(base_url: str, home: Path) -> Unscored:
+    """One process: eval.results lives in its memory, so read what it exports on /metrics (events
+    published onto eval.results; token F1 computed, which only a correction's re-score has) and,
+    per task, the eval record the eval worker stored beside each publish."""
+    db = Database.from_settings(Settings(home=home, database_url=None))
 
-    healthy: float
-    indexed: float
-    retrain: float
-    scored: float
+    def eval_of(task: str) -> EvalRecord | None:
+        with db.session() as s:
+            return s.get(EvalRecord, task)
 
+    def unscored(asked: Asked) -> list[str]:
+        samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                   for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=10).text) for s in family.samples}
+        published = samples.get(("ragloop_events_published_total", (("topic", "eval.results"),)), 0)
+        token_f1 = samples.get(("ragloop_eval_metric_count", (("metric", "token_f1"),)), 0)
+        missing = [f"{task}: no eval record for its answer by {version}" for task, version in asked.answers.items()
+                   if (record := eval_of(task)) is None or record.model_version != version]
+        if published < len(asked.answers) + len(asked.corrections):
+            missing.append(f"{published:.0f} events on eval.results for {len(asked.answers)} answers + {len(asked.corrections)} corrections")
+        if token_f1 < len(asked.corrections):
+            missing.append(f"token F1 scored {token_f1:.0f} times for {len(asked.corrections)} corrections")
+        return missing
 
-class LoopClient:
-    def __init__(self, base_url: str, wait_until: Callable[..., None], api_key: str | None = None) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self.http = httpx.Client(base_url=base_url, timeout=360, headers=headers)  # above ?wait=true's 300 s
-        self.wait_until = wait_until  # Processes.wait_until: polls a condition, failing at once if a role died
-        self.asked = Asked()
-
-    def ingest(self, doc_id: str, title: str, text: str) -> None:
-        reply = self.http.post("/v1/documents", json={"id": doc_id, "title": title, "text": text})
-        assert reply.status_code == 202, reply.text
-        assert reply.json()["document_id"] == doc_id
-
-    def wait_indexed(self, doc_ids: list[str], timeout: float) -> None:
-        pending = set(doc_ids)
-
-        def all_indexed() -> bool:
-            for doc_id in list(pending):
-                status = self.http.get(f"/v1/documents/{doc_id}").json()
-                assert status["status"] != "failed", status
-                if status["status"] == "indexed":
-                    pending.discard(doc_id)
-            return not pending
-
-        self.wait_until(all_indexed, timeout=timeout, what=f"documents indexed: {pending}")
-
-    def ask(self, question: str) -> dict[str, Any]:
-        reply = self.http.post("/v1/chat", params={"wait": "true"}, json={"messages": [{"role": "user", "content": question}]})
-        assert reply.status_code == 200, reply.text
-        task = reply.json()
-        assert task["status"] == "succeeded", task
-        self.asked.answers[task["task_id"]] = task["result"]["model_version"]
-        return task
-
-    def correct(self, task_id: str, correction: str) -> None:
-        reply = self.http.post("/v1/feedback", json={"task_id": task_id, "rating": "down", "correction": correction})
-        assert reply.status_code == 202, reply.text
-        self.asked.corrections[task_id] = reply.json()["feedback_id"]
-
-    def models(self) -> list[dict[str, Any]]:
-        return self.http.get("/v1/models").json()["models"]
-
-    def active_model(self) -> dict[str, Any]:
-        active = [m for m in self.models() if m["state"] == "active"]
-        assert len(active) == 1, active
-        return active[0]
-
-    def wait_for_new_active_model(self, previous: str, timeout: float) -> dict[str, Any]:
-        """Wait for the retrained adapter to pass its gate, then promote it by hand: a gated adapter first serves as
-        a canary, and the canary's automatic promotion (which needs scored canary traffic) is tests/e2e/test_learning_loop.py's."""
-        def gated() -> bool:
-            models = self.models()
-            rejected = [m for m in models if m["state"] == "rejected"]
-            assert not rejected, f"the retrained adapter was rejected by the gate: {rejected}"
-            return any(m["state"] in ("canary", "active") and m["version"] != previous for m in models)
-
-        self.wait_until(gated, timeout=timeout, what="a retrained adapter to pass its gate", interval=2)
-        new = next(m for m in self.models() if m["state"] in ("canary", "active") and m["version"] != previous)
-        if new["state"] == "canary":
-            reply = self.http.post(f"/v1/models/{new['version']}/promote", json={"reason": "the end-to-end test promotes its canary"})
-            assert reply.status_code == 200, reply.text
-        return self.active_model()
-
-    def wait_scored(self, unscored: Unscored, timeout: float) -> None:
-        """Every answer so far has its eval result, and every correction its re-score."""
-        missing: list[str] = []
-
-        def all_scored() -> bool:
-            missing[:] = unscored(self.asked)
-            return not missing
-
-        try:
-            self.wait_until(all_scored, timeout=timeout, what="eval.results for every answer and correction")
-        except AssertionError as error:
-            raise AssertionError(f"not scored: {missing}\n{error}") from None
+    return unscored
 
 
-class Phases:
-    """Wall time of each phase of the loop, printed as it ends."""
+def unscored_on_topic(settings: Settings) -> Unscored:
+    """Cluster: read eval.results itself, one event per answer (`<task>.eval`) and one re-score per
+    correction (`<task>.eval.<feedback>`), which alone has a reference to compute token F1 against."""
+    broker = make_broker(settings)
 
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
+    def unscored(asked: Asked) -> list[str]:
+        events = {event["event_id"]: event for event in read_topic(settings, broker, "eval.results", timeout_s=3)}
+        missing = [f"{task}: answer by {version} not scored" for task, version in asked.answers.items()
+                   if (event := events.get(f"{task}.eval")) is None or event["model_version"] != version]
+        missing += [f"{task}: correction {feedback} not scored" for task, feedback in asked.corrections.items()
+                    if (event := events.get(f"{task}.eval.{feedback}")) is None or event["metrics"]["token_f1"] is None]
+        return missing
 
-    @contextmanager
-    def __call__(self, name: str) -> Iterator[None]:
-        started = time.monotonic()
-        yield
-        self.seconds[name] = round(time.monotonic() - started, 1)
-        print(f"e2e phase {name}: {self.seconds[name]}s", flush=True)
-
-
-def run_the_loop(client: LoopClient, unscored: Unscored, budget: Budget, phase: Phases) -> None:
-    """Drive the loop, timing each phase."""
-    with phase("ingest and index 3 documents"):
-        for doc_id, (title, text) in PARAGRAPHS.items():
-            client.ingest(doc_id, title, text)
-        client.wait_indexed(list(PARAGRAPHS), timeout=budget.indexed)
-
-    with phase("cited answer"):
-        answer = client.ask("How long is the Ostra river?")
-    citations = answer["result"]["citations"]
-    assert citations and citations[0]["document_id"] == "river", citations
-    assert {"document_id", "chunk_id", "text"} <= citations[0].keys()
-    assert "612" in citations[0]["text"]
-
-    base = client.active_model()
-    assert base["version"].endswith("@base")
-    with phase("5 answers by the base model, each corrected"):
-        for question, correction, _ in FACTS:
-            task = client.ask(question)
-            assert task["result"]["model_version"] == base["version"]
-            client.correct(task["task_id"], correction)
-
-    with phase("6 answers and 5 corrections scored"):
-        client.wait_scored(unscored, timeout=budget.scored)
-
-    with phase("retrain, gate and promote"):
-        new = client.wait_for_new_active_model(base["version"], timeout=budget.retrain)
-    assert new["adapter_path"], new
-
-    with phase("5 answers by the new adapter"):
-        for question, _, keyword in FACTS:
-            task = client.ask(question)
-            assert task["result"]["model_version"] == new["version"]
-            assert keyword in task["result"]["answer"].lower(), (question, task["result"]["answer"])
-
-    with phase("all 11 answers and 5 corrections scored"):
-        client.wait_scored(unscored, timeout=budget.scored)
+    return unscored
