@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from indexing.images.decode import DecodedImage, is_image
 from indexing.images.index import ImageEntry, ImageIndex, open_image_index
-from indexing.images.store import ImageStore, open_image_store
+from indexing.images.store import ImageStore, StoredImage, open_image_store
 from indexing.loaders.errors import UnsupportedFormatError
 from indexing.types import SourceDocument
 from models.clip import CLIP_OFF_MESSAGE, ClipModel, require_clip
@@ -35,6 +35,16 @@ def caption_of(metadata: dict[str, Any], title: str = "") -> str:
         if isinstance(metadata.get(key), str) and metadata[key].strip():
             return str(metadata[key]).strip()
     return title
+
+
+def image_document(stored: StoredImage, *, document_id: str, title: str = "", source: str | None = None, name: str = "",
+                   metadata: dict[str, Any] | None = None) -> SourceDocument:
+    """The text form of a stored image: its caption (else title or name) as text, its URL in the metadata, so text
+    search finds it and a citation of it carries the URL a client shows."""
+    metadata = dict(metadata or {}) | {"image_id": stored.id, "image_url": f"/v1/images/{stored.id}", "media_type": stored.media_type,
+                                       "width": stored.width, "height": stored.height}
+    return SourceDocument(id=document_id, tenant=stored.tenant, title=title or stored.caption, text=stored.caption or title or name,
+                          source=source, metadata=metadata, access=list(stored.access))
 
 
 class ImageIngester:
@@ -65,10 +75,7 @@ class ImageIngester:
         vector = self.clip.encode_images([decoded.image])
         self.index.put([ImageEntry(id=stored.id, tenant=tenant, document_id=document_id, caption=caption, source=stored.source,
                                    media_type=stored.media_type, access=list(access))], vector)
-        metadata |= {"image_id": stored.id, "image_url": f"/v1/images/{stored.id}", "media_type": stored.media_type,
-                     "width": stored.width, "height": stored.height}
-        return SourceDocument(id=document_id, tenant=tenant, title=title or caption, text=caption or title or name,
-                              source=source or filename, metadata=metadata, access=list(access))
+        return image_document(stored, document_id=document_id, title=title, source=source or filename, name=name, metadata=metadata)
 
     def delete_document(self, tenant: str, document_id: str) -> int:
         return self.index.delete_document(tenant, document_id)

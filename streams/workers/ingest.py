@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from indexing.document_store import DeleteMark, Indexed
-from indexing.images.ingest import LazyImages
 from indexing.loaders import LoadError
 from indexing.loaders.ingest_event import load_ingest_event
 from indexing.pipeline import IngestStage
@@ -100,7 +99,7 @@ class StagePump:
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     store, settings = services.stores.documents, services.settings
-    images = LazyImages(settings)  # CLIP loads on the first image document, not at start
+    images = services.images  # CLIP loads on the first image document, not at start
 
     async def progress(event: DocumentIngest | DocumentDelete, stage: ProgressStage, reason: str | None = None, **counts: int) -> None:
         await publisher.publish(DocumentProgress(tenant=event.tenant, document_id=event.document_id, stage=stage, reason=reason,
