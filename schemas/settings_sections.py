@@ -260,6 +260,8 @@ class ImageSettings(Section):
     max_pixels: int = Field(40_000_000, ge=1, description="Most pixels (width x height) an image may declare: larger is refused "
                             "before decoding (a decompression bomb), 413.")
     thumbnail_px: int = Field(256, ge=16, le=2048, description="Longest side of the kept thumbnail.")
+    max_embedded: int = Field(50, ge=0, description="Most images indexed from inside one PDF or HTML document; the rest are "
+                              "recorded as refused (0: none are read).")
 
 
 SECTIONS: dict[str, type[Section]] = {

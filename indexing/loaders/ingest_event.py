@@ -13,7 +13,8 @@ import binascii
 from typing import TYPE_CHECKING
 
 from indexing.loaders import load_bytes
-from indexing.loaders.errors import CorruptDocumentError
+from indexing.loaders.errors import CorruptDocumentError, UnsupportedFormatError
+from indexing.loaders.formats import detect_format, split_media_type
 from indexing.types import SourceDocument
 from indexing.url_fetch import load_url
 from schemas.events import DocumentIngest
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float, allow_private: bool,
                       images: LazyImages | None = None) -> SourceDocument:
     """Fetch the event's `url` (within the limits and the SSRF guard), parse its `content_b64`, or take its
-    `text` as is; image bytes (JPEG, PNG, WebP) go to `images` (indexing/images/ingest.py). Raises
+    `text` as is; image bytes (JPEG, PNG, WebP) go to `images` (indexing/images/ingest.py), and so do the images
+    inside a PDF or HTML file when image features are on (indexing/images/embedded.py). Raises
     ``LoadError``; a ``FetchError`` with ``retryable`` set may succeed later."""
     if event.url is not None:
         return load_url(event.url, tenant=event.tenant, document_id=event.document_id, title=event.title or None,
@@ -44,8 +46,24 @@ def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float
             return (images or LazyImages.off()).get().ingest(
                 data, tenant=event.tenant, document_id=event.document_id, title=event.title, source=event.source,
                 filename=event.filename, metadata=event.metadata, access=event.access)
-        return load_bytes(data, media_type=event.media_type, filename=event.filename, tenant=event.tenant,
-                          document_id=event.document_id, source=event.source, title=event.title or None,
-                          metadata=event.metadata, access=event.access, max_bytes=max_bytes)
+        document = load_bytes(data, media_type=event.media_type, filename=event.filename, tenant=event.tenant,
+                              document_id=event.document_id, source=event.source, title=event.title or None,
+                              metadata=event.metadata, access=event.access, max_bytes=max_bytes)
+        if images is not None and images.enabled and images.max_embedded > 0:
+            fmt = embedded_format(event, data)
+            if fmt in ("pdf", "html"):
+                from indexing.images.embedded import with_embedded_images
+
+                return with_embedded_images(document, data, fmt=fmt, images=images.get(), limit=images.max_embedded,
+                                            charset=split_media_type(event.media_type)[1])
+        return document
     return SourceDocument(id=event.document_id, tenant=event.tenant, title=event.title, text=event.text or "",
                           source=event.source, metadata=event.metadata, access=event.access)
+
+
+def embedded_format(event: DocumentIngest, data: bytes) -> str | None:
+    """`pdf` or `html` when the bytes are a plain (not compressed) file that may carry images, else None."""
+    try:
+        return detect_format(media_type=event.media_type, name=event.filename or "", head=data[:1024]).name
+    except UnsupportedFormatError:  # a compressed file (`.gz`), read by the text loader only
+        return None
