@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from indexing.loaders import load_bytes
-from indexing.loaders.errors import CorruptDocumentError, UnsupportedFormatError
+from indexing.loaders.errors import CorruptDocumentError, LoadError, UnsupportedFormatError
 from indexing.loaders.formats import detect_format, split_media_type
 from indexing.types import SourceDocument
 from indexing.url_fetch import load_url
@@ -34,18 +35,12 @@ def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float
                         metadata=event.metadata, access=event.access, max_bytes=max_bytes, timeout_s=timeout_s,
                         allow_private=allow_private)
     if event.content_b64 is not None:
-        try:
-            data = base64.b64decode(event.content_b64, validate=True)
-        except binascii.Error as error:
-            raise CorruptDocumentError(f"content_b64 is not valid base64: {error}") from error
-        from indexing.images.decode import is_image
-
-        if is_image(name=event.filename or "", media_type=event.media_type):
-            from indexing.images.ingest import LazyImages
-
-            return (images or LazyImages.off()).get().ingest(
-                data, tenant=event.tenant, document_id=event.document_id, title=event.title, source=event.source,
-                filename=event.filename, metadata=event.metadata, access=event.access)
+        data = _content(event.content_b64)
+        if is_image_event(event):
+            [outcome] = load_image_events([event], images=images)
+            if isinstance(outcome, LoadError):
+                raise outcome
+            return outcome
         document = load_bytes(data, media_type=event.media_type, filename=event.filename, tenant=event.tenant,
                               document_id=event.document_id, source=event.source, title=event.title or None,
                               metadata=event.metadata, access=event.access, max_bytes=max_bytes)
@@ -67,3 +62,41 @@ def embedded_format(event: DocumentIngest, data: bytes) -> str | None:
         return detect_format(media_type=event.media_type, name=event.filename or "", head=data[:1024]).name
     except UnsupportedFormatError:  # a compressed file (`.gz`), read by the text loader only
         return None
+
+
+def is_image_event(event: DocumentIngest) -> bool:
+    """Whether the event carries an image file (JPEG, PNG, WebP) rather than a text document."""
+    from indexing.images.decode import is_image
+
+    return event.content_b64 is not None and is_image(name=event.filename or "", media_type=event.media_type)
+
+
+def load_image_events(events: Sequence[DocumentIngest], *, images: LazyImages | None) -> list[SourceDocument | LoadError]:
+    """Image documents, stored and indexed together so CLIP encodes them in batches (indexing/images/ingest.py);
+    each outcome is its document or the `LoadError` that refused it alone."""
+    from indexing.images.ingest import ImageUpload, LazyImages
+
+    outcomes: list[SourceDocument | LoadError | None] = []
+    uploads: list[ImageUpload] = []
+    for event in events:
+        try:
+            data = _content(event.content_b64 or "")
+        except LoadError as error:
+            outcomes.append(error)
+            continue
+        outcomes.append(None)
+        uploads.append(ImageUpload(data=data, tenant=event.tenant, document_id=event.document_id, title=event.title, source=event.source,
+                                   filename=event.filename, metadata=dict(event.metadata), access=list(event.access)))
+    try:
+        ingester = (images or LazyImages.off()).get() if uploads else None
+    except LoadError as off:  # image features are off: every image is refused saying so
+        return [outcome if outcome is not None else off for outcome in outcomes]
+    indexed = iter(ingester.ingest_many(uploads) if ingester is not None else [])
+    return [outcome if outcome is not None else next(indexed) for outcome in outcomes]
+
+
+def _content(content_b64: str) -> bytes:
+    try:
+        return base64.b64decode(content_b64, validate=True)
+    except binascii.Error as error:
+        raise CorruptDocumentError(f"content_b64 is not valid base64: {error}") from error
