@@ -97,24 +97,25 @@ class ImageIngester:
     def add(self, images: Sequence[ImageInput]) -> list[StoredImage | LoadError]:
         """Decode, store, CLIP-encode and index `images`, one result each in order: the stored record, or the
         `LoadError` that refused that image alone. Encoding runs in batches of `ENCODE_BATCH`, not one image
-        at a time: a batch of one costs CLIP nearly three times as much per image."""
+        at a time (a batch of one costs CLIP nearly three times as much per image); only one batch is held
+        decoded at a time, so a poll of large photos does not hold all their pixels at once."""
         results: list[StoredImage | LoadError] = []
-        ready: list[tuple[StoredImage, Image.Image]] = []
-        for item in images:
-            try:
-                decoded = self.decode(item.data, item.name)
-                stored = self.store.put(item.tenant, item.data, caption=item.caption, source=item.source, document_id=item.document_id,
-                                        access=item.access, decoded=decoded)
-            except LoadError as error:
-                results.append(error)
-                continue
-            results.append(stored)
-            ready.append((stored, decoded.image))
-        for start in range(0, len(ready), ENCODE_BATCH):
-            part = ready[start:start + ENCODE_BATCH]
-            vectors = self.clip.encode_images([picture for _, picture in part])
-            self.index.put([ImageEntry(id=s.id, tenant=s.tenant, document_id=s.document_id, caption=s.caption, source=s.source,
-                                       media_type=s.media_type, access=list(s.access)) for s, _ in part], vectors)
+        for start in range(0, len(images), ENCODE_BATCH):
+            ready: list[tuple[StoredImage, Image.Image]] = []
+            for item in images[start:start + ENCODE_BATCH]:
+                try:
+                    decoded = self.decode(item.data, item.name)
+                    stored = self.store.put(item.tenant, item.data, caption=item.caption, source=item.source,
+                                            document_id=item.document_id, access=item.access, decoded=decoded)
+                except LoadError as error:
+                    results.append(error)
+                    continue
+                results.append(stored)
+                ready.append((stored, decoded.image))
+            if ready:
+                vectors = self.clip.encode_images([picture for _, picture in ready])
+                self.index.put([ImageEntry(id=s.id, tenant=s.tenant, document_id=s.document_id, caption=s.caption, source=s.source,
+                                           media_type=s.media_type, access=list(s.access)) for s, _ in ready], vectors)
         return results
 
     def ingest_many(self, uploads: Sequence[ImageUpload]) -> list[SourceDocument | LoadError]:
