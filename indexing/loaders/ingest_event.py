@@ -17,7 +17,7 @@ from indexing.loaders import load_bytes
 from indexing.loaders.errors import CorruptDocumentError, LoadError, UnsupportedFormatError
 from indexing.loaders.formats import detect_format, split_media_type
 from indexing.types import SourceDocument
-from indexing.url_fetch import load_url
+from indexing.url_fetch import fetch_url, load_fetched
 from schemas.events import DocumentIngest
 
 if TYPE_CHECKING:
@@ -31,9 +31,10 @@ def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float
     inside a PDF or HTML file when image features are on (indexing/images/embedded.py). Raises
     ``LoadError``; a ``FetchError`` with ``retryable`` set may succeed later."""
     if event.url is not None:
-        return load_url(event.url, tenant=event.tenant, document_id=event.document_id, title=event.title or None,
-                        metadata=event.metadata, access=event.access, max_bytes=max_bytes, timeout_s=timeout_s,
-                        allow_private=allow_private)
+        fetched = fetch_url(event.url, max_bytes=max_bytes, timeout_s=timeout_s, allow_private=allow_private)
+        document = load_fetched(fetched, tenant=event.tenant, document_id=event.document_id, title=event.title or None,
+                                metadata=event.metadata, access=event.access, max_bytes=max_bytes)
+        return with_images_inside(document, fetched.content, media_type=fetched.content_type, name=fetched.final_url, images=images)
     if event.content_b64 is not None:
         data = _content(event.content_b64)
         if is_image_event(event):
@@ -44,24 +45,27 @@ def load_ingest_event(event: DocumentIngest, *, max_bytes: int, timeout_s: float
         document = load_bytes(data, media_type=event.media_type, filename=event.filename, tenant=event.tenant,
                               document_id=event.document_id, source=event.source, title=event.title or None,
                               metadata=event.metadata, access=event.access, max_bytes=max_bytes)
-        if images is not None and images.enabled and images.max_embedded > 0:
-            fmt = embedded_format(event, data)
-            if fmt in ("pdf", "html"):
-                from indexing.images.embedded import with_embedded_images
-
-                return with_embedded_images(document, data, fmt=fmt, images=images.get(), limit=images.max_embedded,
-                                            charset=split_media_type(event.media_type)[1])
-        return document
+        return with_images_inside(document, data, media_type=event.media_type, name=event.filename or "", images=images)
     return SourceDocument(id=event.document_id, tenant=event.tenant, title=event.title, text=event.text or "",
                           source=event.source, metadata=event.metadata, access=event.access)
 
 
-def embedded_format(event: DocumentIngest, data: bytes) -> str | None:
-    """`pdf` or `html` when the bytes are a plain (not compressed) file that may carry images, else None."""
+def with_images_inside(document: SourceDocument, data: bytes, *, media_type: str | None, name: str,
+                       images: LazyImages | None) -> SourceDocument:
+    """The document with the images inside it indexed (indexing/images/embedded.py) when it is a PDF or HTML file and
+    image features are on; as it is otherwise."""
+    if images is None or not images.enabled or images.max_embedded <= 0:
+        return document
     try:
-        return detect_format(media_type=event.media_type, name=event.filename or "", head=data[:1024]).name
+        fmt = detect_format(media_type=media_type, name=name, head=data[:1024]).name
     except UnsupportedFormatError:  # a compressed file (`.gz`), read by the text loader only
-        return None
+        return document
+    if fmt not in ("pdf", "html"):
+        return document
+    from indexing.images.embedded import with_embedded_images
+
+    return with_embedded_images(document, data, fmt=fmt, images=images.get(), limit=images.max_embedded,
+                                charset=split_media_type(media_type)[1])
 
 
 def is_image_event(event: DocumentIngest) -> bool:
