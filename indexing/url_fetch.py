@@ -119,10 +119,18 @@ def load_url(url: str, *, tenant: str = "default", document_id: str | None = Non
     fetched = fetch_url(url, max_bytes=max_bytes, timeout_s=timeout_s, allow_private=allow_private,
                         allowed_networks=allowed_networks, max_redirects=max_redirects, resolve=resolve,
                         verify=verify)
-    about = {"url": url, "final_url": fetched.final_url, "http_status": fetched.status_code,
+    return load_fetched(fetched, tenant=tenant, document_id=document_id, title=title, metadata=metadata, access=access,
+                        max_bytes=max_bytes, fields=fields)
+
+
+def load_fetched(fetched: FetchedResource, *, tenant: str = "default", document_id: str | None = None, title: str | None = None,
+                 metadata: Mapping[str, Any] | None = None, access: Sequence[str] = (), max_bytes: int = DEFAULT_MAX_BYTES,
+                 fields: RecordFields = RecordFields()) -> SourceDocument:
+    """A fetched resource as one document, its fetch recorded in the metadata (`url`, `final_url`, `http_status`)."""
+    about = {"url": fetched.url, "final_url": fetched.final_url, "http_status": fetched.status_code,
              "fetched_at": datetime.now(UTC).isoformat(), **(metadata or {})}
     return load_bytes(fetched.content, media_type=fetched.content_type, filename=httpx.URL(fetched.final_url).path,
-                      tenant=tenant, document_id=document_id or url, source=fetched.final_url, title=title,
+                      tenant=tenant, document_id=document_id or fetched.url, source=fetched.final_url, title=title,
                       metadata=about, access=access, fields=fields, max_bytes=max_bytes)
 
 

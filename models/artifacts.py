@@ -192,14 +192,9 @@ class S3ArtifactStore(_BlobStore):
 
         parts = urlsplit(location)
         try:
-            response = self.client.get_object(parts.netloc, f"{parts.path.strip('/')}/{name}")
+            return read_object(self.client, parts.netloc, f"{parts.path.strip('/')}/{name}")
         except S3Error as error:
             raise ArtifactError(f"{location}: cannot read {name} ({error.code})") from None
-        try:
-            return bytes(response.read())
-        finally:
-            response.close()
-            response.release_conn()
 
     def _uri(self, version: str) -> str:
         return f"s3://{self.bucket}/{self._key(version)}"
@@ -241,3 +236,13 @@ def s3_client(endpoint: str | None, access_key: str | None, secret_key: str | No
     server = urlsplit(endpoint or "https://s3.amazonaws.com")
     return Minio(server.netloc, access_key=access_key, secret_key=secret_key, secure=server.scheme == "https",
                  region=region or "us-east-1")  # a region given up front: no location lookup before the first request
+
+
+def read_object(client: Any, bucket: str, key: str) -> bytes:
+    """The bytes of one object through a minio client, its connection released; raises minio's S3Error."""
+    response = client.get_object(bucket, key)
+    try:
+        return bytes(response.read())
+    finally:
+        response.close()
+        response.release_conn()

@@ -240,9 +240,8 @@ class ImageGenSettings(Section):
     max_prompt_chars: int = Field(1000, ge=1, description="Longest prompt accepted (422 above).")
     concurrency: int = Field(1, ge=1, le=64, description="Images one process generates at once; more wait (one GPU, one at a time).")
     guidance_scale: float = Field(0.0, ge=0.0, description="Classifier-free guidance (0: off, as SD-Turbo is trained).")
-    store_url: str | None = Field(None, description="Where generated images are kept: a folder (`file:///path`, default "
-                                  "home/generated-images) or an S3-compatible bucket (`s3://bucket/prefix`, reached "
-                                  "with the RAGLOOP_ARTIFACT_STORE_* settings).")
+    store_url: str | None = Field(None, description="Older name of RAGLOOP_IMAGES_STORE_URL (generated images now live in "
+                                  "the one image store): read only when that is unset.")
     wait_s: float = Field(120.0, gt=0, le=3600, description="How long `POST /v1/images/generations` with `wait` blocks for the image.")
 
 
@@ -258,10 +257,15 @@ class ImageSettings(Section):
     """Limits and storage of ingested images (indexing/images/)."""
 
     folder: Path | None = Field(None, description="Where image files and thumbnails are kept; default home/images.")
+    store_url: str | None = Field(None, description="The one image store of ingested and generated images, instead of the "
+                                  "folder: `file:///path` or an S3-compatible bucket `s3://bucket/prefix` (reached with the "
+                                  "RAGLOOP_ARTIFACT_STORE_* settings).")
     max_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest image file accepted (413 above it).")
     max_pixels: int = Field(40_000_000, ge=1, description="Most pixels (width x height) an image may declare: larger is refused "
                             "before decoding (a decompression bomb), 413.")
     thumbnail_px: int = Field(256, ge=16, le=2048, description="Longest side of the kept thumbnail.")
+    max_embedded: int = Field(50, ge=0, description="Most images indexed from inside one PDF or HTML document; the rest are "
+                              "recorded as refused (0: none are read).")
 
 
 SECTIONS: dict[str, type[Section]] = {

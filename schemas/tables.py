@@ -292,7 +292,7 @@ class OutboxRecord(SQLModel, table=True):
 
 class ImageGenerationRecord(SQLModel, table=True):
     """A text-to-image job (`images.generate`) and where it stands: queued, then done with the image's
-    URI in the image store (models/image_store.py), or failed with why. Read back only by its tenant."""
+    URL in the one image store (`/v1/images/img-…`, indexing/images/store.py), or failed with why. Read back only by its tenant."""
 
     __tablename__ = "image_generations"
     id: str = Field(primary_key=True)

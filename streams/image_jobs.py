@@ -18,9 +18,14 @@ from schemas.tables import ImageGenerationRecord, OutboxRecord
 from streams.outbox_relay import check_size
 
 
+def job_path(job_id: str) -> str:
+    """Where the gateway serves a job to its tenant: the source of the image it generates."""
+    return f"/v1/images/generations/{job_id}"
+
+
 def image_path(job_id: str) -> str:
     """Where the gateway serves a job's image to its tenant (a path; the API makes it absolute)."""
-    return f"/v1/images/generations/{job_id}/content"
+    return f"{job_path(job_id)}/content"
 
 
 class OutboxEntries:

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
     from agents.graph import RagAgent
     from agents.tools.base import Tool
     from indexing.backends.base import SearchBackend
+    from indexing.images.ingest import LazyImages
+    from indexing.images.store import ImageStore
     from indexing.pipeline import IngestPipeline
     from indexing.retriever import HybridRetriever
     from models.artifacts import ArtifactStore
     from models.embedder import TextEmbedder
     from models.image_generator import ImageGenerator
-    from models.image_store import ImageStore
     from models.llm.base import LLMEngine
     from models.version_router import VersionRouter
     from streams.callbacks.sender import CallbackSender
@@ -118,13 +119,17 @@ class Services:
 
     @cached_property
     def image_store(self) -> ImageStore:
-        """Where generated images are kept (RAGLOOP_IMAGE_GEN_STORE_URL, default home/generated-images)."""
-        from models.image_store import open_image_store
+        """The one image store of ingested and generated images (RAGLOOP_IMAGES_STORE_URL, default the folder home/images)."""
+        from indexing.images.store import open_image_store
 
-        store = self.settings.artifact_store
-        return open_image_store(self.settings.image_gen.store_url, home=self.settings.home, endpoint=store.endpoint, region=store.region,
-                                access_key=store.access_key.get_secret_value() if store.access_key else None,
-                                secret_key=store.secret_key.get_secret_value() if store.secret_key else None)
+        return open_image_store(self.settings)
+
+    @cached_property
+    def images(self) -> LazyImages:
+        """The process's image ingester (CLIP loads on the first image, not at start), shared by the ingest and images roles."""
+        from indexing.images.ingest import LazyImages
+
+        return LazyImages(self.settings)
 
     @cached_property
     def checkpointer(self) -> BaseCheckpointSaver:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
@@ -21,6 +21,9 @@ from agents.tools.base import Tool, ToolInput, ToolOutput
 from indexing.images.index import ImageHit
 from indexing.images.search import ImageSearch
 from indexing.types import Chunk, SearchHit
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 # "show me …", "picture/photo/image of …", "what does X look like": the request wants to see something
 SHOW_TRIGGERS = (r"\bshow me\b", r"\b(pictures?|photos?|photographs?|images?|pics?)\s+of\b", r"\bwhat does .+ look like\b",
@@ -55,6 +58,14 @@ def decode_attached(value: str) -> bytes:
         raise ValueError(f"an attached image is not valid base64: {error}") from error
 
 
+def attached_picture(value: str) -> Image.Image:
+    """An attached image (base64 or a `data:` URL), decoded to RGB; it was checked against the limits at the door."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(decode_attached(value))) as picture:
+        return picture.convert("RGB")
+
+
 class ImageSearchTool(Tool[ImageToolInput, ImageToolOutput]):
     """Text → images of the tenant (CLIP); with an attached image, the images most like it."""
 
@@ -69,10 +80,7 @@ class ImageSearchTool(Tool[ImageToolInput, ImageToolOutput]):
 
     def run(self, args: ImageToolInput) -> ImageToolOutput:
         if args.images:
-            from PIL import Image
-
-            with Image.open(io.BytesIO(decode_attached(args.images[0]))) as picture:
-                hits = self.search.similar_images(picture.convert("RGB"), tenant=args.tenant, k=args.k, principals=args.principals)
+            hits = self.search.similar_images(attached_picture(args.images[0]), tenant=args.tenant, k=args.k, principals=args.principals)
         else:
             hits = self.search.images_for_text(args.query, tenant=args.tenant, k=args.k, principals=args.principals)
         return ImageToolOutput(hits=[image_hit(h) for h in hits])
@@ -92,10 +100,7 @@ class ImageDocumentsTool(Tool[ImageToolInput, ImageToolOutput]):
     def run(self, args: ImageToolInput) -> ImageToolOutput:
         if not args.images:
             return ImageToolOutput(text="no image was attached")
-        from PIL import Image
-
-        with Image.open(io.BytesIO(decode_attached(args.images[0]))) as picture:
-            hits = self.search.documents_for_image(picture.convert("RGB"), tenant=args.tenant, k=args.k, principals=args.principals)
+        hits = self.search.documents_for_image(attached_picture(args.images[0]), tenant=args.tenant, k=args.k, principals=args.principals)
         return ImageToolOutput(hits=hits)
 
 

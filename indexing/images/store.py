@@ -1,5 +1,7 @@
-"""Where image files live: the original bytes, a thumbnail and a small JSON record per image,
-under one folder per tenant (`RAGLOOP_IMAGES_FOLDER`, default home/images).
+"""The one image store: the original bytes, a thumbnail and a small JSON record per image, for
+ingested and generated images alike, under one folder per tenant of a local folder
+(`RAGLOOP_IMAGES_FOLDER`, default home/images) or of an S3-compatible bucket
+(`RAGLOOP_IMAGES_STORE_URL=s3://bucket/prefix`, see indexing/images/blobs.py).
 
 An image id is a content hash of (tenant, bytes): storing the same picture twice gives the same id
 and the same files (idempotent under at-least-once delivery). A tenant's folder is named by a hash
@@ -17,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from indexing.images.blobs import Blobs, FolderBlobs, open_blobs
 from indexing.images.decode import DecodedImage, decode_image
 
 if TYPE_CHECKING:
@@ -57,10 +59,10 @@ def image_id(tenant: str, data: bytes) -> str:
 
 
 class ImageStore:
-    """Image files and records under `root`, one folder per tenant."""
+    """Image files and records in `blobs`, one folder per tenant."""
 
-    def __init__(self, root: Path, *, max_bytes: int, max_pixels: int, thumbnail_px: int) -> None:
-        self.root = Path(root)
+    def __init__(self, blobs: Blobs | Path, *, max_bytes: int, max_pixels: int, thumbnail_px: int) -> None:
+        self.blobs = FolderBlobs(blobs) if isinstance(blobs, Path) else blobs
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.thumbnail_px = thumbnail_px
@@ -71,42 +73,38 @@ class ImageStore:
 
     def put(self, tenant: str, data: bytes, *, caption: str = "", source: str | None = None, document_id: str | None = None,
             access: Sequence[str] = (), decoded: DecodedImage | None = None) -> StoredImage:
-        """Store an image (decoded and checked here unless `decoded` is given); returns its record."""
+        """Store an image (decoded and checked here unless `decoded` is given); returns its record.
+        The record is written last: an image is there once its record is."""
         decoded = decoded or self.decode(data, name=source or "the image")
         record = StoredImage(id=image_id(tenant, data), tenant=tenant, media_type=decoded.media_type,
                              width=decoded.image.width, height=decoded.image.height, caption=caption, source=source,
                              document_id=document_id, access=list(access), bytes=len(data))
-        folder = self._folder(tenant)
-        folder.mkdir(parents=True, exist_ok=True)
-        _write(folder / f"{record.id}.bin", data)
-        _write(folder / f"{record.id}.thumb.jpg", self._thumbnail(decoded))
-        _write(folder / f"{record.id}.json", record.model_dump_json().encode())
+        self.blobs.write(self._key(tenant, record.id, ".bin"), data, record.media_type)
+        self.blobs.write(self._key(tenant, record.id, ".thumb.jpg"), self._thumbnail(decoded), "image/jpeg")
+        self.blobs.write(self._key(tenant, record.id, ".json"), record.model_dump_json().encode(), "application/json")
         return record
 
     def get(self, tenant: str, image_id: str) -> StoredImage | None:
         """The record of a tenant's image, or None (unknown id, or another tenant's)."""
-        path = self._path(tenant, image_id, ".json")
-        if path is None or not path.is_file():
+        if not IMAGE_ID.match(image_id):
             return None
-        record = StoredImage.model_validate(json.loads(path.read_bytes()))
-        return record if record.tenant == tenant else None
+        raw = self.blobs.read(self._key(tenant, image_id, ".json"))
+        record = StoredImage.model_validate(json.loads(raw)) if raw is not None else None
+        return record if record is not None and record.tenant == tenant else None
 
     def read(self, tenant: str, image_id: str) -> bytes | None:
-        path = self._path(tenant, image_id, ".bin")
-        return path.read_bytes() if path is not None and path.is_file() and self.get(tenant, image_id) else None
+        """The original bytes of a tenant's image, or None."""
+        return self.blobs.read(self._key(tenant, image_id, ".bin")) if self.get(tenant, image_id) else None
 
     def thumbnail(self, tenant: str, image_id: str) -> bytes | None:
-        path = self._path(tenant, image_id, ".thumb.jpg")
-        return path.read_bytes() if path is not None and path.is_file() and self.get(tenant, image_id) else None
+        """The JPEG thumbnail of a tenant's image, or None."""
+        return self.blobs.read(self._key(tenant, image_id, ".thumb.jpg")) if self.get(tenant, image_id) else None
 
     def delete(self, tenant: str, image_id: str) -> bool:
-        removed = False
-        for suffix in (".json", ".bin", ".thumb.jpg"):
-            path = self._path(tenant, image_id, suffix)
-            if path is not None and path.is_file():
-                path.unlink()
-                removed = True
-        return removed
+        if not IMAGE_ID.match(image_id):
+            return False
+        removed = [self.blobs.delete(self._key(tenant, image_id, suffix)) for suffix in (".json", ".bin", ".thumb.jpg")]
+        return any(removed)
 
     def _thumbnail(self, decoded: DecodedImage) -> bytes:
         small = decoded.image.copy()
@@ -115,28 +113,20 @@ class ImageStore:
         small.save(out, format="JPEG", quality=85)
         return out.getvalue()
 
-    def _folder(self, tenant: str) -> Path:
-        return self.root / hashlib.sha256(tenant.encode()).hexdigest()[:32]
-
-    def _path(self, tenant: str, image_id: str, suffix: str) -> Path | None:
-        return self._folder(tenant) / f"{image_id}{suffix}" if IMAGE_ID.match(image_id) else None
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write then rename: a reader never sees half a file."""
-    partial = path.with_name(path.name + f".{os.getpid()}.part")
-    partial.write_bytes(data)
-    partial.replace(path)
+    @staticmethod
+    def _key(tenant: str, image_id: str, suffix: str) -> str:
+        return f"{hashlib.sha256(tenant.encode()).hexdigest()[:32]}/{image_id}{suffix}"
 
 
 def open_image_store(settings: Settings) -> ImageStore:
-    """The image store the settings name (RAGLOOP_IMAGES_FOLDER, default home/images)."""
-    images = settings.images
-    return ImageStore(images.folder or settings.home / "images", max_bytes=images.max_bytes,
-                      max_pixels=images.max_pixels, thumbnail_px=images.thumbnail_px)
+    """The image store the settings name: RAGLOOP_IMAGES_STORE_URL (`file:///path` or `s3://bucket/prefix`; the
+    older RAGLOOP_IMAGE_GEN_STORE_URL is read when it is unset), else the folder RAGLOOP_IMAGES_FOLDER (home/images).
+    A bucket is reached with the RAGLOOP_ARTIFACT_STORE_* connection."""
+    images, s3 = settings.images, settings.artifact_store
+    url = images.store_url or settings.image_gen.store_url
+    setting = "RAGLOOP_IMAGES_STORE_URL" if images.store_url else "RAGLOOP_IMAGE_GEN_STORE_URL"
+    blobs = open_blobs(url, default=images.folder or settings.home / "images", endpoint=s3.endpoint, region=s3.region,
+                       access_key=s3.access_key.get_secret_value() if s3.access_key else None,
+                       secret_key=s3.secret_key.get_secret_value() if s3.secret_key else None, setting=setting)
+    return ImageStore(blobs, max_bytes=images.max_bytes, max_pixels=images.max_pixels, thumbnail_px=images.thumbnail_px)
 
-
-def store_image(settings: Settings, tenant: str, data: bytes, *, caption: str = "", source: str | None = None) -> str:
-    """Store an image of `tenant` (checked against the limits) and return its id: what the image
-    generator calls with a generated picture and its prompt as caption."""
-    return open_image_store(settings).put(tenant, data, caption=caption, source=source).id

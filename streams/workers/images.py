@@ -1,6 +1,7 @@
-"""Images role: `images.generate` → render with the configured diffusers pipeline → the image store →
-the job settled with its URI, and a document of the tenant (the prompt as its text) so the image
-can be found again by what it shows.
+"""Images role: `images.generate` → render with the configured diffusers pipeline → the one image store
+(with the prompt as caption, CLIP-indexed when CLIP is configured) → the job settled with the image's
+URL, and a document of the tenant (the prompt as its text) so the image can be found again by what it
+shows, through image search and text search alike (indexing/images/generated.py).
 
 A role of its own so a GPU host can run only this (`ragloop worker images`); `ragloop up` runs it
 too. Without RAGLOOP_IMAGE_GEN_CHECKPOINT the job is settled `failed` with the message that says
@@ -13,12 +14,14 @@ import asyncio
 
 import structlog
 
+from indexing.images.generated import generated_image_document
+from indexing.types import SourceDocument
 from models.image_generator import ImageGenerationOff, check_request
 from models.image_jobs import ImageJobStore
 from schemas.events import DocumentIngest, ImageGenerate
 from schemas.tables import ImageGenerationRecord
 from streams.consumer import EventConsumer
-from streams.image_jobs import OutboxEntries, image_path
+from streams.image_jobs import OutboxEntries, job_path
 from streams.publisher import Publisher
 from streams.services import Services
 from streams.topics import TOPICS
@@ -27,12 +30,10 @@ GROUP = "ragloop.images"
 log = structlog.get_logger(__name__)
 
 
-def caption_document(job: ImageGenerationRecord) -> DocumentIngest:
-    """The document that makes a generated image findable: its prompt as text, its URL as source."""
-    return DocumentIngest(tenant=job.tenant, document_id=f"generated-image-{job.id}", title=f"Generated image: {job.prompt[:120]}",
-                          text=job.prompt, source=image_path(job.id),
-                          metadata={"kind": "generated_image", "image_id": job.id, "image_url": image_path(job.id),
-                                    "width": job.width, "height": job.height})
+def caption_document(document: SourceDocument) -> DocumentIngest:
+    """The ingest event of a generated image's text form (its prompt), carrying the image's URLs in its metadata."""
+    return DocumentIngest(tenant=document.tenant, document_id=document.id, title=document.title, text=document.text,
+                          source=document.source, metadata=document.metadata)
 
 
 def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
@@ -52,13 +53,15 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         except ValueError as error:  # bounds lowered since the job was accepted
             jobs.settle(job.id, status="failed", error=str(error))
             return
-        uri = services.image_store.put(job.id, generator.generate(checked))
-        document: DocumentIngest = caption_document(job)
+        stored = generated_image_document(generator.generate(checked), tenant=job.tenant, job_id=job.id, prompt=job.prompt,
+                                          source=job_path(job.id), store=services.image_store, images=services.images)
+        document = caption_document(stored)
         entry = outbox.entry(document, aggregate="document", aggregate_id=document.document_id)  # published by this process's relay
         services.stores.documents.upsert_document(document.document_id, job.tenant, outbox=[entry], title=document.title,
                                                   status="queued", error=None, access=[])
-        jobs.settle(job.id, status="done", image_uri=uri, document_id=document.document_id)
-        log.info("image generated", job=job.id, tenant=job.tenant, uri=uri)
+        url = str(stored.metadata["image_url"])
+        jobs.settle(job.id, status="done", image_uri=url, document_id=document.document_id)
+        log.info("image generated", job=job.id, tenant=job.tenant, image=url)
 
     async def on_generate(request: ImageGenerate) -> None:
         job = await asyncio.to_thread(jobs.get, request.task_id, request.tenant)

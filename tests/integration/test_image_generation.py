@@ -1,6 +1,7 @@
 """Text-to-image end to end on the embedded runtime with a tiny random-weight pipeline loaded through the users' path:
-POST /v1/images/generations → images.generate → the images worker → PNG served to its tenant only, and findable
-as the tenant's document; limits refused with 422, generation off refused with 409 naming the setting."""
+POST /v1/images/generations → images.generate → the images worker → PNG in the one image store, served to its tenant
+only, and found again as the tenant's image document (tiny CLIP: text → image search; its prompt: text search), in a
+folder or an S3-compatible bucket; limits refused with 422, generation off refused with 409 naming the setting."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from pydantic import SecretStr
 from schemas.settings import Settings
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
+from tests.s3_double import S3Double, s3_double
 from tests.support import wait_for
 from tests.tiny_diffusion import build_tiny_pipeline
 
@@ -29,8 +31,8 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def world(settings: Settings, checkpoint: Path) -> Iterator[tuple[TestClient, Runtime]]:
-    keyed = settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB"), image_gen_checkpoint=checkpoint,
+def world(clip_settings: Settings, checkpoint: Path) -> Iterator[tuple[TestClient, Runtime]]:
+    keyed = clip_settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB"), image_gen_checkpoint=checkpoint,
                               image_gen_size=64, image_gen_steps=2, image_gen_max_size=128, image_gen_max_prompt_chars=200)
     runtime = Runtime(keyed, roles=["images", "ingest"])
     with TestClient(create_app(runtime)) as client:
@@ -62,8 +64,49 @@ def test_a_generated_image_is_served_to_its_tenant_and_found_again_as_its_docume
     assert document["status"] == "indexed", document
     retriever = runtime.services.retriever
     found = retriever.retrieve("red bicycle lake", tenant="tenantA", k=3)
-    assert [hit.chunk.document_id for hit in found][:1] == [job["document_id"]] and "/content" in str(found[0].chunk.metadata)
+    assert [hit.chunk.document_id for hit in found][:1] == [job["document_id"]]
+    cited = client.get(str(found[0].chunk.metadata["image_url"]), headers=A)  # the citation's URL serves the same image
+    assert cited.status_code == 200 and cited.content == png.content
     assert job["document_id"] not in [hit.chunk.document_id for hit in retriever.retrieve("red bicycle lake", tenant="tenantB", k=3)]
+
+
+def generate(client: TestClient, prompt: str, headers: dict[str, str]) -> dict:
+    made = client.post("/v1/images/generations", json={"prompt": prompt, "wait": True, "seed": 3}, headers=headers)
+    assert made.status_code == 200 and made.json()["status"] == "done", made.text
+    job: dict = made.json()
+    document = client.get(f"/v1/documents/{job['document_id']}", params={"wait": "true", "timeout": 120}, headers=headers).json()
+    assert document["status"] == "indexed", document
+    return job
+
+
+def assert_found_only_by_its_tenant(client: TestClient, job: dict) -> None:
+    """Text → image search finds the generated image (prompt as caption, job as source) as its tenant, never as another."""
+    found = client.post("/v1/images/search", json={"text": job["prompt"], "k": 5}, headers=A)
+    assert found.status_code == 200, found.text
+    [image] = [hit for hit in found.json()["images"] if hit["document_id"] == job["document_id"]]
+    assert image["caption"] == job["prompt"] and image["source"] == f"/v1/images/generations/{job['id']}"
+    assert client.post("/v1/images/search", json={"text": job["prompt"], "k": 5}, headers=B).json()["images"] == []
+    served = client.get(image["url"], headers=A)
+    assert served.status_code == 200 and served.content == client.get(job["data"][0]["url"], headers=A).content
+    assert client.get(image["url"], headers=B).status_code == 404
+    assert client.get(image["thumbnail_url"], headers=A).headers["content-type"] == "image/jpeg"
+
+
+def test_a_generated_image_is_an_image_document_of_its_tenant(client: TestClient) -> None:
+    assert_found_only_by_its_tenant(client, generate(client, "a green kite over the sea", A))
+
+
+def test_generated_images_go_to_the_bucket_when_the_image_store_is_one(clip_settings: Settings, checkpoint: Path) -> None:
+    with s3_double() as endpoint:
+        keyed = clip_settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB"), image_gen_checkpoint=checkpoint,
+                                       image_gen_size=64, image_gen_steps=2, images_store_url="s3://media/img",
+                                       artifact_store_endpoint=endpoint, artifact_store_access_key=SecretStr("ak"),
+                                       artifact_store_secret_key=SecretStr("sk"))
+        with TestClient(create_app(Runtime(keyed, roles=["images", "ingest"]))) as client:
+            job = generate(client, "a yellow boat in a harbour", A)
+            assert_found_only_by_its_tenant(client, job)
+            assert any(key.startswith("/media/img/") and key.endswith(".bin") for key in S3Double.objects)
+    assert not (keyed.home / "images").exists()
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from indexing.images.decode import decode_image, http_status
-from indexing.images.store import ImageStore
 from indexing.loaders.errors import CorruptDocumentError, DocumentTooLargeError, UnsupportedFormatError
 from tests.images_support import bomb_png, image_bytes
 
@@ -48,17 +47,3 @@ def test_unsupported_or_garbage_bytes_are_422(data: bytes) -> None:
     with pytest.raises(UnsupportedFormatError, match="JPEG, PNG or WebP") as error:
         decode_image(data, **LIMITS)
     assert http_status(error.value) == 422
-
-
-def test_the_store_keeps_image_and_thumbnail_per_tenant(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    store = ImageStore(tmp_path, max_bytes=LIMITS["max_bytes"], max_pixels=LIMITS["max_pixels"], thumbnail_px=16)
-    data = image_bytes("PNG", size=(64, 48))
-    record = store.put("acme", data, caption="red", source="red.png")
-    assert store.put("acme", data).id == record.id  # content-addressed: storing again is idempotent
-    assert store.read("acme", record.id) == data
-    assert (store.get("acme", record.id) or record).caption == ""  # the second put replaced the record
-    thumb = store.thumbnail("acme", record.id)
-    assert thumb is not None and thumb[:2] == b"\xff\xd8"
-    assert store.get("other", record.id) is None and store.read("other", record.id) is None
-    assert store.thumbnail("other", record.id) is None
-    assert store.get("acme", "../../etc/passwd") is None

@@ -1,16 +1,12 @@
 """Content-addressed adapters: the id names the weights, a store round-trips them verified, and nothing
 (a bad id, a doctored manifest) makes it write outside its folders. The S3 store is driven through the
-real minio client against a small S3 double (PUT/GET object, AWS v4 signed) at the HTTP edge."""
+real minio client against a small S3 double (tests/s3_double.py) at the HTTP edge."""
 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
-from urllib.parse import unquote
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
@@ -26,6 +22,7 @@ from models.artifacts import (
     version_id,
 )
 from schemas.events import ChatOptions, ModelUpdated, TrainRequest, VersionId
+from tests.s3_double import S3Double, s3_double
 
 
 def adapter(folder: Path, weights: bytes = b"weights", report: str = '{"seconds": 1.0}') -> Path:
@@ -127,56 +124,10 @@ def test_unknown_schemes_are_refused(tmp_path: Path) -> None:
         open_artifact_store("ftp://host/x", home=tmp_path)
 
 
-class S3Double(BaseHTTPRequestHandler):
-    """PUT and GET of objects, as S3 answers them; refuses requests that are not AWS v4 signed with the expected key."""
-
-    objects: ClassVar[dict[str, bytes]] = {}
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-    def _signed(self) -> bool:
-        auth = self.headers.get("Authorization", "")
-        if not auth.startswith("AWS4-HMAC-SHA256 Credential=ak/") or not self.headers.get("x-amz-content-sha256"):
-            self.send_response(403)
-            self.end_headers()
-            return False
-        return True
-
-    def do_PUT(self) -> None:
-        if self._signed():
-            self.objects[unquote(self.path)] = self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(200)
-            self.send_header("ETag", '"e"')
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-    def do_GET(self) -> None:
-        if not self._signed():
-            return
-        body = self.objects.get(unquote(self.path))
-        if body is None:
-            body = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>NoSuchKey</Code><Message>missing</Message>'
-                    b"<Resource>" + self.path.encode() + b"</Resource><RequestId>1</RequestId></Error>")
-            self.send_response(404)
-            self.send_header("Content-Type", "application/xml")
-        else:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def s3_endpoint() -> Iterator[str]:
-    S3Double.objects = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), S3Double)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with s3_double() as endpoint:
+        yield endpoint
 
 
 def test_s3_store_round_trip_through_minio(tmp_path: Path, s3_endpoint: str) -> None:

@@ -17,14 +17,13 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from indexing.images.store import open_image_store
 from models.image_generator import ImageGenerationOff
 from models.image_jobs import ImageJobStore
-from models.image_store import ImageStoreError
 from schemas.tables import ImageGenerationRecord
 from streams.gateway.auth import tenant_of
 from streams.gateway.context import GatewayContext
 from streams.image_jobs import image_path, submit_image_job
-from streams.services import Services
 
 WAIT_POLL_S = 0.2  # a job's state lives only in the store: `wait` polls it
 
@@ -67,7 +66,7 @@ class ImageGenerationOut(BaseModel):
 def router(ctx: GatewayContext) -> APIRouter:
     api = APIRouter(prefix="/v1/images/generations", tags=["images"])
     jobs = ImageJobStore(ctx.stores.db)
-    services = Services(ctx.settings, ctx.stores)  # only its image store is used here: nothing heavy is loaded
+    store = open_image_store(ctx.settings)
 
     async def settled(job: ImageGenerationRecord, timeout_s: float) -> ImageGenerationRecord:
         deadline = time.monotonic() + timeout_s
@@ -119,10 +118,11 @@ def router(ctx: GatewayContext) -> APIRouter:
         job = await owned(job_id, tenant_of(request, tenant))
         if job.status != "done" or job.image_uri is None:
             raise HTTPException(409, f"image generation {job_id!r} is {job.status}" + (f": {job.error}" if job.error else ""))
-        try:
-            png = await asyncio.to_thread(services.image_store.get, job.image_uri)
-        except ImageStoreError as error:
-            raise HTTPException(410, str(error)) from None
+        image_id = job.image_uri.rsplit("/", 1)[-1]  # the job keeps the image's URL in the one image store, /v1/images/<id>
+        png = await asyncio.to_thread(store.read, job.tenant, image_id)
+        if png is None:
+            raise HTTPException(410, f"image generation {job_id!r}: its image {image_id!r} is gone from the image store "
+                                     "(was the image folder or bucket moved or cleaned?)")
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
     return api

@@ -86,26 +86,26 @@ def router(ctx: GatewayContext) -> APIRouter:
             raise HTTPException(404, f"unknown image {image_id!r}")
         return record
 
+    async def served(image_id: str, request: Request, tenant: str, principals: list[str], *, thumbnail: bool) -> Response:
+        """The image file (its own media type) or its JPEG thumbnail, to a caller who may see the image."""
+        record = await visible(image_id, request, tenant, principals)
+        data = await asyncio.to_thread(store.thumbnail if thumbnail else store.read, record.tenant, image_id)
+        if data is None:
+            raise HTTPException(404, f"unknown image {image_id!r}")
+        return Response(data, media_type="image/jpeg" if thumbnail else record.media_type, headers={"Cache-Control": "private, max-age=3600"})
+
     @api.get("/{image_id}", response_class=Response, responses={200: {"content": {"image/*": {}}}, 404: {"description": "No such image."}})
     async def get_image(image_id: str, request: Request, tenant: Annotated[str, Query(max_length=200)] = "default",
                         principal: Annotated[list[str] | None, Query()] = None) -> Response:
         """The original image file (its own media type)."""
-        record = await visible(image_id, request, tenant, principal or [])
-        data = await asyncio.to_thread(store.read, record.tenant, image_id)
-        if data is None:
-            raise HTTPException(404, f"unknown image {image_id!r}")
-        return Response(data, media_type=record.media_type, headers={"Cache-Control": "private, max-age=3600"})
+        return await served(image_id, request, tenant, principal or [], thumbnail=False)
 
     @api.get("/{image_id}/thumbnail", response_class=Response,
              responses={200: {"content": {"image/jpeg": {}}}, 404: {"description": "No such image."}})
     async def get_thumbnail(image_id: str, request: Request, tenant: Annotated[str, Query(max_length=200)] = "default",
                             principal: Annotated[list[str] | None, Query()] = None) -> Response:
         """A JPEG thumbnail (longest side RAGLOOP_IMAGES_THUMBNAIL_PX)."""
-        record = await visible(image_id, request, tenant, principal or [])
-        data = await asyncio.to_thread(store.thumbnail, record.tenant, image_id)
-        if data is None:
-            raise HTTPException(404, f"unknown image {image_id!r}")
-        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+        return await served(image_id, request, tenant, principal or [], thumbnail=True)
 
     @api.post("/search", response_model=ImageSearchOut, responses={422: {"description": "Bad image, or image features are off."},
                                                                    413: {"description": "Image over a limit."}})
