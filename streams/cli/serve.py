@@ -36,7 +36,13 @@ def worker(role: Annotated[str, typer.Argument(help=f"One of: {', '.join([*ROLES
         return
 
     async def forever(runtime: Runtime) -> None:
-        console.print(f"[green]worker {role}[/] {runtime.describe()}; Ctrl-C to stop")
+        port = settings.workers.health_port
+        console.print(f"[green]worker {role}[/] {runtime.describe()}"
+                      f"{f'; /healthz and /metrics on :{port}' if port else ''}; Ctrl-C to stop")
+        if port:
+            from streams.health_server import serve_health
+
+            await serve_health([role], port)
         await asyncio.Event().wait()
 
     try:

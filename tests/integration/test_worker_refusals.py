@@ -38,3 +38,33 @@ def test_a_cluster_gateway_without_api_keys_refuses_to_start(tmp_path: Path) -> 
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: RAGLOOP_API_KEYS is not set")
     assert "RAGLOOP_AUTH=off" in result.stderr
+
+
+def test_a_worker_serves_healthz_and_metrics_on_its_health_port_once_consuming(kafka_url: str, unique: str, tmp_path: Path) -> None:
+    """What the Helm chart's probes and ServiceMonitor use (RAGLOOP_WORKERS_HEALTH_PORT)."""
+    import httpx
+
+    from tests.e2e.conftest import processes
+    from tests.support import wait_for
+
+    port = free_port()
+    env = cluster_env(tmp_path / "home", RAGLOOP_BROKER_URL=kafka_url, RAGLOOP_TOPIC_PREFIX=f"health{unique}.",
+                      RAGLOOP_WORKERS_HEALTH_PORT=str(port), RAGLOOP_KAFKA_PARTITIONS="1")
+    try:
+        with processes(env, tmp_path / "logs") as procs:
+            procs.start("feedback", "worker", "feedback")
+
+            def answers() -> httpx.Response | None:
+                try:
+                    return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                except httpx.TransportError:
+                    return None
+
+            health = wait_for(answers, timeout=120, what="the worker's /healthz")
+            metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
+    finally:
+        from tests.integration.test_cli_kafka import delete_topics
+
+        delete_topics(kafka_url, f"health{unique}.")
+    assert health.status_code == 200 and health.json() == {"status": "ok", "roles": ["feedback"]}
+    assert metrics.status_code == 200 and "ragloop_" in metrics.text
