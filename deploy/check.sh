@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make deploy-check` (CI, after `make lint`): the Helm chart linted and rendered with both values files and
-# every rendered manifest validated against the Kubernetes schemas; the compose file validated against the
-# compose-spec schema. Real tools, built or fetched from what is reachable here (no Docker engine, no
+# every rendered manifest validated against the Kubernetes schemas; the Dockerfiles linted (hadolint); the
+# compose file validated against the compose-spec schema. Real tools, built or fetched from what is reachable here (no Docker engine, no
 # kubeconform schema download): helm from its Go module, the schemas from PyPI (kubernetes-validate) and
 # from the compose-spec Go module (compose-go).
 set -euo pipefail
@@ -45,6 +45,11 @@ for name in "${!RENDERS[@]}"; do
   "$PYTHON" -m kubernetes_validate -k "$KUBE_VERSION" --strict --quiet --no-warn "$OUT/$name.yaml"
   echo "validated $OUT/$name.yaml: $(grep -c '^kind:' "$OUT/$name.yaml") manifests"
 done
+
+# Dockerfiles: hadolint (the lint extra ships its static binary). No Docker engine here to build them;
+# tests/unit/test_dockerfiles.py checks what the images promise (non-root, healthcheck, pinned bases, the lock).
+"$(dirname "$PYTHON")/hadolint" deploy/docker/Dockerfile deploy/docker/Dockerfile.gpu
+echo "hadolint: deploy/docker/Dockerfile, Dockerfile.gpu clean"
 
 # compose: the compose-spec JSON schema from compose-go, the library `docker compose` itself loads files with.
 SCHEMA_DIR=$(go mod download -json "github.com/compose-spec/compose-go/v2@$COMPOSE_GO_VERSION" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')

@@ -44,3 +44,15 @@ def test_the_asyncapi_document_states_each_channels_partitions_retention_and_key
         assert binding["topicConfiguration"]["retention.ms"] == topic.retention_ms
     ingest = document["components"]["messages"]["DocumentIngest"]
     assert ingest["bindings"]["kafka"]["key"]["description"] == "The document id."
+
+
+def test_the_readme_table_of_keys_and_order_is_the_plan() -> None:
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = readme[readme.index("| Key | Topics (partitions) | Kept in order |"):]
+    rows = re.findall(r"^\| ([a-z ]+) \| (.+?) \| (.+?) \|$", table[:table.index("\n\n")], flags=re.MULTILINE)
+    documented = {name: (key, int(partitions), order) for key, topics, order in rows
+                  for name, partitions in re.findall(r"`([a-z.]+)` \((\d+)\)", topics)}
+    assert documented == {name: (t.key, t.partitions, t.order) for name, t in TOPICS.items()}
