@@ -111,3 +111,14 @@ def test_large_puts_the_trainer_job_on_the_gpu_pool_with_budgets_and_service_mon
     assert job["nodeSelector"] == {"node-pool": "gpu"} and job["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert set(of_kind(docs, "PodDisruptionBudget")) == set(of_kind(docs, "ServiceMonitor")) == {*ROLES, "gateway"}
     assert of_kind(docs, "Ingress")
+
+
+def test_the_values_schema_names_exactly_the_roles_and_refuses_others() -> None:
+    import json
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert set(schema["properties"]["roles"]["propertyNames"]["enum"]) == set(ROLES)
+    result = render(*KEYS, "--set", "roles.indexer.enabled=true")
+    assert result.returncode != 0 and "value must be one of" in result.stderr
+    memory = render(*KEYS, "--set", "config.RAGLOOP_BROKER_URL=memory://")
+    assert memory.returncode != 0 and "RAGLOOP_BROKER_URL" in memory.stderr
