@@ -14,6 +14,7 @@ KUBE_VERSION=${KUBE_VERSION:-1.33.0}
 CHART=deploy/helm/ragloop
 OUT=$TOOLS/rendered
 mkdir -p "$TOOLS" "$OUT"
+command -v go >/dev/null || { echo "deploy-check: Go is needed (helm and the compose-spec schema come from Go modules)" >&2; exit 1; }
 
 # helm, built once (~80 s, 1.1 GB peak) and kept under the gitignored deploy/.tools.
 # A build from the module path carries no release ldflags (`helm version` says v3.22, and its default
