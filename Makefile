@@ -3,6 +3,7 @@
 #   make test  — create the environment, fetch the models, start Kafka/OpenSearch/PostgreSQL, run the tests
 #   make test-fast — the same without the tests marked slow (real-model generation and training), for the edit-test loop
 #   make lint  — ruff and mypy over the code, as CI runs them before the tests
+#   make deploy-check — the Helm chart and compose file rendered and validated with the real tools (CI, after lint)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -20,7 +21,7 @@ export RAGLOOP_TEST_KAFKA_URL ?= kafka://127.0.0.1:$(RAGLOOP_KAFKA_PORT)
 export RAGLOOP_TEST_OPENSEARCH_URL ?= http://127.0.0.1:$(RAGLOOP_OPENSEARCH_PORT)
 export RAGLOOP_TEST_POSTGRES_URL ?= postgresql://ragloop:ragloop@127.0.0.1:$(RAGLOOP_POSTGRES_PORT)/ragloop_test
 
-.PHONY: setup models run services services-stop test test-fast test-unit lint soak
+.PHONY: setup models run services services-stop test test-fast test-unit lint soak deploy-check
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	command -v uv >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -56,6 +57,11 @@ test-fast: models services
 # ruff (lint) and mypy (types), configured in pyproject.toml; both run so one pass shows every finding. CI runs this before the tests.
 lint: setup
 	status=0; $(BIN)/ruff check . || status=1; $(BIN)/mypy || status=1; exit $$status
+
+# The Helm chart linted, rendered with both values files and validated against the Kubernetes schemas, and the
+# compose file against the compose-spec schema (deploy/check.sh; builds helm into deploy/.tools the first time).
+deploy-check: setup
+	PYTHON=$(BIN)/python deploy/check.sh
 
 # The whole loop in cluster mode on the local services under mixed load for MINUTES, then its ledger (README: "Soak and fault injection").
 MINUTES ?= 10

@@ -143,6 +143,8 @@ class WorkerSettings(Section):
     retry_backoff_s: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt.")
     start_patience_s: float = Field(300.0, ge=0, description="How long a starting process keeps retrying the broker and the "
                                     "database when they are not reachable yet, before it gives up with the error.")
+    health_port: int | None = Field(None, ge=1, le=65535, description="`ragloop worker ROLE` serves /healthz and /metrics on this "
+                                    "port (0.0.0.0) for Kubernetes probes and Prometheus; unset: no listener.")
 
 
 class TaskSettings(Section):

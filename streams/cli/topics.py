@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -10,22 +11,40 @@ import typer
 
 from schemas.settings import get_settings
 from streams.cli.options import console, listing
-from streams.topics import TOPICS, all_topic_names
+from streams.topics import TOPICS, planned_topics
 
 topics_app = typer.Typer(help="Manage Kafka topics (every topic and its .dlq).", no_args_is_help=True)
 
 
 @topics_app.command("create")
-def topics_create(partitions: Annotated[int | None, typer.Option(help="Partitions per topic [RAGLOOP_KAFKA_PARTITIONS].")] = None) -> None:
-    """Create every topic and its .dlq on the configured Kafka cluster (existing ones are kept)."""
-    settings = get_settings()
-    if settings.broker.is_embedded:
-        raise typer.BadParameter("RAGLOOP_BROKER_URL is memory:// — topics exist in-process; set kafka://host:port")
-    from streams.brokers.kafka import create_topics
+def topics_create(
+        bootstrap: Annotated[str | None, typer.Option(help="HOST:PORT[,HOST:PORT] of the cluster; default: RAGLOOP_BROKER_URL.")] = None,
+        partitions: Annotated[int | None, typer.Option(min=1, help="Partitions of every topic, instead of the plan's (`topics list`).")] = None,
+        replication: Annotated[int | None, typer.Option(min=1, help="Replicas of every topic, instead of the plan's 3 (1 on a one-broker "
+                                                                    "cluster).")] = None,
+        prefix: Annotated[str | None, typer.Option(help="Topic name prefix; default: RAGLOOP_TOPIC_PREFIX.")] = None) -> None:
+    """Create every topic and its .dlq as the topic plan lays them out, for clusters where auto-create
+    is off. Existing topics are reported and left alone; a plan the cluster cannot hold fails whole."""
+    from kafka.errors import KafkaError
 
-    names = [settings.broker.topic_prefix + name for name in all_topic_names()]
-    created = create_topics(settings.broker.kafka_bootstrap, names, partitions=partitions or settings.broker.kafka_partitions)
-    console.print(f"created {len(created)} topic(s); {len(all_topic_names()) - len(created)} already existed")
+    from streams.brokers.topic_plan import TopicPlanError, apply_plan
+
+    settings = get_settings()
+    if bootstrap is None and settings.broker.is_embedded:
+        raise typer.BadParameter("RAGLOOP_BROKER_URL is memory:// — topics exist in-process; set kafka://host:port or pass --bootstrap")
+    servers = bootstrap.removeprefix("kafka://").split(",") if bootstrap else settings.broker.kafka_bootstrap
+    topics = [replace(t, partitions=partitions or t.partitions, replication=replication or t.replication) for t in planned_topics()]
+    try:
+        result = apply_plan(servers, topics, prefix=settings.broker.topic_prefix if prefix is None else prefix)
+    except TopicPlanError as error:
+        console.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+    except KafkaError as error:  # NoBrokersAvailable and friends: one line, not a trace
+        console.print(f"[red]error:[/] cannot reach Kafka at {','.join(servers)}: {type(error).__name__}")
+        raise typer.Exit(1) from None
+    for name, have in result.existing.items():
+        console.print(f"exists: {name} ({have} partition(s))")
+    console.print(f"created {len(result.created)} topic(s); {len(result.existing)} already existed")
 
 
 @topics_app.command("asyncapi")
@@ -45,4 +64,5 @@ def topics_asyncapi(out: Annotated[Path | None, typer.Option(help="Write to this
 def topics_list() -> None:
     """Show every topic, the event it carries and what it is for."""
     for topic in TOPICS.values():
-        listing.print(f"[bold]{topic.name}[/] ({topic.event.__name__}) — {topic.description}  dlq: {topic.dlq}")
+        listing.print(f"[bold]{topic.name}[/] ({topic.event.__name__}) — {topic.description}  key: {topic.key}; "
+                      f"partitions: {topic.partitions}; retention: {topic.retention_ms // 3_600_000} h; dlq: {topic.dlq}")

@@ -46,7 +46,7 @@ def test_topics_create_makes_every_topic_and_its_dead_letter_topic_once(kafka_ur
     cli = Cli({"RAGLOOP_HOME": str(tmp_path / "home"), "RAGLOOP_BROKER_URL": kafka_url, "RAGLOOP_TOPIC_PREFIX": prefix})
     wanted = [prefix + name for name in all_topic_names()]
     try:
-        first = cli.ok("topics", "create", "--partitions", "2")
+        first = cli.ok("topics", "create", "--partitions", "2", "--replication", "1")
         again = cli.ok("topics", "create")
         client = admin(kafka_url)
         try:
