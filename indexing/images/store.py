@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,6 +82,9 @@ class ImageStore:
         self.max_bytes = max_bytes
         self.max_pixels = max_pixels
         self.thumbnail_px = thumbnail_px
+        # who holds an image is read, changed and written back: one change at a time in this process (the ingest
+        # worker's puts and deletes run on different threads)
+        self._holders = threading.Lock()
 
     def decode(self, data: bytes, *, name: str = "the image") -> DecodedImage:
         """`decode_image` under this store's limits."""
@@ -93,16 +97,18 @@ class ImageStore:
         also that document's (see `release_document`), besides the documents that already held it."""
         decoded = decoded or self.decode(data, name=source or "the image")
         identifier = image_id(tenant, data)
-        held = set(earlier.documents) if (earlier := self.get(tenant, identifier)) is not None else set()
-        if document_id is not None:
-            held.add(document_id)
-            self._list_image(tenant, document_id, identifier)
-        record = StoredImage(id=identifier, tenant=tenant, media_type=decoded.media_type,
-                             width=decoded.image.width, height=decoded.image.height, caption=caption, source=source,
-                             document_id=document_id, access=list(access), bytes=len(data), documents=sorted(held))
-        self.blobs.write(self._key(tenant, record.id, ".bin"), data, record.media_type)
-        self.blobs.write(self._key(tenant, record.id, ".thumb.jpg"), self._thumbnail(decoded), "image/jpeg")
-        self.blobs.write(self._key(tenant, record.id, ".json"), record.model_dump_json().encode(), "application/json")
+        thumbnail = self._thumbnail(decoded)
+        with self._holders:  # a release of the image's last other holder cannot remove the files between these writes
+            self.blobs.write(self._key(tenant, identifier, ".bin"), data, decoded.media_type)
+            self.blobs.write(self._key(tenant, identifier, ".thumb.jpg"), thumbnail, "image/jpeg")
+            held = set(earlier.documents) if (earlier := self.get(tenant, identifier)) is not None else set()
+            if document_id is not None:
+                held.add(document_id)
+                self._list_image(tenant, document_id, identifier)
+            record = StoredImage(id=identifier, tenant=tenant, media_type=decoded.media_type,
+                                 width=decoded.image.width, height=decoded.image.height, caption=caption, source=source,
+                                 document_id=document_id, access=list(access), bytes=len(data), documents=sorted(held))
+            self.blobs.write(self._key(tenant, record.id, ".json"), record.model_dump_json().encode(), "application/json")
         return record
 
     def get(self, tenant: str, image_id: str) -> StoredImage | None:
@@ -129,6 +135,10 @@ class ImageStore:
     def release_document(self, tenant: str, document_id: str) -> list[str]:
         """Let go of a deleted document's images: each no longer names it, and one that no other document holds
         is deleted. Returns the ids deleted. Safe to repeat (a redelivered delete finds nothing left to do)."""
+        with self._holders:
+            return self._release(tenant, document_id)
+
+    def _release(self, tenant: str, document_id: str) -> list[str]:
         deleted: list[str] = []
         for identifier in self.images_of(tenant, document_id):
             record = self.get(tenant, identifier)
