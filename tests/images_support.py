@@ -6,6 +6,10 @@ import io
 
 from PIL import Image
 
+from indexing.images.blobs import FolderBlobs
+from indexing.images.store import ImageStore
+from tests.s3_double import S3Double
+
 
 def image_bytes(fmt: str = "PNG", size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (200, 30, 30),
                 *, exif_orientation: int | None = None) -> bytes:
@@ -70,3 +74,10 @@ def data_url(data: bytes, media_type: str = "image/png") -> str:
     import base64
 
     return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def stored_names(store: ImageStore) -> set[str]:
+    """The names of every file the store holds, in its folder or (the S3 double's) bucket."""
+    if isinstance(store.blobs, FolderBlobs):
+        return {path.name for path in store.blobs.root.rglob("*") if path.is_file()}
+    return {key.rsplit("/", 1)[-1] for key in S3Double.objects}

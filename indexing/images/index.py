@@ -62,6 +62,9 @@ class ImageIndex(Protocol):
     def delete_document(self, tenant: str, document_id: str) -> int:
         """Remove the images a document brought; returns how many."""
 
+    def set_document(self, tenant: str, image_id: str, document_id: str) -> bool:
+        """Name another document that holds the image (its first went, the image stays); False when it is not indexed."""
+
     def close(self) -> None: ...
 
 
@@ -119,6 +122,16 @@ class EmbeddedImageIndex:
         with self._lock:
             return self._db.execute("DELETE FROM images WHERE tenant = ? AND document_id = ?", (tenant, document_id)).rowcount
 
+    def set_document(self, tenant: str, image_id: str, document_id: str) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT entry FROM images WHERE tenant = ? AND id = ?", (tenant, image_id)).fetchone()
+            if row is None:
+                return False
+            entry = ImageEntry.model_validate_json(row[0]).model_copy(update={"document_id": document_id})
+            self._db.execute("UPDATE images SET document_id = ?, entry = ? WHERE tenant = ? AND id = ?",
+                             (document_id, entry.model_dump_json(), tenant, image_id))
+            return True
+
     def close(self) -> None:
         self._db.close()
 
@@ -163,6 +176,13 @@ class OpenSearchImageIndex:
         query = {"bool": {"filter": [{"term": {"tenant": tenant}}, {"term": {"document_id": document_id}}]}}
         reply = self.client.delete_by_query(index=self.index_name, body={"query": query}, params={"refresh": "true", "conflicts": "proceed"})
         return int(reply.get("deleted", 0))
+
+    def set_document(self, tenant: str, image_id: str, document_id: str) -> bool:
+        query = {"bool": {"filter": [{"term": {"tenant": tenant}}, {"term": {"id": image_id}}]}}
+        script = {"source": "ctx._source.document_id = params.document_id", "params": {"document_id": document_id}}
+        reply = self.client.update_by_query(index=self.index_name, body={"query": query, "script": script},
+                                            params={"refresh": "true", "conflicts": "proceed"})
+        return int(reply.get("updated", 0)) > 0
 
     def drop(self) -> None:
         self.client.indices.delete(index=self.index_name, params={"ignore": 404})

@@ -138,6 +138,14 @@ class ImageIngester:
         return outcome
 
     def delete_document(self, tenant: str, document_id: str) -> int:
+        """Remove a deleted document's image vectors and release its stored images; returns how many vectors went.
+        An image another document of the tenant also holds stays stored, served and indexed, its vector now naming
+        that document (the index keeps one document per image, the last that brought it)."""
+        held = self.store.images_of(tenant, document_id)
+        self.store.release_document(tenant, document_id)
+        for kept in filter(None, (self.store.get(tenant, image) for image in held)):
+            if kept.document_id is not None:
+                self.index.set_document(tenant, kept.id, kept.document_id)
         return self.index.delete_document(tenant, document_id)
 
 

@@ -118,6 +118,16 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
                 raise
             raise PermanentError(str(error)) from error
 
+    def forget(tenant: str, document_id: str) -> int:
+        """Remove a document's chunks, image vectors and the stored images only it holds; returns the chunks removed.
+        Without CLIP its images (generated ones) are still in the store and are released there."""
+        removed = services.pipeline.delete(tenant, document_id)
+        if images.enabled:  # even in a process that has not ingested an image since it started
+            images.get().delete_document(tenant, document_id)
+        else:
+            services.image_store.release_document(tenant, document_id)
+        return removed
+
     def load_images(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:
         return [PermanentError(str(outcome)) if isinstance(outcome, LoadError) and not getattr(outcome, "retryable", False) else outcome
                 for outcome in load_image_events(events, images=images)]
@@ -146,7 +156,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         if lost:  # an earlier attempt may have marked it `indexing` (and written) after the delete ended, then failed
             settled = await asyncio.to_thread(store.skip_lost, [e.document_id for e in lost])
             for event in (e for e in lost if e.document_id in settled):
-                await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id)
+                await asyncio.to_thread(forget, event.tenant, event.document_id)
         return alive, marks
 
     async def start(events: list[DocumentIngest]) -> list[SourceDocument | Exception]:
@@ -193,7 +203,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
         won = [(e, r) for (e, _), r, outcome in zip(pairs, reports, outcomes) if outcome == "indexed"]
         for (event, _), outcome in zip(pairs, outcomes):
             if outcome == "deleted":  # it lost to a delete that may have run before it wrote: leave nothing
-                await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id)
+                await asyncio.to_thread(forget, event.tenant, event.document_id)
                 log.info("ingest lost to a later delete; its chunks are removed", document_id=event.document_id, event_id=event.event_id)
         DOCUMENTS_INDEXED.inc(len(won))
         CHUNKS_INDEXED.inc(sum(r.chunks for _, r in won))
@@ -243,9 +253,7 @@ def consumers(services: Services, publisher: Publisher) -> list[EventConsumer]:
     async def delete(event: DocumentDelete) -> None:
         """Tombstone first, then remove, then release: an ingest that wrote in between notices."""
         remove = await asyncio.to_thread(store.begin_delete, event.document_id, event.tenant, event.occurred_at)
-        removed = await asyncio.to_thread(services.pipeline.delete, event.tenant, event.document_id) if remove else 0
-        if remove and images.enabled:  # even in a process that has not ingested an image since it started
-            await asyncio.to_thread(lambda: images.get().delete_document(event.tenant, event.document_id))
+        removed = await asyncio.to_thread(forget, event.tenant, event.document_id) if remove else 0
         await asyncio.to_thread(store.end_delete, event.document_id, event.occurred_at)
         await progress(event, "deleted", chunks=removed)
 

@@ -16,7 +16,8 @@ from indexing.images.store import image_id
 from schemas.settings import Settings
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
-from tests.images_support import bomb_png, data_url, html_with_images, image_bytes, pdf_with_images
+from tests.images_support import bomb_png, data_url, html_with_images, image_bytes, pdf_with_images, stored_names
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -68,6 +69,19 @@ def test_html_data_images_are_indexed_with_their_alt_text_as_caption(world: tupl
     [chunk] = [h.chunk for h in runtime.services.retriever.retrieve("catalogue", tenant="shop", k=3)]
     assert [f["name"] for f in chunk.metadata["embedded_image_failures"]] == ["<img> 3"]  # the remote one is not fetched, not failed
     assert client.delete("/v1/documents/catalogue", params={"tenant": "shop"}).status_code == 202
-    from tests.support import wait_for
-
     wait_for(lambda: search(client, "a kayak", "shop") == [], what="the page's images to leave with it")
+
+
+def test_deleting_a_pdf_stops_serving_the_images_inside_it(world: tuple[TestClient, Runtime]) -> None:
+    client, runtime = world
+    jpeg = image_bytes("JPEG", size=(48, 32), color=(200, 120, 30))
+    assert ingest(client, "brochure", pdf_with_images("Orange ferry brochure", [(jpeg, 48, 32)]), "brochure.pdf", tenant="acme")["status"] == "indexed"
+    [image] = search(client, "a ferry", "acme")
+    assert image["document_id"] == "brochure"
+    assert client.get(image["url"], params={"tenant": "acme"}).status_code == 200
+    assert client.delete("/v1/documents/brochure", params={"tenant": "acme"}).status_code == 202
+    wait_for(lambda: client.get("/v1/documents/brochure").json()["status"] == "deleted", what="the delete of the PDF")
+    assert client.get(image["url"], params={"tenant": "acme"}).status_code == 404
+    assert client.get(image["thumbnail_url"], params={"tenant": "acme"}).status_code == 404
+    assert runtime.services.image_store.get("acme", image["id"]) is None
+    assert not [name for name in stored_names(runtime.services.image_store) if image["id"] in name]

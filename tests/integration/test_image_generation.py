@@ -96,6 +96,19 @@ def test_a_generated_image_is_an_image_document_of_its_tenant(client: TestClient
     assert_found_only_by_its_tenant(client, generate(client, "a green kite over the sea", A))
 
 
+def test_deleting_a_generated_image_document_stops_serving_the_image(client: TestClient) -> None:
+    job = generate(client, "a purple tram at night", A)
+    [image] = [hit for hit in client.post("/v1/images/search", json={"text": job["prompt"], "k": 5}, headers=A).json()["images"]
+               if hit["document_id"] == job["document_id"]]
+    assert client.get(image["url"], headers=A).status_code == 200
+    assert client.delete(f"/v1/documents/{job['document_id']}", headers=A).status_code == 202
+    wait_for(lambda: client.get(f"/v1/documents/{job['document_id']}", headers=A).json()["status"] == "deleted", what="the delete")
+    for url in (image["url"], image["thumbnail_url"]):
+        assert client.get(url, headers=A).status_code == 404, url
+    gone = client.get(job["data"][0]["url"], headers=A)  # the job is still there; its image is not
+    assert gone.status_code == 410 and "its document was deleted" in gone.text
+
+
 def test_generated_images_go_to_the_bucket_when_the_image_store_is_one(clip_settings: Settings, checkpoint: Path) -> None:
     with s3_double() as endpoint:
         keyed = clip_settings.override(auth="on", api_keys=SecretStr("key-a=tenantA, key-b=tenantB"), image_gen_checkpoint=checkpoint,

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from indexing.images.index import EmbeddedImageIndex, ImageEntry, ImageIndex, OpenSearchImageIndex
-from indexing.images.store import image_id
+from indexing.images.store import image_id, open_image_store
 from models.clip import load_clip
 from schemas.settings import Settings
 from streams.gateway.app import create_app
 from streams.runtime import Runtime
-from tests.images_support import bomb_png, image_bytes
+from tests.images_support import bomb_png, image_bytes, stored_names
+from tests.s3_double import s3_double
 from tests.support import wait_for
 
 RED, BLUE = (200, 30, 30), (30, 30, 200)
@@ -66,6 +68,45 @@ def test_deleting_an_image_document_removes_it_from_image_search(client: TestCli
     assert client.post("/v1/images/search", json={"tenant": "acme", "text": "soon gone"}).json()["images"] == []
 
 
+def delete(client: TestClient, document_id: str, tenant: str) -> None:
+    assert client.delete(f"/v1/documents/{document_id}", params={"tenant": tenant}).status_code == 202
+    wait_for(lambda: client.get(f"/v1/documents/{document_id}").json()["status"] == "deleted", what=f"the delete of {document_id}")
+
+
+def served(client: TestClient, image: str, tenant: str) -> tuple[int, int]:
+    """The status of the image's file and of its thumbnail."""
+    return (client.get(f"/v1/images/{image}", params={"tenant": tenant}).status_code,
+            client.get(f"/v1/images/{image}/thumbnail", params={"tenant": tenant}).status_code)
+
+
+@pytest.mark.parametrize("where", ["folder", "bucket"])
+def test_deleting_documents_stops_serving_an_image_once_none_holds_it(where: str, clip_settings: Settings) -> None:
+    with s3_double() as endpoint:
+        settings = clip_settings if where == "folder" else clip_settings.override(
+            images_store_url="s3://media/img", artifact_store_endpoint=endpoint, artifact_store_access_key=SecretStr("ak"),
+            artifact_store_secret_key=SecretStr("sk"))
+        store = open_image_store(settings)
+        data = image_bytes("PNG", color=RED)
+        shared, theirs = image_id("acme", data), image_id("globex", data)
+        assert shared != theirs  # the same bytes of another tenant are another image
+        with TestClient(create_app(Runtime(settings, ["ingest"]))) as client:
+            for document_id, tenant in (("catalog", "acme"), ("flyer", "acme"), ("their-catalog", "globex")):
+                assert post_image(client, document_id, data, tenant=tenant, caption="a red square")["status"] == "indexed"
+            assert served(client, shared, "acme") == (200, 200) and served(client, theirs, "globex") == (200, 200)
+
+            delete(client, "flyer", "acme")  # the last to bring the picture, so the one its vector names
+            assert served(client, shared, "acme") == (200, 200)  # the catalog still holds the same picture
+            assert store.read("acme", shared) == data
+            [hit] = client.post("/v1/images/search", json={"tenant": "acme", "text": "a red square"}).json()["images"]
+            assert (hit["id"], hit["document_id"]) == (shared, "catalog")  # still found, as the catalog's
+
+            delete(client, "catalog", "acme")
+            assert served(client, shared, "acme") == (404, 404)
+            assert store.get("acme", shared) is None
+            assert not [name for name in stored_names(store) if shared in name]  # no file of it is left in the store
+            assert served(client, theirs, "globex") == (200, 200) and store.read("globex", theirs) == data
+
+
 @pytest.mark.parametrize(("data", "name", "status", "says"), [
     (image_bytes("JPEG", size=(256, 256))[:400], "cut.jpg", 422, "corrupt or truncated"),
     (bomb_png(), "bomb.png", 413, "RAGLOOP_IMAGES_MAX_PIXELS"),
@@ -112,6 +153,9 @@ def test_image_vectors_are_found_per_tenant_and_access_list(kind: str, request: 
     assert found[0].image.id == "img-blue" and found[0].score == pytest.approx(1.0, abs=1e-3)
     assert {h.image.id for h in index.search(tenant="b", vector=vectors[0], k=5)} == {"img-white"}
     assert index.search(tenant="a", vector=vectors[0], k=5, exclude="img-red") == []
+    assert index.set_document("a", "img-blue", "d4") and not index.set_document("b", "img-blue", "d4")  # tenants are walls here too
+    assert index.delete_document("a", "d2") == 0  # img-blue is d4's now
+    assert [h.image.document_id for h in index.search(tenant="a", vector=vectors[1], k=1, principals=["alice"])] == ["d4"]
     assert index.delete_document("a", "d1") == 1
     assert index.search(tenant="a", vector=vectors[0], k=5) == []
     with pytest.raises(ValueError, match="shape"):

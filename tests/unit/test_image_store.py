@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from indexing.images.blobs import BucketBlobs, FolderBlobs
-from indexing.images.store import ImageStore, open_image_store
+from indexing.images.store import ImageStore, StoredImage, open_image_store
 from schemas.settings import Settings
-from tests.images_support import image_bytes
+from tests.images_support import image_bytes, stored_names
 from tests.s3_double import S3Double, s3_double
 
 
@@ -59,3 +59,31 @@ def test_the_older_generation_setting_still_names_the_store_and_a_bad_one_is_ref
     assert isinstance(older.blobs, FolderBlobs) and older.blobs.root == tmp_path / "shared"
     with pytest.raises(ValueError, match="RAGLOOP_IMAGES_STORE_URL must be file:///path or s3://"):
         open_image_store(Settings(home=tmp_path, images={"store_url": "ftp://host/x"}))
+
+
+def test_an_image_held_by_two_documents_goes_with_the_last_of_them_only(store: ImageStore) -> None:
+    data = image_bytes("PNG", size=(40, 30))
+    first = store.put("acme", data, document_id="report-2025")
+    assert store.put("acme", data, document_id="slides/q4 ✓").id == first.id  # the same bytes in a second document: one image
+    elsewhere = store.put("globex", data, document_id="report-2025")
+    assert elsewhere.id != first.id  # another tenant's identical bytes are another image
+    assert store.images_of("acme", "report-2025") == [first.id]
+
+    assert store.release_document("acme", "report-2025") == []  # the slides still hold it
+    assert store.read("acme", first.id) == data and store.thumbnail("acme", first.id) is not None
+    assert (store.get("acme", first.id) or first).documents == ["slides/q4 ✓"]
+    assert store.release_document("acme", "report-2025") == []  # a redelivered delete changes nothing
+
+    assert store.release_document("acme", "slides/q4 ✓") == [first.id]
+    assert store.get("acme", first.id) is None and store.read("acme", first.id) is None and store.thumbnail("acme", first.id) is None
+    assert not {name for name in stored_names(store) if name.startswith(first.id)}  # no file of it is left
+    assert store.images_of("acme", "slides/q4 ✓") == [] and store.images_of("acme", "report-2025") == []
+    assert store.read("globex", elsewhere.id) == data and store.get("globex", elsewhere.id) is not None  # the other tenant's stays
+
+
+def test_releasing_a_document_keeps_images_put_without_one_and_knows_older_records(store: ImageStore) -> None:
+    loose = store.put("acme", image_bytes("JPEG"))
+    assert store.release_document("acme", "never-seen") == [] and store.read("acme", loose.id) is not None
+    older = StoredImage.model_validate({"id": loose.id, "tenant": "acme", "media_type": "image/jpeg", "width": 1, "height": 1,
+                                        "document_id": "d1"})
+    assert older.documents == ["d1"]  # a record written before `documents` existed is held by its document

@@ -122,7 +122,7 @@ def router(ctx: GatewayContext) -> APIRouter:
         png = await asyncio.to_thread(store.read, job.tenant, image_id)
         if png is None:
             raise HTTPException(410, f"image generation {job_id!r}: its image {image_id!r} is gone from the image store "
-                                     "(was the image folder or bucket moved or cleaned?)")
+                                     "(its document was deleted, or the image folder or bucket was moved or cleaned)")
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=86400"})
 
     return api
