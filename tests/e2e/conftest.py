@@ -17,6 +17,17 @@ import httpx
 import psycopg
 
 RAGLOOP = str(Path(sys.executable).with_name("ragloop"))
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """`preexec_fn`: the child gets SIGTERM when the test process dies, however it dies. A test run killed from outside
+    (a CI timeout, a developer's Ctrl-C twice, `kill`) never runs the fixtures' cleanup, and left its role processes
+    running against the shared services, consuming their topics and CPU for the next run."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -33,7 +44,8 @@ class Processes:
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 — closed with the process
-        process = subprocess.Popen([RAGLOOP, "--log-level", "INFO", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen([RAGLOOP, "--log-level", "INFO", *args], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                   preexec_fn=die_with_parent)  # prctl only: safe between fork and exec
         self.running[name] = process
         return process
 
