@@ -48,10 +48,14 @@ services:
 services-stop:
 	deploy/local/services.sh stop
 
-test: models services
+# tests/unit/test_helm_chart.py renders the chart with the real helm, built once from its Go module.
+deploy/.tools/helm:
+	deploy/build_helm.sh
+
+test: models services deploy/.tools/helm
 	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra --durations=25 $(PYTEST_ARGS)
 
-test-fast: models services
+test-fast: models services deploy/.tools/helm
 	RAGLOOP_REQUIRE_SERVICES=1 $(BIN)/pytest -p no:cacheprovider -ra -m "not slow" $(PYTEST_ARGS)
 
 # ruff (lint) and mypy (types), configured in pyproject.toml; both run so one pass shows every finding. CI runs this before the tests.

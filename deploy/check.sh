@@ -8,7 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 TOOLS=deploy/.tools
-HELM_VERSION=v3.22.0
 COMPOSE_GO_VERSION=v2.10.1
 KUBE_VERSION=${KUBE_VERSION:-1.33.0}
 CHART=deploy/helm/ragloop
@@ -16,14 +15,7 @@ OUT=$TOOLS/rendered
 mkdir -p "$TOOLS" "$OUT"
 command -v go >/dev/null || { echo "deploy-check: Go is needed (helm and the compose-spec schema come from Go modules)" >&2; exit 1; }
 
-# helm, built once (~80 s, 1.1 GB peak) and kept under the gitignored deploy/.tools.
-# A build from the module path carries no release ldflags (`helm version` says v3.22, and its default
-# Kubernetes version is 1.20), so the built version is kept in a stamp and --kube-version is always given.
-if [[ ! -x $TOOLS/helm || $(cat "$TOOLS/helm.version" 2>/dev/null) != "$HELM_VERSION" ]]; then
-  echo "building helm $HELM_VERSION from its Go module into $TOOLS (about 80 s, once)"
-  GOBIN=$PWD/$TOOLS go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  echo "$HELM_VERSION" > "$TOOLS/helm.version"
-fi
+deploy/build_helm.sh
 HELM=$TOOLS/helm
 
 # One render per shape: the small and large values, the defaults with and without KEDA and the
