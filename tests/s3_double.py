@@ -4,12 +4,13 @@ through the real minio client against it (the artifact store, the image store)."
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 from urllib.parse import unquote, urlsplit
+
+from tests.support import serving
 
 
 class S3Double(BaseHTTPRequestHandler):
@@ -66,11 +67,5 @@ class S3Double(BaseHTTPRequestHandler):
 def s3_double() -> Iterator[str]:
     """A fresh, empty double for the block; yields its endpoint URL."""
     S3Double.objects = {}
-    server = ThreadingHTTPServer(("127.0.0.1", 0), S3Double)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(ThreadingHTTPServer(("127.0.0.1", 0), S3Double)) as url:
+        yield url

@@ -6,8 +6,11 @@ import asyncio
 import importlib
 import json
 import os
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from http.server import HTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn, TypeVar
@@ -91,3 +94,15 @@ def outcome_of(request: ChatRequest, answer: str) -> TaskOutcome:
                             usage={"completion_tokens": 2})
     return TaskOutcome(response=response, cited=["ostra#0"], route="retrieve", evidence="found", token_events=2)
 
+
+
+@contextmanager
+def serving(server: HTTPServer, scheme: str = "http") -> Iterator[str]:
+    """Run a local test server on a thread for the block; yields its base URL, and shuts it down after."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"{scheme}://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
